@@ -1,0 +1,1 @@
+"""Candor: accountable face search for an investigative unit."""

@@ -1,0 +1,39 @@
+"""Shared fixtures: where the labelled face photos are, and a clean cache per test run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def faces_root() -> Path:
+    """The labelled photo folder: `CANDOR_FACES`, else ../shared/faces beside the repo."""
+    configured = os.environ.get("CANDOR_FACES")
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "faces"
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """../shared/faces; skips when absent, except under CI=true where absence is a failure."""
+    root = faces_root()
+    if not (root / "lfw-dev").is_dir():
+        message = (
+            f"labelled face photos not found at {root} "
+            "(set CANDOR_FACES or place shared/faces beside the repository)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own CANDOR_CACHE so no test reads another's cached templates."""
+    cache = tmp_path_factory.mktemp("candor-cache")
+    monkeypatch.setenv("CANDOR_CACHE", str(cache))
+    return cache

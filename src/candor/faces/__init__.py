@@ -1,1 +1,31 @@
+"""Face engine: detection, landmarks, alignment, quality gate, templates, model registry.
 
+Nothing loads at import time: models load inside a `FaceEngine`, on first use.
+"""
+
+from candor.faces.engine import EngineSettings, FaceEngine, choose_face
+from candor.faces.protocols import FaceDetector, FaceEmbedder, LandmarkModel
+from candor.faces.quality import QualityThresholds
+from candor.faces.records import DetectedFace, FaceBox, QualityReport, Template
+from candor.faces.registry import ModelId, ModelMismatchError, dlib_resnet_model_id
+from candor.faces.scores import cosine_score, cosine_scores, euclidean_distance
+
+__all__ = [
+    "DetectedFace",
+    "EngineSettings",
+    "FaceBox",
+    "FaceDetector",
+    "FaceEmbedder",
+    "FaceEngine",
+    "LandmarkModel",
+    "ModelId",
+    "ModelMismatchError",
+    "QualityReport",
+    "QualityThresholds",
+    "Template",
+    "choose_face",
+    "cosine_score",
+    "cosine_scores",
+    "dlib_resnet_model_id",
+    "euclidean_distance",
+]

@@ -1,0 +1,134 @@
+"""FaceEngine: detect, place landmarks, gate on quality, align and make templates.
+
+The verbs are named by what they return (`detect_faces`, `aligned_chip`, `face_template`),
+in the spirit of face_recognition's api.py. An engine holds native dlib objects that must
+not be shared between threads: use one engine per process (see `extract_faces`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from candor.faces.dlib_models import CnnDetector, DlibLandmarks, DlibResNetEmbedder, HogDetector
+from candor.faces.protocols import FaceDetector, FaceEmbedder, LandmarkModel
+from candor.faces.quality import QualityThresholds, assess_quality
+from candor.faces.records import DetectedFace, Template, UInt8Array
+from candor.faces.registry import ModelId
+
+if TYPE_CHECKING:
+    from candor.images import DecodedImage
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How faces are found and gated.
+
+    detector: "hog" (dlib's HOG, tens of ms per photo) or "cnn" (dlib's MMOD CNN, seconds
+        per photo on a CPU, finds more turned faces).
+    upsample: how many times the image is doubled before detection; 1 finds faces down to
+        about 40 px wide, at four times the cost of 0.
+    quality: the quality gate's limits.
+    """
+
+    detector: Literal["hog", "cnn"] = "hog"
+    upsample: int = 1
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("hog", "cnn"):
+            raise ValueError(f"unknown detector {self.detector!r}; use 'hog' or 'cnn'")
+        if not 0 <= self.upsample <= 4:
+            raise ValueError("upsample must be between 0 and 4")
+
+    @property
+    def key(self) -> str:
+        """Detector settings as recorded with every template, e.g. "hog/upsample=1"."""
+        return f"{self.detector}/upsample={self.upsample}"
+
+
+def choose_face(faces: Sequence[DetectedFace], width: int, height: int) -> int:
+    """Index of the largest face nearest the image's centre (bulk enrolment's choice).
+
+    Each face scores sqrt(box area) * (1 - distance of box centre from image centre /
+    half the image diagonal): a face twice as wide wins unless it sits far out towards a
+    corner. The false small faces that HOG with upsampling finds on single-face photos
+    lose to the real one. Ties go to the earlier face. Raises ValueError when empty.
+    """
+    if not faces:
+        raise ValueError("no faces to choose from")
+    half_diagonal = math.hypot(width, height) / 2.0
+    if half_diagonal <= 0.0:
+        raise ValueError("image width and height must be positive")
+    best_index = 0
+    best_score = -math.inf
+    for index, face in enumerate(faces):
+        cx, cy = face.box.centre
+        offset = math.hypot(cx - width / 2.0, cy - height / 2.0)
+        score = math.sqrt(face.box.area) * (1.0 - offset / half_diagonal)
+        if score > best_score:
+            best_index, best_score = index, score
+    return best_index
+
+
+class FaceEngine:
+    """dlib's pipeline by default; another detector, landmark model or embedder plugs in.
+
+    Creating an engine hashes the weight files (once per process) but loads no network:
+    each model loads on first use and stays with the engine.
+    """
+
+    def __init__(
+        self,
+        settings: EngineSettings | None = None,
+        *,
+        detector: FaceDetector | None = None,
+        landmarks: LandmarkModel | None = None,
+        embedder: FaceEmbedder | None = None,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        if detector is None:
+            detector = (
+                CnnDetector(self.settings.upsample)
+                if self.settings.detector == "cnn"
+                else HogDetector(self.settings.upsample)
+            )
+        self.detector: FaceDetector = detector
+        self.landmark_model: LandmarkModel = landmarks or DlibLandmarks()
+        self.embedder: FaceEmbedder = embedder or DlibResNetEmbedder()
+        self.model: ModelId = self.embedder.model
+
+    def detect_faces(self, image: DecodedImage) -> list[DetectedFace]:
+        """Every face in the image, largest box first, each with landmarks and quality.
+
+        Boxes and landmarks are in pixels of `image.pixels`. Faces that fail the quality
+        gate are still listed (with their reasons), so a caller can show them.
+        """
+        pixels = image.pixels
+        found = sorted(self.detector.detect(pixels), key=lambda item: -item[0].area)
+        faces: list[DetectedFace] = []
+        for box, confidence in found:
+            points = self.landmark_model.landmarks(pixels, box)
+            chip = self.embedder.aligned_chip(pixels, points)
+            quality = assess_quality(points, chip, confidence, self.settings.quality)
+            faces.append(DetectedFace(box, confidence, points, quality))
+        return faces
+
+    def aligned_chip(self, image: DecodedImage, face: DetectedFace) -> UInt8Array:
+        """The face rotated upright and scaled as the model sees it: (150, 150, 3) uint8 RGB."""
+        return self.embedder.aligned_chip(image.pixels, face.landmarks)
+
+    def face_template(self, image: DecodedImage, face: DetectedFace) -> Template:
+        """The template of one detected face (no quality check here: see `face.quality`)."""
+        chip = self.embedder.aligned_chip(image.pixels, face.landmarks)
+        return Template(vector=self.embedder.embed(chip), model=self.model)
+
+    def chosen_face(self, image: DecodedImage) -> tuple[list[DetectedFace], int | None]:
+        """All faces (largest first) and the index `choose_face` picks, None when none."""
+        faces = self.detect_faces(image)
+        if not faces:
+            return faces, None
+        height, width = image.pixels.shape[:2]
+        return faces, choose_face(faces, width, height)

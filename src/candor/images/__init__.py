@@ -1,1 +1,31 @@
+"""Safe decoding of untrusted image bytes: see `candor.images.decode` for the decisions."""
 
+from candor.images.decode import (
+    ALLOWED_FORMATS,
+    CorruptImageError,
+    DecodedImage,
+    ImageError,
+    ImageLimits,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    TruncatedImageError,
+    UnreadableImageError,
+    UnsupportedFormatError,
+    decode_image,
+    load_image,
+)
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "CorruptImageError",
+    "DecodedImage",
+    "ImageError",
+    "ImageLimits",
+    "ImageTooLargeError",
+    "ImageTooSmallError",
+    "TruncatedImageError",
+    "UnreadableImageError",
+    "UnsupportedFormatError",
+    "decode_image",
+    "load_image",
+]

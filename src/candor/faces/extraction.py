@@ -41,6 +41,8 @@ class FaceExtraction:
     of choose_face's pick or the caller's face_index. template: of the chosen face, only
     when it passed the quality gate. chip_png: the chosen face's aligned chip as PNG, with
     keep_data=True. requested_face: the face_index the caller asked for, if any.
+    image_format, width, height: the decoded image's format (as recognised from its
+    content) and size in pixels after EXIF orientation; None when it could not be decoded.
     """
 
     path: Path
@@ -52,6 +54,9 @@ class FaceExtraction:
     template: Template | None
     chip_png: bytes | None
     requested_face: int | None = None
+    image_format: str | None = None
+    width: int | None = None
+    height: int | None = None
 
     @property
     def refusal(self) -> str | None:
@@ -127,6 +132,9 @@ def extract_one(
         template=template,
         chip_png=chip_png,
         requested_face=face_index,
+        image_format=image.format,
+        width=image.pixels.shape[1],
+        height=image.pixels.shape[0],
     )
 
 

@@ -1,0 +1,357 @@
+"""The `candor` command line: init, enrol, search, verify, subjects, show, expunge.
+
+Every command that prints results takes `--json`; then standard output carries exactly
+one JSON object. Errors print a one-line reason and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout
+from candor.cli.render import (
+    candidates_table,
+    enrolment_table,
+    subject_table,
+    subjects_table,
+    verification_lines,
+)
+from candor.workflow import (
+    PURPOSES,
+    SOURCE_TYPES,
+    EnrolmentOutcome,
+    EnrolmentRequest,
+    EnrolmentStatus,
+    EnrolmentSummary,
+    Provenance,
+    Workflow,
+    create_workspace,
+    enrol_files,
+    expunge_subject,
+    gallery_subject,
+    gallery_subjects,
+    open_workflow,
+    requests_from_folders,
+    search_probe,
+    upgrade_workspace,
+    verify_photos,
+)
+
+app = typer.Typer(
+    name="candor",
+    help="Candor: accountable face search over a lawfully held gallery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="CANDOR_HOME",
+        help="The workspace folder (default: $CANDOR_HOME).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print exactly one JSON object on standard output.")
+]
+
+
+def _workflow(home: Path | None, as_json: bool) -> Workflow:
+    if home is None:
+        fail("no workspace given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
+    return open_workflow(home)
+
+
+def _parse_date(text: str, option: str, as_json: bool) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date in YYYY-MM-DD form", as_json=as_json)
+
+
+@app.command()
+def init(
+    home: HomeOption = None,
+    purpose: Annotated[
+        str, typer.Option(help=f"What the workspace is for: {', '.join(PURPOSES)}.")
+    ] = "operational",
+    timezone: Annotated[
+        str, typer.Option(help="IANA time zone that defines days and weeks.")
+    ] = "UTC",
+    as_json: JsonOption = False,
+) -> None:
+    """Make a workspace in a new or empty folder. Creates no users and never prompts."""
+    if home is None:
+        fail("no folder given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
+    with reported_errors(as_json):
+        workspace = create_workspace(home, purpose=purpose, timezone=timezone)
+        workspace.close()
+    if as_json:
+        emit_json(
+            {
+                "ok": True,
+                "home": workspace.home,
+                "purpose": workspace.purpose,
+                "timezone": workspace.timezone,
+                "workspace_id": workspace.workspace_id,
+            }
+        )
+        return
+    stdout.print(
+        f"Made {_article(workspace.purpose)} {workspace.purpose} workspace at {workspace.home} "
+        f"(time zone {workspace.timezone}).\nPoint Candor at it with: "
+        f"export CANDOR_HOME={workspace.home}"
+    )
+
+
+@app.command()
+def upgrade(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Bring an older workspace's database up to this Candor's schema (back it up first)."""
+    if home is None:
+        fail("no workspace given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
+    with reported_errors(as_json):
+        upgrade_workspace(home).close()
+    if as_json:
+        emit_json({"ok": True, "home": home})
+        return
+    stdout.print(f"The workspace at {home} is at the current schema.")
+
+
+@app.command()
+def enrol(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Photo files, or one folder with --from-folders.")
+    ],
+    source: Annotated[str, typer.Option(help=f"Source type: {', '.join(SOURCE_TYPES)}.")],
+    source_ref: Annotated[
+        str, typer.Option(help="The source's own reference (e.g. a booking record).")
+    ],
+    legal_basis: Annotated[
+        str, typer.Option(help="The law or consent under which the photos are held.")
+    ],
+    collected: Annotated[str, typer.Option(help="Date the photos were collected (YYYY-MM-DD).")],
+    retain_until: Annotated[
+        str, typer.Option(help="Date by which they must be deleted (YYYY-MM-DD).")
+    ],
+    subject: Annotated[
+        str | None,
+        typer.Option(help="The person's reference (e.g. booking number) for every file."),
+    ] = None,
+    from_folders: Annotated[
+        bool,
+        typer.Option(
+            "--from-folders", help="PATH holds one folder per person, named by reference."
+        ),
+    ] = False,
+    face: Annotated[
+        int | None, typer.Option(help="Enrol face N (0 = largest) instead of the most central.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: one per core).")] = None,
+    enrolled_by: Annotated[
+        str | None, typer.Option(help="Who enrols (default: the login name).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enrol lawfully sourced photos, each with its provenance; duplicates change nothing."""
+    if from_folders == (subject is not None):
+        fail(
+            "give either --subject REF (for files) or --from-folders (for a folder)",
+            as_json=as_json,
+        )
+    provenance = Provenance(
+        source_type=source,
+        source_ref=source_ref,
+        legal_basis=legal_basis,
+        collected_on=_parse_date(collected, "--collected", as_json),
+        retain_until=_parse_date(retain_until, "--retain-until", as_json),
+    )
+    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+        if from_folders:
+            if len(paths) != 1:
+                fail("--from-folders takes exactly one folder", as_json=as_json)
+            requests = requests_from_folders(paths[0])
+        else:
+            assert subject is not None
+            requests = [EnrolmentRequest(path, subject) for path in paths]
+        summary = _enrol_with_progress(
+            workflow, requests, provenance, enrolled_by or getpass.getuser(), workers, face
+        )
+    counts = {status.value: summary.count(status) for status in EnrolmentStatus}
+    if as_json:
+        emit_json({"ok": True, "counts": counts, "files": summary.outcomes})
+        return
+    if (
+        any(o.status is not EnrolmentStatus.ENROLLED for o in summary.outcomes)
+        or len(summary.outcomes) <= 20
+    ):
+        stdout.print(enrolment_table(summary, show_enrolled=len(summary.outcomes) <= 20))
+    stdout.print(
+        f"{counts['enrolled']} enrolled, {counts['duplicate']} duplicate(s) (nothing changed), "
+        f"{counts['refused']} refused, of {len(summary.outcomes)} file(s)."
+    )
+
+
+def _enrol_with_progress(
+    workflow: Workflow,
+    requests: list[EnrolmentRequest],
+    provenance: Provenance,
+    enrolled_by: str,
+    workers: int | None,
+    face: int | None,
+) -> EnrolmentSummary:
+    progress = Progress(
+        TextColumn("enrolling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[refused]} refused"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("enrol", total=len(requests), refused=0)
+        refused = 0
+
+        def advance(outcome: EnrolmentOutcome) -> None:
+            nonlocal refused
+            refused += outcome.status is EnrolmentStatus.REFUSED
+            progress.update(task, advance=1, refused=refused)
+
+        return enrol_files(
+            workflow,
+            requests,
+            provenance,
+            enrolled_by=enrolled_by,
+            workers=workers,
+            face_index=face,
+            on_outcome=advance,
+        )
+
+
+@app.command()
+def search(
+    probe: Annotated[Path, typer.Argument(help="The probe photo.")],
+    top: Annotated[int, typer.Option(min=1, max=1000, help="Length of the candidate list.")] = 10,
+    face: Annotated[
+        int | None, typer.Option(help="Face N of a photo with several (0 = largest).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the gallery with a probe photo: a ranked list of leads, not identifications."""
+    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+        result = search_probe(workflow, probe, top=top, face_index=face)
+    if as_json:
+        emit_json({"ok": True, **_fields(result)})
+        return
+    stdout.print(candidates_table(result))
+
+
+@app.command()
+def verify(
+    photo_a: Annotated[Path, typer.Argument(help="The first photo.")],
+    photo_b: Annotated[Path, typer.Argument(help="The second photo.")],
+    face_a: Annotated[int | None, typer.Option(help="Face N of the first photo.")] = None,
+    face_b: Annotated[int | None, typer.Option(help="Face N of the second photo.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the faces of two photos (1:1): score, and whether it passes the threshold."""
+    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+        result = verify_photos(workflow, photo_a, photo_b, first_face=face_a, second_face=face_b)
+    if as_json:
+        emit_json({"ok": True, **_fields(result), "passed": result.passed})
+        return
+    for line in verification_lines(result):
+        stdout.print(line)
+
+
+@app.command()
+def subjects(
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most N subjects.")] = None,
+    offset: Annotated[int, typer.Option(min=0, help="Skip the first N subjects.")] = 0,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List enrolled subjects with their numbers of images and templates."""
+    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+        listed = gallery_subjects(workflow, limit=limit, offset=offset)
+    if as_json:
+        emit_json({"ok": True, "subjects": listed})
+        return
+    stdout.print(subjects_table(listed))
+
+
+@app.command()
+def show(
+    subject: Annotated[str, typer.Argument(help="The subject's reference.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One subject: every image with its provenance, face choice, quality and templates."""
+    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+        detail = gallery_subject(workflow, subject)
+    if as_json:
+        emit_json({"ok": True, **_fields(detail)})
+        return
+    stdout.print(subject_table(detail))
+
+
+@app.command()
+def expunge(
+    subject: Annotated[str, typer.Argument(help="The subject's reference.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove a subject's images, crops, templates and index entries for good."""
+    if not yes:
+        fail(
+            f"expunging {subject} cannot be undone; run again with --yes to confirm",
+            as_json=as_json,
+        )
+    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+        report = expunge_subject(workflow, subject)
+    if as_json:
+        emit_json({"ok": True, **_fields(report)})
+        return
+    stdout.print(
+        f"Expunged {subject}: {len(report.image_ids)} image(s), "
+        f"{len(report.template_ids)} template(s) and their crops and index entries; "
+        "the database was scrubbed."
+    )
+
+
+def _fields(result: object) -> dict[str, object]:
+    from candor.cli.output import to_jsonable
+
+    converted = to_jsonable(result)
+    assert isinstance(converted, dict)
+    return converted
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

@@ -1,0 +1,83 @@
+"""How the CLI speaks: Rich tables for people, one JSON object for programs, errors on stderr.
+
+With `--json`, standard output carries exactly one JSON object and nothing else;
+progress bars, warnings and errors go to standard error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, paths, dates and enums as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: to_jsonable(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+        }
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Write the one JSON object of this command to standard output."""
+    sys.stdout.write(json.dumps(to_jsonable(payload), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, *, as_json: bool, exit_code: int = 1, **extra: Any) -> NoReturn:
+    """Report an error in one line (and as JSON when asked) and exit non-zero."""
+    if as_json:
+        emit_json({"ok": False, "error": message, **extra})
+    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(exit_code)
+
+
+@contextmanager
+def reported_errors(as_json: bool) -> Iterator[None]:
+    """Turn Candor's typed errors into a one-line reason and exit status 1."""
+    from candor.workflow import USER_ERRORS, MultipleFacesError
+
+    try:
+        yield
+    except MultipleFacesError as error:
+        if not as_json:
+            from candor.cli.render import faces_table
+
+            stderr.print(faces_table(error.faces))
+        fail(str(error), as_json=as_json, faces=error.faces)
+    except USER_ERRORS as error:
+        fail(_one_line(error), as_json=as_json)
+    except OSError as error:
+        fail(_one_line(error), as_json=as_json)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())

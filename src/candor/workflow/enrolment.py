@@ -1,0 +1,283 @@
+"""Enrolment: lawfully sourced photos into the gallery, each with its provenance.
+
+One photo is one transaction: a photo that fails (no face, poor quality, a corrupt
+file, a provenance problem) is reported and skipped, and nothing already enrolled is
+touched. Enrolling the same image again changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from candor.faces import DetectedFace
+from candor.faces.extraction import ENROLMENT_RECIPE, FaceExtraction, extract_faces
+from candor.store import (
+    GalleryError,
+    Provenance,
+    add_gallery_image,
+    add_template,
+    face_choice_label,
+    get_or_create_subject,
+    image_by_sha256,
+    validate_provenance,
+)
+from candor.workflow.context import Workflow
+from candor.workflow.errors import WorkflowError
+
+
+class EnrolmentStatus(StrEnum):
+    """What became of one photo."""
+
+    ENROLLED = "enrolled"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class EnrolmentRequest:
+    """One photo file and the agency's reference of the person it shows."""
+
+    path: Path
+    subject_ref: str
+
+
+@dataclass(frozen=True)
+class EnrolmentOutcome:
+    """The result for one file; `reason` says why it was refused or what it duplicates."""
+
+    path: Path
+    subject_ref: str
+    status: EnrolmentStatus
+    reason: str | None = None
+    image_sha256: str | None = None
+    image_id: int | None = None
+    template_id: int | None = None
+    faces_found: int = 0
+    face_choice: str | None = None
+
+
+@dataclass
+class EnrolmentSummary:
+    """Every file's outcome, in the order given."""
+
+    outcomes: list[EnrolmentOutcome] = field(default_factory=list)
+
+    def count(self, status: EnrolmentStatus) -> int:
+        """How many files ended with `status`."""
+        return sum(1 for outcome in self.outcomes if outcome.status is status)
+
+
+ProgressCallback = Callable[[EnrolmentOutcome], None]
+
+
+def default_workers(file_count: int) -> int:
+    """Worker processes for a batch: one per core, but one for a handful of files.
+
+    A spawned worker takes about a second to load the models, more than a few photos
+    cost in this process.
+    """
+    if file_count < 8:
+        return 1
+    return max(1, min(os.cpu_count() or 1, file_count // 4))
+
+
+def enrol_files(
+    workflow: Workflow,
+    requests: Sequence[EnrolmentRequest],
+    provenance: Provenance,
+    *,
+    enrolled_by: str,
+    workers: int | None = None,
+    face_index: int | None = None,
+    on_outcome: ProgressCallback | None = None,
+) -> EnrolmentSummary:
+    """Enrol each photo for its subject; returns every file's outcome.
+
+    provenance: applies to every photo of the call; checked before any photo is read,
+        so a wrong source type fails at once with the field named.
+    workers: processes for detection and templates (default: `default_workers`).
+    face_index: take this face (0 = largest) instead of the largest face nearest the
+        centre; for a single photo showing several people.
+    on_outcome: called after each file, in order (for progress bars).
+    """
+    workspace = workflow.workspace
+    checked = validate_provenance(
+        provenance,
+        allowed_source_types=workspace.allowed_source_types(),
+        today=workspace.today(),
+    )
+    summary = EnrolmentSummary()
+    if not requests:
+        return summary
+    paths = [request.path for request in requests]
+    extractions = extract_faces(
+        paths,
+        workflow.settings,
+        workers=workers or default_workers(len(paths)),
+        keep_data=True,
+        face_index=face_index,
+    )
+    for request, extraction in zip(requests, extractions, strict=True):
+        outcome = _enrol_one(workflow, request, extraction, checked, enrolled_by)
+        summary.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return summary
+
+
+def _enrol_one(
+    workflow: Workflow,
+    request: EnrolmentRequest,
+    extraction: FaceExtraction,
+    provenance: Provenance,
+    enrolled_by: str,
+) -> EnrolmentOutcome:
+    refused = _refused(request, extraction)
+    template, sha256, data, chosen = (
+        extraction.template,
+        extraction.sha256,
+        extraction.data,
+        extraction.chosen,
+    )
+    if template is None or sha256 is None or data is None or chosen is None:
+        return refused
+    if extraction.image_format is None or extraction.width is None or extraction.height is None:
+        return refused
+    face = extraction.faces[chosen]
+    workspace = workflow.workspace
+    vault = workspace.vault
+    try:
+        with workspace.session() as session, session.begin():
+            existing = image_by_sha256(session, sha256)
+            if existing is not None:
+                return _duplicate(request, extraction, existing.subject.external_ref)
+            subject, _created = get_or_create_subject(session, request.subject_ref, enrolled_by)
+            # Files first, row last: a row never points at a missing file. If the
+            # transaction then fails, the files are erased below.
+            vault.put_image(sha256, data)
+            if extraction.chip_png is not None:
+                vault.put_crop(sha256, extraction.chip_png)
+            image = add_gallery_image(
+                session,
+                subject,
+                sha256=sha256,
+                image_format=extraction.image_format,
+                width=extraction.width,
+                height=extraction.height,
+                byte_size=len(data),
+                provenance=provenance,
+                allowed_source_types=workspace.allowed_source_types(),
+                today=workspace.today(),
+                enrolled_by=enrolled_by,
+                face_choice=face_choice_label(extraction.requested_face, len(extraction.faces)),
+                face_box=(face.box.left, face.box.top, face.box.right, face.box.bottom),
+                quality=quality_summary(face),
+            )
+            stored = add_template(
+                session,
+                image,
+                model=template.model,
+                detector_key=workflow.settings.key,
+                recipe=ENROLMENT_RECIPE,
+                vector=template.vector,
+                vault=vault,
+            )
+            image_id, template_id = image.id, stored.id
+    except GalleryError as error:
+        _erase_unreferenced(workflow, sha256)
+        return EnrolmentOutcome(
+            request.path, request.subject_ref, EnrolmentStatus.REFUSED, reason=str(error)
+        )
+    except BaseException:
+        _erase_unreferenced(workflow, sha256)
+        raise
+    if workflow.index_loaded:
+        workflow.index.add([template_id], template.vector[None, :])
+    return EnrolmentOutcome(
+        request.path,
+        request.subject_ref,
+        EnrolmentStatus.ENROLLED,
+        image_sha256=sha256,
+        image_id=image_id,
+        template_id=template_id,
+        faces_found=len(extraction.faces),
+        face_choice=face_choice_label(extraction.requested_face, len(extraction.faces)),
+    )
+
+
+def _refused(request: EnrolmentRequest, extraction: FaceExtraction) -> EnrolmentOutcome:
+    return EnrolmentOutcome(
+        request.path,
+        request.subject_ref,
+        EnrolmentStatus.REFUSED,
+        reason=extraction.refusal or "no usable face",
+        image_sha256=extraction.sha256,
+        faces_found=len(extraction.faces),
+    )
+
+
+def _duplicate(
+    request: EnrolmentRequest, extraction: FaceExtraction, enrolled_for: str
+) -> EnrolmentOutcome:
+    if enrolled_for == request.subject_ref.strip():
+        reason = f"already enrolled for {enrolled_for}; nothing changed"
+    else:
+        reason = (
+            f"this exact image is already enrolled for {enrolled_for}, not "
+            f"{request.subject_ref}; nothing changed"
+        )
+    return EnrolmentOutcome(
+        request.path,
+        request.subject_ref,
+        EnrolmentStatus.DUPLICATE,
+        reason=reason,
+        image_sha256=extraction.sha256,
+        faces_found=len(extraction.faces),
+    )
+
+
+def _erase_unreferenced(workflow: Workflow, sha256: str) -> None:
+    """Remove files written for an image whose row did not commit (and no other row uses)."""
+    with workflow.workspace.session() as session:
+        if image_by_sha256(session, sha256) is not None:
+            return
+    workflow.workspace.vault.erase_image(sha256)
+
+
+def quality_summary(face: DetectedFace) -> dict[str, float | list[str]]:
+    """The quality gate's measurements of one face, as stored and shown (no biometrics)."""
+    quality = face.quality
+    return {
+        "eye_distance_px": round(quality.eye_distance_px, 2),
+        "sharpness": round(quality.sharpness, 2),
+        "yaw_degrees": round(quality.yaw_degrees, 1),
+        "roll_degrees": round(quality.roll_degrees, 1),
+        "detector_confidence": round(quality.detector_confidence, 3),
+        "reasons": list(quality.reasons),
+    }
+
+
+def requests_from_folders(root: Path) -> list[EnrolmentRequest]:
+    """One request per photo in `root/<subject>/<photo>`, subjects and files in sorted order.
+
+    Hidden files and folders are skipped; anything else is handed to the decoder, which
+    recognises images by content and refuses the rest with a reason.
+    """
+    if not root.is_dir():
+        raise WorkflowError(f"{root} is not a folder")
+    requests = [
+        EnrolmentRequest(path, folder.name)
+        for folder in sorted(root.iterdir())
+        if folder.is_dir() and not folder.name.startswith(".")
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    if not requests:
+        raise WorkflowError(
+            f"{root} has no photos in per-person folders (<folder>/<person>/<photo>)"
+        )
+    return requests

@@ -1,0 +1,31 @@
+"""Errors the workflow raises: each message is one sentence a person can act on."""
+
+from __future__ import annotations
+
+
+class WorkflowError(Exception):
+    """Base of every refusal the workflow makes; `str()` is the one-line reason."""
+
+
+class SubjectNotFoundError(WorkflowError):
+    """No subject with the given external reference is enrolled."""
+
+
+class ProbeRefusedError(WorkflowError):
+    """The probe (or a photo to verify) has no usable face; the message says why."""
+
+
+class MultipleFacesError(WorkflowError):
+    """The photo shows several faces and the caller must pick one by index."""
+
+    def __init__(self, name: str, faces: list[dict[str, object]]) -> None:
+        self.name = name
+        self.faces = faces
+        super().__init__(
+            f"{name}: {len(faces)} faces found; choose one with --face N "
+            f"(0 to {len(faces) - 1}, largest first)"
+        )
+
+
+class FaceIndexError(WorkflowError):
+    """The chosen face number does not exist in the photo."""

@@ -1,0 +1,38 @@
+"""The 1:1 verification threshold, and where its number comes from.
+
+1:N search thresholds are set by policy from a target FPIR and the gallery's size (the
+accountable-search issue); this module holds only the 1:1 threshold that `verify` uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VerifyThreshold:
+    """A cosine threshold with the measurement that gives it meaning."""
+
+    cosine: float
+    false_match_rate: float
+    false_non_match_rate: float
+    measured_on: str
+
+    @property
+    def meaning(self) -> str:
+        """One sentence a person can read next to a verdict."""
+        return (
+            f"at cosine {self.cosine:.3f}, about {self.false_match_rate * 100:.2g} in 100 "
+            f"comparisons of two different people pass, and about "
+            f"{self.false_non_match_rate * 100:.2g} in 100 of the same person fail "
+            f"({self.measured_on})"
+        )
+
+
+# From bench/verification_lfw.py (bench/results/verification_lfw.json).
+VERIFY_THRESHOLD = VerifyThreshold(
+    cosine=0.0,
+    false_match_rate=0.0,
+    false_non_match_rate=0.0,
+    measured_on="",
+)

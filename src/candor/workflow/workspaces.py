@@ -1,0 +1,34 @@
+"""Making and opening workspaces, for the interfaces that sit above the workflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from candor.faces import EngineSettings
+from candor.images import ImageError
+from candor.store import PURPOSES, StoreError, Workspace, workspace_home_from_env
+from candor.workflow.context import Workflow
+from candor.workflow.errors import WorkflowError
+
+# Every error an interface should show a person as a one-line reason, not a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (WorkflowError, StoreError, ImageError)
+
+
+def create_workspace(
+    home: Path, *, purpose: str = "operational", timezone: str = "UTC"
+) -> Workspace:
+    """Make a workspace in a new or empty folder (see DESIGN.md, Workspaces)."""
+    return Workspace.create(home, purpose=purpose, timezone=timezone)
+
+
+def upgrade_workspace(home: Path) -> Workspace:
+    """Open a workspace, migrating its database to the current schema if it is older."""
+    return Workspace.open(home, upgrade=True)
+
+
+def open_workflow(home: Path | None = None, settings: EngineSettings | None = None) -> Workflow:
+    """Open the workspace at `home` (default: CANDOR_HOME) for the workflow's verbs."""
+    return Workflow(Workspace.open(home or workspace_home_from_env()), settings)
+
+
+__all__ = ["PURPOSES", "USER_ERRORS", "create_workspace", "open_workflow", "upgrade_workspace"]

@@ -304,3 +304,24 @@ def test_dimension_comes_from_the_model() -> None:
     [(template_id, score)] = index.search(np.ones(512), 1)
     assert template_id == 1
     assert score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_integer_and_float32_inputs_are_normalised() -> None:
+    index = TemplateIndex(MODEL)
+    index.add([1], np.array([[3, 4, 0, 0, 0, 0, 0, 0]], dtype=np.int32))
+    index.add([2], np.array([[0, 0, 5, 0, 0, 0, 0, 0]], dtype=np.float32))
+    [(best, score)] = index.search(np.array([0.6, 0.8, 0, 0, 0, 0, 0, 0], dtype=np.float32), 1)
+    assert best == 1
+    assert score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_add_rejects_vectors_too_large_to_normalise() -> None:
+    vectors = unit_rows(2)
+    vectors[0] *= 1e200
+    with pytest.raises(ValueError, match="vector 0 is too large"):
+        TemplateIndex(MODEL).add([1, 2], vectors)
+
+
+def test_add_rejects_non_numeric_vectors() -> None:
+    with pytest.raises(ValueError, match="real numbers"):
+        TemplateIndex(MODEL).add([1], np.full((1, 8), 1 + 1j))

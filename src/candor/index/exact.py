@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Final, SupportsIndex
+from typing import TYPE_CHECKING, Final, SupportsIndex, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -95,8 +95,7 @@ class TemplateIndex:
         self._reserve(start + count)
         self._vectors[start : start + count] = matrix
         self._ids[start : start + count] = checked_ids
-        for offset, template_id in enumerate(checked_ids):
-            self._rows[template_id] = start + offset
+        self._rows.update(zip(checked_ids, range(start, start + count), strict=True))
 
     def remove(self, ids: Iterable[int]) -> int:
         """Remove templates by id; ids not in the index are ignored.
@@ -173,6 +172,8 @@ class TemplateIndex:
         ]
 
     def _check_new_ids(self, ids: Sequence[int]) -> list[int]:
+        if isinstance(ids, np.ndarray) and np.issubdtype(ids.dtype, np.integer):
+            ids = ids.tolist()  # Python ints in one step, instead of one numpy scalar at a time
         checked = [_as_id(raw) for raw in ids]
         seen: set[int] = set()
         for value in checked:
@@ -200,15 +201,17 @@ class TemplateIndex:
             raise ValueError(f"{expected_rows} ids but {array.shape[0]} vectors")
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             raise ValueError(f"vectors must be real numbers, not {array.dtype}")
-        # float64 for the norm so float32 inputs near the range limits do not overflow.
-        wide = array.astype(np.float64)
-        finite = np.isfinite(wide).all(axis=1)
+        finite = np.isfinite(array).all(axis=1)
         if not finite.all():
             raise ValueError(f"vector {int(np.argmin(finite))} has NaN or infinite values")
-        norms = np.linalg.norm(wide, axis=1)
-        if (norms == 0.0).any():
+        # Squares summed in float64: float32 input near its range limit cannot overflow.
+        norms = np.sqrt(np.einsum("ij,ij->i", array, array, dtype=np.float64))
+        if not (norms > 0.0).all():
             raise ValueError(f"vector {int(np.argmin(norms))} is all zeros and has no direction")
-        normalised: np.ndarray = (wide / norms[:, np.newaxis]).astype(np.float32)
+        if not np.isfinite(norms).all():
+            raise ValueError(f"vector {int(np.argmax(norms))} is too large to normalise")
+        normalised = np.empty(array.shape, dtype=np.float32)
+        np.divide(array, norms[:, np.newaxis], out=normalised, casting="unsafe")
         return normalised
 
     def _reserve(self, needed: int) -> None:
@@ -230,12 +233,15 @@ class TemplateIndex:
 
 
 def _as_id(raw: object) -> int:
-    if isinstance(raw, bool | np.bool_) or not isinstance(raw, SupportsIndex):
+    if type(raw) is int:
+        value = raw
+    elif isinstance(raw, bool | np.bool_):
         raise ValueError(f"template id must be an integer, not {raw!r}")
-    try:
-        value = operator.index(raw)
-    except TypeError:
-        raise ValueError(f"template id must be an integer, not {raw!r}") from None
+    else:
+        try:
+            value = operator.index(cast("SupportsIndex", raw))
+        except TypeError:
+            raise ValueError(f"template id must be an integer, not {raw!r}") from None
     if not _INT64_MIN <= value <= _INT64_MAX:
         raise ValueError(f"template id {value} does not fit in 64 bits")
-    return int(value)
+    return value

@@ -325,3 +325,11 @@ def test_add_rejects_vectors_too_large_to_normalise() -> None:
 def test_add_rejects_non_numeric_vectors() -> None:
     with pytest.raises(ValueError, match="real numbers"):
         TemplateIndex(MODEL).add([1], np.full((1, 8), 1 + 1j))
+
+
+def test_remove_with_a_bad_id_removes_nothing() -> None:
+    index = TemplateIndex(MODEL)
+    index.add([1, 2], unit_rows(2))
+    with pytest.raises(ValueError, match="integer"):
+        index.remove([1, "2"])  # type: ignore[list-item]
+    assert len(index) == 2

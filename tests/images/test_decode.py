@@ -567,3 +567,10 @@ def test_sixteen_bit_modes_scale_by_high_byte(mode: str, dtype: str) -> None:
     assert rgb[0, :, 0].tolist() == [0, 0, 1, 0x80, 0xFF]
     assert rgb.shape == (1, 5, 3)
     assert rgb.flags["C_CONTIGUOUS"]
+
+
+def test_opaque_rgba_keeps_its_colours() -> None:
+    rgba = np.dstack([noise(40, 40), np.full((40, 40), 255, dtype=np.uint8)])
+    decoded = decode_image(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    np.testing.assert_array_equal(decoded.pixels, rgba[:, :, :3])
+    assert decoded.pixels.flags["C_CONTIGUOUS"]

@@ -488,10 +488,13 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         grey = (np.clip(wide, 0, 0xFFFF).astype(np.uint32) >> 8).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[:, :, np.newaxis], 3, axis=2))
     if mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.uint16)
-        alpha = rgba[:, :, 3:4]
+        rgba = np.asarray(image.convert("RGBA"))
+        if rgba[:, :, 3].min() == 255:  # opaque after all: skip the wide arithmetic
+            return np.ascontiguousarray(rgba[:, :, :3])
+        wide = rgba.astype(np.uint16)
+        alpha = wide[:, :, 3:4]
         # Exact rounding of (colour * a + white * (255 - a)) / 255, in integers.
-        blended = (rgba[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255
+        blended = (wide[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255
         return np.ascontiguousarray(blended.astype(np.uint8))
     if mode != "RGB":
         image = image.convert("RGB")

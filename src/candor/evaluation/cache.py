@@ -1,0 +1,213 @@
+"""Per-photo extraction results cached on disk, for test and evaluation data only.
+
+A result is keyed by (image sha256, model id, detector settings, enrolment recipe with the
+quality limits), so changing any of them misses the cache instead of reusing stale
+templates. The cache lives under `CANDOR_CACHE` (default: the user cache folder), never
+beside the photos, which may be read-only. Operational templates never pass through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import platformdirs
+
+from candor.faces import EngineSettings, FaceEngine, QualityReport
+from candor.faces.extraction import ENROLMENT_RECIPE, FaceExtraction, extract_faces
+
+_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    """`CANDOR_CACHE` if set, else platformdirs' user cache folder for "candor"."""
+    configured = os.environ.get("CANDOR_CACHE")
+    return Path(configured) if configured else Path(platformdirs.user_cache_dir("candor"))
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoOutcome:
+    """The part of a FaceExtraction the harness needs, small enough to cache.
+
+    faces_found: faces detected. chosen: choose_face's index (None without faces).
+    quality: of the chosen face. vector: raw template of the chosen face, only when it
+    passed the gate. refusal: why there is no template. cached: read from the cache.
+    """
+
+    path: Path
+    sha256: str | None
+    faces_found: int
+    chosen: int | None
+    quality: QualityReport | None
+    vector: npt.NDArray[np.float32] | None
+    refusal: str | None
+    cached: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """True when the photo gave a template."""
+        return self.vector is not None
+
+
+def _outcome_of(extraction: FaceExtraction) -> PhotoOutcome:
+    quality = None
+    if extraction.chosen is not None:
+        quality = extraction.faces[extraction.chosen].quality
+    vector = None if extraction.template is None else extraction.template.vector
+    return PhotoOutcome(
+        path=extraction.path,
+        sha256=extraction.sha256,
+        faces_found=len(extraction.faces),
+        chosen=extraction.chosen,
+        quality=quality,
+        vector=vector,
+        refusal=extraction.refusal,
+    )
+
+
+def _entry_of(outcome: PhotoOutcome) -> dict[str, Any]:
+    quality = outcome.quality
+    return {
+        "format": _FORMAT,
+        "faces_found": outcome.faces_found,
+        "chosen": outcome.chosen,
+        "quality": None
+        if quality is None
+        else {
+            "eye_distance_px": quality.eye_distance_px,
+            "sharpness": quality.sharpness,
+            "yaw_degrees": quality.yaw_degrees,
+            "roll_degrees": quality.roll_degrees,
+            "detector_confidence": quality.detector_confidence,
+            "reasons": list(quality.reasons),
+        },
+        # float32 -> float -> float32 is exact, so JSON keeps the template bit for bit.
+        "vector": None if outcome.vector is None else [float(x) for x in outcome.vector],
+        "refusal": outcome.refusal,
+    }
+
+
+def _outcome_from_entry(path: Path, sha256: str, entry: dict[str, Any]) -> PhotoOutcome:
+    raw_quality = entry["quality"]
+    quality = (
+        None
+        if raw_quality is None
+        else QualityReport(
+            eye_distance_px=float(raw_quality["eye_distance_px"]),
+            sharpness=float(raw_quality["sharpness"]),
+            yaw_degrees=float(raw_quality["yaw_degrees"]),
+            roll_degrees=float(raw_quality["roll_degrees"]),
+            detector_confidence=float(raw_quality["detector_confidence"]),
+            reasons=tuple(str(reason) for reason in raw_quality["reasons"]),
+        )
+    )
+    raw_vector = entry["vector"]
+    vector = None if raw_vector is None else np.asarray(raw_vector, dtype=np.float32)
+    refusal = entry["refusal"]
+    # The cached sentence names the file that was first extracted; same bytes may sit
+    # under another name now.
+    return PhotoOutcome(
+        path=path,
+        sha256=sha256,
+        faces_found=int(entry["faces_found"]),
+        chosen=None if entry["chosen"] is None else int(entry["chosen"]),
+        quality=quality,
+        vector=vector,
+        refusal=None if refusal is None else str(refusal),
+        cached=True,
+    )
+
+
+class TemplateCache:
+    """A folder of JSON files, one per (photo, model, detector settings, recipe)."""
+
+    def __init__(self, root: Path, settings: EngineSettings, model_key: str) -> None:
+        self.root = root
+        self._context = "\n".join([model_key, settings.key, ENROLMENT_RECIPE, settings.quality.key])
+
+    def _file(self, image_sha256: str) -> Path:
+        key = hashlib.sha256(f"{image_sha256}\n{self._context}".encode()).hexdigest()
+        return self.root / "templates" / key[:2] / f"{key}.json"
+
+    def get(self, path: Path, image_sha256: str) -> PhotoOutcome | None:
+        """The cached outcome for these bytes, or None (also for an unreadable entry)."""
+        try:
+            entry = json.loads(self._file(image_sha256).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
+            return None
+        try:
+            return _outcome_from_entry(path, image_sha256, entry)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def put(self, outcome: PhotoOutcome) -> None:
+        """Store an outcome atomically (a concurrent reader sees the old file or the new)."""
+        if outcome.sha256 is None:
+            return
+        target = self._file(outcome.sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump(_entry_of(outcome), stream)
+            Path(temporary).replace(target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def extract_photos(
+    paths: Sequence[Path],
+    settings: EngineSettings | None = None,
+    cache_dir: Path | None = None,
+    *,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PhotoOutcome]:
+    """Outcomes for `paths` in order, through `extract_faces`, reusing cached results.
+
+    Decoding failures are not cached (they are cheap, and a fixed decoder should see the
+    file again). `progress(done, total)` is called as photos complete.
+    """
+    chosen_settings = settings or EngineSettings()
+    model_key = FaceEngine(chosen_settings).model.key
+    cache = TemplateCache(cache_dir or default_cache_dir(), chosen_settings, model_key)
+    outcomes: list[PhotoOutcome | None] = []
+    missing: list[int] = []
+    for index, path in enumerate(paths):
+        digest = _file_sha256(path)
+        found = None if digest is None else cache.get(path, digest)
+        outcomes.append(found)
+        if found is None:
+            missing.append(index)
+    total = len(paths)
+    done = total - len(missing)
+    if progress is not None:
+        progress(done, total)
+    fresh = extract_faces([paths[i] for i in missing], chosen_settings, workers=workers)
+    for index, extraction in zip(missing, fresh, strict=True):
+        outcome = _outcome_of(extraction)
+        if extraction.error is None:
+            cache.put(outcome)
+        outcomes[index] = outcome
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    return [outcome for outcome in outcomes if outcome is not None]

@@ -55,7 +55,8 @@ def fail(message: str, *, as_json: bool, exit_code: int = 1, **extra: Any) -> No
     """Report an error in one line (and as JSON when asked) and exit non-zero."""
     if as_json:
         emit_json({"ok": False, "error": message, **extra})
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    # Plain text, never wrapped: one line that scripts and people can both read.
+    sys.stderr.write(f"candor: error: {message}\n")
     raise typer.Exit(exit_code)
 
 

@@ -1,0 +1,5 @@
+"""`python -m candor` runs the command line."""
+
+from candor.cli.app import main
+
+main()

@@ -207,3 +207,11 @@ def test_expunge_leaves_no_copy_in_any_file(
     assert after.gallery_size == 2
     with pytest.raises(SubjectNotFoundError):
         expunge_subject(workflow, victim.name)
+
+
+def test_verify_threshold_says_what_it_means() -> None:
+    from candor.workflow import VERIFY_THRESHOLD
+
+    assert 0.5 < VERIFY_THRESHOLD.cosine < 1.0
+    assert "1 in 1,000" in VERIFY_THRESHOLD.meaning
+    assert "7 in 100" in VERIFY_THRESHOLD.meaning

@@ -37,5 +37,5 @@ VERIFY_THRESHOLD = VerifyThreshold(
     cosine=0.926,
     false_match_rate=0.001,
     false_non_match_rate=0.072,
-    measured_on="measured on LFW photos (lfw-dev), dlib ResNet, default settings",
+    measured_on="measured on the lfw-dev photos with dlib ResNet and default settings",
 )

@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageFilter
@@ -68,13 +69,9 @@ def candor(*args: str, expect_failure: bool = False) -> str:
 
 def prepare_photos() -> dict[str, Path]:
     """The two portraits and variants of them: crops, scale, light, blur, a pair."""
-    import matplotlib.cbook
-    import skimage.data
-
     PHOTOS.mkdir(parents=True, exist_ok=True)
-    astronaut = Image.fromarray(skimage.data.astronaut())
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as sample:
-        hopper = Image.open(io.BytesIO(sample.read())).convert("RGB")
+    astronaut = _packaged_portrait("skimage", "data/astronaut.png")
+    hopper = _packaged_portrait("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")
     variants = {
         "collins.png": astronaut,
         "hopper.jpg": hopper,
@@ -98,6 +95,12 @@ def prepare_photos() -> dict[str, Path]:
         image.save(path, quality=92) if name.endswith(".jpg") else image.save(path)
         paths[name] = path
     return paths
+
+
+def _packaged_portrait(package: str, resource: str) -> Image.Image:
+    """A portrait file shipped inside an installed package, as RGB."""
+    data = files(package).joinpath(resource).read_bytes()
+    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def _side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:

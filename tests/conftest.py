@@ -32,7 +32,9 @@ def faces_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own CANDOR_CACHE so no test reads another's cached templates."""
     cache = tmp_path_factory.mktemp("candor-cache")
     monkeypatch.setenv("CANDOR_CACHE", str(cache))

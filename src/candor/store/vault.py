@@ -57,19 +57,23 @@ class BiometricVault:
     """Content-addressed image and crop files under a workspace, and template (de)coding.
 
     Images live at images/ab/cd/<sha256>, crops of the chosen face at crops/ab/cd/<sha256>
-    (keyed by the image's sha256). Files are 0600, written to tmp/ then renamed into place.
+    (keyed by the image's sha256), search probes at probes/ab/cd/<sha256>. Files are 0600,
+    written to tmp/ then renamed into place. Probes are kept apart from gallery images, so
+    that expunging a gallery image never takes a probe with it (the same photo may be both)
+    and purging a probe under retention never touches the gallery.
     """
 
     def __init__(self, home: Path) -> None:
         self.home = home
         self._images = home / "images"
         self._crops = home / "crops"
+        self._probes = home / "probes"
         self._tmp = home / "tmp"
 
     @classmethod
     def initialise(cls, home: Path) -> BiometricVault:
         """Make the vault's folders in a new workspace."""
-        for folder in ("images", "crops", "tmp"):
+        for folder in ("images", "crops", "probes", "tmp"):
             (home / folder).mkdir(mode=0o700)
         _fsync_dir(home)
         return cls(home)
@@ -83,6 +87,11 @@ class BiometricVault:
         """Where the crop of the face chosen in this image is (or would be) stored."""
         _check_address(sha256)
         return self._crops / sha256[:2] / sha256[2:4] / sha256
+
+    def probe_path(self, sha256: str) -> Path:
+        """Where the probe with this content address is (or would be) stored."""
+        _check_address(sha256)
+        return self._probes / sha256[:2] / sha256[2:4] / sha256
 
     def put_image(self, sha256: str, data: bytes) -> None:
         """Store `data` under its sha256; idempotent, and a damaged stored copy is replaced."""
@@ -112,6 +121,42 @@ class BiometricVault:
     def has_image(self, sha256: str) -> bool:
         """Whether an image file exists for this content address (its bytes are not checked)."""
         return self.image_path(sha256).is_file()
+
+    def put_probe(self, sha256: str, data: bytes) -> None:
+        """Store a probe's bytes under their sha256; idempotent, a damaged copy is replaced."""
+        _check_address(sha256)
+        if sha256_hex(data) != sha256:
+            raise BiometricIntegrityError(f"the bytes offered for probe {sha256} have another hash")
+        path = self.probe_path(sha256)
+        if path.exists():
+            with contextlib.suppress(BiometricIntegrityError):
+                self.get_probe(sha256)
+                return
+        self._write(path, data)
+
+    def get_probe(self, sha256: str) -> bytes:
+        """The stored bytes of a probe, checked against their content address."""
+        path = self.probe_path(sha256)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BiometricNotFoundError(f"the vault holds no probe {sha256}") from None
+        if sha256_hex(data) != sha256:
+            raise BiometricIntegrityError(
+                f"stored probe {sha256} does not match its hash; the file is damaged or altered"
+            )
+        return data
+
+    def has_probe(self, sha256: str) -> bool:
+        """Whether a probe file exists for this content address (its bytes are not checked)."""
+        return self.probe_path(sha256).is_file()
+
+    def erase_probe(self, sha256: str) -> None:
+        """Overwrite the probe file with zeros, fsync, then unlink; an absent file passes.
+
+        The limits of erase_image apply here too.
+        """
+        _erase_file(self.probe_path(sha256))
 
     def put_crop(self, sha256: str, png: bytes) -> None:
         """Store the crop of the face chosen in image `sha256`, replacing an earlier one."""

@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout
 from candor.cli.render import (
     candidates_table,
@@ -57,20 +58,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="CANDOR_HOME",
-        help="The workspace folder (default: $CANDOR_HOME).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print exactly one JSON object on standard output.")
-]
-
 
 def _workflow(home: Path | None, as_json: bool) -> Workflow:
     if home is None:
@@ -341,7 +328,8 @@ def expunge(
 
 
 def _fields(result: object) -> dict[str, object]:
-    from candor.cli.output import to_jsonable
+    from candor.cli.options import HomeOption, JsonOption
+from candor.cli.output import to_jsonable
 
     converted = to_jsonable(result)
     assert isinstance(converted, dict)

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout
+from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
 from candor.cli.render import (
     candidates_table,
     enrolment_table,
@@ -58,6 +58,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
 
 def _workflow(home: Path | None, as_json: bool) -> Workflow:
     if home is None:
@@ -328,9 +329,6 @@ def expunge(
 
 
 def _fields(result: object) -> dict[str, object]:
-    from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import to_jsonable
-
     converted = to_jsonable(result)
     assert isinstance(converted, dict)
     return converted

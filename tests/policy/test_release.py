@@ -1,0 +1,126 @@
+"""release_ready: distinct examiners, never the requester, and no disagreement."""
+
+from __future__ import annotations
+
+import pytest
+
+from candor.policy import release_ready
+
+MATCH = "possible_match"
+NO = "not_a_match"
+UNSURE = "inconclusive"
+
+# (case id, verdicts, reviewers_to_release, ready, fragments of the reason)
+CASES = [
+    ("one examiner is enough for one", [("alice", MATCH)], 1, True, ["released", "alice"]),
+    ("two required, one given", [("alice", MATCH)], 2, False, ["1 of the 2", "(alice)"]),
+    (
+        "two distinct examiners",
+        [("alice", MATCH), ("carol", MATCH)],
+        2,
+        True,
+        ["released: 2 distinct examiners", "alice, carol"],
+    ),
+    (
+        "more than required",
+        [("alice", MATCH), ("carol", MATCH), ("dan", MATCH)],
+        2,
+        True,
+        ["3 distinct examiners", "2 required"],
+    ),
+    (
+        "the same examiner twice counts once",
+        [("alice", MATCH), ("alice", MATCH)],
+        2,
+        False,
+        ["1 of the 2"],
+    ),
+    (
+        "requester among the reviewers",
+        [("bob", MATCH), ("alice", MATCH)],
+        2,
+        False,
+        ["1 of the 2", "bob's own verdict does not count"],
+    ),
+    ("requester alone", [("bob", MATCH)], 1, False, ["0 of the 1", "bob's own verdict"]),
+    (
+        "requester plus enough others",
+        [("bob", MATCH), ("alice", MATCH), ("carol", MATCH)],
+        2,
+        True,
+        ["alice, carol", "bob's own verdict does not count"],
+    ),
+    ("no verdicts yet", [], 1, False, ["0 of the 1"]),
+    (
+        "disagreement blocks release",
+        [("alice", MATCH), ("carol", NO), ("dan", MATCH)],
+        2,
+        False,
+        ["disagree", "carol said not_a_match", "blocks release"],
+    ),
+    (
+        "a lone not_a_match blocks",
+        [("carol", NO)],
+        1,
+        False,
+        ["disagree", "carol"],
+    ),
+    (
+        "an examiner who changed their mind still disagrees",
+        [("alice", MATCH), ("alice", NO), ("carol", MATCH)],
+        1,
+        False,
+        ["alice said not_a_match"],
+    ),
+    (
+        "the requester's not_a_match also blocks",
+        [("alice", MATCH), ("carol", MATCH), ("bob", NO)],
+        2,
+        False,
+        ["bob said not_a_match"],
+    ),
+    (
+        "inconclusive does not count",
+        [("alice", MATCH), ("carol", UNSURE)],
+        2,
+        False,
+        ["1 of the 2", "(alice)"],
+    ),
+    (
+        "inconclusive does not block",
+        [("alice", MATCH), ("carol", UNSURE), ("dan", MATCH)],
+        2,
+        True,
+        ["alice, dan"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "required", "ready", "fragments"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_release_ready(
+    verdicts: list[tuple[str, str]], required: int, ready: bool, fragments: list[str]
+) -> None:
+    result, reason = release_ready(verdicts, "bob", required)
+    assert result is ready
+    assert reason.startswith("released" if ready else "not released")
+    for fragment in fragments:
+        assert fragment in reason
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "required", "fragment"),
+    [
+        ([("alice", "match")], 1, "unknown verdict 'match'"),
+        ([("", MATCH)], 1, "name its examiner"),
+        ([("alice", MATCH)], 0, "at least 1"),
+    ],
+)
+def test_malformed_input_is_refused(
+    verdicts: list[tuple[str, str]], required: int, fragment: str
+) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        release_ready(verdicts, "bob", required)

@@ -8,20 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candor.store import ProvenanceError, Workspace
+from candor.store import ProvenanceError
 from candor.workflow import (
+    Actor,
     EnrolmentRequest,
     EnrolmentStatus,
     MultipleFacesError,
     ProbeRefusedError,
     SubjectNotFoundError,
     Workflow,
-    enrol_files,
     expunge_subject,
     gallery_subject,
-    search_probe,
-    verify_photos,
+    request_search,
+    view_candidates,
 )
+from candor.workflow import enrol_files as governed_enrol
+from candor.workflow.accounts import authenticate, login
+from candor.workflow.probes import read_probe
+from tests.agency import PASSWORD, Agency, make_agency
 from tests.support import (
     evaluation_provenance,
     files_containing,
@@ -29,19 +33,36 @@ from tests.support import (
     photos_of,
     side_by_side,
 )
+from tests.workflow.test_governed import FORM
 
 pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("workflow")]
 
 
 @pytest.fixture
-def workflow(tmp_path: Path) -> Workflow:
-    with Workflow(Workspace.create(tmp_path / "ws", purpose="evaluation")) as opened:
-        yield opened
+def agency(tmp_path: Path) -> Agency:
+    made = make_agency(tmp_path)
+    yield made
+    made.workflow.close()
+
+
+@pytest.fixture
+def workflow(agency: Agency) -> Workflow:
+    return agency.workflow
+
+
+def admin(workflow: Workflow) -> Actor:
+    """The agency's first admin (these tests are about the gallery, not about roles)."""
+    return authenticate(workflow, login(workflow, "admin1", PASSWORD).token)
+
+
+def enrol_files(workflow: Workflow, requests, provenance, **options):  # type: ignore[no-untyped-def]
+    """Enrol as the agency's first admin."""
+    return governed_enrol(workflow, admin(workflow), requests, provenance, **options)
 
 
 def enrol_first_photos(workflow: Workflow, people: list[Path]) -> None:
     requests = [EnrolmentRequest(photos_of(person)[0], person.name) for person in people]
-    summary = enrol_files(workflow, requests, evaluation_provenance(), enrolled_by="tester")
+    summary = enrol_files(workflow, requests, evaluation_provenance())
     assert summary.count(EnrolmentStatus.ENROLLED) == len(people), summary.outcomes
 
 
@@ -54,7 +75,7 @@ def test_enrol_reports_corrupt_file_and_enrols_the_rest(
     requests = [EnrolmentRequest(photos_of(p)[0], p.name) for p in people]
     requests.insert(1, EnrolmentRequest(corrupt, "CORRUPT-1"))
 
-    summary = enrol_files(workflow, requests, evaluation_provenance(), enrolled_by="tester")
+    summary = enrol_files(workflow, requests, evaluation_provenance())
 
     statuses = [outcome.status for outcome in summary.outcomes]
     assert statuses == [
@@ -66,7 +87,7 @@ def test_enrol_reports_corrupt_file_and_enrols_the_rest(
     assert "corrupt.jpg" in (summary.outcomes[1].reason or "")
     assert "truncated" in (summary.outcomes[1].reason or "").lower()
     with pytest.raises(SubjectNotFoundError):
-        gallery_subject(workflow, "CORRUPT-1")
+        gallery_subject(workflow, admin(workflow), "CORRUPT-1")
     stored = list((workflow.workspace.home / "images").rglob("*"))
     assert len([p for p in stored if p.is_file()]) == 3
 
@@ -74,15 +95,14 @@ def test_enrol_reports_corrupt_file_and_enrols_the_rest(
 def test_enrolling_again_changes_nothing_and_says_so(workflow: Workflow, faces_dir: Path) -> None:
     person = people_with_photos(faces_dir, 1)[0]
     request = EnrolmentRequest(photos_of(person)[0], person.name)
-    enrol_files(workflow, [request], evaluation_provenance(), enrolled_by="tester")
+    enrol_files(workflow, [request], evaluation_provenance())
     database_before = workflow.workspace.database_path.read_bytes()
 
-    again = enrol_files(workflow, [request], evaluation_provenance(), enrolled_by="tester")
+    again = enrol_files(workflow, [request], evaluation_provenance())
     other = enrol_files(
         workflow,
         [replace(request, subject_ref="SOMEONE-ELSE")],
         evaluation_provenance(),
-        enrolled_by="tester",
     )
 
     assert again.outcomes[0].status is EnrolmentStatus.DUPLICATE
@@ -90,8 +110,8 @@ def test_enrolling_again_changes_nothing_and_says_so(workflow: Workflow, faces_d
     assert other.outcomes[0].status is EnrolmentStatus.DUPLICATE
     assert person.name in (other.outcomes[0].reason or "")
     with pytest.raises(SubjectNotFoundError):
-        gallery_subject(workflow, "SOMEONE-ELSE")
-    detail = gallery_subject(workflow, person.name)
+        gallery_subject(workflow, admin(workflow), "SOMEONE-ELSE")
+    detail = gallery_subject(workflow, admin(workflow), person.name)
     assert detail.summary.image_count == 1
     assert detail.images[0].face_choice == "largest-central"
     assert len(database_before) > 0
@@ -107,38 +127,20 @@ def test_source_type_of_another_purpose_is_refused_before_any_work(
             workflow,
             [EnrolmentRequest(photos_of(person)[0], person.name)],
             wrong,
-            enrolled_by="tester",
         )
-
-
-def test_search_ranks_the_mate_first(workflow: Workflow, faces_dir: Path) -> None:
-    people = people_with_photos(faces_dir, 6)
-    enrol_first_photos(workflow, people)
-    probe_person = people[2]
-
-    result = search_probe(workflow, photos_of(probe_person)[1], top=3)
-
-    assert result.gallery_size == 6
-    assert [c.rank for c in result.candidates] == [1, 2, 3]
-    assert result.candidates[0].subject_ref == probe_person.name
-    scores = [c.score for c in result.candidates]
-    assert scores == sorted(scores, reverse=True)
-    assert "not identifications" in result.notice
 
 
 def test_probe_with_several_faces_must_be_picked(
     workflow: Workflow, faces_dir: Path, tmp_path: Path
 ) -> None:
     people = people_with_photos(faces_dir, 2)
-    enrol_first_photos(workflow, people)
     group = side_by_side(photos_of(people[0])[1], photos_of(people[1])[1], tmp_path / "two.jpg")
 
     with pytest.raises(MultipleFacesError) as raised:
-        search_probe(workflow, group)
+        read_probe(workflow.engine, group, None)
     assert len(raised.value.faces) >= 2
-
-    found = {search_probe(workflow, group, face_index=i).candidates[0].subject_ref for i in (0, 1)}
-    assert found == {people[0].name, people[1].name}
+    chosen = [read_probe(workflow.engine, group, i).face for i in (0, 1)]
+    assert chosen[0].box != chosen[1].box
 
 
 def test_probe_without_usable_face_is_refused(workflow: Workflow, tmp_path: Path) -> None:
@@ -147,28 +149,22 @@ def test_probe_without_usable_face_is_refused(workflow: Workflow, tmp_path: Path
 
     Image.new("RGB", (300, 300), "grey").save(blank)
     with pytest.raises(ProbeRefusedError, match="no face"):
-        search_probe(workflow, blank)
-
-
-def test_verify_same_and_different_people(workflow: Workflow, faces_dir: Path) -> None:
-    first, second = people_with_photos(faces_dir, 2)
-    same = verify_photos(workflow, photos_of(first)[0], photos_of(first)[1])
-    different = verify_photos(workflow, photos_of(first)[0], photos_of(second)[0])
-    assert same.score > different.score
-    assert -1.0 <= different.score <= 1.0
-    assert same.model_key == different.model_key
+        read_probe(workflow.engine, blank, None)
 
 
 def test_expunge_leaves_no_copy_in_any_file(
-    workflow: Workflow, faces_dir: Path, isolated_cache: Path
+    agency: Agency, faces_dir: Path, isolated_cache: Path
 ) -> None:
+    workflow = agency.workflow
     people = people_with_photos(faces_dir, 3)
     enrol_first_photos(workflow, people)
     victim = people[1]
     home = workflow.workspace.home
-    assert search_probe(workflow, photos_of(victim)[1]).candidates[0].subject_ref == victim.name
+    searched = request_search(workflow, agency["ana"], photos_of(victim)[1], FORM)
+    listing = view_candidates(workflow, agency["eve"], searched.search_id)
+    assert listing.candidates[0].subject_ref == victim.name
 
-    detail = gallery_subject(workflow, victim.name)
+    detail = gallery_subject(workflow, admin(workflow), victim.name)
     image = detail.images[0]
     vault = workflow.workspace.vault
     image_bytes = vault.get_image(image.sha256)
@@ -196,17 +192,18 @@ def test_expunge_leaves_no_copy_in_any_file(
     for name in ("image file", "crop file", "template float32", "subject reference"):
         assert files_containing(home, patterns[name]), f"{name} not found before expunge"
 
-    report = expunge_subject(workflow, victim.name)
+    report = expunge_subject(workflow, agency["admin1"], victim.name)
 
     assert len(report.template_ids) == 1
     for name, pattern in patterns.items():
         for root in (home, isolated_cache):
             assert files_containing(root, pattern) == [], f"{name} survives under {root}"
-    after = search_probe(workflow, photos_of(victim)[1], top=5)
-    assert victim.name not in {c.subject_ref for c in after.candidates}
-    assert after.gallery_size == 2
+    # The earlier search keeps internal ids only; its candidate shows as expunged.
+    listing = view_candidates(workflow, agency["eve"], searched.search_id)
+    assert victim.name not in {c.subject_ref for c in listing.candidates}
+    assert len(workflow.index) == 2
     with pytest.raises(SubjectNotFoundError):
-        expunge_subject(workflow, victim.name)
+        expunge_subject(workflow, agency["admin1"], victim.name)
 
 
 def test_verify_threshold_says_what_it_means() -> None:

@@ -6,7 +6,6 @@ one JSON object. Errors print a one-line reason and exit non-zero.
 
 from __future__ import annotations
 
-import getpass
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -21,18 +20,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from candor.cli import accounts, audit, casework
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
 from candor.cli.render import (
-    candidates_table,
     enrolment_table,
     subject_table,
     subjects_table,
-    verification_lines,
 )
+from candor.cli.session import logged_in
 from candor.workflow import (
     PURPOSES,
     SOURCE_TYPES,
+    Actor,
     EnrolmentOutcome,
     EnrolmentRequest,
     EnrolmentStatus,
@@ -44,11 +44,8 @@ from candor.workflow import (
     expunge_subject,
     gallery_subject,
     gallery_subjects,
-    open_workflow,
     requests_from_folders,
-    search_probe,
     upgrade_workspace,
-    verify_photos,
 )
 
 app = typer.Typer(
@@ -58,12 +55,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _workflow(home: Path | None, as_json: bool) -> Workflow:
-    if home is None:
-        fail("no workspace given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
-    return open_workflow(home)
 
 
 def _parse_date(text: str, option: str, as_json: bool) -> date:
@@ -151,9 +142,6 @@ def enrol(
         int | None, typer.Option(help="Enrol face N (0 = largest) instead of the most central.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: one per core).")] = None,
-    enrolled_by: Annotated[
-        str | None, typer.Option(help="Who enrols (default: the login name).")
-    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -170,7 +158,7 @@ def enrol(
         collected_on=_parse_date(collected, "--collected", as_json),
         retain_until=_parse_date(retain_until, "--retain-until", as_json),
     )
-    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
         if from_folders:
             if len(paths) != 1:
                 fail("--from-folders takes exactly one folder", as_json=as_json)
@@ -178,9 +166,7 @@ def enrol(
         else:
             assert subject is not None
             requests = [EnrolmentRequest(path, subject) for path in paths]
-        summary = _enrol_with_progress(
-            workflow, requests, provenance, enrolled_by or getpass.getuser(), workers, face
-        )
+        summary = _enrol_with_progress(workflow, actor, requests, provenance, workers, face)
     counts = {status.value: summary.count(status) for status in EnrolmentStatus}
     if as_json:
         emit_json({"ok": True, "counts": counts, "files": summary.outcomes})
@@ -198,9 +184,9 @@ def enrol(
 
 def _enrol_with_progress(
     workflow: Workflow,
+    actor: Actor,
     requests: list[EnrolmentRequest],
     provenance: Provenance,
-    enrolled_by: str,
     workers: int | None,
     face: int | None,
 ) -> EnrolmentSummary:
@@ -225,51 +211,13 @@ def _enrol_with_progress(
 
         return enrol_files(
             workflow,
+            actor,
             requests,
             provenance,
-            enrolled_by=enrolled_by,
             workers=workers,
             face_index=face,
             on_outcome=advance,
         )
-
-
-@app.command()
-def search(
-    probe: Annotated[Path, typer.Argument(help="The probe photo.")],
-    top: Annotated[int, typer.Option(min=1, max=1000, help="Length of the candidate list.")] = 10,
-    face: Annotated[
-        int | None, typer.Option(help="Face N of a photo with several (0 = largest).")
-    ] = None,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Search the gallery with a probe photo: a ranked list of leads, not identifications."""
-    with reported_errors(as_json), _workflow(home, as_json) as workflow:
-        result = search_probe(workflow, probe, top=top, face_index=face)
-    if as_json:
-        emit_json({"ok": True, **_fields(result)})
-        return
-    stdout.print(candidates_table(result))
-
-
-@app.command()
-def verify(
-    photo_a: Annotated[Path, typer.Argument(help="The first photo.")],
-    photo_b: Annotated[Path, typer.Argument(help="The second photo.")],
-    face_a: Annotated[int | None, typer.Option(help="Face N of the first photo.")] = None,
-    face_b: Annotated[int | None, typer.Option(help="Face N of the second photo.")] = None,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Compare the faces of two photos (1:1): score, and whether it passes the threshold."""
-    with reported_errors(as_json), _workflow(home, as_json) as workflow:
-        result = verify_photos(workflow, photo_a, photo_b, first_face=face_a, second_face=face_b)
-    if as_json:
-        emit_json({"ok": True, **_fields(result), "passed": result.passed})
-        return
-    for line in verification_lines(result):
-        stdout.print(line)
 
 
 @app.command()
@@ -280,8 +228,8 @@ def subjects(
     as_json: JsonOption = False,
 ) -> None:
     """List enrolled subjects with their numbers of images and templates."""
-    with reported_errors(as_json), _workflow(home, as_json) as workflow:
-        listed = gallery_subjects(workflow, limit=limit, offset=offset)
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        listed = gallery_subjects(workflow, actor, limit=limit, offset=offset)
     if as_json:
         emit_json({"ok": True, "subjects": listed})
         return
@@ -295,8 +243,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One subject: every image with its provenance, face choice, quality and templates."""
-    with reported_errors(as_json), _workflow(home, as_json) as workflow:
-        detail = gallery_subject(workflow, subject)
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        detail = gallery_subject(workflow, actor, subject)
     if as_json:
         emit_json({"ok": True, **_fields(detail)})
         return
@@ -316,8 +264,8 @@ def expunge(
             f"expunging {subject} cannot be undone; run again with --yes to confirm",
             as_json=as_json,
         )
-    with reported_errors(as_json), _workflow(home, as_json) as workflow:
-        report = expunge_subject(workflow, subject)
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        report = expunge_subject(workflow, actor, subject)
     if as_json:
         emit_json({"ok": True, **_fields(report)})
         return
@@ -332,6 +280,11 @@ def _fields(result: object) -> dict[str, object]:
     converted = to_jsonable(result)
     assert isinstance(converted, dict)
     return converted
+
+
+accounts.register(app)
+casework.register(app)
+audit.register(app)
 
 
 def main() -> None:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from candor.workflow import (
-    CandidateList,
+    CandidateReview,
     EnrolmentStatus,
     EnrolmentSummary,
+    PendingRequest,
+    RequestOutcome,
     SubjectDetail,
     SubjectSummary,
-    Verification,
 )
 
 
@@ -55,39 +56,6 @@ def enrolment_table(summary: EnrolmentSummary, *, show_enrolled: bool) -> Table:
     return table
 
 
-def candidates_table(result: CandidateList) -> Table:
-    """The candidate list: rank, subject, score, gallery image."""
-    table = Table(
-        title=f"Candidate list: top {len(result.candidates)} of {result.gallery_size} "
-        f"gallery templates (model {result.model_key})",
-        caption=result.notice,
-    )
-    table.add_column("rank", justify="right")
-    table.add_column("subject")
-    table.add_column("score (cosine)", justify="right")
-    table.add_column("gallery image (sha256)")
-    for candidate in result.candidates:
-        table.add_row(
-            str(candidate.rank),
-            candidate.subject_ref,
-            f"{candidate.score:.4f}",
-            candidate.image_sha256[:16] + "…",
-        )
-    return table
-
-
-def verification_lines(result: Verification) -> list[str]:
-    """A 1:1 verdict in plain sentences."""
-    verdict = "[green]passes[/]" if result.passed else "[red]does not pass[/]"
-    return [
-        f"score (cosine): {result.score:.4f}   (dlib Euclidean distance "
-        f"{result.euclidean_distance:.4f})",
-        f"threshold: {result.threshold.cosine:.3f}: the comparison {verdict}",
-        f"meaning: {result.threshold.meaning}",
-        "A passing score is a lead for an examiner, not an identification.",
-    ]
-
-
 def subjects_table(subjects: Sequence[SubjectSummary]) -> Table:
     """Enrolled subjects with their counts."""
     table = Table(title=f"{len(subjects)} subject(s)")
@@ -121,5 +89,76 @@ def subject_table(detail: SubjectDetail) -> Table:
             provenance.retain_until.isoformat(),
             f"{image.face_choice}; eyes {image.quality.get('eye_distance_px', '?')} px; "
             f"{len(image.templates)} template(s)",
+        )
+    return table
+
+
+def request_outcome_lines(outcome: RequestOutcome) -> list[str]:
+    """Where a request stands, for its requester: no identities, only what happens next."""
+    decision = outcome.decision
+    lines = [f"Request {outcome.search_id} ({outcome.kind}): [bold]{outcome.status}[/]"]
+    for reason in decision.get("reasons", []):
+        lines.append(f"  - {reason['message']} [{reason['code']}]")
+    policy = decision.get("policy_name") or decision.get("policy_sha256", "")
+    lines.append(f"Policy: {policy} (sha256 {str(decision.get('policy_sha256', ''))[:16]}…)")
+    if outcome.status == "pending_approval":
+        lines.append("It waits for a supervisor other than you: `candor approvals`.")
+    if outcome.status == "approved":
+        lines.append(f"Approved: run it once with `candor run {outcome.search_id}`.")
+    if outcome.kind == "search" and outcome.status == "completed":
+        lines.append(
+            f"It ran: {outcome.candidates_found} candidate(s), {outcome.above_threshold} at or "
+            "above the threshold, now wait for independent review by examiners."
+        )
+        if outcome.threshold_meaning:
+            lines.append(f"Threshold: {outcome.threshold_meaning}.")
+        lines.append(f"Released leads will be listed by `candor leads {outcome.search_id}`.")
+    if outcome.verification:
+        result = outcome.verification
+        verdict = "passes" if result.get("passed") else "does not pass"
+        lines.append(
+            f"score (cosine) {result['score']:.4f}: {verdict} the threshold "
+            f"{result['threshold']:.3f} ({result['meaning']})."
+        )
+        lines.append("A passing score is a lead for an examiner, not an identification.")
+    return lines
+
+
+def pending_table(pending: Sequence[PendingRequest]) -> Table:
+    """Requests waiting for approval."""
+    table = Table(title=f"{len(pending)} request(s) waiting for approval")
+    for column in ("request", "kind", "requester", "case", "offence", "purpose", "agency", "why"):
+        table.add_column(column)
+    for item in pending:
+        table.add_row(
+            str(item.search_id),
+            item.kind,
+            item.requester,
+            item.case_number,
+            item.offence_category,
+            item.purpose,
+            item.requesting_agency,
+            "; ".join(reason["message"] for reason in item.reasons),
+        )
+    return table
+
+
+def candidate_review_table(review: CandidateReview) -> Table:
+    """A candidate list (or released leads) with verdicts so far."""
+    table = Table(
+        title=f"Request {review.search_id}, case {review.case_number}",
+        caption=(review.threshold_meaning or "") + "\n" + review.notice,
+    )
+    for column in ("rank", "subject", "score", "≥ threshold", "verdicts", "released"):
+        table.add_column(column)
+    for candidate in review.candidates:
+        verdicts = ", ".join(f"{v['examiner']}: {v['verdict']}" for v in candidate.verdicts)
+        table.add_row(
+            str(candidate.rank),
+            candidate.subject_ref or f"(expunged subject {candidate.subject_id})",
+            f"{candidate.score:.4f}",
+            "yes" if candidate.above_threshold else "no",
+            verdicts or "-",
+            "investigative lead only" if candidate.released else "",
         )
     return table

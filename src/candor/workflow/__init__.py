@@ -1,4 +1,9 @@
-"""Workflow: enrol, search, verify, expunge; the only part that combines the others and writes."""
+"""Workflow: the only part that combines the others and writes.
+
+Every face comparison goes through `governed` (request, policy, approval, run, review,
+release); enrolment, expungement and retention need the policy's permission; every
+action writes its audit entry in its own transaction.
+"""
 
 from candor.store import (
     OPERATIONAL_SOURCES,
@@ -7,6 +12,7 @@ from candor.store import (
     SubjectDetail,
     SubjectSummary,
 )
+from candor.workflow.accounts import Actor, active_policy, authenticate
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import (
     EnrolmentOutcome,
@@ -25,14 +31,25 @@ from candor.workflow.errors import (
 )
 from candor.workflow.expunge import ExpungeReport, expunge_subject
 from candor.workflow.gallery import gallery_subject, gallery_subjects
-from candor.workflow.search import (
-    Candidate,
-    CandidateList,
-    ProbeFace,
-    Verification,
-    search_probe,
-    verify_photos,
+from candor.workflow.governed import (
+    CandidateReview,
+    CandidateView,
+    PendingRequest,
+    RequestForm,
+    RequestOutcome,
+    decide_approval,
+    outcome_of,
+    pending_approvals,
+    record_verdict,
+    release_lead,
+    released_leads,
+    request_search,
+    request_verify,
+    run_approved,
+    view_candidates,
 )
+from candor.workflow.permissions import PermissionDeniedError
+from candor.workflow.retention import RetentionReport, run_retention
 from candor.workflow.thresholds import VERIFY_THRESHOLD, VerifyThreshold
 from candor.workflow.workspaces import (
     PURPOSES,
@@ -48,8 +65,9 @@ __all__ = [
     "SOURCE_TYPES",
     "USER_ERRORS",
     "VERIFY_THRESHOLD",
-    "Candidate",
-    "CandidateList",
+    "Actor",
+    "CandidateReview",
+    "CandidateView",
     "EnrolmentOutcome",
     "EnrolmentRequest",
     "EnrolmentStatus",
@@ -57,24 +75,38 @@ __all__ = [
     "ExpungeReport",
     "FaceIndexError",
     "MultipleFacesError",
-    "ProbeFace",
+    "PendingRequest",
+    "PermissionDeniedError",
     "ProbeRefusedError",
     "Provenance",
+    "RequestForm",
+    "RequestOutcome",
+    "RetentionReport",
     "SubjectDetail",
     "SubjectNotFoundError",
     "SubjectSummary",
-    "Verification",
     "VerifyThreshold",
     "Workflow",
     "WorkflowError",
+    "active_policy",
+    "authenticate",
     "create_workspace",
+    "decide_approval",
     "enrol_files",
     "expunge_subject",
     "gallery_subject",
     "gallery_subjects",
     "open_workflow",
+    "outcome_of",
+    "pending_approvals",
+    "record_verdict",
+    "release_lead",
+    "released_leads",
+    "request_search",
+    "request_verify",
     "requests_from_folders",
-    "search_probe",
+    "run_approved",
+    "run_retention",
     "upgrade_workspace",
-    "verify_photos",
+    "view_candidates",
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from candor.faces import DetectedFace
 from candor.faces.extraction import ENROLMENT_RECIPE, FaceExtraction, extract_faces
+from candor.policy import Policy
 from candor.store import (
     GalleryError,
     Provenance,
@@ -25,8 +26,11 @@ from candor.store import (
     image_by_sha256,
     validate_provenance,
 )
+from candor.workflow.accounts import Actor
+from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
+from candor.workflow.permissions import require_permission
 
 
 class EnrolmentStatus(StrEnum):
@@ -87,27 +91,30 @@ def default_workers(file_count: int) -> int:
 
 def enrol_files(
     workflow: Workflow,
+    actor: Actor,
     requests: Sequence[EnrolmentRequest],
     provenance: Provenance,
     *,
-    enrolled_by: str,
     workers: int | None = None,
     face_index: int | None = None,
     on_outcome: ProgressCallback | None = None,
 ) -> EnrolmentSummary:
     """Enrol each photo for its subject; returns every file's outcome.
 
+    actor: an admin (the policy's `gallery.enrol`); recorded as who enrolled each photo.
     provenance: applies to every photo of the call; checked before any photo is read,
-        so a wrong source type fails at once with the field named.
+        so a wrong source type fails at once with the field named. The source type must
+        be allowed both by the workspace's purpose and by the active policy.
     workers: processes for detection and templates (default: `default_workers`).
     face_index: take this face (0 = largest) instead of the largest face nearest the
         centre; for a single photo showing several people.
     on_outcome: called after each file, in order (for progress bars).
     """
     workspace = workflow.workspace
+    policy = require_permission(workflow, actor, "gallery.enrol")
     checked = validate_provenance(
         provenance,
-        allowed_source_types=workspace.allowed_source_types(),
+        allowed_source_types=_allowed_sources(workflow, policy),
         today=workspace.today(),
     )
     summary = EnrolmentSummary()
@@ -122,19 +129,43 @@ def enrol_files(
         face_index=face_index,
     )
     for request, extraction in zip(requests, extractions, strict=True):
-        outcome = _enrol_one(workflow, request, extraction, checked, enrolled_by)
+        outcome = _enrol_one(workflow, actor, request, extraction, checked)
         summary.outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
+    with workspace.session() as session, session.begin():
+        record(
+            session,
+            workspace,
+            actor.username,
+            "gallery.enrolment_batch",
+            {},
+            {
+                "files": len(summary.outcomes),
+                "enrolled": summary.count(EnrolmentStatus.ENROLLED),
+                "duplicates": summary.count(EnrolmentStatus.DUPLICATE),
+                "refused": summary.count(EnrolmentStatus.REFUSED),
+                "source_type": checked.source_type,
+            },
+        )
     return summary
+
+
+def _allowed_sources(workflow: Workflow, policy: Policy) -> tuple[str, ...]:
+    """Source types both the workspace's purpose and the agency's policy allow."""
+    return tuple(
+        source
+        for source in workflow.workspace.allowed_source_types()
+        if source in policy.gallery_source_types
+    )
 
 
 def _enrol_one(
     workflow: Workflow,
+    actor: Actor,
     request: EnrolmentRequest,
     extraction: FaceExtraction,
     provenance: Provenance,
-    enrolled_by: str,
 ) -> EnrolmentOutcome:
     refused = _refused(request, extraction)
     template, sha256, data, chosen = (
@@ -155,7 +186,7 @@ def _enrol_one(
             existing = image_by_sha256(session, sha256)
             if existing is not None:
                 return _duplicate(request, extraction, existing.subject.external_ref)
-            subject, _created = get_or_create_subject(session, request.subject_ref, enrolled_by)
+            subject, _created = get_or_create_subject(session, request.subject_ref, actor.username)
             # Files first, row last: a row never points at a missing file. If the
             # transaction then fails, the files are erased below.
             vault.put_image(sha256, data)
@@ -170,9 +201,9 @@ def _enrol_one(
                 height=extraction.height,
                 byte_size=len(data),
                 provenance=provenance,
-                allowed_source_types=workspace.allowed_source_types(),
+                allowed_source_types=(provenance.source_type,),
                 today=workspace.today(),
-                enrolled_by=enrolled_by,
+                enrolled_by=actor.username,
                 face_choice=face_choice_label(extraction.requested_face, len(extraction.faces)),
                 face_box=(face.box.left, face.box.top, face.box.right, face.box.bottom),
                 quality=quality_summary(face),
@@ -187,6 +218,20 @@ def _enrol_one(
                 vault=vault,
             )
             image_id, template_id = image.id, stored.id
+            # Ids and hashes only: the subject's reference (a booking number) stays out.
+            record(
+                session,
+                workspace,
+                actor.username,
+                "gallery.enrolled",
+                {"subject": subject.id, "image": image_id, "template": template_id},
+                {
+                    "image_sha256": sha256,
+                    "source_type": provenance.source_type,
+                    "model": template.model.key,
+                    "face_choice": image.face_choice,
+                },
+            )
     except GalleryError as error:
         _erase_unreferenced(workflow, sha256)
         return EnrolmentOutcome(

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from candor.store import delete_subject_cascade, find_subject
+from candor.workflow.accounts import Actor
+from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import SubjectNotFoundError
+from candor.workflow.permissions import require_permission
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,7 @@ class ExpungeReport:
     template_ids: tuple[int, ...]
 
 
-def expunge_subject(workflow: Workflow, subject_ref: str) -> ExpungeReport:
+def expunge_subject(workflow: Workflow, actor: Actor, subject_ref: str) -> ExpungeReport:
     """Remove a subject and everything Candor holds of their face.
 
     The rows go first, in one transaction; then the image and crop files are
@@ -27,12 +30,26 @@ def expunge_subject(workflow: Workflow, subject_ref: str) -> ExpungeReport:
     (freed pages are zeroed by secure_delete; the WAL is checkpointed and truncated),
     so no copy survives in any file of the workspace.
     """
+    require_permission(workflow, actor, "gallery.expunge")
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
         subject = find_subject(session, subject_ref)
         if subject is None:
             raise SubjectNotFoundError(f"no subject {subject_ref!r} is enrolled")
         removed = delete_subject_cascade(session, subject)
+        # What was removed, by internal id and hash: nothing readable of the person.
+        record(
+            session,
+            workspace,
+            actor.username,
+            "gallery.expunged",
+            {"subject": removed.subject_id},
+            {
+                "images": list(removed.image_ids),
+                "image_sha256": list(removed.image_sha256s),
+                "templates": list(removed.template_ids),
+            },
+        )
     for sha256 in removed.image_sha256s:
         workspace.vault.erase_image(sha256)
     if workflow.index_loaded:

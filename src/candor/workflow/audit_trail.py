@@ -1,0 +1,130 @@
+"""The audit trail: one entry per action, written in the action's own transaction.
+
+`record` appends an entry to the hash-chained, Merkle-hashed log in the caller's
+session, so the action and its entry commit together or not at all. Checkpoints (tree
+size, root, time) are signed with the workspace's Ed25519 key automatically every
+`checkpoint_every` entries or when the last one is older than `checkpoint_seconds`,
+and on demand. Entries hold internal ids and hashes only: never face data, nor the
+names or booking numbers of gallery subjects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from candor.audit import Checkpoint, SigningKey, build_entry, leaf_hash, merkle_root
+from candor.store import AuditCheckpoint, AuditEntry, Workspace
+
+GENESIS_PREV = "0" * 64
+KEY_ENV = "CANDOR_AUDIT_KEY"
+
+
+@dataclass(frozen=True)
+class CheckpointSchedule:
+    """When checkpoints are made without being asked: whichever comes first."""
+
+    every_entries: int = 100
+    every_seconds: float = 60.0
+
+
+def signing_key_path(workspace: Workspace) -> Path:
+    """The audit signing key: $CANDOR_AUDIT_KEY, else keys/audit-signing.key in the workspace.
+
+    Keeping the key outside the workspace (another disk, another account) means whoever
+    copies the workspace cannot also re-sign a rewritten history.
+    """
+    configured = os.environ.get(KEY_ENV)
+    return Path(configured) if configured else workspace.home / "keys" / "audit-signing.key"
+
+
+def log_origin(workspace: Workspace) -> str:
+    """The log's name in its checkpoints: one per workspace."""
+    return f"candor-{workspace.workspace_id}"
+
+
+def ensure_signing_key(workspace: Workspace) -> SigningKey:
+    """Load the workspace's signing key, making it (mode 0600) if there is none yet."""
+    path = signing_key_path(workspace)
+    if path.exists():
+        return SigningKey.load(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return SigningKey.generate(path, log_origin(workspace))
+
+
+def record(
+    session: Session,
+    workspace: Workspace,
+    actor: str | None,
+    action: str,
+    objects: Mapping[str, int | str],
+    details: Mapping[str, object],
+    *,
+    schedule: CheckpointSchedule | None = None,
+) -> int:
+    """Append one entry in `session`'s transaction and return its sequence number."""
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.leaf_hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    seq = 1 if last is None else last.seq + 1
+    now = datetime.now(UTC)
+    body = build_entry(
+        seq=seq,
+        time=now,
+        actor=actor,
+        action=action,
+        objects=dict(objects),
+        details=dict(details),
+        prev_hex=GENESIS_PREV if last is None else last.leaf_hash,
+    )
+    session.add(AuditEntry(seq=seq, body=body, leaf_hash=leaf_hash(body).hex(), created_at=now))
+    session.flush()
+    if _checkpoint_due(session, seq, now, schedule or CheckpointSchedule()):
+        make_checkpoint(session, workspace)
+    return seq
+
+
+def _checkpoint_due(
+    session: Session, seq: int, now: datetime, schedule: CheckpointSchedule
+) -> bool:
+    latest = session.execute(
+        select(AuditCheckpoint.tree_size, AuditCheckpoint.created_at)
+        .order_by(AuditCheckpoint.tree_size.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return True
+    size: int = latest.tree_size
+    made_at: datetime = latest.created_at
+    if seq - size >= schedule.every_entries:
+        return True
+    return now - made_at >= timedelta(seconds=schedule.every_seconds)
+
+
+def make_checkpoint(session: Session, workspace: Workspace) -> AuditCheckpoint | None:
+    """Sign a checkpoint of the whole log as it stands in `session`; None if nothing new."""
+    size = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+    existing = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.tree_size == size))
+    if size == 0 or existing is not None:
+        return existing
+    leaves = [
+        bytes.fromhex(h)
+        for h in session.scalars(select(AuditEntry.leaf_hash).order_by(AuditEntry.seq))
+    ]
+    now = datetime.now(UTC)
+    checkpoint = Checkpoint(
+        origin=log_origin(workspace), size=size, root=merkle_root(leaves), time=now
+    )
+    note = ensure_signing_key(workspace).sign(checkpoint)
+    row = AuditCheckpoint(
+        tree_size=size, root_hash=checkpoint.root.hex(), note=note, created_at=now
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,869 @@
+"""Governed face comparison: request, policy decision, approval, run, review, release.
+
+Every way to compare faces goes through here. A request names a person (the logged-in
+actor), a case number, an offence category, a purpose and the requesting agency and
+unit; the agency's active policy decides it (allow, deny with reasons, or needs a
+supervisor's approval); an allowed or approved search runs once; its candidate list
+goes to examiners, never straight to the requester; a candidate becomes a lead only
+when the policy's number of independent examiners agree. Each step writes its audit
+entry in the same transaction as the step itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from candor.faces import cosine_score, euclidean_distance
+from candor.policy import (
+    Decision,
+    Outcome,
+    Policy,
+    Reason,
+    SearchFacts,
+    decide_search,
+    has_permission,
+    release_ready,
+)
+from candor.store import (
+    Approval,
+    FaceTemplate,
+    GalleryImage,
+    SearchRequest,
+    Subject,
+    Verdict,
+)
+from candor.store import Candidate as CandidateRow
+from candor.store import Release as ReleaseRow
+from candor.workflow.accounts import Actor, active_policy
+from candor.workflow.audit_trail import record
+from candor.workflow.calibration import ThresholdChoice, shipped_calibration, threshold_for_gallery
+from candor.workflow.context import Workflow
+from candor.workflow.errors import ProbeRefusedError, WorkflowError
+from candor.workflow.permissions import (
+    PermissionDeniedError,
+    require_current_certificate,
+    require_permission,
+    require_policy,
+)
+from candor.workflow.probes import Probe, read_probe
+from candor.workflow.thresholds import VERIFY_THRESHOLD
+
+CANDIDATE_NOTICE = (
+    "Candidates are investigative leads, not identifications: each needs independent "
+    "review by trained examiners before anyone acts on it."
+)
+# Requests that count towards quotas and repeat detection: everything not refused.
+_COUNTED_STATUSES = ("pending_approval", "approved", "completed")
+NO_POLICY = "none"
+
+
+class RequestStateError(WorkflowError):
+    """The request is not in the state this step needs (e.g. already run)."""
+
+
+@dataclass(frozen=True)
+class RequestForm:
+    """What the requester must state for every search or verification."""
+
+    case_number: str
+    offence_category: str
+    purpose: str
+    requesting_agency: str
+    requesting_unit: str
+    probe_kind: str
+    authorisation_ref: str | None = None
+    edits: str | None = None
+
+    def checked(self) -> RequestForm:
+        """The form with text stripped; WorkflowError naming the first empty field."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name in (
+            "case_number",
+            "offence_category",
+            "purpose",
+            "requesting_agency",
+            "requesting_unit",
+            "probe_kind",
+        ):
+            if not str(values[name]).strip():
+                raise WorkflowError(f"a request needs a {name.replace('_', ' ')}")
+        return RequestForm(**{k: v.strip() if isinstance(v, str) else v for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    """One candidate as an examiner sees it; `score` is the cosine (higher = more alike)."""
+
+    rank: int
+    score: float
+    above_threshold: bool
+    subject_id: int
+    subject_ref: str | None  # None once the subject has been expunged
+    image_id: int
+    image_sha256: str | None
+    verdicts: tuple[dict[str, str], ...] = ()
+    released: bool = False
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """Where a request stands, and what it produced that the caller may see."""
+
+    search_id: int
+    kind: str
+    status: str
+    decision: dict[str, Any]
+    threshold: dict[str, Any] | None = None
+    threshold_meaning: str | None = None
+    candidates_found: int = 0
+    above_threshold: int = 0
+    verification: dict[str, Any] | None = None
+    notice: str = CANDIDATE_NOTICE
+
+
+@dataclass(frozen=True)
+class CandidateReview:
+    """A candidate list for an examiner or supervisor."""
+
+    search_id: int
+    case_number: str
+    status: str
+    threshold_meaning: str | None
+    candidates: tuple[CandidateView, ...]
+    notice: str = CANDIDATE_NOTICE
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A request waiting for a supervisor."""
+
+    search_id: int
+    kind: str
+    requester: str
+    case_number: str
+    offence_category: str
+    purpose: str
+    requesting_agency: str
+    created_at: datetime
+    reasons: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+
+# -- requesting ---------------------------------------------------------------------------
+
+
+def request_search(
+    workflow: Workflow,
+    actor: Actor,
+    probe_path: Path,
+    form: RequestForm,
+    *,
+    top: int = 20,
+    face_index: int | None = None,
+    original_probe: Path | None = None,
+) -> RequestOutcome:
+    """Ask for a 1:N search; it runs at once when the policy allows it.
+
+    original_probe: the unedited photo when `probe_path` was edited (both are kept and
+        hashed; `form.edits` says what was changed).
+    """
+    return _request(
+        workflow, actor, "search", [probe_path], [face_index], form, top, original_probe
+    )
+
+
+def request_verify(
+    workflow: Workflow,
+    actor: Actor,
+    first: Path,
+    second: Path,
+    form: RequestForm,
+    *,
+    first_face: int | None = None,
+    second_face: int | None = None,
+) -> RequestOutcome:
+    """Ask for a 1:1 comparison of two photos; it runs at once when the policy allows it."""
+    return _request(
+        workflow, actor, "verify", [first, second], [first_face, second_face], form, 1, None
+    )
+
+
+def _request(
+    workflow: Workflow,
+    actor: Actor,
+    kind: Literal["search", "verify"],
+    paths: Sequence[Path],
+    faces: Sequence[int | None],
+    form: RequestForm,
+    top: int,
+    original_probe: Path | None,
+) -> RequestOutcome:
+    checked = form.checked()
+    if top < 1:
+        raise WorkflowError("the candidate list length (--top) must be 1 or more")
+    policy = active_policy(workflow)
+    probes: list[Probe] = []
+    refusal: str | None = None
+    try:
+        probes = [
+            read_probe(workflow.engine, path, face) for path, face in zip(paths, faces, strict=True)
+        ]
+    except ProbeRefusedError as error:
+        refusal = str(error)
+    original = None if original_probe is None else original_probe.read_bytes()
+    workspace = workflow.workspace
+    now = datetime.now(UTC)
+    with workspace.session() as session, session.begin():
+        decision = _decide(
+            session, workflow, actor, kind, checked, probes, policy, top, now, refusal
+        )
+        threshold = None
+        if kind == "search" and decision.outcome is not Outcome.DENY and policy is not None:
+            threshold = _threshold(workflow, policy)
+        row = _new_request(
+            session, workflow, actor, kind, checked, probes, decision, threshold, top, now, original
+        )
+        record(
+            session,
+            workspace,
+            actor.username,
+            f"{kind}.requested",
+            {"search": row.id, "case": checked.case_number},
+            _request_details(row, checked, probes, refusal),
+        )
+        record(
+            session,
+            workspace,
+            actor.username,
+            "policy.decided",
+            {"search": row.id},
+            {
+                "decision": _audit_safe(decision.to_dict()),
+                "threshold": threshold.to_dict() if threshold else None,
+            },
+        )
+        search_id = row.id
+    if decision.outcome is Outcome.ALLOW:
+        return _run(workflow, actor, search_id)
+    return outcome_of(workflow, search_id)
+
+
+def _decide(
+    session: Session,
+    workflow: Workflow,
+    actor: Actor,
+    kind: Literal["search", "verify"],
+    form: RequestForm,
+    probes: Sequence[Probe],
+    policy: Policy | None,
+    top: int,
+    now: datetime,
+    refusal: str | None,
+) -> Decision:
+    if policy is None:
+        return Decision(
+            outcome=Outcome.DENY,
+            reasons=(
+                Reason("no_policy", "no policy is active in this workspace; an admin must set one"),
+            ),
+            policy_sha256=NO_POLICY,
+            top=0,
+            earlier_search_id=None,
+        )
+    if refusal is not None:
+        return Decision(
+            outcome=Outcome.DENY,
+            reasons=(Reason("probe_unusable", refusal),),
+            policy_sha256=policy.sha256,
+            top=0,
+            earlier_search_id=None,
+        )
+    facts = SearchFacts(
+        kind=kind,
+        requester_roles=actor.roles,
+        requester_disabled=actor.disabled,
+        certificate_valid=actor.certificate_valid,
+        offence_category=form.offence_category,
+        purpose=form.purpose,
+        requesting_agency=form.requesting_agency,
+        requesting_unit=form.requesting_unit,
+        probe_kind=form.probe_kind,
+        probe_edited=form.edits is not None,
+        requested_top=top,
+        earlier_search_id=_earlier_search(session, kind, probes, policy, now),
+        searches_today=_searches_since(session, actor, _start_of_day(workflow, now)),
+        searches_last_30_days=_searches_since(session, actor, now - timedelta(days=30)),
+    )
+    return decide_search(policy, facts)
+
+
+def _start_of_day(workflow: Workflow, now: datetime) -> datetime:
+    local = now.astimezone(workflow.workspace.zone)
+    return datetime.combine(local.date(), time(0), tzinfo=workflow.workspace.zone).astimezone(UTC)
+
+
+def _searches_since(session: Session, actor: Actor, since: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(SearchRequest)
+            .where(
+                SearchRequest.requester_id == actor.user_id,
+                SearchRequest.created_at >= since,
+                SearchRequest.status.in_(_COUNTED_STATUSES),
+            )
+        )
+        or 0
+    )
+
+
+def _earlier_search(
+    session: Session,
+    kind: str,
+    probes: Sequence[Probe],
+    policy: Policy,
+    now: datetime,
+) -> int | None:
+    """The latest search by anyone in the policy's window with the same or a near probe."""
+    if not probes:
+        return None
+    since = now - timedelta(days=policy.repeat.window_days)
+    probe = probes[0]
+    rows = session.execute(
+        select(
+            SearchRequest.id,
+            SearchRequest.probe_sha256,
+            SearchRequest.probe_model_key,
+            SearchRequest.probe_template,
+        )
+        .where(
+            SearchRequest.kind == kind,
+            SearchRequest.created_at >= since,
+            SearchRequest.status.in_(_COUNTED_STATUSES),
+        )
+        .order_by(SearchRequest.id.desc())
+    ).all()
+    query = probe.template.normalised()
+    for search_id, sha256, model_key, blob in rows:
+        if sha256 == probe.image.sha256:
+            return int(search_id)
+        if blob is None or model_key != probe.template.model.key:
+            continue
+        earlier = np.frombuffer(blob, dtype="<f4")
+        similarity = float(np.dot(query, earlier / np.linalg.norm(earlier)))
+        if similarity >= policy.repeat.similarity:
+            return int(search_id)
+    return None
+
+
+def _threshold(workflow: Workflow, policy: Policy) -> ThresholdChoice:
+    table = shipped_calibration()
+    if table.model_key != workflow.engine.model.key:
+        raise WorkflowError(
+            f"no calibration for model {workflow.engine.model.key}; "
+            "record one with `candor calibrate`"
+        )
+    return threshold_for_gallery(table, len(workflow.index), policy.target_fpir)
+
+
+def _new_request(
+    session: Session,
+    workflow: Workflow,
+    actor: Actor,
+    kind: str,
+    form: RequestForm,
+    probes: Sequence[Probe],
+    decision: Decision,
+    threshold: ThresholdChoice | None,
+    top: int,
+    now: datetime,
+    original: bytes | None,
+) -> SearchRequest:
+    vault = workflow.workspace.vault
+    status = {
+        Outcome.ALLOW: "approved",
+        Outcome.DENY: "denied",
+        Outcome.NEEDS_APPROVAL: "pending_approval",
+    }[decision.outcome]
+    first = probes[0] if probes else None
+    original_sha256 = None
+    if original is not None:
+        from candor.store import sha256_hex
+
+        original_sha256 = sha256_hex(original)
+        vault.put_probe(original_sha256, original)
+    for probe in probes:
+        vault.put_probe(probe.image.sha256, probe.image.data)
+    row = SearchRequest(
+        kind=kind,
+        requester_id=actor.user_id,
+        case_number=form.case_number,
+        offence_category=form.offence_category,
+        purpose=form.purpose,
+        requesting_agency=form.requesting_agency,
+        requesting_unit=form.requesting_unit,
+        authorisation_ref=form.authorisation_ref,
+        probe_kind=form.probe_kind,
+        probe_edited=form.edits is not None,
+        edits=form.edits,
+        requested_top=top,
+        status=status,
+        decision=decision.to_dict(),
+        policy_sha256=decision.policy_sha256,
+        earlier_search_id=decision.earlier_search_id,
+        probe_sha256=first.image.sha256 if first else "0" * 64,
+        original_probe_sha256=original_sha256,
+        second_probe_sha256=probes[1].image.sha256 if len(probes) > 1 else None,
+        face_index=first.face.face_index if first else None,
+        probe_quality=dict(first.face.quality) if first else None,
+        probe_model_key=first.template.model.key if first else None,
+        probe_template=vault.encode_template(first.template.vector) if first else None,
+        threshold=threshold.cosine if threshold else None,
+        threshold_note=threshold.meaning if threshold else None,
+        result={"second_face": probes[1].face.face_index} if len(probes) > 1 else None,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _request_details(
+    row: SearchRequest, form: RequestForm, probes: Sequence[Probe], refusal: str | None
+) -> dict[str, object]:
+    details: dict[str, object] = {
+        "kind": row.kind,
+        "offence_category": form.offence_category,
+        "purpose": form.purpose,
+        "requesting_agency": form.requesting_agency,
+        "requesting_unit": form.requesting_unit,
+        "authorisation_ref": form.authorisation_ref,
+        "probe_kind": form.probe_kind,
+        "probe_edited": form.edits is not None,
+        "edits": form.edits,
+        "probe_sha256": [probe.image.sha256 for probe in probes],
+        "original_probe_sha256": row.original_probe_sha256,
+        "requested_top": row.requested_top,
+        "probe_refused": refusal,
+    }
+    if probes:
+        details["probe_quality"] = _audit_safe(dict(probes[0].face.quality))
+    return details
+
+
+def _audit_safe(value: Any) -> Any:
+    """Floats as fixed text: the audit log's canonical JSON carries no floats."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return {str(k): _audit_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_audit_safe(v) for v in value]
+    return value
+
+
+# -- approval -----------------------------------------------------------------------------
+
+
+def pending_approvals(workflow: Workflow, actor: Actor) -> list[PendingRequest]:
+    """Requests waiting for a supervisor (supervisors only)."""
+    require_permission(workflow, actor, "search.approve")
+    with workflow.workspace.session() as session:
+        rows = session.scalars(
+            select(SearchRequest)
+            .where(SearchRequest.status == "pending_approval")
+            .order_by(SearchRequest.id)
+        ).all()
+        return [
+            PendingRequest(
+                search_id=row.id,
+                kind=row.kind,
+                requester=row.requester.username,
+                case_number=row.case_number,
+                offence_category=row.offence_category,
+                purpose=row.purpose,
+                requesting_agency=row.requesting_agency,
+                created_at=row.created_at,
+                reasons=tuple(
+                    {"code": r["code"], "message": r["message"]}
+                    for r in row.decision.get("reasons", [])
+                ),
+            )
+            for row in rows
+        ]
+
+
+def decide_approval(
+    workflow: Workflow, actor: Actor, search_id: int, *, approve: bool, reason: str
+) -> RequestOutcome:
+    """A supervisor other than the requester approves or rejects a waiting request."""
+    if not reason.strip():
+        raise WorkflowError("an approval or rejection needs a reason")
+    require_permission(workflow, actor, "search.approve")
+    with workflow.workspace.session() as session, session.begin():
+        row = _request_row(session, search_id)
+        if row.requester_id == actor.user_id:
+            raise PermissionDeniedError(
+                f"request {search_id} is your own; another supervisor must decide it"
+            )
+        if row.status != "pending_approval":
+            raise RequestStateError(
+                f"request {search_id} is {row.status}, not waiting for approval"
+            )
+        decision = "approved" if approve else "rejected"
+        session.add(
+            Approval(
+                search_id=row.id,
+                supervisor_id=actor.user_id,
+                decision=decision,
+                reason=reason.strip(),
+                decided_at=datetime.now(UTC),
+            )
+        )
+        row.status = decision
+        record(
+            session,
+            workflow.workspace,
+            actor.username,
+            f"search.{decision}",
+            {"search": row.id},
+            {"reason": reason.strip(), "earlier_search": row.earlier_search_id},
+        )
+    return outcome_of(workflow, search_id)
+
+
+def run_approved(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
+    """The requester runs a search a supervisor approved; it runs once."""
+    with workflow.workspace.session() as session:
+        row = _request_row(session, search_id)
+        requester_id, status = row.requester_id, row.status
+    if requester_id != actor.user_id:
+        raise PermissionDeniedError(
+            f"request {search_id} belongs to another user; only they can run it"
+        )
+    if status != "approved":
+        raise RequestStateError(
+            f"request {search_id} is {status}; only an approved request runs, once"
+        )
+    require_current_certificate(actor)
+    return _run(workflow, actor, search_id)
+
+
+def _run(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
+    workspace = workflow.workspace
+    with workspace.session() as session, session.begin():
+        row = _request_row(session, search_id)
+        if row.status != "approved":
+            raise RequestStateError(f"request {search_id} is {row.status}; it cannot run")
+        if row.kind == "search":
+            details = _run_search(session, workflow, row)
+        else:
+            details = _run_verify(workflow, row)
+        row.status = "completed"
+        row.ran_at = datetime.now(UTC)
+        record(
+            session,
+            workspace,
+            actor.username,
+            f"{row.kind}.run",
+            {"search": row.id},
+            _audit_safe(details),
+        )
+    return outcome_of(workflow, search_id)
+
+
+def _stored_template(workflow: Workflow, row: SearchRequest) -> np.ndarray:
+    if row.probe_template is None or row.probe_model_key is None:
+        raise RequestStateError(f"request {row.id} has no probe template (purged?)")
+    if row.probe_model_key != workflow.engine.model.key:
+        raise RequestStateError(
+            f"request {row.id} was made with model {row.probe_model_key}; the gallery now uses "
+            f"{workflow.engine.model.key}: make a new request"
+        )
+    return workflow.workspace.vault.decode_template(
+        row.probe_template, workflow.engine.model.dimension
+    )
+
+
+def _run_search(session: Session, workflow: Workflow, row: SearchRequest) -> dict[str, object]:
+    query = _stored_template(workflow, row)
+    top = int(row.decision.get("top", row.requested_top)) or row.requested_top
+    hits = workflow.index.search(query, top)
+    owners = _template_owners(session, [template_id for template_id, _ in hits])
+    threshold = row.threshold if row.threshold is not None else 1.0
+    above = 0
+    for rank, (template_id, score) in enumerate(((t, s) for t, s in hits if t in owners), start=1):
+        subject_id, image_id = owners[template_id]
+        is_above = score >= threshold
+        above += is_above
+        session.add(
+            CandidateRow(
+                search_id=row.id,
+                rank=rank,
+                score=score,
+                subject_id=subject_id,
+                image_id=image_id,
+                template_id=template_id,
+                above_threshold=is_above,
+            )
+        )
+    session.flush()
+    return {
+        "gallery_size": len(workflow.index),
+        "model": workflow.engine.model.key,
+        "candidates": len(owners),
+        "above_threshold": above,
+        "threshold": f"{threshold:.6f}",
+    }
+
+
+def _template_owners(session: Session, template_ids: list[int]) -> dict[int, tuple[int, int]]:
+    if not template_ids:
+        return {}
+    rows = session.execute(
+        select(FaceTemplate.id, FaceTemplate.subject_id, FaceTemplate.image_id).where(
+            FaceTemplate.id.in_(template_ids)
+        )
+    ).all()
+    return {template_id: (subject_id, image_id) for template_id, subject_id, image_id in rows}
+
+
+def _run_verify(workflow: Workflow, row: SearchRequest) -> dict[str, object]:
+    vault = workflow.workspace.vault
+    if row.second_probe_sha256 is None:
+        raise RequestStateError(f"verify request {row.id} has no second photo")
+    from candor.images import decode_image
+
+    engine = workflow.engine
+    first = decode_image(vault.get_probe(row.probe_sha256), name=f"request {row.id} photo 1")
+    second = decode_image(
+        vault.get_probe(row.second_probe_sha256), name=f"request {row.id} photo 2"
+    )
+    first_faces, second_faces = engine.detect_faces(first), engine.detect_faces(second)
+    face_a = first_faces[row.face_index or 0]
+    face_b = second_faces[int((row.result or {}).get("second_face", 0))]
+    template_a, template_b = (
+        engine.face_template(first, face_a),
+        engine.face_template(second, face_b),
+    )
+    score = cosine_score(template_a, template_b)
+    result = {
+        **(row.result or {}),
+        "score": round(score, 6),
+        "euclidean_distance": round(euclidean_distance(template_a, template_b), 6),
+        "threshold": VERIFY_THRESHOLD.cosine,
+        "passed": score >= VERIFY_THRESHOLD.cosine,
+        "meaning": VERIFY_THRESHOLD.meaning,
+    }
+    row.result = result
+    return {
+        "score": f"{score:.6f}",
+        "passed": result["passed"],
+        "threshold": f"{VERIFY_THRESHOLD.cosine}",
+    }
+
+
+# -- what each person may see -------------------------------------------------------------
+
+
+def outcome_of(workflow: Workflow, search_id: int) -> RequestOutcome:
+    """Where a request stands (no candidate identities: those go to examiners)."""
+    with workflow.workspace.session() as session:
+        row = _request_row(session, search_id)
+        candidates = row.candidates
+        return RequestOutcome(
+            search_id=row.id,
+            kind=row.kind,
+            status=row.status,
+            decision=dict(row.decision),
+            threshold={"cosine": row.threshold} if row.threshold is not None else None,
+            threshold_meaning=row.threshold_note,
+            candidates_found=len(candidates),
+            above_threshold=sum(1 for c in candidates if c.above_threshold),
+            verification=dict(row.result) if row.kind == "verify" and row.result else None,
+        )
+
+
+def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> CandidateReview:
+    """The candidate list, for an examiner (not the requester) or a supervisor; audited."""
+    policy = require_policy(workflow)
+    may_review = has_permission(policy, actor.roles, "candidate.review")
+    may_supervise = has_permission(policy, actor.roles, "search.approve")
+    if not (may_review or may_supervise) or actor.disabled:
+        raise PermissionDeniedError("only examiners and supervisors see candidate lists")
+    with workflow.workspace.session() as session, session.begin():
+        row = _request_row(session, search_id)
+        if row.requester_id == actor.user_id:
+            raise PermissionDeniedError(
+                f"request {search_id} is your own: its candidates go to independent examiners"
+            )
+        if row.status != "completed" or row.kind != "search":
+            raise RequestStateError(f"request {search_id} has no candidate list ({row.status})")
+        views = tuple(_candidate_view(session, candidate) for candidate in row.candidates)
+        record(
+            session,
+            workflow.workspace,
+            actor.username,
+            "candidates.viewed",
+            {"search": row.id},
+            {"candidates": len(views)},
+        )
+        return CandidateReview(row.id, row.case_number, row.status, row.threshold_note, views)
+
+
+def _candidate_view(session: Session, candidate: CandidateRow) -> CandidateView:
+    subject = session.get(Subject, candidate.subject_id)
+    image = session.get(GalleryImage, candidate.image_id)
+    return CandidateView(
+        rank=candidate.rank,
+        score=candidate.score,
+        above_threshold=candidate.above_threshold,
+        subject_id=candidate.subject_id,
+        subject_ref=subject.external_ref if subject else None,
+        image_id=candidate.image_id,
+        image_sha256=image.sha256 if image else None,
+        verdicts=tuple(
+            {
+                "examiner": _username(session, v.examiner_id),
+                "verdict": v.verdict,
+                "rationale": v.rationale,
+            }
+            for v in candidate.verdicts
+        ),
+        released=candidate.release is not None,
+    )
+
+
+def _username(session: Session, user_id: int) -> str:
+    from candor.store import User
+
+    user = session.get(User, user_id)
+    return user.username if user else f"user {user_id}"
+
+
+# -- review and release -------------------------------------------------------------------
+
+
+def record_verdict(
+    workflow: Workflow, actor: Actor, search_id: int, rank: int, verdict: str, rationale: str
+) -> CandidateView:
+    """An examiner's verdict on one candidate, with a rationale; one per examiner."""
+    if not rationale.strip():
+        raise WorkflowError("a verdict needs a rationale")
+    require_permission(workflow, actor, "candidate.review")
+    require_current_certificate(actor)
+    with workflow.workspace.session() as session, session.begin():
+        row = _request_row(session, search_id)
+        if row.requester_id == actor.user_id:
+            raise PermissionDeniedError(f"request {search_id} is your own; you cannot review it")
+        candidate = _candidate(row, rank)
+        if any(v.examiner_id == actor.user_id for v in candidate.verdicts):
+            raise RequestStateError(f"you have already given a verdict on candidate {rank}")
+        if candidate.release is not None:
+            raise RequestStateError(f"candidate {rank} has already been released")
+        session.add(
+            Verdict(
+                candidate_id=candidate.id,
+                examiner_id=actor.user_id,
+                verdict=verdict,
+                rationale=rationale.strip(),
+                created_at=datetime.now(UTC),
+            )
+        )
+        session.flush()
+        session.refresh(candidate)
+        record(
+            session,
+            workflow.workspace,
+            actor.username,
+            "candidate.verdict",
+            {"search": row.id, "candidate": candidate.id},
+            {"rank": rank, "verdict": verdict, "rationale": rationale.strip()},
+        )
+        return _candidate_view(session, candidate)
+
+
+def release_lead(
+    workflow: Workflow, actor: Actor, search_id: int, rank: int, reason: str
+) -> CandidateView:
+    """Release a candidate as an investigative lead, once enough independent examiners agree."""
+    if not reason.strip():
+        raise WorkflowError("a release needs a reason")
+    policy = require_permission(workflow, actor, "lead.release")
+    with workflow.workspace.session() as session, session.begin():
+        row = _request_row(session, search_id)
+        if row.requester_id == actor.user_id:
+            raise PermissionDeniedError(
+                f"request {search_id} is your own; you cannot release its leads"
+            )
+        candidate = _candidate(row, rank)
+        if candidate.release is not None:
+            raise RequestStateError(f"candidate {rank} has already been released")
+        verdicts = [(_username(session, v.examiner_id), v.verdict) for v in candidate.verdicts]
+        ready, why = release_ready(verdicts, row.requester.username, policy.reviewers_to_release)
+        if not ready:
+            raise RequestStateError(f"candidate {rank} cannot be released: {why}")
+        session.add(
+            ReleaseRow(
+                candidate_id=candidate.id,
+                released_by=actor.user_id,
+                reason=reason.strip(),
+                released_at=datetime.now(UTC),
+            )
+        )
+        session.flush()
+        session.refresh(candidate)
+        record(
+            session,
+            workflow.workspace,
+            actor.username,
+            "lead.released",
+            {"search": row.id, "candidate": candidate.id},
+            {"rank": rank, "reason": reason.strip(), "examiners": [name for name, _ in verdicts]},
+        )
+        return _candidate_view(session, candidate)
+
+
+def released_leads(workflow: Workflow, actor: Actor, search_id: int) -> CandidateReview:
+    """The released leads of a request, for its requester or a supervisor; audited."""
+    policy = require_policy(workflow)
+    with workflow.workspace.session() as session, session.begin():
+        row = _request_row(session, search_id)
+        if row.requester_id != actor.user_id and not has_permission(
+            policy, actor.roles, "search.approve"
+        ):
+            raise PermissionDeniedError(f"request {search_id} is not yours")
+        leads = tuple(_candidate_view(session, c) for c in row.candidates if c.release is not None)
+        record(
+            session,
+            workflow.workspace,
+            actor.username,
+            "leads.viewed",
+            {"search": row.id},
+            {"leads": len(leads)},
+        )
+        return CandidateReview(row.id, row.case_number, row.status, row.threshold_note, leads)
+
+
+# -- shared checks --------------------------------------------------------------------------
+
+
+def _request_row(session: Session, search_id: int) -> SearchRequest:
+    row = session.get(SearchRequest, search_id)
+    if row is None:
+        raise WorkflowError(f"no request {search_id}")
+    return row
+
+
+def _candidate(row: SearchRequest, rank: int) -> CandidateRow:
+    for candidate in row.candidates:
+        if candidate.rank == rank:
+            return candidate
+    raise WorkflowError(f"request {row.id} has no candidate at rank {rank}")

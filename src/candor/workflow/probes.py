@@ -1,0 +1,80 @@
+"""Probe photos: the face to search with, chosen and checked as the analyst asked.
+
+The probe part of a request: decode the photo, find its faces, take the one the analyst
+named (or the only one), check its quality and make its template. No gallery is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from candor.faces import DetectedFace, FaceEngine, Template
+from candor.images import DecodedImage, load_image
+from candor.workflow.enrolment import quality_summary
+from candor.workflow.errors import FaceIndexError, MultipleFacesError, ProbeRefusedError
+
+
+@dataclass(frozen=True)
+class ProbeFace:
+    """The face a probe was searched with, and how it was chosen."""
+
+    image_sha256: str
+    face_index: int
+    faces_found: int
+    box: tuple[int, int, int, int]
+    quality: dict[str, float | list[str]]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A decoded probe photo with its chosen face's template."""
+
+    image: DecodedImage
+    face: ProbeFace
+    template: Template
+
+
+def describe_face(index: int, face: DetectedFace) -> dict[str, object]:
+    """A face as listed for the user to pick from: number, box, quality, verdict."""
+    return {
+        "face": index,
+        "box": [face.box.left, face.box.top, face.box.right, face.box.bottom],
+        "quality": quality_summary(face),
+        "usable": face.quality.passed,
+    }
+
+
+def read_probe(engine: FaceEngine, path: Path, face_index: int | None) -> Probe:
+    """Decode `path`, pick its face and make the template; refuses with the reason why.
+
+    face_index: which face (0 = largest) when the photo shows several; without it a
+        photo with several faces raises MultipleFacesError listing them.
+    """
+    image = load_image(path)
+    faces = engine.detect_faces(image)
+    if not faces:
+        raise ProbeRefusedError(f"{path.name}: no face found")
+    if face_index is None:
+        if len(faces) > 1:
+            raise MultipleFacesError(path.name, [describe_face(i, f) for i, f in enumerate(faces)])
+        face_index = 0
+    if not 0 <= face_index < len(faces):
+        raise FaceIndexError(
+            f"{path.name}: face {face_index} asked for, but the photo has {len(faces)} "
+            f"face(s), numbered from 0"
+        )
+    face = faces[face_index]
+    if not face.quality.passed:
+        raise ProbeRefusedError(
+            f"{path.name}: the face was refused by the quality gate: "
+            + "; ".join(face.quality.reasons)
+        )
+    probe_face = ProbeFace(
+        image_sha256=image.sha256,
+        face_index=face_index,
+        faces_found=len(faces),
+        box=(face.box.left, face.box.top, face.box.right, face.box.bottom),
+        quality=quality_summary(face),
+    )
+    return Probe(image=image, face=probe_face, template=engine.face_template(image, face))

@@ -67,7 +67,7 @@ def outcome(quality: QualityReport | None, decoded: bool = True) -> PhotoOutcome
 def test_acceptance_counts_each_check() -> None:
     good = QualityReport(40, 30, 0, 0, 1, ())
     small = QualityReport(20, 30, 0, 0, 1, ("small",))
-    small_blurred = QualityReport(20, 1, 70, 0, 1, ("small", "blurred", "turned"))
+    small_blurred = QualityReport(20, 1, 75, 0, 1, ("small", "blurred", "turned"))
     outcomes = [outcome(good), outcome(good), outcome(small), outcome(small_blurred)]
     outcomes += [outcome(None), outcome(None, decoded=False)]
     acceptance = quality_acceptance(outcomes, QualityThresholds())

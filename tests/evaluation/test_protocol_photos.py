@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from candor.evaluation import default_cache_dir, run_identification_protocol
-from candor.faces.extraction import png_bytes
+from candor.faces import EngineSettings, QualityThresholds
+from candor.faces.extraction import extract_faces, png_bytes
 
 pytestmark = pytest.mark.faces
 
@@ -83,6 +84,20 @@ def test_counting_rules_on_a_handcrafted_folder(handcrafted: Path, tmp_path: Pat
     a_score = by_person["A_Mated"].mate_score
     assert a_score is not None
     assert point.fnir == pytest.approx(1 - (a_score >= point.threshold) / 3)
+
+
+def test_harness_applies_the_same_gate_as_extract_faces(handcrafted: Path, tmp_path: Path) -> None:
+    strict = EngineSettings(quality=QualityThresholds(min_eye_distance_px=40))
+    report = run_identification_protocol(handcrafted, strict, tmp_path / "cache")
+    paths = [photo.path for photo in report.photos]
+    direct = list(extract_faces(paths, strict))
+    assert any(e.template is None and e.faces for e in direct)  # the limit bites
+    for outcome, extraction in zip(report.photos, direct, strict=True):
+        assert outcome.refusal == extraction.refusal
+        assert (outcome.vector is None) == (extraction.template is None)
+        if outcome.vector is not None and extraction.template is not None:
+            np.testing.assert_array_equal(outcome.vector, extraction.template.vector)
+    assert report.quality_thresholds == strict.quality.key
 
 
 def test_cache_is_used_on_a_second_run(handcrafted: Path, tmp_path: Path) -> None:

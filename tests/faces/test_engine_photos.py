@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from candor.faces import EngineSettings, FaceEngine, cosine_score, euclidean_distance
+from candor.faces.dlib_models import HogDetector
 from candor.faces.extraction import extract_faces, png_bytes
 from candor.images import decode_image, load_image
 
@@ -58,6 +59,14 @@ def test_same_person_scores_higher_than_another(engine: FaceEngine, faces_dir: P
     other = template("Adam_Sandler", 1)
     assert cosine_score(a1, a2) > cosine_score(a1, other)
     assert euclidean_distance(a1, a2) < 0.6 < euclidean_distance(a1, other)
+
+
+def test_hog_retry_finds_a_face_scoring_just_under_zero(faces_dir: Path) -> None:
+    pixels = load_image(photo(faces_dir, "Ken_Macha", 3)).pixels
+    assert HogDetector(upsample=1).detect(pixels) == []
+    found = HogDetector(upsample=1, retry_threshold=-0.5).detect(pixels)
+    assert len(found) == 1
+    assert -0.5 <= found[0][1] < 0.0
 
 
 def test_cnn_detector_finds_the_face(faces_dir: Path) -> None:

@@ -1,9 +1,15 @@
 """Per-photo extraction results cached on disk, for test and evaluation data only.
 
-A result is keyed by (image sha256, model id, detector settings, enrolment recipe with the
-quality limits), so changing any of them misses the cache instead of reusing stale
-templates. The cache lives under `CANDOR_CACHE` (default: the user cache folder), never
-beside the photos, which may be read-only. Operational templates never pass through here.
+A result is keyed by (image sha256, model id, detector settings, enrolment recipe), so
+changing any of them misses the cache instead of reusing stale templates. The cache lives
+under `CANDOR_CACHE` (default: the user cache folder), never beside the photos, which may
+be read-only. Operational templates never pass through here.
+
+Photos are extracted with the quality gate open (`OPEN_GATE`), so the cache holds the
+chosen face's measures and template whatever the limits; each run then judges the cached
+measures with its own limits through `judge_quality`, the function the gate itself uses.
+The outcome is the one `extract_faces` gives with those limits, and a sweep over quality
+limits costs no extraction.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +27,17 @@ import numpy as np
 import numpy.typing as npt
 import platformdirs
 
-from candor.faces import EngineSettings, FaceEngine, QualityReport
-from candor.faces.extraction import ENROLMENT_RECIPE, FaceExtraction, extract_faces
+from candor.faces import EngineSettings, FaceEngine, QualityReport, QualityThresholds
+from candor.faces.extraction import (
+    ENROLMENT_RECIPE,
+    FaceExtraction,
+    extract_faces,
+    no_face_refusal,
+    quality_refusal,
+)
+from candor.faces.quality import OPEN_GATE, judge_quality
 
-_FORMAT = 1
+_FORMAT = 2
 
 
 def default_cache_dir() -> Path:
@@ -57,7 +70,8 @@ class PhotoOutcome:
         return self.vector is not None
 
 
-def _outcome_of(extraction: FaceExtraction) -> PhotoOutcome:
+def _open_outcome(extraction: FaceExtraction) -> PhotoOutcome:
+    """An open-gate extraction as an outcome: the chosen face's template is always there."""
     quality = None
     if extraction.chosen is not None:
         quality = extraction.faces[extraction.chosen].quality
@@ -70,6 +84,23 @@ def _outcome_of(extraction: FaceExtraction) -> PhotoOutcome:
         quality=quality,
         vector=vector,
         refusal=extraction.refusal,
+    )
+
+
+def _gated(outcome: PhotoOutcome, thresholds: QualityThresholds) -> PhotoOutcome:
+    """An open-gate outcome as the gate with `thresholds` would have left it."""
+    if outcome.quality is None:
+        if outcome.sha256 is not None and outcome.faces_found == 0:
+            return replace(outcome, refusal=no_face_refusal(outcome.path))
+        return outcome
+    quality = judge_quality(outcome.quality, thresholds)
+    if quality.passed:
+        return replace(outcome, quality=quality, refusal=None)
+    return replace(
+        outcome,
+        quality=quality,
+        vector=None,
+        refusal=quality_refusal(outcome.path, quality.reasons),
     )
 
 
@@ -87,11 +118,9 @@ def _entry_of(outcome: PhotoOutcome) -> dict[str, Any]:
             "yaw_degrees": quality.yaw_degrees,
             "roll_degrees": quality.roll_degrees,
             "detector_confidence": quality.detector_confidence,
-            "reasons": list(quality.reasons),
         },
         # float32 -> float -> float32 is exact, so JSON keeps the template bit for bit.
         "vector": None if outcome.vector is None else [float(x) for x in outcome.vector],
-        "refusal": outcome.refusal,
     }
 
 
@@ -106,14 +135,11 @@ def _outcome_from_entry(path: Path, sha256: str, entry: dict[str, Any]) -> Photo
             yaw_degrees=float(raw_quality["yaw_degrees"]),
             roll_degrees=float(raw_quality["roll_degrees"]),
             detector_confidence=float(raw_quality["detector_confidence"]),
-            reasons=tuple(str(reason) for reason in raw_quality["reasons"]),
+            reasons=(),
         )
     )
     raw_vector = entry["vector"]
     vector = None if raw_vector is None else np.asarray(raw_vector, dtype=np.float32)
-    refusal = entry["refusal"]
-    # The cached sentence names the file that was first extracted; same bytes may sit
-    # under another name now.
     return PhotoOutcome(
         path=path,
         sha256=sha256,
@@ -121,7 +147,7 @@ def _outcome_from_entry(path: Path, sha256: str, entry: dict[str, Any]) -> Photo
         chosen=None if entry["chosen"] is None else int(entry["chosen"]),
         quality=quality,
         vector=vector,
-        refusal=None if refusal is None else str(refusal),
+        refusal=None,
         cached=True,
     )
 
@@ -181,14 +207,17 @@ def extract_photos(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PhotoOutcome]:
-    """Outcomes for `paths` in order, through `extract_faces`, reusing cached results.
+    """Outcomes for `paths` in order, as `extract_faces` with `settings` gives them.
 
-    Decoding failures are not cached (they are cheap, and a fixed decoder should see the
-    file again). `progress(done, total)` is called as photos complete.
+    Extraction runs with the gate open and cached results are reused (see the module
+    docstring); the gate of `settings.quality` is applied last. Decoding failures are not
+    cached (they are cheap, and a fixed decoder should see the file again).
+    `progress(done, total)` is called as photos complete.
     """
     chosen_settings = settings or EngineSettings()
-    model_key = FaceEngine(chosen_settings).model.key
-    cache = TemplateCache(cache_dir or default_cache_dir(), chosen_settings, model_key)
+    open_settings = replace(chosen_settings, quality=OPEN_GATE)
+    model_key = FaceEngine(open_settings).model.key
+    cache = TemplateCache(cache_dir or default_cache_dir(), open_settings, model_key)
     outcomes: list[PhotoOutcome | None] = []
     missing: list[int] = []
     for index, path in enumerate(paths):
@@ -201,13 +230,13 @@ def extract_photos(
     done = total - len(missing)
     if progress is not None:
         progress(done, total)
-    fresh = extract_faces([paths[i] for i in missing], chosen_settings, workers=workers)
+    fresh = extract_faces([paths[i] for i in missing], open_settings, workers=workers)
     for index, extraction in zip(missing, fresh, strict=True):
-        outcome = _outcome_of(extraction)
+        outcome = _open_outcome(extraction)
         if extraction.error is None:
             cache.put(outcome)
         outcomes[index] = outcome
         done += 1
         if progress is not None:
             progress(done, total)
-    return [outcome for outcome in outcomes if outcome is not None]
+    return [_gated(outcome, chosen_settings.quality) for outcome in outcomes if outcome is not None]

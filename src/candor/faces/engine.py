@@ -30,23 +30,31 @@ class EngineSettings:
         per photo on a CPU, finds more turned faces).
     upsample: how many times the image is doubled before detection; 1 finds faces down to
         about 40 px wide, at four times the cost of 0.
+    hog_retry_threshold: HOG only; when no face scores 0 or more, detect once more down to
+        this score (None: no second pass). See `HogDetector`.
     quality: the quality gate's limits.
     """
 
     detector: Literal["hog", "cnn"] = "hog"
     upsample: int = 1
     quality: QualityThresholds = field(default_factory=QualityThresholds)
+    hog_retry_threshold: float | None = -0.5
 
     def __post_init__(self) -> None:
         if self.detector not in ("hog", "cnn"):
             raise ValueError(f"unknown detector {self.detector!r}; use 'hog' or 'cnn'")
         if not 0 <= self.upsample <= 4:
             raise ValueError("upsample must be between 0 and 4")
+        if self.hog_retry_threshold is not None and not self.hog_retry_threshold < 0.0:
+            raise ValueError("hog_retry_threshold must be below 0")
 
     @property
     def key(self) -> str:
-        """Detector settings as recorded with every template, e.g. "hog/upsample=1"."""
-        return f"{self.detector}/upsample={self.upsample}"
+        """Detector settings as recorded with every template, e.g. "hog/upsample=1/retry=-0.5"."""
+        key = f"{self.detector}/upsample={self.upsample}"
+        if self.detector == "hog" and self.hog_retry_threshold is not None:
+            key += f"/retry={self.hog_retry_threshold:g}"
+        return key
 
 
 def choose_face(faces: Sequence[DetectedFace], width: int, height: int) -> int:
@@ -93,7 +101,7 @@ class FaceEngine:
             detector = (
                 CnnDetector(self.settings.upsample)
                 if self.settings.detector == "cnn"
-                else HogDetector(self.settings.upsample)
+                else HogDetector(self.settings.upsample, self.settings.hog_retry_threshold)
             )
         self.detector: FaceDetector = detector
         self.landmark_model: LandmarkModel = landmarks or DlibLandmarks()

@@ -66,14 +66,23 @@ class FaceExtraction:
         if self.error is not None:
             return self.error
         if not self.faces:
-            return f"no face found in {self.path.name}."
+            return no_face_refusal(self.path)
         if self.chosen is None:
             return (
                 f"face {self.requested_face} was asked for, but {self.path.name} has "
                 f"{len(self.faces)} face(s), numbered from 0."
             )
-        reasons = "; ".join(self.faces[self.chosen].quality.reasons)
-        return f"the face in {self.path.name} was refused: {reasons}."
+        return quality_refusal(self.path, self.faces[self.chosen].quality.reasons)
+
+
+def no_face_refusal(path: Path) -> str:
+    """The refusal sentence for a photo where the detector found no face."""
+    return f"no face found in {path.name}."
+
+
+def quality_refusal(path: Path, reasons: Sequence[str]) -> str:
+    """The refusal sentence for a face the quality gate refused, with all its reasons."""
+    return f"the face in {path.name} was refused: {'; '.join(reasons)}."
 
 
 def png_bytes(pixels: UInt8Array) -> bytes:

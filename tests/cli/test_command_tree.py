@@ -37,6 +37,7 @@ GOVERNED: dict[str, tuple[str, ...]] = {
     "leads": ("leads.viewed",),
     "expunge": ("gallery.expunged",),
     "retention run": ("retention.run",),
+    "calibrate": ("calibration.recorded",),
 }
 # Commands that never compare or show faces (they may be audited too).
 NOT_TOUCHING_FACES = {
@@ -180,6 +181,12 @@ def test_every_governed_command_writes_its_audit_entries(tmp_path: Path, faces_d
     cli.as_user("admin1")
     governed("expunge", people[3].name, "--yes")
     governed("retention run")
+    labelled = tmp_path / "labelled"
+    for person in people_with_photos(faces_dir, 10):
+        (labelled / person.name).mkdir(parents=True)
+        for photo in photos_of(person)[:2]:
+            (labelled / person.name / photo.name).symlink_to(photo)
+    governed("calibrate", str(labelled))
 
     for command, expected in GOVERNED.items():
         assert command in seen, f"the test did not run {command}"

@@ -47,6 +47,7 @@ from candor.workflow import (
     requests_from_folders,
     upgrade_workspace,
 )
+from candor.workflow.calibration import recalibrate
 
 app = typer.Typer(
     name="candor",
@@ -280,6 +281,40 @@ def _fields(result: object) -> dict[str, object]:
     converted = to_jsonable(result)
     assert isinstance(converted, dict)
     return converted
+
+
+@app.command()
+def calibrate(
+    dataset: Annotated[Path, typer.Argument(help="A labelled folder: one sub-folder per person.")],
+    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 1,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure how the face model scores different people on a labelled folder, and use
+    that calibration for search thresholds from now on (recorded in the audit log).
+
+    The photos are processed in scratch space and never enrolled.
+    """
+    with (
+        reported_errors(as_json),
+        logged_in(home, as_json) as (workflow, actor),
+        Progress(
+            TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), console=stderr
+        ) as progress,
+    ):
+        task = progress.add_task("calibrate", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        table = recalibrate(workflow, actor, dataset, workers=workers, progress=advance)
+    if as_json:
+        emit_json({"ok": True, **_fields(table)})
+        return
+    stdout.print(
+        f"Calibration recorded: {table.templates} templates, {table.impostor_pairs:,} "
+        f"impostor pairs, model {table.model_key}; search thresholds now derive from it."
+    )
 
 
 accounts.register(app)

@@ -42,25 +42,36 @@ def say(text: str) -> None:
     console.print()
 
 
-def candor(*args: str, expect_failure: bool = False) -> str:
-    """Run one real `candor` command, show it and its output, and return its stdout."""
+def candor(*args: str, expect_failure: bool = False, quiet: bool = False) -> str:
+    """Run one real `candor` command, show it and its output, and return its stdout.
+
+    quiet: show the command but not its output (for set-up steps whose JSON we read).
+    """
+    return _run([sys.executable, "-m", "candor", *args], "candor", args, expect_failure, quiet)
+
+
+def _run(
+    argv: list[str], label: str, args: tuple[str, ...], expect_failure: bool, quiet: bool
+) -> str:
     shown = " ".join(shlex.quote(a.replace(str(DEMO_ROOT), ".candor-demo")) for a in args)
-    console.print(f"[bold]$ candor {shown}[/]")
+    console.print(f"[bold]$ {label} {shown}[/]")
     completed = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
-        [sys.executable, "-m", "candor", *args],
+        argv,
         env={**os.environ, "CANDOR_HOME": str(WORKSPACE), "COLUMNS": "100"},
         capture_output=True,
         text=True,
         check=False,
     )
     # Progress bars and errors (stderr) come before the results they precede.
-    if completed.stderr.strip():
-        sys.stdout.write(completed.stderr)
-    sys.stdout.write(completed.stdout)
+    if not quiet:
+        if completed.stderr.strip():
+            sys.stdout.write(completed.stderr)
+        sys.stdout.write(completed.stdout)
     failed = completed.returncode != 0
     if failed != expect_failure:
+        sys.stdout.write(completed.stderr)
         raise SystemExit(
-            f"demo stopped: `candor {shown}` exited {completed.returncode}, "
+            f"demo stopped: `{label} {shown}` exited {completed.returncode}, "
             f"expected {'failure' if expect_failure else 'success'}"
         )
     console.print()
@@ -117,16 +128,114 @@ def fresh_workspace() -> None:
         if not marker.is_file() or json.loads(marker.read_text()).get("purpose") != "demo":
             raise SystemExit(f"{WORKSPACE} exists and is not a demo workspace; not touching it")
         shutil.rmtree(WORKSPACE)
+    for folder in (EXPORT, EXPORT.with_name("audit-export-tampered")):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+EXPORT = DEMO_ROOT / "audit-export"
+SECRETS = DEMO_ROOT / "secrets"
+PEOPLE = {
+    "avery": "admin",
+    "blake": "admin",
+    "ana": "analyst",
+    "sam": "supervisor",
+    "eve": "examiner",
+    "eli": "examiner",
+    "ada": "auditor",
+}
+REQUEST = [
+    "--case", "2026-000042",
+    "--offence", "robbery",
+    "--purpose", "investigative_lead",
+    "--agency", "Example City Police Department",
+    "--unit", "Robbery",
+]  # fmt: skip
+
+
+def password_file(name: str) -> str:
+    """A password for a demo user, in a 0600 file (never on a command line)."""
+    SECRETS.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = SECRETS / f"{name}.password"
+    if not path.exists():
+        path.write_text(f"demo password for {name}, not for real use\n")
+        path.chmod(0o600)
+    return str(path)
+
+
+def demo_policy() -> str:
+    """The moratorium example, for demo photos and with two examiners to release a lead."""
+    from candor.policy import example_policy_path
+
+    lines = []
+    for line in example_policy_path("moratorium").read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key == "source_types":
+            line = 'source_types = ["demo"]  # demo: this workspace holds demo portraits only'
+        elif key == "reviewers_to_release":
+            line = "reviewers_to_release = 2  # demo: two examiners, to show independent review"
+        lines.append(line)
+    path = DEMO_ROOT / "demo-policy.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def as_user(name: str) -> None:
+    """Log in as `name` (the CLI keeps one session per workspace and login name)."""
+    candor("login", "--user", name, "--password-file", password_file(name), quiet=True)
+
+
+def confirmed_by_second_admin(change_output: str) -> None:
+    """The second admin confirms a change the first one requested."""
+    change = json.loads(change_output)["change"]["id"]
+    as_user("blake")
+    candor("admin", "confirm", str(change))
+    as_user("avery")
+
+
+def set_up_people_and_policy() -> None:
+    say("""Nobody can do anything in a new workspace. `candor bootstrap`, run on the machine
+        itself, makes the first two admins; from then on every new user, role and policy
+        change needs a second admin's confirmation.""")
+    candor(
+        "bootstrap",
+        "--first", "avery", "--first-unit", "Records", "--first-certificate-ref", "FRT-001",
+        "--first-certificate-expires", "2030-12-31",
+        "--first-password-file", password_file("avery"),
+        "--second", "blake", "--second-unit", "Records", "--second-certificate-ref", "FRT-002",
+        "--second-certificate-expires", "2030-12-31",
+        "--second-password-file", password_file("blake"),
+    )  # fmt: skip
+    as_user("avery")
+    say("""The agency's written policy is a TOML file. This one is the shipped moratorium
+        example (no searches for outside agencies, repeat searches only with approval),
+        adapted to demo photos and two reviewers.""")
+    confirmed_by_second_admin(candor("policy", "set", demo_policy(), "--json", quiet=True))
+    for name, role in PEOPLE.items():
+        if role == "admin":
+            continue
+        requested = candor(
+            "user", "add", name, "--unit", "Robbery", "--role", role,
+            "--certificate-ref", f"FRT-{name}", "--certificate-expires", "2030-12-31",
+            "--password-file", password_file(name), "--json", quiet=True,
+        )  # fmt: skip
+        confirmed_by_second_admin(requested)
+    candor("user", "list")
+
+
+def search_id(output: str) -> str:
+    return str(json.loads(output)["search_id"])
 
 
 def main() -> None:
-    console.print(Rule("Candor demo: the mechanics of accountable face search"))
+    console.print(Rule("Candor demo: accountable face search, end to end"))
     say(
-        """Candor searches a lawfully held gallery for faces like the one in a probe photo and
-        returns a ranked candidate list: investigative leads, never identifications. This
-        demo uses two public-domain portraits shipped inside installed Python packages
-        (astronaut Eileen Collins and Rear Admiral Grace Hopper) and variants made from
-        them. Two people show how it works; they say nothing about accuracy."""
+        """Candor searches a lawfully held gallery for faces like the one in a probe photo.
+        Every search is asked for by a named person for a stated case and purpose, checked
+        against the agency's policy, reviewed by independent examiners, and recorded in a
+        tamper-evident audit log. This demo uses two public-domain portraits shipped inside
+        installed Python packages (astronaut Eileen Collins and Rear Admiral Grace Hopper)
+        and variants made from them. Two people show the mechanics; they say nothing about
+        accuracy."""
     )
     fresh_workspace()
     photos = prepare_photos()
@@ -135,57 +244,116 @@ def main() -> None:
     say("""A workspace is one folder with a fixed purpose. Demo data may only enter a 'demo'
         workspace, under the source type 'demo'.""")
     candor("init", "--purpose", "demo")
+    set_up_people_and_policy()
 
-    say("""Enrolment records where each photo came from and on what authority it is held.
-        The portrait of Collins shows a second, false 'face' on her suit: bulk enrolment
-        takes the largest face nearest the centre and records that choice.""")
+    say("""Enrolment (an admin's job) records where each photo came from and on what
+        authority it is held. The Collins portrait shows a second, false 'face' on her
+        suit: bulk enrolment takes the largest face nearest the centre and records that.
+        Enrolling the same image again changes nothing, and says so.""")
     candor("enrol", p["collins.png"], "--subject", "DEMO-0001", *PROVENANCE)
     candor("enrol", p["hopper.jpg"], "--subject", "DEMO-0002", *PROVENANCE)
-    say("Enrolling the same image again changes nothing, and says so.")
     candor("enrol", p["hopper.jpg"], "--subject", "DEMO-0002", *PROVENANCE)
-    candor("show", "DEMO-0001")
 
-    say("""A search with a different photo of Collins (cropped, smaller, brighter). The score
-        is the cosine similarity of the two face templates: higher means more alike.""")
-    candor("search", p["collins-probe.jpg"], "--top", "2")
+    as_user("ana")
+    say("""Ana, an analyst, is asked by a neighbouring sheriff to run a photo. The policy
+        forbids searches for outside agencies: the request is denied, with its reason, and
+        the denial is recorded like everything else.""")
+    outside = [*REQUEST[:6], "--agency", "Neighbouring County Sheriff", *REQUEST[8:]]
+    candor("search", p["collins-probe.jpg"], *outside, expect_failure=True)
+    say("""For her own unit's robbery case the search is allowed and runs at once. Ana does
+        not see the candidates: they go to examiners for independent review.""")
+    first = search_id(candor("search", p["collins-probe.jpg"], *REQUEST, "--json", quiet=True))
+    candor("request", first)
+    say("""Running the same photo again is a repeat search: it waits for a supervisor.""")
+    repeat = search_id(candor("search", p["collins-probe.jpg"], *REQUEST, "--json", quiet=True))
+    candor("request", repeat)
+    as_user("sam")
+    candor("approvals")
+    candor("approve", repeat, "--reason", "new CCTV still attached to the case file")
+    as_user("ana")
+    candor("run", repeat)
+    say("""A blurred photo is refused at the quality gate, with its reasons; a photo of two
+        people is not searched until the analyst says which face is meant.""")
+    candor("search", p["hopper-blurred.png"], *REQUEST, expect_failure=True)
+    candor("search", p["two-people.jpg"], *REQUEST, expect_failure=True)
 
-    say("""A photo that is too blurred is refused by the quality gate, with its reasons,
-        rather than searched.""")
-    candor("search", p["hopper-blurred.png"], expect_failure=True)
+    as_user("eve")
+    say("""Eve, an examiner, sees the candidate list (and that viewing is recorded). Scores
+        are cosine similarities of the face templates; the threshold comes from the
+        policy's target false positive rate and the gallery's size.""")
+    candor("candidates", first)
+    candor("review", first, "--candidate", "1", "--verdict", "possible_match",
+           "--rationale", "hairline, brow and nose shape agree")  # fmt: skip
+    say("""One examiner is not enough under this policy: release waits for a second.""")
+    candor("release", first, "--candidate", "1", "--reason", "examined", expect_failure=True)
+    as_user("eli")
+    candor("review", first, "--candidate", "1", "--verdict", "possible_match",
+           "--rationale", "ear and jaw line agree; no disagreeing feature")  # fmt: skip
+    candor("release", first, "--candidate", "1", "--reason", "two examiners agree")
+    as_user("ana")
+    candor("leads", first)
 
-    say("""A photo with two faces is not searched until the analyst says which face is meant.""")
-    candor("search", p["two-people.jpg"], expect_failure=True)
-    candor("search", p["two-people.jpg"], "--face", "1", "--top", "2")
+    say("""Verification (1:1) is a request too, decided and recorded the same way.""")
+    candor("verify", p["hopper.jpg"], p["hopper-probe.jpg"], *REQUEST)
 
-    say("""Verification compares two photos (1:1) against a threshold whose meaning was
-        measured on a labelled dataset and is printed beside it.""")
-    candor("verify", p["hopper.jpg"], p["hopper-probe.jpg"])
-    candor("verify", p["hopper.jpg"], p["collins-probe.jpg"])
-
-    say("""Expungement removes a person's images, face crops, templates and index entries,
-        and scrubs the database so no copy survives in free pages or the write-ahead log.
-        A search for Hopper afterwards finds only the other person, with a low score.""")
+    as_user("avery")
+    say("""Expungement removes a person's images, crops, templates and index entries, and
+        scrubs the database; the audit log keeps what was removed by id and hash only.""")
     candor("expunge", "DEMO-0002", "--yes")
-    candor("search", p["hopper-probe.jpg"], "--top", "2")
-    candor("subjects")
+
+    as_user("ada")
+    say("""Ada, an auditor, checks the log and exports it. The export holds every entry,
+        the signed checkpoints and the public key: an outside body verifies it with
+        Python and the `cryptography` package alone, without Candor's database.""")
+    candor("audit", "verify")
+    candor("audit", "export", str(EXPORT))
+    _run(
+        [sys.executable, "-m", "candor.audit.verifier", str(EXPORT)],
+        "python -m candor.audit.verifier",
+        (str(EXPORT),),
+        False,
+        False,
+    )
+    say("""If anyone changes one byte of one entry, the outside verifier names the entry.""")
+    tampered = tamper_with_copy(EXPORT)
+    _run(
+        [sys.executable, "-m", "candor.audit.verifier", str(tampered)],
+        "python -m candor.audit.verifier",
+        (str(tampered),),
+        True,
+        False,
+    )
 
     console.print(Rule("What you saw"))
     say(
-        f"""A demo workspace at {WORKSPACE} was made, two portraits were enrolled with their
-        provenance, a duplicate was recognised, probes were searched and verified, a blurred
-        photo was refused, a two-face photo needed a choice, and one person was expunged.
-        These are the mechanics only: with two people, no figure here says anything about
-        accuracy. Accuracy on labelled data is measured by bench/accuracy_lfw.py."""
+        f"""A demo workspace at {WORKSPACE}: two admins bootstrapped, a policy and five
+        users each confirmed by a second admin, two portraits enrolled with provenance, a
+        search for an outside agency denied, a search run, a repeat search approved by a
+        supervisor and run once, a blurred photo refused, two independent examiners
+        releasing a lead marked 'investigative lead only', a verification, an
+        expungement, and an audit export verified outside Candor, where one changed byte
+        was caught. With two people, nothing here says anything about accuracy: see
+        bench/results/ for figures measured on labelled data."""
     )
     say(
-        """To start a real workspace: `candor init --home /srv/candor` (purpose operational),
-        then `export CANDOR_HOME=/srv/candor` and enrol lawfully held photos with their
-        provenance, e.g. `candor enrol photo.jpg --subject BOOKING-123 --source booking_photo
-        --source-ref RECORD-9 --legal-basis "..." --collected 2026-01-05 --retain-until
-        2033-01-05`. Operational workspaces accept booking photos, consented enrolments and
-        court orders only. Searches are not yet governed by users, policy and audit: that is
-        the next step, and no operational use should precede it."""
+        """To start a real workspace: `candor init --home /srv/candor` (purpose
+        operational), `export CANDOR_HOME=/srv/candor`, `candor bootstrap ...` for the first
+        two admins, `candor policy set your-policy.toml` (start from
+        src/candor/policy/examples/), confirmed by the second admin, then users, then
+        enrolment of lawfully held photos with their provenance. README.md has the steps."""
     )
+
+
+def tamper_with_copy(export: Path) -> Path:
+    """A copy of the export with one byte of one entry changed."""
+    tampered = export.with_name("audit-export-tampered")
+    shutil.copytree(export, tampered)
+    entries = tampered / "entries.jsonl"
+    data = bytearray(entries.read_bytes())
+    position = data.index(b'"robbery"')
+    data[position + 1 : position + 2] = b"R"
+    entries.write_bytes(bytes(data))
+    return tampered
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ Tables (every timestamp a timezone-aware UTC `UTCDateTime`):
 - verdicts: id, candidate_id, examiner_id, verdict (VERDICTS), rationale, created_at;
   unique (candidate_id, examiner_id).
 - releases: id, candidate_id (unique), released_by, reason, released_at, label.
-- calibrations: id, model_key, dataset, dataset_sha256, impostor_pairs, tail_scores (JSON
-  list of the highest impostor scores, descending), created_at, created_by, active.
+- calibrations: id, model_key, dataset, dataset_sha256, impostor_pairs, templates, points
+  (JSON [false match rate, cosine threshold] pairs, rate falling), created_at, created_by,
+  active.
 - audit_entries: seq (set by the caller, from 1), body (the canonical entry bytes),
   leaf_hash (hex), created_at.
 - audit_checkpoints: id, tree_size (unique), root_hash (hex), note (the signed note text),
@@ -420,7 +421,9 @@ class Calibration(Base):
     dataset: Mapped[str] = mapped_column(Text)
     dataset_sha256: Mapped[str] = mapped_column(String(64))
     impostor_pairs: Mapped[int] = mapped_column(Integer)
-    tail_scores: Mapped[list[float]] = mapped_column(JSON)
+    # [[per-comparison false match rate, cosine threshold], ...], rate falling.
+    points: Mapped[list[list[float]]] = mapped_column(JSON)
+    templates: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.resources import files
+from pathlib import Path
 
-from candor.evaluation.calibration import CalibrationTable
+from sqlalchemy import select, update
+
+from candor.evaluation.calibration import CalibrationTable, calibrate_folder
+from candor.store import Calibration
+from candor.workflow.accounts import Actor
+from candor.workflow.audit_trail import record
+from candor.workflow.context import Workflow
+from candor.workflow.errors import WorkflowError
+from candor.workflow.permissions import require_permission
 
 DEFAULT_CALIBRATION = "default-calibration.json"
 
@@ -96,3 +107,79 @@ def threshold_for_gallery(
             cosine = low_threshold + weight * (high_threshold - low_threshold)
             return ThresholdChoice(cosine, target_fpir, gallery_size, rate, described, False)
     raise AssertionError("unreachable: the rate lies within the table")
+
+
+def active_calibration(workflow: Workflow) -> CalibrationTable:
+    """The workspace's active calibration for the engine's model, else the shipped one."""
+    model_key = workflow.engine.model.key
+    with workflow.workspace.session() as session:
+        row = session.scalars(
+            select(Calibration)
+            .where(Calibration.model_key == model_key, Calibration.active.is_(True))
+            .order_by(Calibration.id.desc())
+        ).first()
+    if row is not None:
+        return CalibrationTable(
+            model_key=row.model_key,
+            dataset=row.dataset,
+            dataset_sha256=row.dataset_sha256,
+            templates=row.templates,
+            impostor_pairs=row.impostor_pairs,
+            points=tuple((float(rate), float(cosine)) for rate, cosine in row.points),
+        )
+    shipped = shipped_calibration()
+    if shipped.model_key != model_key:
+        raise WorkflowError(
+            f"no calibration for model {model_key}; record one with `candor calibrate DIR`"
+        )
+    return shipped
+
+
+def recalibrate(
+    workflow: Workflow,
+    actor: Actor,
+    dataset: Path,
+    *,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> CalibrationTable:
+    """Measure a calibration on a labelled folder and make it the active one (audited).
+
+    The folder's photos are processed in scratch space (the evaluation cache), never
+    enrolled; only the table of thresholds is stored.
+    """
+    require_permission(workflow, actor, "evaluation.run")
+    table = calibrate_folder(dataset, workflow.settings, workers=workers, progress=progress)
+    workspace = workflow.workspace
+    with workspace.session() as session, session.begin():
+        session.execute(
+            update(Calibration).where(Calibration.model_key == table.model_key).values(active=False)
+        )
+        row = Calibration(
+            model_key=table.model_key,
+            dataset=table.dataset,
+            dataset_sha256=table.dataset_sha256,
+            impostor_pairs=table.impostor_pairs,
+            templates=table.templates,
+            points=[[rate, cosine] for rate, cosine in table.points],
+            created_at=datetime.now(UTC),
+            created_by=actor.user_id,
+            active=True,
+        )
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            workspace,
+            actor.username,
+            "calibration.recorded",
+            {"calibration": row.id},
+            {
+                "dataset": table.dataset,
+                "dataset_sha256": table.dataset_sha256,
+                "model": table.model_key,
+                "templates": table.templates,
+                "impostor_pairs": table.impostor_pairs,
+            },
+        )
+    return table

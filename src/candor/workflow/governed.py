@@ -44,7 +44,7 @@ from candor.store import Candidate as CandidateRow
 from candor.store import Release as ReleaseRow
 from candor.workflow.accounts import Actor, active_policy
 from candor.workflow.audit_trail import record
-from candor.workflow.calibration import ThresholdChoice, shipped_calibration, threshold_for_gallery
+from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
 from candor.workflow.context import Workflow
 from candor.workflow.errors import ProbeRefusedError, WorkflowError
 from candor.workflow.permissions import (
@@ -364,12 +364,7 @@ def _earlier_search(
 
 
 def _threshold(workflow: Workflow, policy: Policy) -> ThresholdChoice:
-    table = shipped_calibration()
-    if table.model_key != workflow.engine.model.key:
-        raise WorkflowError(
-            f"no calibration for model {workflow.engine.model.key}; "
-            "record one with `candor calibrate`"
-        )
+    table = active_calibration(workflow)
     return threshold_for_gallery(table, len(workflow.index), policy.target_fpir)
 
 

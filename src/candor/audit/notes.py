@@ -311,8 +311,9 @@ class SigningKey:
             raise KeyFileError(f"key file {path} does not exist") from None
         except OSError as error:
             raise KeyFileError(f"cannot open key file {path}: {error.strerror}") from None
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
+        try:
+            # fstat the open file, not the path, so the file checked is the file read.
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise KeyFileError(f"key file {path} is not a regular file")
             if info.st_mode & 0o077:
@@ -320,7 +321,9 @@ class SigningKey:
                     f"key file {path} has mode {stat.S_IMODE(info.st_mode):04o} and may be read "
                     f"by group or others; run: chmod 600 {path}"
                 )
-            raw = handle.read(4097)
+            raw = os.read(fd, 4097)
+        finally:
+            os.close(fd)
         return cls._from_file_text(path, raw)
 
     @classmethod

@@ -115,6 +115,7 @@ def _walk(
         at_stop(0, EMPTY_ROOT)
         next_stop = next(pending)
     prev = ZERO_PREV
+    verified = 0
     for seq, raw in enumerate(entries, start=1):
         try:
             entry = parse(raw)
@@ -129,6 +130,12 @@ def _walk(
         if entry["prev"] != prev:
             if seq == 1:
                 raise ChainError(f"entry 1 must link to 64 zeros, got {entry['prev']}", 1)
+            if seq - 1 <= verified:
+                raise ChainError(
+                    f"entry {seq} links to {entry['prev']} but entry {seq - 1}, which a verified "
+                    f"checkpoint covers, hashes to {prev}: the link in entry {seq} was altered",
+                    seq,
+                )
             raise ChainError(
                 f"entry {seq} links to {entry['prev']} but entry {seq - 1} hashes to {prev}: "
                 f"entry {seq - 1} or the link in entry {seq} was altered",
@@ -145,6 +152,7 @@ def _walk(
             merges >>= 1
         while seq == next_stop:
             at_stop(seq, fold_root(stack))
+            verified = seq
             next_stop = next(pending)
     return leaves
 

@@ -23,7 +23,7 @@ import json
 import json.encoder
 import json.scanner
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeAlias, TypedDict, cast
 
@@ -190,17 +190,18 @@ _escape: Final = json.encoder.encode_basestring
 try:
     from _json import make_encoder as _make_c_encoder
 
-    _c_encode = _make_c_encoder(
+    # Called as _encode_parts(value, 0); returns the output in pieces to join.
+    _encode_parts: Callable[[object, int], Iterable[str]] = _make_c_encoder(
         None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
     )
-
-    def _encode_sorted(value: object) -> str:
-        return "".join(_c_encode(value, 0))
-
 except ImportError:  # pragma: no cover - CPython always has _json
 
-    def _encode_sorted(value: object) -> str:
-        return _ENCODER.encode(value)
+    def _encode_parts(value: object, level: int) -> Iterable[str]:
+        return (_ENCODER.encode(value),)
+
+
+def _encode_sorted(value: object) -> str:
+    return "".join(_encode_parts(value, 0))
 
 
 def _loads(raw: bytes) -> tuple[str, object]:
@@ -300,7 +301,8 @@ def parse_entry(raw: bytes) -> Entry:
         # escaping, so only actor, details and objects go through the JSON encoder.
         again = (
             f'{{"action":"{action}","actor":{"null" if actor is None else _escape(actor)},'
-            f'"details":{_encode_sorted(details)},"objects":{_encode_sorted(objects)},'
+            f'"details":{"".join(_encode_parts(details, 0))},'
+            f'"objects":{"".join(_encode_parts(objects, 0))},'
             f'"prev":"{prev}","seq":{seq},"time":"{time}"}}'
         )
         _compare_canonical(text, again)

@@ -126,6 +126,7 @@ def test_signatures_by_other_keys_are_ignored(key: SigningKey, note: str) -> Non
         ("PeterNeumann+c74f20a3", "3 '\\+'-separated parts|<name>\\+<8 hex"),
         ("+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "non-empty"),
         ("Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "no spaces"),
+        ("Peter\x01Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "controls"),
         ("PeterNeumann+C74F20A3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "8 lower-case hex"),
         ("PeterNeumann+c74f20a+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "8 lower-case hex"),
         ("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10T", "base64"),
@@ -192,6 +193,13 @@ def test_refuses_a_malformed_signature_line(key: SigningKey, note: str) -> None:
     with pytest.raises(SignatureError, match="<name> <base64>"):
         open_checkpoint(
             note.replace("— candor.example/audit ", "— candor.example/audit  "), key.verifier_key()
+        )
+
+
+def test_refuses_a_signer_name_that_cannot_be_a_key_name(key: SigningKey, note: str) -> None:
+    with pytest.raises(SignatureError, match="no spaces, '\\+' or controls"):
+        open_checkpoint(
+            note.replace("— candor.example/audit ", "— candor+audit "), key.verifier_key()
         )
 
 

@@ -98,12 +98,23 @@ def fold_root(subtrees: Sequence[bytes]) -> bytes:
     return root
 
 
-def _subtree_root(leaf_hashes: Sequence[bytes], start: int, end: int) -> bytes:
-    """MTH(D[start:end]) for end > start, iteratively."""
+_Memo = dict[tuple[int, int], bytes]
+
+
+def _subtree_root(
+    leaf_hashes: Sequence[bytes], start: int, end: int, memo: _Memo | None = None
+) -> bytes:
+    """MTH(D[start:end]) for end > start, iteratively; `memo` keeps the subtrees that
+    proofs name, so many proofs into one tree share them."""
+    if memo is not None and (start, end) in memo:
+        return memo[(start, end)]
     accumulator = MerkleAccumulator()
     for index in range(start, end):
         accumulator.append(leaf_hashes[index])
-    return accumulator.root()
+    root = accumulator.root()
+    if memo is not None:
+        memo[(start, end)] = root
+    return root
 
 
 def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
@@ -143,28 +154,42 @@ def _path(leaf_hashes: Sequence[bytes], index: int, start: int, end: int, out: l
 
 def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int, new_size: int) -> list[bytes]:
     """PROOF(old_size, D[new_size]) of RFC 9162 2.1.4.1; empty when old_size is 0 or new_size."""
+    return consistency_proof_shared(leaf_hashes, old_size, new_size, None)
+
+
+def consistency_proof_shared(
+    leaf_hashes: Sequence[bytes], old_size: int, new_size: int, memo: _Memo | None
+) -> list[bytes]:
+    """`consistency_proof`, reusing subtree roots kept in `memo` across calls (the
+    verifier proves many held checkpoints against one tree)."""
     _check_sizes(len(leaf_hashes), size=new_size, old=old_size)
     proof: list[bytes] = []
     if 0 < old_size < new_size:
-        _subproof(leaf_hashes, old_size, 0, new_size, True, proof)
+        _subproof(leaf_hashes, old_size, 0, new_size, True, proof, memo)
     return proof
 
 
 def _subproof(
-    leaf_hashes: Sequence[bytes], old: int, start: int, end: int, whole: bool, out: list[bytes]
+    leaf_hashes: Sequence[bytes],
+    old: int,
+    start: int,
+    end: int,
+    whole: bool,
+    out: list[bytes],
+    memo: _Memo | None,
 ) -> None:
     """Append SUBPROOF(old - start, D[start:end], whole) to `out`."""
     if old == end:
         if not whole:
-            out.append(_subtree_root(leaf_hashes, start, end))
+            out.append(_subtree_root(leaf_hashes, start, end, memo))
         return
     k = _split(end - start)
     if old - start <= k:
-        _subproof(leaf_hashes, old, start, start + k, whole, out)
-        out.append(_subtree_root(leaf_hashes, start + k, end))
+        _subproof(leaf_hashes, old, start, start + k, whole, out, memo)
+        out.append(_subtree_root(leaf_hashes, start + k, end, memo))
     else:
-        _subproof(leaf_hashes, old, start + k, end, False, out)
-        out.append(_subtree_root(leaf_hashes, start, start + k))
+        _subproof(leaf_hashes, old, start + k, end, False, out, memo)
+        out.append(_subtree_root(leaf_hashes, start, start + k, memo))
 
 
 def _check_hash(what: str, value: bytes) -> None:

@@ -21,7 +21,12 @@ from typing import Final
 
 from candor.audit.canonical import ZERO_PREV, parse_entry
 from candor.audit.errors import ChainError, EntryError, ProofError, SignatureError
-from candor.audit.merkle import EMPTY_ROOT, consistency_proof, fold_root, verify_consistency
+from candor.audit.merkle import (
+    EMPTY_ROOT,
+    consistency_proof_shared,
+    fold_root,
+    verify_consistency,
+)
 from candor.audit.notes import Checkpoint, VerifierKey, open_checkpoint
 
 __all__ = [
@@ -259,6 +264,7 @@ def _verify(
 
     latest = max((cp for _, cp in log), key=lambda cp: cp.size, default=None)
     if latest is not None:
+        memo: dict[tuple[int, int], bytes] = {}
         for label, checkpoint in held:
             older, newer = sorted((checkpoint, latest), key=lambda cp: cp.size)
             try:
@@ -267,7 +273,7 @@ def _verify(
                     newer.size,
                     older.root,
                     newer.root,
-                    consistency_proof(leaves, older.size, newer.size),
+                    consistency_proof_shared(leaves, older.size, newer.size, memo),
                 )
             except ProofError as error:
                 return report(f"{label} is not consistent with the log: {error}", None)

@@ -144,6 +144,7 @@ def test_every_governed_command_writes_its_audit_entries(tmp_path: Path, faces_d
     def governed(command: str, *args: str) -> dict[str, object]:
         before = cli.last_seq()
         payload = cli.run(*command.split(), *args)
+        assert payload.get("ok", True) or command == "search", payload
         seen[command] = cli.actions_since(before)
         return payload
 

@@ -96,8 +96,8 @@ def test_repeat_search_needs_a_supervisor_then_runs_once(agency: Agency) -> None
     assert again.decision["earlier_search_id"] == first.search_id
     assert [r["code"] for r in again.decision["reasons"]] == ["repeat_search"]
 
-    with pytest.raises(PermissionDeniedError):
-        run_approved(agency.workflow, agency["ana"], again.search_id)  # not yet approved
+    with pytest.raises(RequestStateError, match="pending_approval"):
+        run_approved(agency.workflow, agency["ana"], again.search_id)
     with pytest.raises(PermissionDeniedError):
         decide_approval(agency.workflow, agency["ana"], again.search_id, approve=True, reason="me")
     approved = decide_approval(

@@ -45,7 +45,24 @@ def run_retention(
     images, subjects = _purge_gallery(
         workflow, actor, moment.date(), cutoffs.gallery_collected_before
     )
-    workflow.workspace.vault.scrub_database(workflow.workspace.engine)
+    workspace = workflow.workspace
+    # Always recorded, even when nothing was due: an auditor sees that retention ran.
+    with workspace.session() as session, session.begin():
+        record(
+            session,
+            workspace,
+            actor.username,
+            "retention.run",
+            {},
+            {
+                "policy": policy.sha256,
+                "probes_purged": len(probes),
+                "search_records_purged": len(records),
+                "gallery_images_purged": len(images),
+                "subjects_removed": len(subjects),
+            },
+        )
+    workspace.vault.scrub_database(workspace.engine)
     return RetentionReport(probes, records, images, subjects)
 
 

@@ -23,6 +23,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 from rich.console import Console
 from rich.rule import Rule
 
+from candor.workflow import example_policy_path
+
 console = Console(highlight=False)
 DEMO_ROOT = Path(os.environ.get("CANDOR_DEMO_DIR", ".candor-demo")).absolute()
 WORKSPACE = DEMO_ROOT / "workspace"
@@ -164,8 +166,6 @@ def password_file(name: str) -> str:
 
 def demo_policy() -> str:
     """The moratorium example, for demo photos and with two examiners to release a lead."""
-    from candor.policy import example_policy_path
-
     lines = []
     for line in example_policy_path("moratorium").read_text().splitlines():
         key = line.split("=", 1)[0].strip()

@@ -5,6 +5,7 @@ release); enrolment, expungement and retention need the policy's permission; eve
 action writes its audit entry in its own transaction.
 """
 
+from candor.policy import example_policy_path
 from candor.store import (
     OPERATIONAL_SOURCES,
     SOURCE_TYPES,
@@ -93,6 +94,7 @@ __all__ = [
     "create_workspace",
     "decide_approval",
     "enrol_files",
+    "example_policy_path",
     "expunge_subject",
     "gallery_subject",
     "gallery_subjects",

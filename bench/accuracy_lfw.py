@@ -87,6 +87,8 @@ def main() -> int:
             paths, defaults, cache, workers=args.workers, progress=progress_printer("all")
         )
         seconds = time.perf_counter() - started
+        # Other jobs on the machine slow extraction; the load average says how much.
+        load = os.getloadavg()
         fresh = sum(1 for outcome in outcomes if not outcome.cached)
         print(f"  {fresh} photos extracted in {seconds:.0f} s", flush=True)
 
@@ -124,6 +126,7 @@ def main() -> int:
             "photos_extracted": fresh,
             "seconds": round(seconds, 1),
             "photos_per_second": round(fresh / seconds, 2) if fresh else None,
+            "load_average_1_5_15_min_at_end": [round(value, 2) for value in load],
             "note": "decode, HOG (upsample 1, retry), landmarks, quality, one template per photo",
         },
         "engine_settings": {

@@ -1,0 +1,85 @@
+"""The audit log as an auditor meets it: verify, prove, checkpoint, export, outside check."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from candor.audit import ProofError, verify_inclusion
+from candor.workflow import PermissionDeniedError
+from candor.workflow.audit_ops import (
+    checkpoint_now,
+    export_log,
+    prove_entry,
+    verify_export_folder,
+    verify_log,
+)
+from tests.agency import Agency, make_agency, new_user
+
+
+@pytest.fixture
+def agency(tmp_path: Path) -> Agency:
+    made = make_agency(tmp_path)
+    made.add_user(new_user("ada", "auditor", unit="Internal Affairs"))
+    yield made
+    made.workflow.close()
+
+
+def test_only_auditors_read_the_log(agency: Agency) -> None:
+    with pytest.raises(PermissionDeniedError):
+        verify_log(agency.workflow, agency["ana"])
+    assert verify_log(agency.workflow, agency["ada"]).ok
+
+
+def test_export_is_audited_and_verifies_outside(agency: Agency, tmp_path: Path) -> None:
+    info = export_log(agency.workflow, agency["ada"], tmp_path / "export")
+    report = verify_export_folder(tmp_path / "export")
+    assert report.ok, report.problem
+    assert report.unchecked_tail == ()
+    assert report.entries == info.tree_size
+    last = (tmp_path / "export" / "entries.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last)["action"] == "audit.exported"
+    assert json.loads(last)["actor"] == "ada"
+
+
+def test_a_rewrite_before_a_held_checkpoint_is_detected(agency: Agency, tmp_path: Path) -> None:
+    held = export_log(agency.workflow, agency["ada"], tmp_path / "first")
+    held_note = tmp_path / "held.note"
+    held_note.write_text(held.note)
+    # Whoever holds the database rewrites entry 3 and every later link and checkpoint
+    # would still be caught against the held note; here they change it in place.
+    database = agency.workflow.workspace.database_path
+    agency.workflow.workspace.close()
+    with sqlite3.connect(database) as connection:
+        body = connection.execute("SELECT body FROM audit_entries WHERE seq = 3").fetchone()[0]
+        connection.execute(
+            "UPDATE audit_entries SET body = ? WHERE seq = 3",
+            (bytes(body).replace(b'"admin', b'"admix', 1),),
+        )
+    report = verify_log(agency.workflow, agency["ada"], [held_note])
+    assert not report.ok
+    assert report.first_bad_seq == 3
+
+
+def test_inclusion_proof_of_an_entry_checks_against_its_checkpoint(agency: Agency) -> None:
+    checkpoint_now(agency.workflow, agency["admin1"])
+    proof = prove_entry(agency.workflow, agency["ada"], 5)
+    verify_inclusion(
+        bytes.fromhex(proof.leaf_hash),
+        proof.seq - 1,
+        proof.tree_size,
+        [bytes.fromhex(node) for node in proof.proof],
+        bytes.fromhex(proof.root_hash),
+    )
+    forged = bytes.fromhex(proof.leaf_hash)[:-1] + b"\x00"
+    with pytest.raises(ProofError):
+        verify_inclusion(
+            forged,
+            proof.seq - 1,
+            proof.tree_size,
+            [bytes.fromhex(node) for node in proof.proof],
+            bytes.fromhex(proof.root_hash),
+        )

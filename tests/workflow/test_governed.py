@@ -185,3 +185,18 @@ def test_audit_entries_hold_no_subject_names(agency: Agency) -> None:
     text = "\n".join(json.dumps(e) for e in actions(agency))
     for person in agency.people:  # type: ignore[attr-defined]
         assert person.name not in text
+
+
+def test_a_supervisor_cannot_approve_their_own_request(agency: Agency) -> None:
+    duo = agency.add_user(new_user("duo", "analyst", "supervisor"))
+    request_search(agency.workflow, duo, probe(agency, 5), FORM)
+    again = request_search(agency.workflow, duo, probe(agency, 5), FORM)
+    assert again.status == "pending_approval"
+    with pytest.raises(PermissionDeniedError, match="your own"):
+        decide_approval(agency.workflow, duo, again.search_id, approve=True, reason="mine")
+    rejected = decide_approval(
+        agency.workflow, agency["sam"], again.search_id, approve=False, reason="no new facts"
+    )
+    assert rejected.status == "rejected"
+    with pytest.raises(RequestStateError):
+        run_approved(agency.workflow, duo, again.search_id)

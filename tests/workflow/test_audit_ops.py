@@ -83,3 +83,20 @@ def test_inclusion_proof_of_an_entry_checks_against_its_checkpoint(agency: Agenc
             [bytes.fromhex(node) for node in proof.proof],
             bytes.fromhex(proof.root_hash),
         )
+
+
+def test_checkpoints_follow_the_configured_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from candor.store import AuditCheckpoint
+
+    monkeypatch.setenv("CANDOR_CHECKPOINT_EVERY", "5")
+    monkeypatch.setenv("CANDOR_CHECKPOINT_SECONDS", "3600")
+    agency = make_agency(tmp_path)
+    with agency.workflow.workspace.session() as session:
+        sizes = list(session.scalars(select(AuditCheckpoint.tree_size)))
+    agency.workflow.close()
+    assert len(sizes) >= 4
+    assert all(later - earlier <= 5 for earlier, later in zip(sizes, sizes[1:], strict=False))

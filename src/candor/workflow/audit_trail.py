@@ -33,6 +33,21 @@ class CheckpointSchedule:
     every_entries: int = 100
     every_seconds: float = 60.0
 
+    @classmethod
+    def from_environment(cls) -> CheckpointSchedule:
+        """$CANDOR_CHECKPOINT_EVERY (entries) and $CANDOR_CHECKPOINT_SECONDS, else defaults."""
+        default = cls()
+        try:
+            every = int(os.environ.get("CANDOR_CHECKPOINT_EVERY", default.every_entries))
+            seconds = float(os.environ.get("CANDOR_CHECKPOINT_SECONDS", default.every_seconds))
+        except ValueError as error:
+            raise ValueError(f"checkpoint schedule: {error}") from error
+        if every < 1 or seconds <= 0:
+            raise ValueError(
+                "CANDOR_CHECKPOINT_EVERY must be at least 1 and CANDOR_CHECKPOINT_SECONDS above 0"
+            )
+        return cls(every, seconds)
+
 
 def signing_key_path(workspace: Workspace) -> Path:
     """The audit signing key: $CANDOR_AUDIT_KEY, else keys/audit-signing.key in the workspace.
@@ -85,7 +100,7 @@ def record(
     )
     session.add(AuditEntry(seq=seq, body=body, leaf_hash=leaf_hash(body).hex(), created_at=now))
     session.flush()
-    if _checkpoint_due(session, seq, now, schedule or CheckpointSchedule()):
+    if _checkpoint_due(session, seq, now, schedule or CheckpointSchedule.from_environment()):
         make_checkpoint(session, workspace)
     return seq
 

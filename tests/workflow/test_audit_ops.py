@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -99,4 +100,4 @@ def test_checkpoints_follow_the_configured_schedule(
         sizes = list(session.scalars(select(AuditCheckpoint.tree_size)))
     agency.workflow.close()
     assert len(sizes) >= 4
-    assert all(later - earlier <= 5 for earlier, later in zip(sizes, sizes[1:], strict=False))
+    assert all(later - earlier <= 5 for earlier, later in itertools.pairwise(sizes))

@@ -59,8 +59,9 @@ def test_raw_distance_follows_from_norms_and_cosine(a: np.ndarray, b: np.ndarray
     ta, tb = Template(a, FAKE_MODEL), Template(b, FAKE_MODEL)
     n1, n2 = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     expected = raw_distance_from_cosine(cosine_score(ta, tb), n1, n2)
-    # Squared: near d = 0 the square root magnifies float32 rounding in the cosine.
-    tolerance = 1e-5 * n1 * n2 + 1e-6
+    # Squared: near d = 0 the square root magnifies float32 rounding in the cosine; the
+    # squared distance itself carries float32 rounding of n1^2 + n2^2.
+    tolerance = 1e-5 * n1 * n2 + 1e-6 * (n1**2 + n2**2) + 1e-6
     assert euclidean_distance(ta, tb) ** 2 == pytest.approx(expected**2, abs=tolerance)
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from candor.evaluation import default_cache_dir, run_identification_protocol
 from candor.faces import EngineSettings, QualityThresholds
-from candor.faces.extraction import extract_faces, png_bytes
+from candor.faces.extraction import extract_faces
+from candor.images import encode_png
 
 pytestmark = pytest.mark.faces
 
@@ -45,7 +46,7 @@ def handcrafted(faces_dir: Path, tmp_path: Path) -> Path:
     # 4th: non-mated, probe has no face: no candidate.
     (root / "D_NonMatedBlank").mkdir(parents=True)
     (root / "D_NonMatedBlank" / "1.png").write_bytes(
-        png_bytes(np.full((100, 100, 3), 120, dtype=np.uint8))
+        encode_png(np.full((100, 100, 3), 120, dtype=np.uint8))
     )
     link(real("Abdoulaye_Wade", 1), root / "D_NonMatedBlank" / "2.jpg")
     # 5th: mated, but its gallery photo is corrupt: fails to enrol, so its search misses.

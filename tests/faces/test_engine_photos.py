@@ -9,8 +9,8 @@ import pytest
 
 from candor.faces import EngineSettings, FaceEngine, cosine_score, euclidean_distance
 from candor.faces.dlib_models import HogDetector
-from candor.faces.extraction import extract_faces, png_bytes
-from candor.images import decode_image, load_image
+from candor.faces.extraction import extract_faces
+from candor.images import decode_image, encode_png, load_image
 
 pytestmark = pytest.mark.faces
 
@@ -91,7 +91,7 @@ def mixed_files(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> li
     corrupt = folder / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     blank = folder / "blank.png"
-    blank.write_bytes(png_bytes(np.full((120, 120, 3), 128, dtype=np.uint8)))
+    blank.write_bytes(encode_png(np.full((120, 120, 3), 128, dtype=np.uint8)))
     return [
         photo(faces_dir, "Aaron_Peirsol", 1),
         corrupt,

@@ -13,18 +13,14 @@ call (useful for one probe file; every file of the call gets that index) or uses
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
 from candor.faces.engine import EngineSettings, FaceEngine, choose_face
-from candor.faces.records import DetectedFace, Template, UInt8Array
-from candor.images import ImageError, load_image
+from candor.faces.records import DetectedFace, Template
+from candor.images import ImageError, encode_png, load_image
 
 # How a template is made from a photo beyond the detector and the model: the face choice
 # rule and the number of jitters. Recorded with templates and used in cache keys.
@@ -85,27 +81,6 @@ def quality_refusal(path: Path, reasons: Sequence[str]) -> str:
     return f"the face in {path.name} was refused: {'; '.join(reasons)}."
 
 
-def png_bytes(pixels: UInt8Array) -> bytes:
-    """Encode an (H, W, 3) uint8 RGB array as a PNG file (8-bit truecolour, no filter)."""
-    image = np.ascontiguousarray(pixels, dtype=np.uint8)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected (H, W, 3) RGB pixels, got {image.shape}")
-    height, width = image.shape[:2]
-    rows = b"".join(b"\x00" + image[row].tobytes() for row in range(height))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows, 6))
-        + chunk(b"IEND", b"")
-    )
-
-
 def extract_one(
     engine: FaceEngine, path: Path, *, keep_data: bool = False, face_index: int | None = None
 ) -> FaceExtraction:
@@ -130,7 +105,7 @@ def extract_one(
         if face.quality.passed:
             template = engine.face_template(image, face)
         if keep_data:
-            chip_png = png_bytes(engine.aligned_chip(image, face))
+            chip_png = encode_png(engine.aligned_chip(image, face))
     return FaceExtraction(
         path=path,
         sha256=image.sha256,

@@ -14,6 +14,7 @@ from candor.images.decode import (
     decode_image,
     load_image,
 )
+from candor.images.encode import encode_png
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -27,5 +28,6 @@ __all__ = [
     "UnreadableImageError",
     "UnsupportedFormatError",
     "decode_image",
+    "encode_png",
     "load_image",
 ]

@@ -1,0 +1,19 @@
+"""Encoding pixels Candor made itself (face crops) into files; Pillow does the work."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+
+def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """An (H, W, 3) uint8 RGB array as PNG file bytes (lossless; no metadata)."""
+    array = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) RGB pixels, got shape {array.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()

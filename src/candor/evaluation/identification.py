@@ -33,7 +33,7 @@ Definitions, with L the candidate list length and T a threshold on the cosine sc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,6 +270,7 @@ def run_identification_protocol(
     candidate_list_length: int = 50,
     fpir_targets: Sequence[float] = DEFAULT_FPIR_TARGETS,
     progress: Callable[[int, int], None] | None = None,
+    photos: Mapping[Path, PhotoOutcome] | None = None,
 ) -> IdentificationReport:
     """Run the protocol of this module's docstring on `dataset_dir` and report every figure.
 
@@ -277,6 +278,8 @@ def run_identification_protocol(
         (default `default_cache_dir()`). people: restrict to these folder names.
     workers: extraction processes. candidate_list_length: L, the candidates per search.
     fpir_targets: the FPIRs to report FNIR at. progress(done, total): extraction progress.
+    photos: outcomes already extracted with `settings` (by path); when given, every photo
+        of the plan must be among them and nothing is extracted again.
     """
     if candidate_list_length < 10:
         raise ValueError("the candidate list must hold at least 10 candidates (rank-10)")
@@ -284,13 +287,16 @@ def run_identification_protocol(
     model = FaceEngine(chosen_settings).model
     plan = plan_identification_protocol(dataset_dir, people)
     entries = [*plan.gallery, *plan.mated, *plan.non_mated]
-    outcomes = extract_photos(
-        [path for _, path in entries],
-        chosen_settings,
-        cache_dir,
-        workers=workers,
-        progress=progress,
-    )
+    if photos is None:
+        outcomes = extract_photos(
+            [path for _, path in entries],
+            chosen_settings,
+            cache_dir,
+            workers=workers,
+            progress=progress,
+        )
+    else:
+        outcomes = [photos[path] for _, path in entries]
     gallery_out = outcomes[: len(plan.gallery)]
     mated_out = outcomes[len(plan.gallery) : len(plan.gallery) + len(plan.mated)]
     non_mated_out = outcomes[len(plan.gallery) + len(plan.mated) :]

@@ -1,0 +1,203 @@
+"""1:1 figures over every pair of usable templates in a labelled folder.
+
+Every pair of two templates is scored (cosine of the L2-normalised templates): a genuine
+pair when both are of the same person, an impostor pair otherwise. Definitions, with T a
+cosine threshold:
+- FMR(T): share of impostor pairs scoring >= T; FNMR(T): share of genuine pairs < T.
+- Threshold at FMR x: the smallest T with FMR(T) <= x (just above the
+  (floor(x*N)+1)-th highest of the N impostor scores, as the threshold at FPIR is).
+- FNMR at FMR x: FNMR at that threshold; null when x * N < 2.
+
+Pairs are scored in blocks of rows so memory stays at a few blocks' worth for tens of
+thousands of templates. Kept: every genuine score with its person; the upper tail of the
+impostor scores, with both people of each pair, long enough for the smallest reported
+FMR many times over (so a bootstrap replicate that re-weights people still finds its
+threshold inside it); and a histogram of all impostor scores at 2/2**17 cosine
+resolution, which places the DET curve's points below the tail.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from candor.evaluation.bootstrap import (
+    FloatArray,
+    IntArray,
+    share_below,
+    threshold_at_rate,
+    too_few,
+    unit_weights,
+)
+
+HISTOGRAM_BINS = 2**17
+# The kept tail holds this many times the impostor pairs the tail rate allows.
+TAIL_MARGIN = 10
+MIN_TAIL = 10_000
+_BLOCK = 1024
+# DET points: 8 per decade from FMR 10^-0.125 down to 1e-6 (and the null rule).
+_DET_POINTS_PER_DECADE = 8
+_DET_DECADES = 6
+
+
+@dataclass(frozen=True)
+class AllPairs:
+    """What the figures need of every pair's score; persons index the people list."""
+
+    templates_per_person: IntArray
+    genuine_scores: FloatArray  # ascending
+    genuine_person: IntArray
+    impostor_pairs: int
+    tail_scores: FloatArray  # descending: the highest impostor scores
+    tail_first: IntArray
+    tail_second: IntArray
+    tail_complete: bool  # the tail holds every impostor pair
+    histogram: IntArray  # impostor scores per bin over [-1, 1]
+
+    @property
+    def genuine_pairs(self) -> int:
+        return len(self.genuine_scores)
+
+    def impostor_totals(self, weights: IntArray) -> FloatArray:
+        """Per replicate, the impostor pairs' total weight: sum over i < j of w_i t_i w_j t_j."""
+        per_person = weights * self.templates_per_person[None, :]
+        total = per_person.sum(axis=1).astype(np.float64)
+        squares = (per_person.astype(np.float64) ** 2).sum(axis=1)
+        totals: FloatArray = (total * total - squares) / 2
+        return totals
+
+    def thresholds_at_fmr(self, weights: IntArray, fmr: float) -> FloatArray:
+        """Per replicate, the threshold at FMR `fmr` (NaN: null rule, or beyond the tail)."""
+        tail_weights = weights[:, self.tail_first] * weights[:, self.tail_second]
+        return threshold_at_rate(
+            self.tail_scores,
+            tail_weights,
+            self.impostor_totals(weights),
+            fmr,
+            complete=self.tail_complete,
+        )
+
+    def fnmr_at(self, weights: IntArray, thresholds: FloatArray) -> FloatArray:
+        """Per replicate, the weighted share of genuine pairs scoring under its threshold."""
+        return share_below(self.genuine_scores, weights[:, self.genuine_person], thresholds)
+
+
+def score_all_pairs(
+    vectors: npt.NDArray[np.floating],
+    persons: Sequence[int] | IntArray,
+    people: int,
+    *,
+    tail_fmr: float = 1e-3,
+    progress: Callable[[int, int], None] | None = None,
+) -> AllPairs:
+    """Score every pair of `vectors` (one row per template; persons[i] is row i's person).
+
+    tail_fmr: the largest FMR whose threshold a bootstrap must find in the kept tail.
+    progress(done, total): rows scored so far.
+    """
+    unit = np.asarray(vectors, dtype=np.float32)
+    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
+    labels = np.asarray(persons, dtype=np.int64)
+    count = len(unit)
+    templates = np.bincount(labels, minlength=people).astype(np.int64)
+    impostor_total = int((int(templates.sum()) ** 2 - int((templates**2).sum())) // 2)
+    keep = min(impostor_total, max(MIN_TAIL, math.ceil(TAIL_MARGIN * tail_fmr * impostor_total)))
+    histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    genuine_scores: list[npt.NDArray[np.float32]] = []
+    genuine_person: list[IntArray] = []
+    tail_scores: list[npt.NDArray[np.float32]] = [np.empty(0, dtype=np.float32)]
+    tail_first: list[IntArray] = [np.empty(0, dtype=np.int64)]
+    tail_second: list[IntArray] = [np.empty(0, dtype=np.int64)]
+    kept = 0
+    cutoff = -np.inf
+    for start in range(0, count, _BLOCK):
+        stop = min(start + _BLOCK, count)
+        block = unit[start:stop] @ unit[start:].T
+        row_ids = np.arange(start, stop)[:, None]
+        col_ids = np.arange(start, count)[None, :]
+        later = col_ids > row_ids
+        same = labels[start:stop, None] == labels[None, start:]
+        genuine = later & same
+        rows, cols = np.nonzero(genuine)
+        genuine_scores.append(block[rows, cols])
+        genuine_person.append(labels[start + rows])
+        impostor = later & ~same
+        scores = block[impostor]
+        bins = ((scores.astype(np.float64) + 1.0) * (HISTOGRAM_BINS / 2)).astype(np.int64)
+        histogram += np.bincount(np.clip(bins, 0, HISTOGRAM_BINS - 1), minlength=HISTOGRAM_BINS)
+        # Only scores that could still be among the `keep` highest are worth their indices.
+        floor = cutoff
+        if len(scores) > keep:
+            floor = max(floor, float(np.partition(scores, len(scores) - keep)[len(scores) - keep]))
+        rows, cols = np.nonzero(impostor & (block >= floor))
+        tail_scores.append(block[rows, cols])
+        tail_first.append(labels[start + rows])
+        tail_second.append(labels[start + cols])
+        kept += len(rows)
+        if kept > 2 * keep:
+            merged = np.concatenate(tail_scores)
+            order = np.argpartition(merged, len(merged) - keep)[len(merged) - keep :]
+            tail_scores = [merged[order]]
+            tail_first = [np.concatenate(tail_first)[order]]
+            tail_second = [np.concatenate(tail_second)[order]]
+            kept = keep
+            cutoff = float(tail_scores[0].min())
+        if progress is not None:
+            progress(stop, count)
+    scores_all = np.concatenate(tail_scores).astype(np.float64)
+    order = np.argsort(-scores_all, kind="stable")[:keep]
+    genuine_all = np.concatenate(genuine_scores).astype(np.float64)
+    genuine_order = np.argsort(genuine_all, kind="stable")
+    return AllPairs(
+        templates_per_person=templates,
+        genuine_scores=genuine_all[genuine_order],
+        genuine_person=np.concatenate(genuine_person)[genuine_order],
+        impostor_pairs=impostor_total,
+        tail_scores=scores_all[order],
+        tail_first=np.concatenate(tail_first)[order],
+        tail_second=np.concatenate(tail_second)[order],
+        tail_complete=keep == impostor_total,
+        histogram=histogram,
+    )
+
+
+def threshold_from_histogram(pairs: AllPairs, fmr: float) -> float:
+    """The threshold at FMR `fmr` to the histogram's resolution (for DET points)."""
+    allowed = math.floor(fmr * pairs.impostor_pairs + 1e-9)
+    from_top = np.cumsum(pairs.histogram[::-1])
+    exceeding = np.nonzero(from_top > allowed)[0]
+    if len(exceeding) == 0:
+        return -1.0
+    top_bin = HISTOGRAM_BINS - 1 - int(exceeding[0])
+    return -1.0 + (top_bin + 1) * (2.0 / HISTOGRAM_BINS)
+
+
+@dataclass(frozen=True)
+class DetPoint:
+    """One point of the DET (and ROC) curve."""
+
+    fmr: float
+    threshold: float
+    fnmr: float
+
+
+def det_points(pairs: AllPairs) -> list[DetPoint]:
+    """(FMR, threshold, FNMR) at log-spaced FMRs down to what the impostor pairs resolve."""
+    if pairs.genuine_pairs == 0:
+        return []
+    ones = unit_weights(len(pairs.templates_per_person))
+    points = []
+    for step in range(1, _DET_POINTS_PER_DECADE * _DET_DECADES + 1):
+        fmr = 10 ** (-step / _DET_POINTS_PER_DECADE)
+        if too_few(fmr, pairs.impostor_pairs):
+            break
+        threshold = float(pairs.thresholds_at_fmr(ones, fmr)[0])
+        if math.isnan(threshold):
+            threshold = threshold_from_histogram(pairs, fmr)
+        fnmr = float(pairs.fnmr_at(ones, np.array([threshold]))[0])
+        points.append(DetPoint(fmr, threshold, fnmr))
+    return points

@@ -28,7 +28,7 @@ from candor.store import (
     Verdict,
     Workspace,
 )
-from candor.store.database import _alembic_config, current_revision, sqlite_engine
+from candor.store.database import _alembic_config, current_revision, head_revision, sqlite_engine
 from tests.store.support import enrol_image, image_bytes, make_subject
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -114,7 +114,7 @@ def test_upgrade_from_0001_keeps_the_gallery_and_matches_the_models(tmp_path: Pa
 
     reopened = Workspace.open(workspace.home, upgrade=True)
     try:
-        assert current_revision(reopened.engine) == "0002_governance"
+        assert current_revision(reopened.engine) == head_revision()
         with reopened.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
             assert connection.execute(text("SELECT id FROM gallery_images")).scalar() == image_id
@@ -127,7 +127,7 @@ def test_a_0001_database_is_refused_without_upgrade(tmp_path: Path) -> None:
     with workspace.engine.begin() as connection:
         command.downgrade(_alembic_config(connection), "0001_initial")
     workspace.close()
-    with pytest.raises(SchemaVersionError, match="older than 0002_governance"):
+    with pytest.raises(SchemaVersionError, match=f"older than {head_revision()}"):
         Workspace.open(workspace.home)
     engine = sqlite_engine(workspace.database_path, create=False)
     try:

@@ -41,6 +41,7 @@ from candor.store.errors import (
     WorkspaceError,
     WorkspaceHomeUnsetError,
 )
+from candor.store.evaluation import ReportCard
 from candor.store.gallery import (
     LARGEST_CENTRAL,
     ImageDetail,
@@ -136,6 +137,7 @@ __all__ = [
     "ProvenanceError",
     "Release",
     "RemovedSubject",
+    "ReportCard",
     "SchemaVersionError",
     "ScrubError",
     "SearchRequest",

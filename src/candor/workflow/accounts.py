@@ -60,7 +60,6 @@ from candor.store import (
     users_with_role,
 )
 from candor.store.governance import PolicyRecord
-from candor.store.models import utc_now
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
@@ -392,7 +391,7 @@ def bootstrap(workflow: Workflow, first: NewUser, second: NewUser) -> tuple[User
         _check_new_user_text(fields)
         prepared.append((fields, hash_password(new.password)))
     workspace = workflow.workspace
-    today = workspace.today()
+    today = workflow.today()
     with workspace.session() as session, session.begin():
         if count_users(session) > 0:
             raise AccountWorkflowError(
@@ -400,10 +399,10 @@ def bootstrap(workflow: Workflow, first: NewUser, second: NewUser) -> tuple[User
             )
         users = []
         for fields, encoded in prepared:
-            user = _create_from_fields(session, fields, encoded, BOOTSTRAP_CREATOR)
+            user = _create_from_fields(session, fields, encoded, BOOTSTRAP_CREATOR, workflow.now())
             record(
                 session,
-                workspace,
+                workflow,
                 None,
                 "user.bootstrap",
                 {"user": user.id},
@@ -414,7 +413,7 @@ def bootstrap(workflow: Workflow, first: NewUser, second: NewUser) -> tuple[User
 
 
 def _create_from_fields(
-    session: Session, fields: Mapping[str, Any], encoded: str, created_by: str
+    session: Session, fields: Mapping[str, Any], encoded: str, created_by: str, at: datetime
 ) -> User:
     try:
         return create_user(
@@ -427,6 +426,7 @@ def _create_from_fields(
             certificate_expires=date.fromisoformat(fields["certificate_expires"]),
             roles=fields["roles"],
             created_by=created_by,
+            created_at=at,
         )
     except AccountError as error:
         raise AccountWorkflowError(str(error)) from None
@@ -465,7 +465,7 @@ def login(
         if failure is not None:
             record(
                 session,
-                workspace,
+                workflow,
                 None,
                 "auth.login_failed",
                 {} if failed_user_id is None else {"user": failed_user_id},
@@ -476,13 +476,13 @@ def login(
             if PASSWORD_HASHER.check_needs_rehash(user.password_hash):
                 user.password_hash = PASSWORD_HASHER.hash(password)
             token = secrets.token_urlsafe(32)
-            now = utc_now()
+            now = workflow.now()
             row = create_session(
                 session, token_sha256(token), user.id, now + lifetime, created_at=now
             )
             record(
                 session,
-                workspace,
+                workflow,
                 user.username,
                 "auth.login",
                 {"user": user.id, "session": row.id},
@@ -507,7 +507,7 @@ def session_view(workflow: Workflow, token: str | None) -> SessionView:
             )
         if row.revoked_at is not None:
             raise NotAuthenticatedError("the session was ended; run `candor login`")
-        if row.expires_at <= utc_now():
+        if row.expires_at <= workflow.now():
             raise NotAuthenticatedError(
                 f"the session expired at {row.expires_at.isoformat(timespec='seconds')}; "
                 "run `candor login`"
@@ -516,7 +516,7 @@ def session_view(workflow: Workflow, token: str | None) -> SessionView:
         if user.disabled:
             raise NotAuthenticatedError(f"{user.username} is disabled and can do nothing")
         return SessionView(
-            actor=_actor(user, workspace.today()),
+            actor=_actor(user, workflow.today()),
             created_at=row.created_at,
             expires_at=row.expires_at,
         )
@@ -535,10 +535,10 @@ def logout(workflow: Workflow, token: str | None) -> Actor:
     with workspace.session() as session, session.begin():
         row = session_by_token_sha256(session, token_sha256(token))
         assert row is not None
-        revoke_session(session, row)
+        revoke_session(session, row, at=workflow.now())
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "auth.logout",
             {"user": actor.user_id, "session": row.id},
@@ -556,7 +556,7 @@ def change_password(workflow: Workflow, actor: Actor, new_password: str) -> None
         if user is None or user.disabled:
             raise NotAuthenticatedError(f"{actor.username} is disabled and can do nothing")
         user.password_hash = encoded
-        record(session, workspace, actor.username, "user.password_changed", {"user": user.id}, {})
+        record(session, workflow, actor.username, "user.password_changed", {"user": user.id}, {})
 
 
 # Users and roles -------------------------------------------------------------------------
@@ -569,7 +569,7 @@ def list_user_infos(workflow: Workflow, actor: Actor) -> list[UserInfo]:
         viewer = user_by_id(session, actor.user_id)
         if viewer is None or viewer.disabled or not viewer.roles & {"admin", "auditor"}:
             raise NotAnAdminError("listing users needs the admin or auditor role")
-        today = workspace.today()
+        today = workflow.today()
         return [_user_info(user, today) for user in list_users(session)]
 
 
@@ -591,11 +591,15 @@ def request_user(workflow: Workflow, actor: Actor, new: NewUser) -> ChangeInfo:
                 )
         # The hash waits in the change until a decision, then leaves it (see _decided_payload).
         change = add_admin_change(
-            session, "create_user", {**fields, "password_hash": encoded}, admin.id
+            session,
+            "create_user",
+            {**fields, "password_hash": encoded},
+            admin.id,
+            requested_at=workflow.now(),
         )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "user.create_requested",
             {"change": change.id},
@@ -612,11 +616,15 @@ def request_role_grant(workflow: Workflow, actor: Actor, username: str, role: st
         user = _require_user(session, username)
         _check_grant(user, role)
         change = add_admin_change(
-            session, "grant_role", {"username": user.username, "role": role}, admin.id
+            session,
+            "grant_role",
+            {"username": user.username, "role": role},
+            admin.id,
+            requested_at=workflow.now(),
         )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "user.role_grant_requested",
             {"change": change.id, "user": user.id},
@@ -643,11 +651,15 @@ def request_role_revoke(workflow: Workflow, actor: Actor, username: str, role: s
         user = _require_user(session, username)
         _check_revoke(session, user, role)
         change = add_admin_change(
-            session, "revoke_role", {"username": user.username, "role": role}, admin.id
+            session,
+            "revoke_role",
+            {"username": user.username, "role": role},
+            admin.id,
+            requested_at=workflow.now(),
         )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "user.role_revoke_requested",
             {"change": change.id, "user": user.id},
@@ -683,16 +695,16 @@ def disable_user(workflow: Workflow, actor: Actor, username: str) -> UserInfo:
         if "admin" in user.roles:
             _keep_enough_admins(session, user)
         user.disabled = True
-        ended = revoke_user_sessions(session, user.id)
+        ended = revoke_user_sessions(session, user.id, at=workflow.now())
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "user.disabled",
             {"user": user.id},
             {"username": user.username, "sessions_ended": ended},
         )
-        return _user_info(user, workspace.today())
+        return _user_info(user, workflow.today())
 
 
 def request_enable(workflow: Workflow, actor: Actor, username: str) -> ChangeInfo:
@@ -703,10 +715,16 @@ def request_enable(workflow: Workflow, actor: Actor, username: str) -> ChangeInf
         user = _require_user(session, username)
         if not user.disabled:
             raise AccountWorkflowError(f"{user.username} is not disabled")
-        change = add_admin_change(session, "enable_user", {"username": user.username}, admin.id)
+        change = add_admin_change(
+            session,
+            "enable_user",
+            {"username": user.username},
+            admin.id,
+            requested_at=workflow.now(),
+        )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "user.enable_requested",
             {"change": change.id, "user": user.id},
@@ -731,7 +749,7 @@ def update_certificate(
         user.certificate_expires = expires
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "user.certificate_updated",
             {"user": user.id},
@@ -743,7 +761,7 @@ def update_certificate(
                 "previous_certificate_expires": previous[1],
             },
         )
-        return _user_info(user, workspace.today())
+        return _user_info(user, workflow.today())
 
 
 # Policy ---------------------------------------------------------------------------------
@@ -770,6 +788,7 @@ def request_policy_change(workflow: Workflow, actor: Actor, path: Path) -> Chang
             version=policy.version,
             source=policy.source,
             added_by=admin.id,
+            added_at=workflow.now(),
         )
         payload = {
             "policy_id": row.id,
@@ -777,10 +796,12 @@ def request_policy_change(workflow: Workflow, actor: Actor, path: Path) -> Chang
             "name": row.name,
             "version": row.version,
         }
-        change = add_admin_change(session, "change_policy", payload, admin.id)
+        change = add_admin_change(
+            session, "change_policy", payload, admin.id, requested_at=workflow.now()
+        )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "policy.change_requested",
             {"change": change.id, "policy": row.sha256},
@@ -862,17 +883,18 @@ def confirm_change(workflow: Workflow, actor: Actor, change_id: int) -> ChangeIn
                 f"{actor.username} requested change {change_id} and cannot confirm it; "
                 "another admin must"
             )
-        action, objects, details = _apply(session, admin, change)
+        action, objects, details = _apply(session, admin, change, workflow.now())
         decide_change(
             session,
             change,
             decided_by=admin.id,
             confirmed=True,
             payload=_public_payload(change.payload),
+            at=workflow.now(),
         )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             action,
             {"change": change.id, **objects},
@@ -896,10 +918,11 @@ def reject_change(workflow: Workflow, actor: Actor, change_id: int, reason: str)
             confirmed=False,
             reason=reason,
             payload=_public_payload(change.payload),
+            at=workflow.now(),
         )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "admin.change_rejected",
             {"change": change.id},
@@ -914,7 +937,7 @@ def reject_change(workflow: Workflow, actor: Actor, change_id: int, reason: str)
 
 
 def _apply(
-    session: Session, admin: User, change: AdminChange
+    session: Session, admin: User, change: AdminChange, now: datetime
 ) -> tuple[str, dict[str, int | str], dict[str, object]]:
     """Carry out a confirmed change; the checks of the request are made again, now."""
     payload = change.payload
@@ -923,7 +946,7 @@ def _apply(
         _check_roles(fields["roles"])
         if user_by_name(session, fields["username"]) is not None:
             raise AccountWorkflowError(f"a user named {fields['username']!r} already exists")
-        user = _create_from_fields(session, fields, payload["password_hash"], admin.username)
+        user = _create_from_fields(session, fields, payload["password_hash"], admin.username, now)
         return "user.created", {"user": user.id}, _user_details(user)
     if change.kind in ("grant_role", "revoke_role", "enable_user"):
         user = _require_user(session, payload["username"])
@@ -951,7 +974,7 @@ def _apply(
             raise AccountWorkflowError(f"the policy of change {change.id} is missing")
         _stored_policy(row)
         previous = active_policy_row(session)
-        activate_policy(session, row, admin.id)
+        activate_policy(session, row, admin.id, at=now)
         return (
             "policy.changed",
             {"policy": row.sha256},

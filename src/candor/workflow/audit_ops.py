@@ -122,8 +122,8 @@ def checkpoint_now(workflow: Workflow, actor: Actor) -> CheckpointInfo:
     require_permission(workflow, actor, "audit.checkpoint")
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        record(session, workspace, actor.username, "audit.checkpoint_requested", {}, {})
-        row = make_checkpoint(session, workspace)
+        record(session, workflow, actor.username, "audit.checkpoint_requested", {}, {})
+        row = make_checkpoint(session, workflow)
         if row is None:
             raise WorkflowError("the audit log is empty")
         return CheckpointInfo(row.tree_size, row.root_hash, row.note)
@@ -140,13 +140,13 @@ def export_log(workflow: Workflow, actor: Actor, directory: Path) -> CheckpointI
     with workspace.session() as session, session.begin():
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "audit.exported",
             {},
             {"directory": str(directory)},
         )
-        row = make_checkpoint(session, workspace)
+        row = make_checkpoint(session, workflow)
         assert row is not None  # the export's own entry is in the log
         info = CheckpointInfo(row.tree_size, row.root_hash, row.note)
     entries, notes = _log(workflow)

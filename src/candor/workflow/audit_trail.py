@@ -6,6 +6,10 @@ size, root, time) are signed with the workspace's Ed25519 key automatically ever
 `checkpoint_every` entries or when the last one is older than `checkpoint_seconds`,
 and on demand. Entries hold internal ids and hashes only: never face data, nor the
 names or booking numbers of gallery subjects.
+
+Given a `Workflow` instead of a bare `Workspace`, `record` and `make_checkpoint` take
+their time from the workflow's clock and the schedule from the workflow, so a
+simulated clock dates the entries and checkpoints of a simulation consistently.
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from candor.audit import Checkpoint, SigningKey, build_entry, leaf_hash, merkle_root
 from candor.store import AuditCheckpoint, AuditEntry, Workspace
+
+if TYPE_CHECKING:
+    from candor.workflow.context import Workflow
 
 GENESIS_PREV = "0" * 64
 KEY_ENV = "CANDOR_AUDIT_KEY"
@@ -73,9 +81,15 @@ def ensure_signing_key(workspace: Workspace) -> SigningKey:
     return SigningKey.generate(path, log_origin(workspace))
 
 
+def _clock_of(where: Workspace | Workflow) -> tuple[Workspace, datetime]:
+    if isinstance(where, Workspace):
+        return where, datetime.now(UTC)
+    return where.workspace, where.now()
+
+
 def record(
     session: Session,
-    workspace: Workspace,
+    workspace: Workspace | Workflow,
     actor: str | None,
     action: str,
     objects: Mapping[str, int | str],
@@ -83,12 +97,18 @@ def record(
     *,
     schedule: CheckpointSchedule | None = None,
 ) -> int:
-    """Append one entry in `session`'s transaction and return its sequence number."""
+    """Append one entry in `session`'s transaction and return its sequence number.
+
+    workspace: a Workflow (its clock dates the entry, its schedule applies) or a
+        Workspace (the system clock, the schedule given or the environment's).
+    """
+    _, now = _clock_of(workspace)
+    if schedule is None and not isinstance(workspace, Workspace):
+        schedule = workspace.checkpoint_schedule
     last = session.execute(
         select(AuditEntry.seq, AuditEntry.leaf_hash).order_by(AuditEntry.seq.desc()).limit(1)
     ).first()
     seq = 1 if last is None else last.seq + 1
-    now = datetime.now(UTC)
     body = build_entry(
         seq=seq,
         time=now,
@@ -122,8 +142,12 @@ def _checkpoint_due(
     return now - made_at >= timedelta(seconds=schedule.every_seconds)
 
 
-def make_checkpoint(session: Session, workspace: Workspace) -> AuditCheckpoint | None:
-    """Sign a checkpoint of the whole log as it stands in `session`; None if nothing new."""
+def make_checkpoint(session: Session, workspace: Workspace | Workflow) -> AuditCheckpoint | None:
+    """Sign a checkpoint of the whole log as it stands in `session`; None if nothing new.
+
+    workspace: a Workflow (its clock dates the checkpoint) or a Workspace (the system clock).
+    """
+    space, now = _clock_of(workspace)
     size = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
     existing = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.tree_size == size))
     if size == 0 or existing is not None:
@@ -132,11 +156,8 @@ def make_checkpoint(session: Session, workspace: Workspace) -> AuditCheckpoint |
         bytes.fromhex(h)
         for h in session.scalars(select(AuditEntry.leaf_hash).order_by(AuditEntry.seq))
     ]
-    now = datetime.now(UTC)
-    checkpoint = Checkpoint(
-        origin=log_origin(workspace), size=size, root=merkle_root(leaves), time=now
-    )
-    note = ensure_signing_key(workspace).sign(checkpoint)
+    checkpoint = Checkpoint(origin=log_origin(space), size=size, root=merkle_root(leaves), time=now)
+    note = ensure_signing_key(space).sign(checkpoint)
     row = AuditCheckpoint(
         tree_size=size, root_hash=checkpoint.root.hex(), note=note, created_at=now
     )

@@ -15,7 +15,6 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 
@@ -162,7 +161,7 @@ def recalibrate(
             impostor_pairs=table.impostor_pairs,
             templates=table.templates,
             points=[[rate, cosine] for rate, cosine in table.points],
-            created_at=datetime.now(UTC),
+            created_at=workflow.now(),
             created_by=actor.user_id,
             active=True,
         )
@@ -170,7 +169,7 @@ def recalibrate(
         session.flush()
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "calibration.recorded",
             {"calibration": row.id},

@@ -115,7 +115,7 @@ def enrol_files(
     checked = validate_provenance(
         provenance,
         allowed_source_types=_allowed_sources(workflow, policy),
-        today=workspace.today(),
+        today=workflow.today(),
     )
     summary = EnrolmentSummary()
     if not requests:
@@ -136,7 +136,7 @@ def enrol_files(
     with workspace.session() as session, session.begin():
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "gallery.enrolment_batch",
             {},
@@ -186,7 +186,11 @@ def _enrol_one(
             existing = image_by_sha256(session, sha256)
             if existing is not None:
                 return _duplicate(request, extraction, existing.subject.external_ref)
-            subject, _created = get_or_create_subject(session, request.subject_ref, actor.username)
+            now = workflow.now()
+            subject, created = get_or_create_subject(session, request.subject_ref, actor.username)
+            if created:
+                # The store dates new rows by the system clock; the workflow's clock decides.
+                subject.created_at = now
             # Files first, row last: a row never points at a missing file. If the
             # transaction then fails, the files are erased below.
             vault.put_image(sha256, data)
@@ -202,11 +206,12 @@ def _enrol_one(
                 byte_size=len(data),
                 provenance=provenance,
                 allowed_source_types=(provenance.source_type,),
-                today=workspace.today(),
+                today=workflow.today(),
                 enrolled_by=actor.username,
                 face_choice=face_choice_label(extraction.requested_face, len(extraction.faces)),
                 face_box=(face.box.left, face.box.top, face.box.right, face.box.bottom),
                 quality=quality_summary(face),
+                enrolled_at=now,
             )
             stored = add_template(
                 session,
@@ -217,11 +222,12 @@ def _enrol_one(
                 vector=template.vector,
                 vault=vault,
             )
+            stored.created_at = now
             image_id, template_id = image.id, stored.id
             # Ids and hashes only: the subject's reference (a booking number) stays out.
             record(
                 session,
-                workspace,
+                workflow,
                 actor.username,
                 "gallery.enrolled",
                 {"subject": subject.id, "image": image_id, "template": template_id},

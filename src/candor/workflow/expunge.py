@@ -40,7 +40,7 @@ def expunge_subject(workflow: Workflow, actor: Actor, subject_ref: str) -> Expun
         # What was removed, by internal id and hash: nothing readable of the person.
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "gallery.expunged",
             {"subject": removed.subject_id},

@@ -53,7 +53,7 @@ from candor.workflow.permissions import (
     require_permission,
     require_policy,
 )
-from candor.workflow.probes import Probe, read_probe
+from candor.workflow.probes import Probe, probe_for
 from candor.workflow.thresholds import VERIFY_THRESHOLD
 
 CANDIDATE_NOTICE = (
@@ -212,14 +212,12 @@ def _request(
     probes: list[Probe] = []
     refusal: str | None = None
     try:
-        probes = [
-            read_probe(workflow.engine, path, face) for path, face in zip(paths, faces, strict=True)
-        ]
+        probes = [probe_for(workflow, path, face) for path, face in zip(paths, faces, strict=True)]
     except ProbeRefusedError as error:
         refusal = str(error)
     original = None if original_probe is None else original_probe.read_bytes()
     workspace = workflow.workspace
-    now = datetime.now(UTC)
+    now = workflow.now()
     with workspace.session() as session, session.begin():
         decision = _decide(
             session, workflow, actor, kind, checked, probes, policy, top, now, refusal
@@ -232,7 +230,7 @@ def _request(
         )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             f"{kind}.requested",
             {"search": row.id, "case": checked.case_number},
@@ -240,7 +238,7 @@ def _request(
         )
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "policy.decided",
             {"search": row.id},
@@ -519,13 +517,13 @@ def decide_approval(
                 supervisor_id=actor.user_id,
                 decision=decision,
                 reason=reason.strip(),
-                decided_at=datetime.now(UTC),
+                decided_at=workflow.now(),
             )
         )
         row.status = decision
         record(
             session,
-            workflow.workspace,
+            workflow,
             actor.username,
             f"search.{decision}",
             {"search": row.id},
@@ -562,10 +560,10 @@ def _run(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
         else:
             details = _run_verify(workflow, row)
         row.status = "completed"
-        row.ran_at = datetime.now(UTC)
+        row.ran_at = workflow.now()
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             f"{row.kind}.run",
             {"search": row.id},
@@ -704,7 +702,7 @@ def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> Candida
         views = tuple(_candidate_view(session, candidate) for candidate in row.candidates)
         record(
             session,
-            workflow.workspace,
+            workflow,
             actor.username,
             "candidates.viewed",
             {"search": row.id},
@@ -769,14 +767,14 @@ def record_verdict(
                 examiner_id=actor.user_id,
                 verdict=verdict,
                 rationale=rationale.strip(),
-                created_at=datetime.now(UTC),
+                created_at=workflow.now(),
             )
         )
         session.flush()
         session.refresh(candidate)
         record(
             session,
-            workflow.workspace,
+            workflow,
             actor.username,
             "candidate.verdict",
             {"search": row.id, "candidate": candidate.id},
@@ -810,14 +808,14 @@ def release_lead(
                 candidate_id=candidate.id,
                 released_by=actor.user_id,
                 reason=reason.strip(),
-                released_at=datetime.now(UTC),
+                released_at=workflow.now(),
             )
         )
         session.flush()
         session.refresh(candidate)
         record(
             session,
-            workflow.workspace,
+            workflow,
             actor.username,
             "lead.released",
             {"search": row.id, "candidate": candidate.id},
@@ -838,7 +836,7 @@ def released_leads(workflow: Workflow, actor: Actor, search_id: int) -> Candidat
         leads = tuple(_candidate_view(session, c) for c in row.candidates if c.release is not None)
         record(
             session,
-            workflow.workspace,
+            workflow,
             actor.username,
             "leads.viewed",
             {"search": row.id},

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from candor.faces import DetectedFace, FaceEngine, Template
 from candor.images import DecodedImage, load_image
+from candor.workflow.context import Workflow
 from candor.workflow.enrolment import quality_summary
 from candor.workflow.errors import FaceIndexError, MultipleFacesError, ProbeRefusedError
 
@@ -51,7 +52,28 @@ def read_probe(engine: FaceEngine, path: Path, face_index: int | None) -> Probe:
     face_index: which face (0 = largest) when the photo shows several; without it a
         photo with several faces raises MultipleFacesError listing them.
     """
+    return _probe_from_image(engine, load_image(path), path, face_index)
+
+
+def probe_for(workflow: Workflow, path: Path, face_index: int | None) -> Probe:
+    """`read_probe` with the workflow's engine, without detecting the same photo twice.
+
+    The photo is decoded each time (its bytes may have changed); only detection and the
+    template, the slow part, come from the workflow's probe cache when these exact bytes
+    were read before with the same face choice. Refusals are not cached.
+    """
     image = load_image(path)
+    cached = workflow.probe_cache.get(image.sha256, face_index)
+    if cached is not None:
+        return cached
+    probe = _probe_from_image(workflow.engine, image, path, face_index)
+    workflow.probe_cache.put(image.sha256, face_index, probe)
+    return probe
+
+
+def _probe_from_image(
+    engine: FaceEngine, image: DecodedImage, path: Path, face_index: int | None
+) -> Probe:
     faces = engine.detect_faces(image)
     if not faces:
         raise ProbeRefusedError(f"{path.name}: no face found")

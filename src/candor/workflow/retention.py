@@ -10,7 +10,7 @@ the database scrubbed afterwards, as in expungement, so nothing survives in any 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -36,9 +36,9 @@ class RetentionReport:
 def run_retention(
     workflow: Workflow, actor: Actor, *, now: datetime | None = None
 ) -> RetentionReport:
-    """Purge everything due at `now` (default: the present) under the active policy."""
+    """Purge everything due at `now` (default: the workflow's clock) under the active policy."""
     policy = require_permission(workflow, actor, "retention.run")
-    moment = (now or datetime.now(UTC)).astimezone(workflow.workspace.zone)
+    moment = (now or workflow.now()).astimezone(workflow.workspace.zone)
     cutoffs = retention_due(policy, moment)
     probes = _purge_probes(workflow, actor, cutoffs.probes_before)
     records = _purge_search_records(workflow, actor, cutoffs.search_records_before)
@@ -50,7 +50,7 @@ def run_retention(
     with workspace.session() as session, session.begin():
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "retention.run",
             {},
@@ -77,7 +77,7 @@ def _purge_probes(workflow: Workflow, actor: Actor, before: datetime) -> tuple[i
         if not due:
             return ()
         hashes = {h for row in due for h in _probe_hashes(row)}
-        now = datetime.now(UTC)
+        now = workflow.now()
         for row in due:
             row.probe_template = None
             row.probe_purged_at = now
@@ -88,7 +88,7 @@ def _purge_probes(workflow: Workflow, actor: Actor, before: datetime) -> tuple[i
         ids = tuple(row.id for row in due)
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "retention.probes_purged",
             {},
@@ -129,7 +129,7 @@ def _purge_search_records(workflow: Workflow, actor: Actor, before: datetime) ->
         erased = sorted(hashes - _hashes_still_held(session))
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "retention.search_records_purged",
             {},
@@ -169,7 +169,7 @@ def _purge_gallery(
         session.execute(delete(Subject).where(Subject.id.in_(emptied)))
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "retention.gallery_purged",
             {},

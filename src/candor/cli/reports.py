@@ -1,0 +1,166 @@
+"""`candor report usage` and `candor report transparency`: audited reads of the log.
+
+Both are computed as of the latest signed checkpoint, after the log is verified and the
+store reconciled with it; a disagreement refuses the report (and the refusal is logged).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from candor.cli.options import HomeOption, JsonOption
+from candor.cli.output import emit_json, fail, reported_errors, stdout
+from candor.cli.session import logged_in
+from candor.reports import (
+    MEASURE_LABELS,
+    MEASURES,
+    ReportError,
+    Row,
+    TransparencyReport,
+    UsageQuery,
+    UsageReport,
+    transparency_html,
+    transparency_json,
+    transparency_report,
+    usage_csv,
+    usage_html,
+    usage_json,
+    usage_report,
+)
+from candor.workflow.reporting import ReportSource, generate_report
+
+report_app = typer.Typer(
+    help="Reports from the audit log: usage (for oversight) and transparency (for the public)."
+)
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", help="Also write the report as one HTML file here.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `candor report ...` to the app."""
+    app.add_typer(report_app, name="report")
+
+
+def _date(text: str, option: str, as_json: bool) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date in YYYY-MM-DD form", as_json=as_json)
+
+
+@report_app.command("usage")
+def usage(
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD), inclusive.")],
+    date_to: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), inclusive.")],
+    unit: Annotated[str | None, typer.Option(help="Only users of this unit.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    html: HtmlOption = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Also write every breakdown as CSV here.")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Who searched, for whom, for what, when, and what came of it; with anomaly flags."""
+    try:
+        query = UsageQuery(
+            _date(date_from, "--from", as_json), _date(date_to, "--to", as_json), unit, user
+        )
+    except ValueError as error:
+        fail(str(error), as_json=as_json)
+
+    def compute(source: ReportSource) -> UsageReport:
+        return usage_report(source.workspace, source.verifier_key, query)
+
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        report = generate_report(
+            workflow, actor, "usage", query.period(), compute, refusals=(ReportError,)
+        )
+    written = []
+    if html is not None:
+        html.write_text(usage_html(report), encoding="utf-8")
+        written.append(html)
+    if csv is not None:
+        csv.write_text(usage_csv(report), encoding="utf-8")
+        written.append(csv)
+    if as_json:
+        emit_json({"ok": True, "report": usage_json(report), "written": written})
+        return
+    _print_usage(report)
+    for path in written:
+        stdout.print(f"Wrote {path}")
+
+
+@report_app.command("transparency")
+def transparency(
+    year: Annotated[int, typer.Option(min=1970, max=9999, help="The calendar year.")],
+    html: HtmlOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The public report for a year: aggregates only, counts from 1 to 4 shown as <5."""
+
+    def compute(source: ReportSource) -> TransparencyReport:
+        return transparency_report(source.workspace, source.verifier_key, year)
+
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        report = generate_report(
+            workflow, actor, "transparency", {"year": year}, compute, refusals=(ReportError,)
+        )
+    if html is not None:
+        html.write_text(transparency_html(report), encoding="utf-8")
+    if as_json:
+        emit_json(
+            {"ok": True, "report": transparency_json(report), "written": [html] if html else []}
+        )
+        return
+    _banner(report.purpose)
+    stdout.print(f"[bold]{report.headline}[/]")
+    stdout.print(report.as_of.sentence())
+    stdout.print(report.period_end_note)
+    if html is not None:
+        stdout.print(f"Wrote {html}")
+
+
+def _banner(purpose: str) -> None:
+    if purpose != "operational":
+        stdout.print(f"[bold white on red] {purpose.upper()} workspace: not real casework [/]")
+
+
+def _counts_table(title: str, key: str, rows: tuple[Row, ...], *, with_unit: bool) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(key)
+    if with_unit:
+        table.add_column("unit")
+    for name in MEASURES:
+        table.add_column(MEASURE_LABELS[name], justify="right")
+    for row in rows:
+        cells = [row.key, *([row.unit or ""] if with_unit else [])]
+        table.add_row(*cells, *(f"{value:,}" for value in row.counts.as_dict().values()))
+    return table
+
+
+def _print_usage(report: UsageReport) -> None:
+    _banner(report.purpose)
+    stdout.print(f"[bold]{report.headline}[/]")
+    stdout.print(report.as_of.sentence())
+    for name, title, rows in report.breakdowns():
+        stdout.print(_counts_table(title, name.replace("_", " "), rows, with_unit=name == "user"))
+    reasons = Table(title="Denials by reason", title_justify="left")
+    reasons.add_column("reason")
+    reasons.add_column("denials", justify="right")
+    for code, count in report.denial_reasons:
+        reasons.add_row(code, f"{count:,}")
+    stdout.print(reasons)
+    if report.flags:
+        stdout.print("[bold]Flags[/]")
+        for flag in report.flags:
+            stdout.print(f"- {flag.kind.replace('_', ' ')}: {flag.explanation}")
+    else:
+        stdout.print("No flags in this period.")

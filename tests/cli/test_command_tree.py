@@ -68,6 +68,8 @@ NOT_TOUCHING_FACES = {
     "admin reject",
     "policy set",
     "policy show",
+    "report usage",
+    "report transparency",
 }
 
 

@@ -38,6 +38,7 @@ GOVERNED: dict[str, tuple[str, ...]] = {
     "expunge": ("gallery.expunged",),
     "retention run": ("retention.run",),
     "calibrate": ("calibration.recorded",),
+    "evaluate": ("evaluation.run",),
 }
 # Commands that never compare or show faces (they may be audited too).
 NOT_TOUCHING_FACES = {
@@ -190,6 +191,7 @@ def test_every_governed_command_writes_its_audit_entries(tmp_path: Path, faces_d
         for photo in photos_of(person)[:2]:
             (labelled / person.name / photo.name).symlink_to(photo)
     governed("calibrate", str(labelled))
+    governed("evaluate", str(labelled), "--bootstrap", "100", "--workers", "1")
 
     for command, expected in GOVERNED.items():
         assert command in seen, f"the test did not run {command}"

@@ -133,13 +133,30 @@ def _banner(purpose: str) -> None:
         stdout.print(f"[bold white on red] {purpose.upper()} workspace: not real casework [/]")
 
 
+# Short headers so that eleven measures fit a terminal; the HTML and CSV spell them out.
+_SHORT = {
+    "requested": "req",
+    "denied": "denied",
+    "needed_approval": "appr?",
+    "approved": "appr",
+    "rejected": "rej",
+    "run": "run",
+    "reviewed": "revd",
+    "leads_released": "leads",
+    "repeat_searches": "rpt",
+    "outside_agency": "outs",
+    "quota_reached": "quota",
+}
+_LEGEND = "; ".join(f"{_SHORT[name]} = {MEASURE_LABELS[name]}" for name in MEASURES)
+
+
 def _counts_table(title: str, key: str, rows: tuple[Row, ...], *, with_unit: bool) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(key)
+    table = Table(title=title, title_justify="left", padding=(0, 1), pad_edge=False)
+    table.add_column(key, no_wrap=True, min_width=8)
     if with_unit:
-        table.add_column("unit")
+        table.add_column("unit", no_wrap=True, min_width=8)
     for name in MEASURES:
-        table.add_column(MEASURE_LABELS[name], justify="right")
+        table.add_column(_SHORT[name], justify="right")
     for row in rows:
         cells = [row.key, *([row.unit or ""] if with_unit else [])]
         table.add_row(*cells, *(f"{value:,}" for value in row.counts.as_dict().values()))
@@ -150,6 +167,7 @@ def _print_usage(report: UsageReport) -> None:
     _banner(report.purpose)
     stdout.print(f"[bold]{report.headline}[/]")
     stdout.print(report.as_of.sentence())
+    stdout.print(f"Columns: {_LEGEND}.")
     for name, title, rows in report.breakdowns():
         stdout.print(_counts_table(title, name.replace("_", " "), rows, with_unit=name == "user"))
     reasons = Table(title="Denials by reason", title_justify="left")

@@ -36,6 +36,7 @@ from candor.reports.usage import (
     UsageQuery,
     UsageReport,
     compute_usage,
+    robust_scores,
     usage_report,
     week_label,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "compute_usage",
     "establish_basis",
     "public",
+    "robust_scores",
     "transparency_html",
     "transparency_json",
     "transparency_report",

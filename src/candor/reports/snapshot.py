@@ -87,8 +87,8 @@ def read_snapshot(workspace: Workspace) -> StoreSnapshot:
         notes = list(
             session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size))
         )
-        usernames = dict(session.execute(select(User.id, User.username)).tuples().all())
-        units = dict(session.execute(select(User.username, User.unit)).tuples().all())
+        usernames = {i: name for i, name in session.execute(select(User.id, User.username))}
+        units = {name: unit for name, unit in session.execute(select(User.username, User.unit))}
         return StoreSnapshot(
             purpose=workspace.purpose,
             timezone=workspace.timezone,
@@ -99,16 +99,22 @@ def read_snapshot(workspace: Workspace) -> StoreSnapshot:
             candidates=_candidate_counts(session),
             verdicts=_verdicts(session, usernames),
             releases=_releases(session),
-            images=dict(
-                session.execute(select(GalleryImage.id, GalleryImage.source_type)).tuples().all()
-            ),
+            images={
+                image_id: source
+                for image_id, source in session.execute(
+                    select(GalleryImage.id, GalleryImage.source_type)
+                )
+            },
             home_agencies=_home_agencies(session),
             report_card=_latest_report_card(session),
         )
 
 
 def _searches(session: Session, usernames: dict[int, str]) -> dict[int, StoredSearch]:
-    approvals = dict(session.execute(select(Approval.search_id, Approval.decision)).tuples().all())
+    approvals = {
+        search_id: decision
+        for search_id, decision in session.execute(select(Approval.search_id, Approval.decision))
+    }
     rows = session.execute(
         select(
             SearchRequest.id,
@@ -123,7 +129,7 @@ def _searches(session: Session, usernames: dict[int, str]) -> dict[int, StoredSe
             SearchRequest.decision,
             SearchRequest.probe_purged_at,
         )
-    ).tuples()
+    )
     searches = {}
     for row in rows:
         search_id, kind, requester_id, case, offence, purpose, agency, unit = row[:8]
@@ -151,10 +157,8 @@ def _searches(session: Session, usernames: dict[int, str]) -> dict[int, StoredSe
 
 
 def _candidate_counts(session: Session) -> dict[int, int]:
-    rows = session.execute(
-        select(Candidate.search_id, func.count()).group_by(Candidate.search_id)
-    ).tuples()
-    return dict(rows.all())
+    rows = session.execute(select(Candidate.search_id, func.count()).group_by(Candidate.search_id))
+    return {search_id: count for search_id, count in rows}
 
 
 def _verdicts(session: Session, usernames: dict[int, str]) -> dict[int, set[tuple[int, str, str]]]:
@@ -162,7 +166,7 @@ def _verdicts(session: Session, usernames: dict[int, str]) -> dict[int, set[tupl
         select(
             Candidate.search_id, Verdict.candidate_id, Verdict.examiner_id, Verdict.verdict
         ).join(Candidate, Candidate.id == Verdict.candidate_id)
-    ).tuples()
+    )
     verdicts: dict[int, set[tuple[int, str, str]]] = defaultdict(set)
     for search_id, candidate_id, examiner_id, verdict in rows:
         examiner = usernames.get(examiner_id, f"user id {examiner_id}")
@@ -175,7 +179,7 @@ def _releases(session: Session) -> dict[int, set[int]]:
         select(Candidate.search_id, Release.candidate_id).join(
             Candidate, Candidate.id == Release.candidate_id
         )
-    ).tuples()
+    )
     releases: dict[int, set[int]] = defaultdict(set)
     for search_id, candidate_id in rows:
         releases[search_id].add(candidate_id)

@@ -380,6 +380,15 @@ def _by_user(
     return grouped
 
 
+def robust_scores(counts: dict[str, int]) -> dict[str, float]:
+    """Each member's (count - median) / (1.4826 x MAD), the MAD floored at MAD_FLOOR."""
+    values = list(counts.values())
+    median = statistics.median(values)
+    mad = statistics.median(abs(value - median) for value in values)
+    scale = MAD_SCALE * max(mad, MAD_FLOOR)
+    return {member: (count - median) / scale for member, count in counts.items()}
+
+
 def _high_volume(
     period: list[tuple[SearchFacts, datetime]], units: dict[str, str], shown_users: set[str]
 ) -> list[Flag]:
@@ -392,16 +401,13 @@ def _high_volume(
     for unit, members in sorted(per_unit.items()):
         if len(members) < MIN_UNIT_USERS:
             continue
-        counts = [len(per_user[user]) for user in members]
-        median = statistics.median(counts)
-        mad = statistics.median(abs(count - median) for count in counts)
-        scale = MAD_SCALE * max(mad, MAD_FLOOR)
+        counts = {user: len(per_user[user]) for user in members}
+        median = statistics.median(counts.values())
+        mad = statistics.median(abs(count - median) for count in counts.values())
+        scores = robust_scores(counts)
         for user in sorted(members):
-            if user not in shown_users:
-                continue
-            count = len(per_user[user])
-            score = (count - median) / scale
-            if score > ROBUST_THRESHOLD:
+            count, score = counts[user], scores[user]
+            if user in shown_users and score > ROBUST_THRESHOLD:
                 flags.append(
                     Flag(
                         kind="high_volume",

@@ -78,7 +78,7 @@ def generate_report(
         with workspace.session() as session, session.begin():
             record(
                 session,
-                workspace,
+                workflow,
                 actor.username,
                 "report.refused",
                 {},
@@ -88,7 +88,7 @@ def generate_report(
     with workspace.session() as session, session.begin():
         record(
             session,
-            workspace,
+            workflow,
             actor.username,
             "report.generated",
             {},

@@ -1,0 +1,96 @@
+"""The public report: the scenario's aggregates, "<5" for 1 to 4, no names, no case numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from candor.reports import public, transparency_html, transparency_json
+from tests.reports.scenario import CASES, USERNAMES, Scenario
+
+pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("reports")]
+
+HEADLINE = (
+    "In 2027, 9 searches were requested; fewer than 5 were denied by the agency's policy "
+    "and fewer than 5 led to an investigative lead being released."
+)
+
+
+def test_small_counts_are_suppressed() -> None:
+    assert [public(n) for n in range(7)] == [0, "<5", "<5", "<5", "<5", 5, 6]
+
+
+def test_figures_equal_the_script(scenario: Scenario) -> None:
+    report = scenario.transparency
+    assert report is not None
+    document = transparency_json(report)
+    assert document["headline"] == HEADLINE
+    assert document["searches"] == 9
+    assert document["verifications"] == "<5"  # 1
+    assert document["denials"] == "<5"  # 2
+    assert document["outside_agency_requests"] == "<5"  # 1
+    assert document["outcomes"] == {
+        "denied": "<5", "rejected": "<5", "undecided": 0, "awaiting_approval": 0,
+        "not_run": 0, "run_no_candidates": "<5", "run_not_reviewed": "<5",
+        "run_reviewed": "<5", "run_lead_released": "<5",
+    }  # fmt: skip
+    offences = {row["offence_category"]: row["total"] for row in document["by_offence"]}
+    assert offences == {"robbery": 8, "shoplifting": "<5"}
+    assert document["denial_reasons"] == {
+        "offence_not_allowed": "<5", "purpose_not_allowed": "<5", "quota_per_day": "<5"
+    }  # fmt: skip
+    # 4 enrolled, 1 person expunged: 3 held.
+    assert document["gallery_by_source"] == {"evaluation": "<5"}
+    assert document["enrolments"] == "<5"
+    assert document["expungements"] == "<5"
+    assert document["purges"] == {
+        "retention.probes_purged": 9,
+        "retention.search_records_purged": 9,
+        "retention.gallery_purged": 0,
+    }
+    assert document["accuracy"] is None
+    assert document["accuracy_note"] == "No accuracy report card recorded."
+
+
+def counts_in(value: Any, path: str = "") -> list[tuple[str, int]]:
+    """Every integer in the document outside the report's own metadata."""
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            if key in {"as_of", "year", "generated_at"}:
+                continue
+            found += counts_in(item, f"{path}.{key}")
+        return found
+    if isinstance(value, list):
+        return [pair for i, item in enumerate(value) for pair in counts_in(item, f"{path}[{i}]")]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [(path, value)]
+    return []
+
+
+def test_no_count_from_1_to_4_is_published(scenario: Scenario) -> None:
+    assert scenario.transparency is not None
+    document = transparency_json(scenario.transparency)
+    small = [(path, n) for path, n in counts_in(document) if 1 <= n <= 4]
+    assert not small
+    html = transparency_html(scenario.transparency)
+    cells = re.findall(r"<td>\s*(\d+)\s*</td>", html)
+    assert cells and not [c for c in cells if 1 <= int(c) <= 4]
+
+
+def test_no_names_case_numbers_or_subjects(scenario: Scenario) -> None:
+    assert scenario.transparency is not None
+    texts = {
+        "json": json.dumps(transparency_json(scenario.transparency)),
+        "html": transparency_html(scenario.transparency),
+    }
+    for form, text in texts.items():
+        for name in USERNAMES:
+            assert not re.search(rf"\b{re.escape(name)}\b", text), f"{name} in the {form}"
+        for case in CASES:
+            assert case not in text, f"{case} in the {form}"
+        for subject in scenario.subject_refs:
+            assert subject not in text, f"{subject} in the {form}"

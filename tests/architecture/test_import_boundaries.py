@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"images", "faces", "index"},
     "workflow": {"images", "faces", "index", "store", "policy", "audit", "evaluation"},
     "cli": {"workflow"},
+    "server": {"workflow"},
 }
 
 

@@ -71,6 +71,7 @@ NOT_TOUCHING_FACES = {
     "policy show",
     "report usage",
     "report transparency",
+    "serve",
 }
 
 

@@ -20,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from candor.cli import accounts, audit, casework, evaluate, reports
+from candor.cli import accounts, audit, casework, evaluate, reports, serve
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
 from candor.cli.render import (
@@ -322,6 +322,7 @@ casework.register(app)
 audit.register(app)
 evaluate.register(app)
 reports.register(app)
+serve.register(app)
 
 
 def main() -> None:

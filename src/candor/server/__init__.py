@@ -1,0 +1,1 @@
+"""The Candor server: a JSON API and web pages over the workflow, and nothing below it."""

@@ -1,0 +1,188 @@
+"""The Candor server: FastAPI app with the JSON API, the web pages and their assets.
+
+`create_app(workflow)` builds the app around one open workflow; `create_app_from_env()`
+is the factory `candor serve` hands to Uvicorn (CANDOR_HOME names the workspace). On a
+workspace without users it prints a one-time setup token to the console: the first-run
+page asks for it before it creates the first two admins.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from candor.server import api, web
+from candor.server.auth import authorise, is_api
+from candor.server.errors import RefusedError
+from candor.server.security import IDLE_SECONDS, Guard, new_secret
+from candor.server.state import STATIC, ServerState, monotonic
+from candor.workflow import Workflow, open_workflow
+from candor.workflow.probe_check import UPLOAD_MAX_BYTES
+from candor.workflow.worklists import workspace_state
+
+# A request body may carry two photos (a verification) and its form fields; enrolment
+# carries up to api.MAX_ENROL_FILES photos.
+MAX_BODY_BYTES = 2 * UPLOAD_MAX_BYTES + (1 << 20)
+MAX_ENROL_BODY_BYTES = api.MAX_ENROL_FILES * UPLOAD_MAX_BYTES + (1 << 20)
+ENROL_PATHS = ("/api/gallery/enrolments", "/gallery/enrol")
+IDLE_ENV = "CANDOR_IDLE_MINUTES"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("candor")
+    except PackageNotFoundError:
+        return "0"
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse a request body over its limit before it is all read (413), chunked or not."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = MAX_ENROL_BODY_BYTES if scope["path"] in ENROL_PATHS else MAX_BODY_BYTES
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(scope, receive, send, limit)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            if not started:
+                await _too_large(scope, receive, send, limit)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = JSONResponse(
+        {"error": f"the request is larger than {limit:,} bytes"}, status_code=413
+    )
+    await response(scope, receive, send)
+
+
+def create_app(
+    workflow: Workflow,
+    *,
+    setup_token: str | None = None,
+    idle_seconds: float = IDLE_SECONDS,
+    clock: Callable[[], float] = monotonic,
+) -> FastAPI:
+    """The app serving `workflow`'s workspace.
+
+    setup_token: the one-time token the first-run page asks for (None: no first run
+        is possible through this server).
+    clock: monotonic seconds, for idle sessions, lock-outs and staged photos.
+    """
+    guard = Guard(setup_token=setup_token, idle_seconds=idle_seconds, clock=clock)
+    state = ServerState(workflow, guard, clock=clock)
+    app = FastAPI(
+        title="Candor",
+        version=_version(),
+        summary="Accountable face search: governed requests, reviewed leads, audited.",
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN; the description is enough.
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        dependencies=[Depends(authorise)],
+    )
+    app.state.candor = state
+    app.include_router(api.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.exception_handler(RefusedError)
+    async def refused(request: Request, error: RefusedError) -> Response:
+        if is_api(request):
+            return JSONResponse(
+                {"error": error.message, **error.extra},
+                status_code=error.status,
+                headers=error.headers,
+            )
+        if error.status == 401:
+            return RedirectResponse("/login", status_code=303)
+        return web.error_page(request, error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(p) for p in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
+            for item in error.errors()
+        ]
+        message = "; ".join(problems) or "the request is not valid"
+        if is_api(request):
+            return JSONResponse({"error": message}, status_code=422)
+        return web.error_page(request, RefusedError(422, message))
+
+    @app.middleware("http")
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith("/static/"):
+            # Pages and answers can show faces and case numbers: never kept in a cache.
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    app.add_middleware(BodyLimit)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for the workspace at CANDOR_HOME; prints the setup token on a first run."""
+    workflow = open_workflow()
+    token = None
+    if not workspace_state(workflow).has_users:
+        token = new_secret()
+        # The console is the one place this secret goes: it proves the person at the
+        # first-run page can read the server's console. Never a log file.
+        sys.stderr.write(
+            "\nCandor first run: this workspace has no users yet.\n"
+            "Open the first-run page and enter this one-time setup token:\n\n"
+            f"    {token}\n\n"
+        )
+        sys.stderr.flush()
+    idle = float(os.environ.get(IDLE_ENV, IDLE_SECONDS / 60)) * 60
+    return create_app(workflow, setup_token=token, idle_seconds=idle)

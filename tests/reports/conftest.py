@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,3 +16,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Itera
     made = build(tmp_path_factory.mktemp("report-scenario"), faces_dir)
     yield made
     made.agency.workflow.close()
+
+
+@pytest.fixture
+def copy(scenario: Scenario, tmp_path: Path) -> Path:
+    """A copy of the scenario's workspace as it was before the purge, to tamper with."""
+    assert scenario.before_purge_copy is not None
+    target = tmp_path / "ws"
+    shutil.copytree(scenario.before_purge_copy, target)
+    return target

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +22,6 @@ from candor.workflow.reporting import ReportRefusedError, ReportSource, generate
 from tests.reports.scenario import PERIOD, Scenario
 
 pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("reports")]
-
-
-@pytest.fixture
-def copy(scenario: Scenario, tmp_path: Path) -> Iterator[Path]:
-    assert scenario.before_purge_copy is not None
-    target = tmp_path / "ws"
-    shutil.copytree(scenario.before_purge_copy, target)
-    yield target
 
 
 def tamper(home: Path, sql: str, *args: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,38 @@ def test_no_names_case_numbers_or_subjects(scenario: Scenario) -> None:
             assert case not in text, f"{case} in the {form}"
         for subject in scenario.subject_refs:
             assert subject not in text, f"{subject} in the {form}"
+
+
+def test_the_latest_report_card_is_shown_with_its_dataset_and_limits(
+    scenario: Scenario, copy: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from candor.reports import transparency_report
+    from candor.store import ReportCard, Workspace
+
+    with Workspace.open(copy) as workspace:
+        with workspace.session() as session, session.begin():
+            for day, rank1 in ((1, 0.5), (20, 0.9731)):
+                session.add(
+                    ReportCard(
+                        created_at=datetime(2027, 1, day, tzinfo=UTC),
+                        dataset="/data/faces/lfw-dev",
+                        dataset_sha256="ab" * 32,
+                        settings={},
+                        model_key="dlib-resnet-v1/1/0123456789abcdef",
+                        result={"rank1": rank1, "people": 1680, "det": [],
+                                "ci": {"rank1": [0.9602, 0.9843]}},
+                        dataset_limits="Mostly adult public figures photographed by the press.",
+                    )
+                )  # fmt: skip
+        report = transparency_report(workspace, scenario.key, 2027)
+    assert report.accuracy is not None
+    assert report.accuracy.dataset == "lfw-dev"
+    assert dict(report.accuracy.results) == {
+        "people": "1680",
+        "rank1": "0.9731 (0.9602 to 0.9843)",
+    }
+    page = transparency_html(report)
+    assert "Mostly adult public figures photographed by the press." in page
+    assert "/data/faces" not in page

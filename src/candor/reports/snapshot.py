@@ -23,6 +23,7 @@ from candor.store import (
     GalleryImage,
     PolicyRecord,
     Release,
+    ReportCard,
     SearchRequest,
     User,
     Verdict,
@@ -206,4 +207,17 @@ def _home_agencies(session: Session) -> dict[str, str]:
 
 
 def _latest_report_card(session: Session) -> StoredReportCard | None:
-    return None
+    card = session.scalar(
+        select(ReportCard).order_by(ReportCard.created_at.desc(), ReportCard.id.desc()).limit(1)
+    )
+    if card is None:
+        return None
+    return StoredReportCard(
+        created_at=card.created_at,
+        dataset=card.dataset,
+        dataset_sha256=card.dataset_sha256,
+        model_key=card.model_key,
+        settings=dict(card.settings),
+        result=dict(card.result),
+        dataset_limits=card.dataset_limits,
+    )

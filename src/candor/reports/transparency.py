@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from candor.reports.basis import AsOf, ReportBasis, establish_basis
@@ -219,18 +220,33 @@ def compute_transparency(
     )
 
 
+# Figures of a report card the public report shows (counts, then rates with intervals);
+# the card's curves, settings and per-group tables stay in the card itself.
+_CARD_COUNTS = ("people", "photos", "gallery_size", "mated_searches", "nonmated_searches")
+_CARD_RATE_PREFIXES = ("rank", "fnir_at_", "fpir_at_", "fnmr_at_")
+
+
 def _accuracy(card: StoredReportCard | None) -> AccuracyCard | None:
     if card is None:
         return None
-    results = tuple(
-        (name, _result_text(value)) for name, value in card.result.items() if name != "ci"
-    )
+    result = card.result
+    intervals = result.get("ci")
+    results = [(name, str(result[name])) for name in _CARD_COUNTS if name in result]
+    for name, value in result.items():
+        if not name.startswith(_CARD_RATE_PREFIXES):
+            continue
+        text = "not defined on this dataset" if value is None else _result_text(value)
+        interval = intervals.get(name) if isinstance(intervals, dict) else None
+        if isinstance(interval, list) and len(interval) == 2:
+            text += f" ({_result_text(interval[0])} to {_result_text(interval[1])})"
+        results.append((name, text))
     return AccuracyCard(
         measured_at=card.created_at,
         model_key=card.model_key,
-        dataset=card.dataset,
+        # The folder's name, not the path it had on the machine that measured it.
+        dataset=Path(card.dataset).name or card.dataset,
         dataset_sha256=card.dataset_sha256,
-        results=results,
+        results=tuple(results),
         dataset_limits=card.dataset_limits,
     )
 

@@ -31,8 +31,8 @@ PROVENANCE = Provenance(
     source_type="benchmark",
     source_ref="lfw-dev",
     legal_basis="research use under the LFW terms",
-    collected_on=date(2007, 1, 1),
-    retain_until=date(2099, 1, 1),
+    collected_on=date(2020, 1, 1),
+    retain_until=date(2029, 12, 1),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,12 @@ def test_verify_threshold_says_what_it_means() -> None:
     assert 0.5 < VERIFY_THRESHOLD.cosine < 1.0
     assert "1 in 1,000" in VERIFY_THRESHOLD.meaning
     assert "7 in 100" in VERIFY_THRESHOLD.meaning
+
+
+def test_retention_beyond_the_policy_maximum_is_refused(
+    workflow: Workflow, faces_dir: Path
+) -> None:
+    person = people_with_photos(faces_dir, 1)[0]
+    too_long = replace(evaluation_provenance(), retain_until=date(2035, 1, 1))
+    with pytest.raises(ProvenanceError, match="retain_until"):
+        enrol_files(workflow, [EnrolmentRequest(photos_of(person)[0], person.name)], too_long)

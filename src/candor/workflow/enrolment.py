@@ -15,10 +15,11 @@ from pathlib import Path
 
 from candor.faces import DetectedFace
 from candor.faces.extraction import ENROLMENT_RECIPE, FaceExtraction, extract_faces
-from candor.policy import Policy
+from candor.policy import Policy, gallery_retain_until_limit
 from candor.store import (
     GalleryError,
     Provenance,
+    ProvenanceError,
     add_gallery_image,
     add_template,
     face_choice_label,
@@ -117,6 +118,13 @@ def enrol_files(
         allowed_source_types=_allowed_sources(workflow, policy),
         today=workflow.today(),
     )
+    limit = gallery_retain_until_limit(policy, checked.collected_on)
+    if limit is not None and checked.retain_until > limit:
+        raise ProvenanceError(
+            "retain_until",
+            f"{checked.retain_until} is later than the policy allows for a photo collected on "
+            f"{checked.collected_on} (at most {policy.retention.gallery_max_days} days: {limit})",
+        )
     summary = EnrolmentSummary()
     if not requests:
         return summary

@@ -9,21 +9,19 @@ comes from the network or from ../shared. Two people show the mechanics, not acc
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-from importlib.resources import files
 from pathlib import Path
 
-from PIL import Image, ImageEnhance, ImageFilter
 from rich.console import Console
 from rich.rule import Rule
 
 from candor.workflow import example_policy_path
+from candor.workflow.demo_photos import demo_variants, save_photos
 
 console = Console(highlight=False)
 DEMO_ROOT = Path(os.environ.get("CANDOR_DEMO_DIR", ".candor-demo")).absolute()
@@ -82,45 +80,7 @@ def _run(
 
 def prepare_photos() -> dict[str, Path]:
     """The two portraits and variants of them: crops, scale, light, blur, a pair."""
-    PHOTOS.mkdir(parents=True, exist_ok=True)
-    astronaut = _packaged_portrait("skimage", "data/astronaut.png")
-    hopper = _packaged_portrait("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")
-    variants = {
-        "collins.png": astronaut,
-        "hopper.jpg": hopper,
-        # Tighter crop, smaller and brighter: a different photo of the same face.
-        "collins-probe.jpg": ImageEnhance.Brightness(
-            astronaut.crop((100, 0, 400, 300)).resize((240, 240))
-        ).enhance(1.3),
-        # Darker, cropped and slightly soft.
-        "hopper-probe.jpg": ImageEnhance.Brightness(hopper.crop((60, 40, 460, 480)))
-        .enhance(0.7)
-        .filter(ImageFilter.GaussianBlur(1)),
-        # Too blurred for the quality gate.
-        "hopper-blurred.png": hopper.filter(ImageFilter.GaussianBlur(6)),
-        "two-people.jpg": _side_by_side(
-            astronaut.crop((100, 0, 400, 300)), hopper.crop((60, 40, 460, 480)).resize((300, 330))
-        ),
-    }
-    paths = {}
-    for name, image in variants.items():
-        path = PHOTOS / name
-        image.save(path, quality=92) if name.endswith(".jpg") else image.save(path)
-        paths[name] = path
-    return paths
-
-
-def _packaged_portrait(package: str, resource: str) -> Image.Image:
-    """A portrait file shipped inside an installed package, as RGB."""
-    data = files(package).joinpath(resource).read_bytes()
-    return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-def _side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
-    canvas = Image.new("RGB", (left.width + right.width + 40, max(left.height, right.height)))
-    canvas.paste(left, (0, 0))
-    canvas.paste(right, (left.width + 40, 0))
-    return canvas
+    return save_photos(demo_variants(), PHOTOS)
 
 
 def fresh_workspace() -> None:

@@ -20,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from candor.cli import accounts, audit, casework, evaluate, reports, serve
+from candor.cli import accounts, audit, casework, evaluate, reports, serve, simulate
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
 from candor.cli.render import (
@@ -320,6 +320,7 @@ def calibrate(
 accounts.register(app)
 casework.register(app)
 audit.register(app)
+simulate.register(app)
 evaluate.register(app)
 reports.register(app)
 serve.register(app)

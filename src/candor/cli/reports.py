@@ -92,7 +92,7 @@ def usage(
     if as_json:
         emit_json({"ok": True, "report": usage_json(report), "written": written})
         return
-    _print_usage(report)
+    print_usage(report)
     for path in written:
         stdout.print(f"Wrote {path}")
 
@@ -163,7 +163,8 @@ def _counts_table(title: str, key: str, rows: tuple[Row, ...], *, with_unit: boo
     return table
 
 
-def _print_usage(report: UsageReport) -> None:
+def print_usage(report: UsageReport) -> None:
+    """The usage report at the terminal: headline, basis, every breakdown, reasons, flags."""
     _banner(report.purpose)
     stdout.print(f"[bold]{report.headline}[/]")
     stdout.print(report.as_of.sentence())

@@ -44,7 +44,8 @@ TOP_USERS = 8
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     with matplotlib.rc_context(_STYLE):
-        figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        # The constrained layout already fits the labels: no second, "tight" drawing pass.
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 

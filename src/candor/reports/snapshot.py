@@ -84,7 +84,11 @@ class StoreSnapshot:
 def read_snapshot(workspace: Workspace) -> StoreSnapshot:
     """Read the log, checkpoints and governance rows of `workspace` in one transaction."""
     with workspace.session() as session, session.begin():
-        entries = list(session.scalars(select(AuditEntry.body).order_by(AuditEntry.seq)))
+        # Core rows on the session's connection: the ORM's per-row loading would cost
+        # more than everything else here on a log of tens of thousands of entries.
+        connection = session.connection()
+        log = AuditEntry.__table__.c
+        entries = [body for (body,) in connection.execute(select(log.body).order_by(log.seq))]
         notes = list(
             session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size))
         )
@@ -116,19 +120,20 @@ def _searches(session: Session, usernames: dict[int, str]) -> dict[int, StoredSe
         search_id: decision
         for search_id, decision in session.execute(select(Approval.search_id, Approval.decision))
     }
-    rows = session.execute(
+    column = SearchRequest.__table__.c
+    rows = session.connection().execute(
         select(
-            SearchRequest.id,
-            SearchRequest.kind,
-            SearchRequest.requester_id,
-            SearchRequest.case_number,
-            SearchRequest.offence_category,
-            SearchRequest.purpose,
-            SearchRequest.requesting_agency,
-            SearchRequest.requesting_unit,
-            SearchRequest.status,
-            SearchRequest.decision,
-            SearchRequest.probe_purged_at,
+            column.id,
+            column.kind,
+            column.requester_id,
+            column.case_number,
+            column.offence_category,
+            column.purpose,
+            column.requesting_agency,
+            column.requesting_unit,
+            column.status,
+            column.decision,
+            column.probe_purged_at,
         )
     )
     searches = {}

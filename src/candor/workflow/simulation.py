@@ -519,8 +519,10 @@ class _Simulation:
     # -- the weeks -------------------------------------------------------------------------
 
     def run(self) -> None:
+        # The Monday after the last week, at the start of work: the night owl's Sunday
+        # night runs past midnight, and their last searches count too.
         end = datetime.combine(
-            self.last_day + timedelta(days=3), clock_time(0), tzinfo=self.zone
+            self.last_day + timedelta(days=3), WORKDAY[0], tzinfo=self.zone
         ).astimezone(UTC)
         total = self.settings.searches
         done = 0

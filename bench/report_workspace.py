@@ -74,6 +74,7 @@ class _Log:
         objects: dict[str, Any],
         details: dict[str, Any],
     ) -> None:
+        moment = moment.astimezone(UTC)
         self.events.append((moment, len(self.events), actor, action, objects, details))
 
     def rows(self) -> Iterator[tuple[dict[str, Any] | None, dict[str, Any]]]:

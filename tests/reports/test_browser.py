@@ -52,7 +52,7 @@ def test_usage_report_headline_in_chromium(
     )
     text = text_of(dom)
     assert "EVALUATION — test data, not real casework" in text
-    assert f"entries 1 to {scenario.usage.as_of.checkpoint_size}" in text
+    assert f"entries 1 to {scenario.usage.as_of.checkpoint_size:,}" in text
     # The charts are inline SVG with their text as text.
     assert dom.count("<svg") >= 3
     assert "Search requests per week, by user" in text

@@ -124,7 +124,7 @@ def test_the_report_states_its_checkpoint(scenario: Scenario) -> None:
     report = scenario.usage
     assert report is not None
     sentence = report.as_of.sentence()
-    assert f"entries 1 to {report.as_of.checkpoint_size}" in sentence
+    assert f"entries 1 to {report.as_of.checkpoint_size:,}" in sentence
     assert report.as_of.root_hash[:16] in sentence
     assert report.as_of.checkpoint_time.isoformat().startswith("2027-01-22T09:00")
 

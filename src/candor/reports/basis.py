@@ -31,13 +31,13 @@ class AsOf:
         """One sentence saying what the figures are counted from."""
         stamp = self.checkpoint_time.strftime("%Y-%m-%d %H:%M:%S UTC")
         text = (
-            f"Counted from audit log entries 1 to {self.checkpoint_size}, the latest signed "
+            f"Counted from audit log entries 1 to {self.checkpoint_size:,}, the latest signed "
             f"checkpoint ({stamp}, root {self.root_hash[:16]}…)"
         )
         if self.unsigned_entries:
             later = self.unsigned_entries
             text += (
-                f"; {later} later {'entry' if later == 1 else 'entries'}, not yet covered by "
+                f"; {later:,} later {'entry' if later == 1 else 'entries'}, not yet covered by "
                 "a signed checkpoint, "
                 f"{'is' if later == 1 else 'are'} not counted"
             )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from candor.faces.dlib_models import CnnDetector, DlibLandmarks, DlibResNetEmbedder, HogDetector
+from candor.faces.onnx_models import OnnxArcFaceEmbedder, OnnxModelSpec, OnnxScrfdDetector
 from candor.faces.protocols import FaceDetector, FaceEmbedder, LandmarkModel
 from candor.faces.quality import QualityThresholds, assess_quality
 from candor.faces.records import DetectedFace, Template, UInt8Array
@@ -33,12 +34,18 @@ class EngineSettings:
     hog_retry_threshold: HOG only; when no face scores 0 or more, detect once more down to
         this score (None: no second pass). See `HogDetector`.
     quality: the quality gate's limits.
+    embedder_model: an operator-provided ArcFace-class ONNX file to make templates with,
+        instead of dlib's ResNet (None: dlib).
+    detector_model: an operator-provided SCRFD-class ONNX file to find faces with, instead
+        of `detector` (None: dlib's). Landmarks stay dlib's 5 points either way.
     """
 
     detector: Literal["hog", "cnn"] = "hog"
     upsample: int = 1
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     hog_retry_threshold: float | None = -0.5
+    embedder_model: OnnxModelSpec | None = None
+    detector_model: OnnxModelSpec | None = None
 
     def __post_init__(self) -> None:
         if self.detector not in ("hog", "cnn"):
@@ -51,6 +58,9 @@ class EngineSettings:
     @property
     def key(self) -> str:
         """Detector settings as recorded with every template, e.g. "hog/upsample=1/retry=-0.5"."""
+        if self.detector_model is not None:
+            model = self.detector_model
+            return f"onnx/{model.name}/{model.version}/{model.sha256.lower()[:16]}"
         key = f"{self.detector}/upsample={self.upsample}"
         if self.detector == "hog" and self.hog_retry_threshold is not None:
             key += f"/retry={self.hog_retry_threshold:g}"
@@ -98,11 +108,14 @@ class FaceEngine:
     ) -> None:
         self.settings = settings or EngineSettings()
         if detector is None:
-            detector = (
-                CnnDetector(self.settings.upsample)
-                if self.settings.detector == "cnn"
-                else HogDetector(self.settings.upsample, self.settings.hog_retry_threshold)
-            )
+            if self.settings.detector_model is not None:
+                detector = OnnxScrfdDetector(self.settings.detector_model)
+            elif self.settings.detector == "cnn":
+                detector = CnnDetector(self.settings.upsample)
+            else:
+                detector = HogDetector(self.settings.upsample, self.settings.hog_retry_threshold)
+        if embedder is None and self.settings.embedder_model is not None:
+            embedder = OnnxArcFaceEmbedder(self.settings.embedder_model)
         self.detector: FaceDetector = detector
         self.landmark_model: LandmarkModel = landmarks or DlibLandmarks()
         self.embedder: FaceEmbedder = embedder or DlibResNetEmbedder()

@@ -144,9 +144,11 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 
 def error_page(request: Request, error: RefusedError) -> Response:
-    return render(
-        request, "error.html", status=error.status, title="RefusedError", message=error.message
+    page = render(
+        request, "error.html", status=error.status, title="Refused", message=error.message
     )
+    page.headers.update(error.headers)
+    return page
 
 
 def see(path: str) -> RedirectResponse:

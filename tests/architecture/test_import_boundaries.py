@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "audit": set(),
     "evaluation": {"images", "faces", "index"},
     "workflow": {"images", "faces", "index", "store", "policy", "audit", "evaluation"},
-    "cli": {"workflow"},
+    "reports": {"store", "audit"},
+    "cli": {"workflow", "reports"},
     "server": {"workflow"},
 }
 

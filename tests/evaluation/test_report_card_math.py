@@ -142,7 +142,8 @@ def test_all_pairs_keeps_only_a_bounded_tail_in_small_blocks() -> None:
     rng = np.random.default_rng(5)
     people = 1500
     persons = np.repeat(np.arange(people), 2)
-    vectors = rng.normal(size=(len(persons), 8))
+    # Close enough pairs that many genuine scores fall between the replicates' thresholds.
+    vectors = rng.normal(size=(people, 8))[persons] + 0.5 * rng.normal(size=(len(persons), 8))
     pairs = score_all_pairs(vectors, persons, people, tail_fmr=1e-4)
     assert not pairs.tail_complete
     assert len(pairs.tail_scores) < pairs.impostor_pairs / 50
@@ -152,9 +153,23 @@ def test_all_pairs_keeps_only_a_bounded_tail_in_small_blocks() -> None:
     found = pairs.thresholds_at_fmr(ones, 1e-4)
     assert found[0] == pytest.approx(threshold, abs=1e-6)
     assert pairs.fnmr_at(ones, found)[0] == pytest.approx(fnmr)
-    # Replicates re-weight people and still find their thresholds inside the kept tail.
-    replicated = pairs.thresholds_at_fmr(people_weights(people, 50, seed=2), 1e-4)
+    # Replicates re-weight people and still find their thresholds inside the kept tail,
+    # the same ones as weighing every kept pair and every genuine pair would give.
+    weights = people_weights(people, 50, seed=2)
+    replicated = pairs.thresholds_at_fmr(weights, 1e-4)
     assert np.isfinite(replicated).all()
+    whole_tail = threshold_at_rate(
+        pairs.tail_scores,
+        weights[:, pairs.tail_first] * weights[:, pairs.tail_second],
+        pairs.impostor_totals(weights),
+        1e-4,
+        complete=False,
+    )
+    assert np.array_equal(replicated, whole_tail)
+    every_pair = share_below(pairs.genuine_scores, weights[:, pairs.genuine_person], replicated)
+    positions = np.searchsorted(pairs.genuine_scores, replicated)
+    assert positions.max() - positions.min() > 10
+    assert np.allclose(pairs.fnmr_at(weights, replicated), every_pair)
     points = det_points(pairs)
     assert [p.fmr for p in points] == sorted((p.fmr for p in points), reverse=True)
     assert all(a.fnmr <= b.fnmr for a, b in itertools.pairwise(points))

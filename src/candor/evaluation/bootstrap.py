@@ -28,9 +28,9 @@ DEFAULT_SEED = 20_260_101
 # the percentiles would describe the replicates that happened to define it.
 MIN_DEFINED_SHARE = 0.975
 # Most (replicate, item) cells one step holds, so memory stays bounded for 10^5+ items.
-_CELLS_PER_STEP = 4_000_000
+CELLS = 4_000_000
 # x * n at or above 2 (bar rounding: 0.01 * 200 must count as 2) gives an estimate.
-_NULL_BELOW = 2 - 1e-9
+NULL_BELOW = 2 - 1e-9
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -75,7 +75,7 @@ def percentile_interval(
 
 def row_steps(rows: int, columns: int) -> list[slice]:
     """Slices of replicate rows small enough that rows x columns stays bounded."""
-    step = max(1, _CELLS_PER_STEP // max(columns, 1))
+    step = max(1, CELLS // max(columns, 1))
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
@@ -112,7 +112,7 @@ def threshold_at_rate(
     if len(scores_descending) == 0:
         if complete:
             thresholds[:] = -1.0
-        thresholds[rate * totals < _NULL_BELOW] = np.nan
+        thresholds[rate * totals < NULL_BELOW] = np.nan
         return thresholds
     above = np.nextafter(scores_descending, np.inf)
     for rows in row_steps(replicates, len(scores_descending)):
@@ -122,7 +122,7 @@ def threshold_at_rate(
         first = np.argmax(exceeds, axis=1)
         chunk = np.where(found, above[first], -1.0 if complete else np.nan)
         thresholds[rows] = chunk
-    thresholds[rate * totals < _NULL_BELOW] = np.nan
+    thresholds[rate * totals < NULL_BELOW] = np.nan
     return thresholds
 
 
@@ -155,4 +155,4 @@ def share_below(
 
 def too_few(rate: float, count: float) -> bool:
     """The null rule: a rate x is not estimated from n trials when x * n < 2."""
-    return math.isnan(count) or rate * count < _NULL_BELOW
+    return math.isnan(count) or rate * count < NULL_BELOW

@@ -26,9 +26,10 @@ import numpy as np
 import numpy.typing as npt
 
 from candor.evaluation.bootstrap import (
+    CELLS,
+    NULL_BELOW,
     FloatArray,
     IntArray,
-    share_below,
     threshold_at_rate,
     too_few,
     unit_weights,
@@ -72,18 +73,56 @@ class AllPairs:
 
     def thresholds_at_fmr(self, weights: IntArray, fmr: float) -> FloatArray:
         """Per replicate, the threshold at FMR `fmr` (NaN: null rule, or beyond the tail)."""
-        tail_weights = weights[:, self.tail_first] * weights[:, self.tail_second]
-        return threshold_at_rate(
-            self.tail_scores,
-            tail_weights,
-            self.impostor_totals(weights),
-            fmr,
-            complete=self.tail_complete,
-        )
+        totals = self.impostor_totals(weights)
+        thresholds = np.full(len(weights), np.nan)
+        pending = np.flatnonzero(fmr * totals >= NULL_BELOW)
+        # A replicate's threshold lies near the floor(fmr * total)-th pair of the tail (pair
+        # weights average about 1), so only a prefix of the tail is weighed, lengthened for
+        # the replicates it does not resolve: weighing the whole tail for every replicate
+        # would cost replicates x tail cells.
+        length = min(len(self.tail_scores), 2 * math.floor(fmr * totals.max(initial=0)) + 1024)
+        while len(pending):
+            whole = length == len(self.tail_scores)
+            first, second = self.tail_first[:length], self.tail_second[:length]
+            for rows in np.array_split(pending, max(1, len(pending) * length // CELLS)):
+                block = weights[rows]
+                thresholds[rows] = threshold_at_rate(
+                    self.tail_scores[:length],
+                    block[:, first] * block[:, second],
+                    totals[rows],
+                    fmr,
+                    complete=self.tail_complete and whole,
+                )
+            if whole:
+                break
+            pending = pending[np.isnan(thresholds[pending])]
+            length = min(len(self.tail_scores), 4 * length)
+        return thresholds
 
     def fnmr_at(self, weights: IntArray, thresholds: FloatArray) -> FloatArray:
         """Per replicate, the weighted share of genuine pairs scoring under its threshold."""
-        return share_below(self.genuine_scores, weights[:, self.genuine_person], thresholds)
+        people = len(self.templates_per_person)
+        totals = weights @ np.bincount(self.genuine_person, minlength=people)
+        shares = np.full(len(weights), np.nan)
+        defined = np.flatnonzero(np.isfinite(thresholds) & (totals > 0))
+        if len(defined) == 0:
+            return shares
+        positions = np.searchsorted(self.genuine_scores, thresholds[defined], "left")
+        # Below the lowest replicate's position, per-person counts do; only the window of
+        # genuine pairs between the replicates' thresholds is weighed pair by pair.
+        low, high = int(positions.min()), int(positions.max())
+        below = (
+            weights[defined] @ np.bincount(self.genuine_person[:low], minlength=people)
+        ).astype(np.float64)
+        window = self.genuine_person[low:high]
+        for part in np.array_split(
+            np.arange(len(defined)), max(1, len(defined) * len(window) // CELLS)
+        ):
+            block = weights[defined[part]][:, window].astype(np.float64)
+            running = np.concatenate([np.zeros((len(part), 1)), np.cumsum(block, axis=1)], axis=1)
+            below[part] += running[np.arange(len(part)), positions[part] - low]
+        shares[defined] = below / totals[defined]
+        return shares
 
 
 def score_all_pairs(

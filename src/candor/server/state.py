@@ -50,6 +50,11 @@ class StagedProbe:
     expires: float
 
 
+def sentence(text: str) -> str:
+    """Text with its first letter capitalised and the rest untouched (unlike |capitalize)."""
+    return text[:1].upper() + text[1:]
+
+
 def safe_filename(name: str | None, fallback: str = "photo") -> str:
     """A file name safe to create in our own temporary folder; workflow messages name it."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -80,6 +85,7 @@ class ServerState:
         self.clock = clock
         self.lock = threading.RLock()
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.templates.env.filters["sentence"] = sentence
         self._staged: dict[str, StagedProbe] = {}
         self._staged_lock = threading.Lock()
 

@@ -83,10 +83,10 @@ router = APIRouter(include_in_schema=False)
 CallerDep = Annotated[Caller, Depends(caller)]
 
 PURPOSE_NOTES = {
-    "evaluation": "it holds test data for measuring accuracy, not casework",
-    "demo": "it holds demonstration photos only; nothing here is casework",
-    "benchmark": "it holds synthetic data for speed measurements, not casework",
-    "simulation": "its activity is simulated; nothing here is casework",
+    "evaluation": "It holds test data for measuring accuracy, not casework",
+    "demo": "It holds demonstration photos only; nothing here is casework",
+    "benchmark": "It holds synthetic data for speed measurements, not casework",
+    "simulation": "Its activity is simulated; nothing here is casework",
 }
 NAVIGATION = (
     ("/home", "Home"),

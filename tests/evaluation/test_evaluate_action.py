@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from candor.cli.app import app
 from candor.evaluation import run_identification_protocol
 from candor.evaluation.report_card import EvaluationOptions, evaluate_folder
-from candor.store import AuditEntry, ReportCard
+from candor.store import AuditEntry, ReportCard, latest_report_card
 from candor.workflow import PermissionDeniedError
 from candor.workflow.evaluation_ops import EvaluationError, run_evaluation
 from tests.agency import make_agency, new_user
@@ -103,8 +103,12 @@ def test_governed_evaluation_stores_the_report_card_with_its_audit_entry(
     replacement = photos_of(people_with_photos(faces_dir, 12)[11])[0]
     photo.unlink()
     photo.symlink_to(replacement)
-    again = run_evaluation(workflow, auditor, dataset, options=FAST, groups_file=None).evaluation
-    assert again.dataset_sha256 != card.dataset_sha256
+    again = run_evaluation(workflow, auditor, dataset, options=FAST)
+    assert again.evaluation.dataset_sha256 != card.dataset_sha256
+    with workflow.workspace.session() as session:
+        latest = latest_report_card(session)
+        assert latest is not None and latest.id == again.report_card_id
+        assert latest.created_by == auditor.user_id
 
 
 @pytest.mark.faces

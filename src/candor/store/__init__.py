@@ -41,7 +41,7 @@ from candor.store.errors import (
     WorkspaceError,
     WorkspaceHomeUnsetError,
 )
-from candor.store.evaluation import ReportCard
+from candor.store.evaluation import ReportCard, latest_report_card
 from candor.store.gallery import (
     LARGEST_CENTRAL,
     ImageDetail,
@@ -175,6 +175,7 @@ __all__ = [
     "grant_role",
     "image_by_sha256",
     "is_sha256",
+    "latest_report_card",
     "list_subjects",
     "list_users",
     "pending_changes",

@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from candor.store.models import Base, UTCDateTime, _hex64, _non_blank
 
@@ -45,3 +45,8 @@ class ReportCard(Base):
     model_key: Mapped[str] = mapped_column(String(200))
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     dataset_limits: Mapped[str] = mapped_column(Text)
+
+
+def latest_report_card(session: Session) -> ReportCard | None:
+    """The report card recorded last (by id: insertion order, whatever clock dated it)."""
+    return session.scalars(select(ReportCard).order_by(ReportCard.id.desc()).limit(1)).first()

@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "workflow": {"images", "faces", "index", "store", "policy", "audit", "evaluation"},
     "reports": {"store", "audit"},
     "cli": {"workflow", "reports"},
-    "server": {"workflow"},
+    "server": {"workflow", "reports"},
 }
 
 

@@ -42,6 +42,7 @@ PATH_VALUES = {
     "username": "nobody-here",
     "role": "analyst",
     "subject_ref": "NO-SUCH-SUBJECT",
+    "year": "2026",
 }
 # These end the session they are called with: each gets a fresh login.
 ENDS_SESSION = {("POST", "/api/logout"), ("POST", "/logout")}

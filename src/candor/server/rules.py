@@ -48,6 +48,9 @@ ADMINS = roles("admin")
 ACCOUNT_READERS = roles("admin", "auditor")
 LEAD_READERS = roles("analyst", "examiner", "supervisor")
 REPORT_READERS = roles("supervisor", "auditor", "admin")
+# Evaluation results are the admins' (who run evaluations) and the auditors' (who check
+# the agency's accuracy claims).
+EVALUATION_READERS = roles("admin", "auditor")
 
 # (method, path) -> rule. Web pages and their forms first, then the JSON API.
 RULES: dict[tuple[str, str], Rule] = {
@@ -84,6 +87,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/changes/{change_id}/reject"): ADMINS,
     ("POST", "/users/{username}/disable"): ADMINS,
     ("POST", "/policy"): ADMINS,
+    # The transparency report is meant for the public, but making it is an audited read
+    # that needs `reports.read` in the workflow: there is no anonymous actor to make it
+    # as, so it is served to report readers, who publish it.
+    ("GET", "/reports/usage"): REPORT_READERS,
+    ("GET", "/reports/usage/document"): REPORT_READERS,
+    ("GET", "/transparency"): REPORT_READERS,
+    ("GET", "/transparency/{year}"): REPORT_READERS,
+    ("GET", "/evaluation"): EVALUATION_READERS,
     # JSON API
     ("GET", "/api/status"): PUBLIC,
     ("POST", "/api/login"): PUBLIC,
@@ -121,6 +132,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/gallery/subjects"): ADMINS,
     ("GET", "/api/gallery/subjects/{subject_ref}"): ADMINS,
     ("POST", "/api/gallery/enrolments"): ADMINS,
+    ("GET", "/api/reports/usage"): REPORT_READERS,
+    ("GET", "/api/reports/usage.csv"): REPORT_READERS,
+    ("GET", "/api/reports/transparency/{year}"): REPORT_READERS,
+    ("GET", "/api/evaluation/latest"): EVALUATION_READERS,
 }
 
 

@@ -96,6 +96,8 @@ NAVIGATION = (
     ("/review", "Review"),
     ("/audit", "Audit"),
     ("/gallery", "Gallery"),
+    ("/reports/usage", "Reports"),
+    ("/evaluation", "Evaluation"),
     ("/users", "Users"),
     ("/policy", "Policy"),
 )

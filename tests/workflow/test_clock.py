@@ -99,7 +99,7 @@ def test_a_fixed_clock_dates_every_recorded_time(fixed_agency: Agency, tmp_path:
         source_ref="packaged portraits",
         legal_basis="public domain",
         collected_on=date(2024, 1, 1),
-        retain_until=date(2040, 1, 1),
+        retain_until=date(2030, 1, 1),
     )
     enrol_files(
         workflow,

@@ -23,6 +23,7 @@ from datetime import timedelta
 import numpy as np
 from PIL import Image
 
+from candor.policy import gallery_retain_until_limit
 from candor.store import (
     Provenance,
     add_gallery_image,
@@ -152,13 +153,17 @@ def load_synthetic_gallery(
             f"it allows {', '.join(sorted(policy.gallery_source_types))}"
         )
     today = workflow.today()
+    retain_until = today + timedelta(days=RETAIN_DAYS)
+    limit = gallery_retain_until_limit(policy, today)
+    if limit is not None:
+        retain_until = min(retain_until, limit)
     provenance = validate_provenance(
         Provenance(
             source_type=source_type,
             source_ref=f"synthetic subjects {prefix}, seed {seed}",
             legal_basis="synthetic data made by Candor: no real person",
             collected_on=today,
-            retain_until=today + timedelta(days=RETAIN_DAYS),
+            retain_until=retain_until,
         ),
         allowed_source_types=(source_type,),
         today=today,

@@ -42,12 +42,12 @@ def test_usage_api_is_an_audited_read(demo: DemoServer) -> None:
     before = entries(demo)
     answer = demo.client.get(
         "/api/reports/usage",
-        params={"from": "2020-01-01", "to": "2030-12-31"},
+        params={"from": "2025-01-01", "to": "2027-12-31"},
         headers=demo.auth("sam"),
     )
     assert answer.status_code == 200, answer.text
     report = answer.json()["report"]
-    assert report["query"]["date_from"] == "2020-01-01"
+    assert report["query"]["date_from"] == "2025-01-01"
     assert "headline" in report
     # One report.generated, plus the verification read that counts it.
     assert entries(demo) == before + 2
@@ -67,11 +67,18 @@ def test_usage_csv_and_filters(demo: DemoServer) -> None:
     )
     assert backwards.status_code == 400
     assert "error" in backwards.json()
+    ages = demo.client.get(
+        "/api/reports/usage",
+        params={"from": "0001-01-01", "to": "9999-12-31"},
+        headers=demo.auth("ada"),
+    )
+    assert ages.status_code == 400
+    assert "at most" in ages.json()["error"]
 
 
 def test_dashboard_shows_charts_as_images_under_the_server_csp(demo: DemoServer) -> None:
     checkpointed(demo)
-    status, body, headers = page(demo, "ada", "/reports/usage?from=2020-01-01&to=2030-12-31")
+    status, body, headers = page(demo, "ada", "/reports/usage?from=2025-01-01&to=2027-12-31")
     assert status == 200, body
     assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert body.count('<img src="data:image/svg+xml;base64,') == 3
@@ -81,7 +88,9 @@ def test_dashboard_shows_charts_as_images_under_the_server_csp(demo: DemoServer)
 
 def test_full_report_document_allows_only_its_own_stylesheet(demo: DemoServer) -> None:
     checkpointed(demo)
-    status, body, headers = page(demo, "sam", "/reports/usage/document?from=2020-01-01")
+    status, body, headers = page(
+        demo, "sam", "/reports/usage/document?from=2025-01-01&to=2027-12-31"
+    )
     assert status == 200, body
     policy = headers["content-security-policy"]
     assert "default-src 'none'" in policy and "script-src 'none'" in policy

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from candor.server import api, reports, web
+from candor.server import admin_pages, api, reports, web
 from candor.server.auth import authorise, is_api
 from candor.server.errors import RefusedError
 from candor.server.security import IDLE_SECONDS, Guard, new_secret
@@ -127,8 +127,10 @@ def create_app(
     app.state.candor = state
     app.include_router(api.router)
     app.include_router(reports.api_router)
+    app.include_router(admin_pages.api_router)
     app.include_router(web.router)
     app.include_router(reports.page_router)
+    app.include_router(admin_pages.page_router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.exception_handler(RefusedError)

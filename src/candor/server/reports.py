@@ -55,6 +55,9 @@ page_router = APIRouter(include_in_schema=False)
 
 # The dashboard opens on the last four whole weeks and today.
 DEFAULT_DAYS = 28
+# Every week of the period is a bar of the weekly chart and a row of a table: a request
+# for the year 1 to 9999 must not cost the server's one worker minutes of drawing.
+MAX_PERIOD_DAYS = 3 * 366
 Year = Annotated[int, PathParam(ge=1970, le=9999, description="The calendar year.")]
 DateFrom = Annotated[date | None, Query(alias="from", description="First day, inclusive.")]
 DateTo = Annotated[date | None, Query(alias="to", description="Last day, inclusive.")]
@@ -82,9 +85,14 @@ def usage_query(
     last = date_to or today
     first = date_from or last - timedelta(days=DEFAULT_DAYS - 1)
     try:
-        return UsageQuery(first, last, unit or None, user or None)
+        query = UsageQuery(first, last, unit or None, user or None)
     except ValueError as error:
         raise RefusedError(400, str(error)) from None
+    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+        raise RefusedError(
+            400, f"a usage report covers at most {MAX_PERIOD_DAYS} days; ask for a shorter period"
+        )
+    return query
 
 
 def make_usage(state: ServerState, actor: Actor, query: UsageQuery) -> UsageReport:

@@ -86,6 +86,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/changes/{change_id}/confirm"): ADMINS,
     ("POST", "/changes/{change_id}/reject"): ADMINS,
     ("POST", "/users/{username}/disable"): ADMINS,
+    ("POST", "/users/{username}/enable"): ADMINS,
+    ("POST", "/users/{username}/roles"): ADMINS,
+    ("POST", "/users/{username}/roles/revoke"): ADMINS,
+    ("POST", "/users/{username}/certificate"): ADMINS,
+    ("GET", "/verify"): REQUESTERS,
+    ("POST", "/verify"): REQUESTERS,
     ("POST", "/policy"): ADMINS,
     # The transparency report is meant for the public, but making it is an audited read
     # that needs `reports.read` in the workflow: there is no anonymous actor to make it
@@ -126,6 +132,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/users/{username}/roles/{role}"): ADMINS,
     ("POST", "/api/users/{username}/disable"): ADMINS,
     ("POST", "/api/users/{username}/enable"): ADMINS,
+    ("POST", "/api/users/{username}/certificate"): ADMINS,
     ("GET", "/api/changes"): ACCOUNT_READERS,
     ("POST", "/api/changes/{change_id}/confirm"): ADMINS,
     ("POST", "/api/changes/{change_id}/reject"): ADMINS,

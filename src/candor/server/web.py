@@ -91,6 +91,7 @@ PURPOSE_NOTES = {
 NAVIGATION = (
     ("/home", "Home"),
     ("/search", "Search"),
+    ("/verify", "Verify"),
     ("/requests", "My requests"),
     ("/approvals", "Approvals"),
     ("/review", "Review"),

@@ -214,6 +214,24 @@ def test_the_governed_path_in_a_browser(
         auditor.goto(base + "/audit")
         expect(auditor.get_by_text("The log verifies")).to_be_visible()
         shot(auditor, "audit")
+        # Reports count up to the latest signed checkpoint: sign one that covers the above.
+        auditor.get_by_role("button", name="Sign a checkpoint now").click()
+        expect(auditor.get_by_text("Signed a checkpoint")).to_be_visible()
+        auditor.goto(base + "/reports/usage")
+        expect(auditor.locator("#headline")).to_contain_text("request")
+        charts = auditor.locator(".chart img")
+        expect(charts).to_have_count(3)
+        # The charts are data: SVG images; each must have decoded under the page's CSP.
+        assert all(
+            width > 0
+            for width in charts.evaluate_all("(images) => images.map(i => i.naturalWidth)")
+        )
+        shot(auditor, "usage-dashboard")
+        auditor.goto(base + "/evaluation")
+        shot(auditor, "evaluation")
+        analyst.goto(base + "/verify")
+        expect(analyst.get_by_label("Second photo")).to_be_visible()
+        shot(analyst, "verify")
 
         admin = as_user("admin1")
         admin.goto(base + "/gallery")

@@ -20,12 +20,14 @@ from candor.store import (
     FaceTemplate,
     GalleryImage,
     SearchRequest,
+    User,
     Workspace,
 )
 from candor.workflow import Actor, Workflow
 from candor.workflow.accounts import bootstrap
 from candor.workflow.audit_ops import verifier_key
 from candor.workflow.simulation import (
+    NIGHT_OWL,
     SimulationRefusedError,
     SimulationSettings,
     run_simulation,
@@ -177,6 +179,24 @@ def test_the_simulated_log_verifies_and_stays_in_the_simulated_weeks(
     assert sources == {"simulation"}
     assert recipes["synthetic"] == 60
     assert sum(recipes.values()) == 62  # and the two portraits, enrolled for real
+
+
+def test_only_the_night_owl_searches_out_of_hours(
+    simulated: tuple[Path, dict[str, object]],
+) -> None:
+    home, _ = simulated
+    with Workflow(Workspace.open(home)) as workflow, workflow.workspace.session() as session:
+        rows = session.execute(
+            select(User.username, SearchRequest.created_at).join(
+                User, User.id == SearchRequest.requester_id
+            )
+        ).all()
+    # The workspace is in UTC; working hours are 08:00 to 18:00 on weekdays.
+    out_of_hours = {
+        username for username, moment in rows if moment.weekday() >= 5 or not 8 <= moment.hour < 18
+    }
+    assert out_of_hours <= {NIGHT_OWL}
+    assert len(rows) == 40
 
 
 def test_a_photo_searched_again_is_not_detected_again(tmp_path: Path) -> None:

@@ -248,6 +248,21 @@ def _enrolled(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str,
     )
 
 
+def _synthetic_loaded(
+    ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, Any]
+) -> None:
+    details = entry["details"]
+    moment = entry_time(entry["time"])
+    for image_id, subject_id in zip(details["image_ids"], details["image_subjects"], strict=True):
+        ledger.images[image_id] = ImageTrail(
+            image_id=image_id,
+            subject_id=subject_id,
+            source_type=details["source_type"],
+            enrolled_seq=entry["seq"],
+            enrolled_time=moment,
+        )
+
+
 def _images_removed(ledger: Ledger, entry: dict[str, Any], how: str) -> int:
     ids = entry["details"].get("images", [])
     moment = entry_time(entry["time"])
@@ -287,6 +302,7 @@ _HANDLERS = {
     "retention.probes_purged": _probes_purged,
     "retention.search_records_purged": _records_purged,
     "gallery.enrolled": _enrolled,
+    "gallery.synthetic_loaded": _synthetic_loaded,
     "gallery.expunged": _expunged,
     "retention.gallery_purged": _gallery_purged,
 }

@@ -10,7 +10,8 @@ detector key and recipe say "synthetic", and the images carry the workspace's pu
 as their source type, so they can never be mistaken for photos of people.
 
 Only `simulation` and `benchmark` workspaces accept them (DESIGN.md, Workspaces).
-Loading is audited: one `gallery.synthetic_loaded` entry per batch, with its counts.
+Loading is audited: one `gallery.synthetic_loaded` entry per batch, naming each image
+and its subject by internal id (as `gallery.enrolled` does one by one).
 """
 
 from __future__ import annotations
@@ -216,6 +217,9 @@ def _load_batch(
     written: list[str] = []
     added: list[tuple[int, np.ndarray]] = []
     subject_ids: list[int] = []
+    # Every image by id with its subject: reports reconcile the gallery against the log.
+    image_ids: list[int] = []
+    image_subjects: list[int] = []
     try:
         with workspace.session() as session, session.begin():
             for number in range(start, stop):
@@ -261,6 +265,8 @@ def _load_batch(
                     )
                     template.created_at = now
                     added.append((template.id, vector))
+                    image_ids.append(image.id)
+                    image_subjects.append(subject.id)
             record(
                 session,
                 workflow,
@@ -269,7 +275,8 @@ def _load_batch(
                 {"first_subject": subject_ids[0], "last_subject": subject_ids[-1]},
                 {
                     "subjects": stop - start,
-                    "images": len(added),
+                    "image_ids": image_ids,
+                    "image_subjects": image_subjects,
                     "templates": len(added),
                     "source_type": provenance.source_type,
                     "recipe": SYNTHETIC_RECIPE,

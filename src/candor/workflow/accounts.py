@@ -816,13 +816,20 @@ def request_policy_change(workflow: Workflow, actor: Actor, path: Path) -> Chang
 
 
 def _stored_policy(row: PolicyRecord) -> Policy:
-    policy = parse_policy(row.source, file=f"stored policy {row.sha256[:12]}")
+    policy = _parsed_policy(row.source, row.sha256[:12])
     if policy.sha256 != row.sha256:
         raise AccountWorkflowError(
             f"the stored text of policy {row.sha256[:12]} no longer matches its hash; "
             "the database has been altered"
         )
     return policy
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_policy(source: str, label: str) -> Policy:
+    # Every request reads the policy in force; parsing its TOML each time cost about 2 ms.
+    # Keyed by the text itself, so an altered row is parsed (and its hash checked) anew.
+    return parse_policy(source, file=f"stored policy {label}")
 
 
 def active_policy(workflow: Workflow) -> Policy | None:

@@ -1,5 +1,17 @@
 """Nearest-neighbour search over the templates of one face model."""
 
 from candor.index.exact import TemplateIndex
+from candor.index.gallery import (
+    APPROXIMATE_FROM,
+    GalleryIndex,
+    IndexFolderBusyError,
+    IndexFolderError,
+)
 
-__all__ = ["TemplateIndex"]
+__all__ = [
+    "APPROXIMATE_FROM",
+    "GalleryIndex",
+    "IndexFolderBusyError",
+    "IndexFolderError",
+    "TemplateIndex",
+]

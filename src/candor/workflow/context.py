@@ -1,9 +1,12 @@
-"""The workflow's working set: one open workspace, one face engine, one in-memory index.
+"""The workflow's working set: one open workspace, one face engine, one gallery index.
 
 Every verb in this package takes a `Workflow`. The face engine and the index are made
 on first use, so commands that never compare faces (listing subjects, say) load no
-model, and the index is rebuilt from the store once per process and then kept in step
-with every enrolment and expungement made through the same `Workflow`.
+model. The index lives in the workspace (index/<model>/, see candor.index.gallery): it
+is opened, checked against the store's template ids (templates enrolled or removed by
+another process are added or dropped) and then kept in step with every enrolment and
+expungement made through the same `Workflow`. While another Workflow holds the folder,
+this one builds an in-memory index from the store, as before the index was persisted.
 
 Every time the workflow records (a request's creation, a run, an approval, an audit
 entry, a login's expiry, whether a certificate is still valid) comes from the
@@ -13,17 +16,20 @@ clock that walks through weeks of activity in minutes; real use never sets one.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sqlalchemy import select
 
-from candor.faces import EngineSettings, FaceEngine
-from candor.index import TemplateIndex
-from candor.store import Workspace, templates_for_model
+from candor.faces import EngineSettings, FaceEngine, ModelId
+from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError
+from candor.store import FaceTemplate, Workspace, templates_for_model
 
 if TYPE_CHECKING:
     from candor.workflow.audit_trail import CheckpointSchedule
@@ -90,7 +96,7 @@ class Workflow:
         self.checkpoint_schedule = checkpoint_schedule
         self.probe_cache = ProbeCache()
         self._engine: FaceEngine | None = None
-        self._index: TemplateIndex | None = None
+        self._index: GalleryIndex | None = None
 
     def now(self) -> datetime:
         """The clock's time in UTC, as every recorded time is stored."""
@@ -113,24 +119,70 @@ class Workflow:
 
     @property
     def index_loaded(self) -> bool:
-        """Whether the index has been built in this process (and so must be kept in step)."""
+        """Whether the index has been opened in this process (and so must be kept in step)."""
         return self._index is not None
 
     @property
-    def index(self) -> TemplateIndex:
+    def index(self) -> GalleryIndex:
         """Every template of the engine's model in the store, ready to search."""
         if self._index is None:
-            self._index = self._rebuild_index()
+            self._index = self._open_index()
         return self._index
 
-    def _rebuild_index(self) -> TemplateIndex:
+    def index_folder(self, model: ModelId) -> Path:
+        """Where the workspace keeps the index of one model's templates."""
+        return self.workspace.home / "index" / re.sub(r"[^A-Za-z0-9._-]", "_", model.key)
+
+    def forget_templates(self, template_ids: Iterable[int]) -> None:
+        """Drop templates from this Workflow's index and from every index folder on disk.
+
+        For removals already committed to the store (expungement, retention): a folder
+        another Workflow holds is scrubbed in place, so no index file keeps the vectors.
+        """
+        ids = list(template_ids)
+        held = self._index.folder if self._index is not None else None
+        if self._index is not None:
+            self._index.remove(ids)
+        root = self.workspace.home / "index"
+        if root.is_dir():
+            for folder in sorted(root.iterdir()):
+                if folder.is_dir() and folder != held:
+                    GalleryIndex.scrub(folder, ids)
+
+    def _open_index(self) -> GalleryIndex:
         model = self.engine.model
-        index = TemplateIndex(model)
+        folder = self.index_folder(model)
+        try:
+            index = GalleryIndex.open(folder, model)
+        except IndexFolderBusyError:
+            index = GalleryIndex(model)
+        except IndexFolderError:
+            # A derived cache: damaged or foreign files are erased and rebuilt from the store.
+            GalleryIndex.erase_folder(folder)
+            index = GalleryIndex(model, folder)
+        self._reconcile(index)
+        return index
+
+    def _reconcile(self, index: GalleryIndex) -> None:
+        """Bring the index to exactly the store's templates of its model."""
+        model_key = index.model.key
+        with self.workspace.session() as session:
+            stored = set(
+                session.scalars(select(FaceTemplate.id).where(FaceTemplate.model_key == model_key))
+            )
+        held = set(index.ids.tolist())
+        if held - stored:
+            index.remove(held - stored)
+        missing = stored - held
+        if not missing:
+            return
         ids: list[int] = []
         vectors: list[np.ndarray] = []
         with self.workspace.session() as session:
-            rows = templates_for_model(session, model.key, self.workspace.vault)
+            rows = templates_for_model(session, model_key, self.workspace.vault)
             for template_id, _subject_id, _image_id, vector in rows:
+                if template_id not in missing:
+                    continue
                 ids.append(template_id)
                 vectors.append(vector)
                 if len(ids) >= _REBUILD_BATCH:
@@ -138,10 +190,12 @@ class Workflow:
                     ids, vectors = [], []
         if ids:
             index.add(ids, np.stack(vectors))
-        return index
+        index.flush()
 
     def close(self) -> None:
-        """Close the workspace's database connections."""
+        """Write the index's pending changes, let go of its folder, close the database."""
+        if self._index is not None:
+            self._index.close()
         self.workspace.close()
 
     def __enter__(self) -> Workflow:

@@ -52,8 +52,7 @@ def expunge_subject(workflow: Workflow, actor: Actor, subject_ref: str) -> Expun
         )
     for sha256 in removed.image_sha256s:
         workspace.vault.erase_image(sha256)
-    if workflow.index_loaded:
-        workflow.index.remove(removed.template_ids)
+    workflow.forget_templates(removed.template_ids)
     workspace.vault.scrub_database(workspace.engine)
     return ExpungeReport(
         subject_id=removed.subject_id,

@@ -182,6 +182,5 @@ def _purge_gallery(
         )
     for _, sha256, _ in due:
         workspace.vault.erase_image(sha256)
-    if workflow.index_loaded:
-        workflow.index.remove(template_ids)
+    workflow.forget_templates(template_ids)
     return tuple(image_ids), tuple(emptied)

@@ -1,0 +1,151 @@
+"""GalleryIndex: exact below the threshold, HNSW above it, the same answers from disk."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from candor.faces.registry import ModelId
+from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError, TemplateIndex
+from candor.index.hnsw import HnswSettings
+
+MODEL = ModelId(name="synthetic", version="1", weights_sha256="0" * 64, dimension=32)
+OTHER = ModelId(name="synthetic", version="2", weights_sha256="1" * 64, dimension=32)
+SMALL_GRAPH = HnswSettings(connectivity=16, ef_construction=64, ef_search=64)
+
+
+def clustered(count: int, seed: int = 3) -> np.ndarray:
+    """Templates of count // 4 people, 4 each, about 0.7 cosine to their person's centre."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, count // 4), MODEL.dimension))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    noise = rng.standard_normal((count, MODEL.dimension))
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    return (centres[np.arange(count) % len(centres)] * 1.4 + noise).astype(np.float32)
+
+
+def files_bytes(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file())
+
+
+def test_exact_mode_gives_what_template_index_gives(tmp_path: Path) -> None:
+    vectors = clustered(600)
+    ids = list(range(1000, 1600))
+    reference = TemplateIndex(MODEL)
+    reference.add(ids, vectors)
+    for folder in (None, tmp_path / "idx"):
+        index = GalleryIndex(MODEL, folder)
+        for start in range(0, 600, 50):  # several growths of the row files
+            index.add(ids[start : start + 50], vectors[start : start + 50])
+        assert not index.approximate
+        removed = list(range(1000, 1300, 2))
+        assert index.remove([*removed, 99]) == len(removed)
+        if folder is None:
+            reference.remove(removed)
+        for query in clustered(5, seed=9):
+            assert index.search(query, 12) == reference.search(query, 12)
+        assert index.search(vectors[0], 0) == []
+        with pytest.raises(ValueError, match="already in the index"):
+            index.add([1001], vectors[:1])
+        with pytest.raises(ValueError, match="NaN"):
+            index.add([5], np.full((1, MODEL.dimension), np.nan))
+        assert len(index) == 600 - len(removed)
+
+
+def test_approximate_mode_finds_the_exact_neighbours_with_exact_scores(tmp_path: Path) -> None:
+    vectors = clustered(3000)
+    index = GalleryIndex(MODEL, tmp_path / "idx", approximate_from=1000, hnsw=SMALL_GRAPH)
+    index.add(list(range(999)), vectors[:999])
+    assert not index.approximate
+    index.add(list(range(999, 3000)), vectors[999:])
+    assert index.approximate
+    index.remove(range(0, 3000, 7))
+    found = 0
+    for query in clustered(40, seed=11):
+        approximate = index.search(query, 10)
+        exact = index.exact_search(query, 10)
+        found += len({i for i, _ in approximate} & {i for i, _ in exact})
+        assert all(i % 7 for i, _ in approximate)  # no removed template comes back
+        truth = dict(index.exact_search(query, 3000))
+        for template_id, score in approximate:
+            assert score == pytest.approx(truth[template_id], abs=1e-6)
+    assert found / 400 >= 0.95
+
+
+def test_a_reopened_folder_answers_as_before_and_catches_up_unsaved_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    vectors = clustered(1500)
+    index = GalleryIndex(MODEL, folder, approximate_from=500, hnsw=SMALL_GRAPH)
+    index.add(list(range(1200)), vectors[:1200])
+    index.remove([3, 4])
+    index.add(list(range(1200, 1500)), vectors[1200:])  # after the last graph write
+    queries = clustered(10, seed=5)
+    before = [index.search(query, 10) for query in queries]
+    index._vectors.flush()  # a crash after the row files were written, before flush()
+    del index
+    gc.collect()
+    reopened = GalleryIndex.open(folder, MODEL, approximate_from=500, hnsw=SMALL_GRAPH)
+    assert reopened.approximate and len(reopened) == 1498
+    assert [reopened.search(query, 10) for query in queries] == before
+    reopened.close()
+    with pytest.raises(IndexFolderError, match="not of"):
+        GalleryIndex.open(folder, OTHER)
+    assert len(GalleryIndex.open(tmp_path / "empty", MODEL)) == 0
+
+
+@pytest.mark.parametrize("approximate_from", [10_000, 100])
+def test_a_removed_template_survives_in_no_file(tmp_path: Path, approximate_from: int) -> None:
+    folder = tmp_path / "idx"
+    vectors = clustered(700)
+    index = GalleryIndex(MODEL, folder, approximate_from=approximate_from, hnsw=SMALL_GRAPH)
+    for start in range(0, 700, 100):
+        index.add(list(range(start, start + 100)), vectors[start : start + 100])
+    index.flush()
+    target = 5
+    # Normalised as the index does it (float64 norm, float32 result).
+    unit = TemplateIndex(MODEL)._check_vectors(vectors[target : target + 1], expected_rows=1)[0]
+    encodings = {
+        "float32": unit.astype(np.float32).tobytes(),
+        "float16": unit.astype(np.float16).tobytes(),
+        "raw float32": vectors[target].tobytes(),
+        "float64": unit.astype(np.float64).tobytes(),
+    }
+    held = files_bytes(folder)
+    assert encodings["float32"] in held
+    if approximate_from == 100:
+        assert encodings["float16"] in held  # the graph keeps float16 copies
+    index.remove([target])
+    index.close()
+    held = files_bytes(folder)
+    for name, encoded in encodings.items():
+        assert encoded not in held, f"{name} copy of the removed template is still on disk"
+    assert target not in {i for i, _ in index.search(vectors[target], 50)}
+    reopened = GalleryIndex.open(folder, MODEL, approximate_from=approximate_from)
+    assert target not in reopened and len(reopened) == 699
+
+
+def test_a_held_folder_is_busy_and_can_still_be_scrubbed(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    vectors = clustered(400)
+    holder = GalleryIndex(MODEL, folder, approximate_from=100, hnsw=SMALL_GRAPH)
+    holder.add(list(range(400)), vectors)
+    holder.flush()
+    with pytest.raises(IndexFolderBusyError):
+        GalleryIndex.open(folder, MODEL)
+    target = 17
+    unit = TemplateIndex(MODEL)._check_vectors(vectors[target : target + 1], expected_rows=1)[0]
+    assert unit.astype(np.float16).tobytes() in files_bytes(folder)
+    # Expungement by a process that does not hold the folder.
+    assert GalleryIndex.scrub(folder, [target, 9999]) == 1
+    assert target not in {i for i, _ in holder.search(vectors[target], 30)}
+    holder.add([400], vectors[:1] + 0.01)
+    holder.flush()  # the holder's next graph write must not bring the copy back
+    for encoded in (unit.tobytes(), unit.astype(np.float16).tobytes()):
+        assert encoded not in files_bytes(folder)
+    holder.close()
+    reopened = GalleryIndex.open(folder, MODEL, approximate_from=100)
+    assert target not in reopened and len(reopened) == 400
+    reopened.close()

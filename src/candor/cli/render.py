@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from candor.workflow import (
@@ -98,7 +99,8 @@ def request_outcome_lines(outcome: RequestOutcome) -> list[str]:
     decision = outcome.decision
     lines = [f"Request {outcome.search_id} ({outcome.kind}): [bold]{outcome.status}[/]"]
     for reason in decision.get("reasons", []):
-        lines.append(f"  - {reason['message']} [{reason['code']}]")
+        # Escaped: a reason code in brackets would otherwise be read as Rich markup.
+        lines.append(escape(f"  - {reason['message']} [{reason['code']}]"))
     policy = decision.get("policy_name") or decision.get("policy_sha256", "")
     lines.append(f"Policy: {policy} (sha256 {str(decision.get('policy_sha256', ''))[:16]}…)")
     if outcome.status == "pending_approval":

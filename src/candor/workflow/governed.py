@@ -282,6 +282,8 @@ def _decide(
             policy_sha256=policy.sha256,
             top=0,
             earlier_search_id=None,
+            policy_name=policy.name,
+            policy_version=policy.version,
         )
     facts = SearchFacts(
         kind=kind,

@@ -33,3 +33,17 @@ def test_a_denial_prints_each_reason_with_its_code(tmp_path: Path, faces_dir: Pa
     assert "[outside_agency]" in result.stdout
     assert "[Sheriff] of Elsewhere" in result.stdout
     assert "moratorium-example" in result.stdout
+
+
+def test_table_cells_print_brackets_as_typed() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from candor.cli.output import add_literal_row
+
+    table = Table()
+    table.add_column("agency")
+    add_literal_row(table, "[bold]County[/] Sheriff")
+    console = Console(width=80, record=True)
+    console.print(table)
+    assert "[bold]County[/] Sheriff" in console.export_text()

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import emit_json, fail, reported_errors, stdout
+from candor.cli.output import add_literal_row, emit_json, fail, reported_errors, stdout
 from candor.cli.session import SESSIONS_FOLDER, logged_in, read_token, token_path
 from candor.workflow.accounts import (
     ROLES,
@@ -489,7 +489,8 @@ def _users_table(users: list[UserInfo]) -> Table:
         table.add_column(column)
     for user in users:
         certificate = f"{user.certificate_ref} until {user.certificate_expires.isoformat()}"
-        table.add_row(
+        add_literal_row(
+            table,
             user.username,
             user.display_name,
             user.unit,

@@ -17,10 +17,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False)
+
+
+def add_literal_row(table: Table, *cells: RenderableType) -> None:
+    """Add a row whose text cells are shown as they are, never read as Rich markup.
+
+    Case numbers, agency names, references and reasons come from people; a "[...]" in
+    one must print as typed, not vanish as a style tag. Styled cells pass a Text.
+    """
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
 
 
 def to_jsonable(value: Any) -> Any:

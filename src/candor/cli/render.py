@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from candor.cli.output import add_literal_row
 from candor.workflow import (
     CandidateReview,
     EnrolmentStatus,
@@ -26,7 +28,8 @@ def faces_table(faces: Sequence[dict[str, object]]) -> Table:
     for face in faces:
         quality = face["quality"]
         assert isinstance(quality, dict)
-        table.add_row(
+        add_literal_row(
+            table,
             str(face["face"]),
             str(tuple(face["box"])) if isinstance(face["box"], list) else str(face["box"]),
             f"{quality['eye_distance_px']:.0f}",
@@ -48,10 +51,11 @@ def enrolment_table(summary: EnrolmentSummary, *, show_enrolled: bool) -> Table:
         if outcome.status is EnrolmentStatus.ENROLLED and not show_enrolled:
             continue
         colour = {"enrolled": "green", "duplicate": "yellow", "refused": "red"}[outcome.status]
-        table.add_row(
+        add_literal_row(
+            table,
             str(outcome.path),
             outcome.subject_ref,
-            f"[{colour}]{outcome.status}[/]",
+            Text(str(outcome.status), style=colour),
             outcome.reason or "",
         )
     return table
@@ -63,7 +67,8 @@ def subjects_table(subjects: Sequence[SubjectSummary]) -> Table:
     for column in ("id", "subject", "images", "templates", "created", "by"):
         table.add_column(column)
     for subject in subjects:
-        table.add_row(
+        add_literal_row(
+            table,
             str(subject.id),
             subject.external_ref,
             str(subject.image_count),
@@ -77,12 +82,13 @@ def subjects_table(subjects: Sequence[SubjectSummary]) -> Table:
 def subject_table(detail: SubjectDetail) -> Table:
     """One subject's images with provenance, face choice and quality."""
     summary = detail.summary
-    table = Table(title=f"Subject {summary.external_ref} (id {summary.id})")
+    table = Table(title=escape(f"Subject {summary.external_ref} (id {summary.id})"))
     for column in ("image", "source", "legal basis", "collected", "retain until", "face"):
         table.add_column(column)
     for image in detail.images:
         provenance = image.provenance
-        table.add_row(
+        add_literal_row(
+            table,
             f"{image.sha256[:16]}… {image.format} {image.width}x{image.height}",
             f"{provenance.source_type}: {provenance.source_ref}",
             provenance.legal_basis,
@@ -132,7 +138,8 @@ def pending_table(pending: Sequence[PendingRequest]) -> Table:
     for column in ("request", "kind", "requester", "case", "offence", "purpose", "agency", "why"):
         table.add_column(column)
     for item in pending:
-        table.add_row(
+        add_literal_row(
+            table,
             str(item.search_id),
             item.kind,
             item.requester,
@@ -148,14 +155,15 @@ def pending_table(pending: Sequence[PendingRequest]) -> Table:
 def candidate_review_table(review: CandidateReview) -> Table:
     """A candidate list (or released leads) with verdicts so far."""
     table = Table(
-        title=f"Request {review.search_id}, case {review.case_number}",
-        caption=(review.threshold_meaning or "") + "\n" + review.notice,
+        title=escape(f"Request {review.search_id}, case {review.case_number}"),
+        caption=escape((review.threshold_meaning or "") + "\n" + review.notice),
     )
     for column in ("rank", "subject", "score", "≥ threshold", "verdicts", "released"):
         table.add_column(column)
     for candidate in review.candidates:
         verdicts = ", ".join(f"{v['examiner']}: {v['verdict']}" for v in candidate.verdicts)
-        table.add_row(
+        add_literal_row(
+            table,
             str(candidate.rank),
             candidate.subject_ref or f"(expunged subject {candidate.subject_id})",
             f"{candidate.score:.4f}",

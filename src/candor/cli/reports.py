@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import emit_json, fail, reported_errors, stdout
+from candor.cli.output import add_literal_row, emit_json, fail, reported_errors, stdout
 from candor.cli.session import logged_in
 from candor.reports import (
     MEASURE_LABELS,
@@ -159,7 +159,7 @@ def _counts_table(title: str, key: str, rows: tuple[Row, ...], *, with_unit: boo
         table.add_column(_SHORT[name], justify="right")
     for row in rows:
         cells = [row.key, *([row.unit or ""] if with_unit else [])]
-        table.add_row(*cells, *(f"{value:,}" for value in row.counts.as_dict().values()))
+        add_literal_row(table, *cells, *(f"{value:,}" for value in row.counts.as_dict().values()))
     return table
 
 
@@ -175,11 +175,11 @@ def print_usage(report: UsageReport) -> None:
     reasons.add_column("reason")
     reasons.add_column("denials", justify="right")
     for code, count in report.denial_reasons:
-        reasons.add_row(code, f"{count:,}")
+        add_literal_row(reasons, code, f"{count:,}")
     stdout.print(reasons)
     if report.flags:
         stdout.print("[bold]Flags[/]")
         for flag in report.flags:
-            stdout.print(f"- {flag.kind.replace('_', ' ')}: {flag.explanation}")
+            stdout.print(f"- {flag.kind.replace('_', ' ')}: {flag.explanation}", markup=False)
     else:
         stdout.print("No flags in this period.")

@@ -24,10 +24,9 @@ from candor.server.api import (
     Username,
     json_of,
     run,
-    saved,
+    verify_uploads,
 )
 from candor.server.web import _users_page, render, see
-from candor.workflow import request_verify
 from candor.workflow.accounts import (
     request_enable,
     request_role_grant,
@@ -58,19 +57,7 @@ def verify_send(
     first_face: FaceIndex = None,
     second_face: FaceIndex = None,
 ) -> Response:
-    with state.upload_folder() as folder:
-        one, two = saved(folder, first, "first"), saved(folder, second, "second")
-        outcome = run(
-            state,
-            request_verify,
-            state.workflow,
-            who.signed_in,
-            one,
-            two,
-            form,
-            first_face=first_face,
-            second_face=second_face,
-        )
+    outcome = verify_uploads(state, who, form, first, second, first_face, second_face)
     return see(f"/requests/{outcome.search_id}")
 
 

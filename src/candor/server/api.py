@@ -29,6 +29,7 @@ from candor.workflow import (
     EnrolmentRequest,
     Provenance,
     RequestForm,
+    RequestOutcome,
     decide_approval,
     enrol_files,
     gallery_subject,
@@ -281,9 +282,22 @@ def api_verify(
     first_face: FaceIndex = None,
     second_face: FaceIndex = None,
 ) -> Json:
+    return json_of(verify_uploads(state, who, form, first, second, first_face, second_face))
+
+
+def verify_uploads(
+    state: ServerState,
+    who: Caller,
+    form: RequestForm,
+    first: UploadFile,
+    second: UploadFile,
+    first_face: int | None,
+    second_face: int | None,
+) -> RequestOutcome:
+    """Save two uploaded photos privately and request their 1:1 comparison (page and API)."""
     with state.upload_folder() as folder:
         one, two = saved(folder, first, "first"), saved(folder, second, "second")
-        outcome = run(
+        return run(
             state,
             request_verify,
             state.workflow,
@@ -294,7 +308,6 @@ def api_verify(
             first_face=first_face,
             second_face=second_face,
         )
-    return json_of(outcome)
 
 
 @router.get("/requests", summary="My latest requests")

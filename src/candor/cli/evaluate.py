@@ -39,6 +39,8 @@ SCRATCH_WARNING = (
 )
 STAGES = {
     "extracting": "extracting photos",
+    "cohort": "cohort templates",
+    "gallery": "gallery templates",
     "identification": "1:N searches",
     "pairs": "scoring all pairs",
     "bootstrap": "bootstrap intervals",

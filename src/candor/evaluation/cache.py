@@ -1,9 +1,9 @@
 """Per-photo extraction results cached on disk, for test and evaluation data only.
 
-A result is keyed by (image sha256, model id, detector settings, enrolment recipe), so
-changing any of them misses the cache instead of reusing stale templates. The cache lives
-under `CANDOR_CACHE` (default: the user cache folder), never beside the photos, which may
-be read-only. Operational templates never pass through here.
+A result is keyed by (image sha256, model id, detector settings, the view set that makes
+the template), so changing any of them misses the cache instead of reusing stale
+templates. The cache lives under `CANDOR_CACHE` (default: the user cache folder), never
+beside the photos, which may be read-only. Operational templates never pass through here.
 
 Photos are extracted with the quality gate open (`OPEN_GATE`), so the cache holds the
 chosen face's measures and template whatever the limits; each run then judges the cached
@@ -29,13 +29,13 @@ import platformdirs
 
 from candor.faces import EngineSettings, FaceEngine, QualityReport, QualityThresholds
 from candor.faces.extraction import (
-    ENROLMENT_RECIPE,
     FaceExtraction,
     extract_faces,
     no_face_refusal,
     quality_refusal,
 )
 from candor.faces.quality import OPEN_GATE, judge_quality
+from candor.faces.recipe import Views
 
 _FORMAT = 2
 
@@ -152,12 +152,22 @@ def _outcome_from_entry(path: Path, sha256: str, entry: dict[str, Any]) -> Photo
     )
 
 
-class TemplateCache:
-    """A folder of JSON files, one per (photo, model, detector settings, recipe)."""
+def _template_context(views: Views) -> str:
+    # One plain view is what the foundation's templates were; its old key keeps the
+    # caches made before view sets existed valid (the templates are bit for bit the same).
+    return "choose_face-v1/jitter=0" if views == "plain" else f"choose_face-v1/views={views}"
 
-    def __init__(self, root: Path, settings: EngineSettings, model_key: str) -> None:
+
+class TemplateCache:
+    """A folder of JSON files, one per (photo, model, detector settings, view set)."""
+
+    def __init__(
+        self, root: Path, settings: EngineSettings, model_key: str, views: Views = "plain"
+    ) -> None:
         self.root = root
-        self._context = "\n".join([model_key, settings.key, ENROLMENT_RECIPE, settings.quality.key])
+        self._context = "\n".join(
+            [model_key, settings.key, _template_context(views), settings.quality.key]
+        )
 
     def _file(self, image_sha256: str) -> Path:
         key = hashlib.sha256(f"{image_sha256}\n{self._context}".encode()).hexdigest()
@@ -204,10 +214,11 @@ def extract_photos(
     settings: EngineSettings | None = None,
     cache_dir: Path | None = None,
     *,
+    views: Views = "plain",
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PhotoOutcome]:
-    """Outcomes for `paths` in order, as `extract_faces` with `settings` gives them.
+    """Outcomes for `paths` in order, as `extract_faces` with `settings` and `views` gives them.
 
     Extraction runs with the gate open and cached results are reused (see the module
     docstring); the gate of `settings.quality` is applied last. Decoding failures are not
@@ -217,7 +228,7 @@ def extract_photos(
     chosen_settings = settings or EngineSettings()
     open_settings = replace(chosen_settings, quality=OPEN_GATE)
     model_key = FaceEngine(open_settings).model.key
-    cache = TemplateCache(cache_dir or default_cache_dir(), open_settings, model_key)
+    cache = TemplateCache(cache_dir or default_cache_dir(), open_settings, model_key, views)
     outcomes: list[PhotoOutcome | None] = []
     missing: list[int] = []
     for index, path in enumerate(paths):
@@ -230,7 +241,7 @@ def extract_photos(
     done = total - len(missing)
     if progress is not None:
         progress(done, total)
-    fresh = extract_faces([paths[i] for i in missing], open_settings, workers=workers)
+    fresh = extract_faces([paths[i] for i in missing], open_settings, workers=workers, views=views)
     for index, extraction in zip(missing, fresh, strict=True):
         outcome = _open_outcome(extraction)
         if extraction.error is None:

@@ -12,8 +12,15 @@ Protocol (one photo per enrolled person):
 Every photo goes through `extract_faces` (same decoding, face choice and quality gate as
 bulk enrolment). A gallery photo without a usable face fails to enrol (and its person's
 mated search, if any, can only miss); a mated probe without one is a miss; a non-mated
-probe without one returns no candidate. The search is `candor.index.TemplateIndex`, the
-path real searches take.
+probe without one returns no candidate. The search is exact, over every template.
+
+The multi-photo protocol (`plan_multi_photo_protocol`) enrols two photos of each mated
+person and searches with a third; a recipe's fusion turns a subject's photo scores into
+one. A recipe (`candor.faces.recipe`) also says which views make the gallery's and the
+probes' templates, and whether scores are normalised against a cohort
+(`candor.index.cohort`); the candidate list then holds subjects ranked by their fused,
+normalised score, and every threshold below applies to that score. People are split into
+two fixed halves by `half_of`: one to tune recipes on, one to report on.
 
 Definitions, with L the candidate list length and T a threshold on the cosine score:
 - rank-k hit rate: fraction of mated searches whose mate is among the first k
@@ -32,20 +39,25 @@ Definitions, with L the candidate list length and T a threshold on the cosine sc
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from candor.evaluation.cache import PhotoOutcome, extract_photos
 from candor.faces import EngineSettings, FaceEngine
-from candor.faces.extraction import ENROLMENT_RECIPE
-from candor.index import TemplateIndex
+from candor.faces.recipe import DEFAULT_RECIPE, Recipe
+from candor.index.cohort import CohortNormaliser, fuse_subject_scores, unit_rows
 
+Protocol = Literal["foundation", "multi-photo"]
+PROTOCOLS: tuple[Protocol, ...] = ("foundation", "multi-photo")
+Half = Literal["tune", "report"]
+HALVES: tuple[Half, ...] = ("tune", "report")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 DEFAULT_FPIR_TARGETS = (0.01, 0.05)
 DLIB_DISTANCE = 0.6
@@ -113,6 +125,58 @@ def plan_identification_protocol(
     return ProtocolPlan(len(listed), tuple(gallery), tuple(mated), tuple(non_mated))
 
 
+def plan_multi_photo_protocol(
+    dataset_dir: Path, people: Sequence[str] | None = None
+) -> ProtocolPlan:
+    """The multi-photo protocol: several photos enrolled per person, fused at search.
+
+    People with three or more photos, in `sorted()` order: the 1st, 3rd ... are enrolled
+    with their first two photos and searched with their third (mated); the 2nd, 4th ...
+    are not enrolled and are searched with their first photo (non-mated). Everyone else
+    is enrolled with their first photo as a distractor.
+    """
+    listed = list_people(dataset_dir, people)
+    gallery: list[tuple[str, Path]] = []
+    mated: list[tuple[str, Path]] = []
+    non_mated: list[tuple[str, Path]] = []
+    multi = 0
+    for name, photos in listed:
+        if len(photos) < 3:
+            gallery.append((name, photos[0]))
+            continue
+        if multi % 2 == 0:
+            gallery += [(name, photos[0]), (name, photos[1])]
+            mated.append((name, photos[2]))
+        else:
+            non_mated.append((name, photos[0]))
+        multi += 1
+    return ProtocolPlan(len(listed), tuple(gallery), tuple(mated), tuple(non_mated))
+
+
+def plan_protocol(
+    dataset_dir: Path, protocol: Protocol, people: Sequence[str] | None = None
+) -> ProtocolPlan:
+    """The plan of `protocol` ("foundation" or "multi-photo") on a labelled folder."""
+    if protocol == "foundation":
+        return plan_identification_protocol(dataset_dir, people)
+    if protocol == "multi-photo":
+        return plan_multi_photo_protocol(dataset_dir, people)
+    raise ValueError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+
+
+def half_of(name: str) -> Half:
+    """The fixed half a person belongs to: int(sha256(name)[:8], 16) % 2, 1 = report."""
+    value = int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16)
+    return "report" if value % 2 == 1 else "tune"
+
+
+def people_of_half(dataset_dir: Path, half: Half) -> list[str]:
+    """The folder names of `dataset_dir` (with photos) in `half`, in `sorted()` order."""
+    if half not in HALVES:
+        raise ValueError(f"unknown half {half!r}; use tune or report")
+    return [name for name, _ in list_people(dataset_dir) if half_of(name) == half]
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     """FNIR at the threshold that gives a target FPIR."""
@@ -155,6 +219,9 @@ class IdentificationReport:
     detector: str
     recipe: str
     quality_thresholds: str
+    protocol: str
+    score: str
+    cohort: str | None
     people: int
     gallery_photos: int
     gallery_size: int
@@ -189,6 +256,9 @@ class IdentificationReport:
             "detector": self.detector,
             "recipe": self.recipe,
             "quality_thresholds": self.quality_thresholds,
+            "protocol": self.protocol,
+            "score": self.score,
+            "cohort": self.cohort,
             "people": self.people,
             "gallery_photos": self.gallery_photos,
             "gallery_size": self.gallery_size,
@@ -255,11 +325,6 @@ def _rank_rate(mated: Sequence[MatedSearch], rank: int) -> float:
     return sum(1 for m in mated if m.mate_rank is not None and m.mate_rank <= rank) / len(mated)
 
 
-def _raw_distances(query: npt.NDArray[np.float32], gallery: npt.NDArray[np.float64]) -> Any:
-    difference = gallery - query.astype(np.float64)
-    return np.sqrt(np.einsum("ij,ij->i", difference, difference))
-
-
 def run_identification_protocol(
     dataset_dir: Path,
     settings: EngineSettings | None = None,
@@ -271,70 +336,74 @@ def run_identification_protocol(
     fpir_targets: Sequence[float] = DEFAULT_FPIR_TARGETS,
     progress: Callable[[int, int], None] | None = None,
     photos: Mapping[Path, PhotoOutcome] | None = None,
+    recipe: Recipe = DEFAULT_RECIPE,
+    protocol: Protocol = "foundation",
+    cohort: npt.ArrayLike | None = None,
+    cohort_label: str | None = None,
 ) -> IdentificationReport:
-    """Run the protocol of this module's docstring on `dataset_dir` and report every figure.
+    """Run a protocol of this module's docstring on `dataset_dir` and report every figure.
 
-    settings: engine settings (default EngineSettings()). cache_dir: template cache root
-        (default `default_cache_dir()`). people: restrict to these folder names.
-    workers: extraction processes. candidate_list_length: L, the candidates per search.
+    settings: engine settings (default EngineSettings()); the recipe's detector fallback
+        replaces theirs. cache_dir: template cache root (default `default_cache_dir()`).
+    people: restrict to these folder names. workers: extraction processes.
+    candidate_list_length: L, the candidates per search (subjects, after fusion).
     fpir_targets: the FPIRs to report FNIR at. progress(done, total): extraction progress.
-    photos: outcomes already extracted with `settings` (by path); when given, every photo
-        of the plan must be among them and nothing is extracted again.
+    photos: outcomes already extracted with these settings and the recipe's search views
+        (by path); when given, every probe of the plan must be among them (and every
+        gallery photo too when the recipe enrols with the same views).
+    recipe: views at enrolment and search, fallback, fusion and score normalisation.
+    protocol: "foundation" (one photo enrolled per person) or "multi-photo".
+    cohort: raw template vectors of people who are not evaluated, for a normalising
+        recipe; None uses the gallery itself (as a deployment does), which holds the
+        mates. cohort_label: how the report card describes the cohort.
     """
     if candidate_list_length < 10:
         raise ValueError("the candidate list must hold at least 10 candidates (rank-10)")
-    chosen_settings = settings or EngineSettings()
+    chosen_settings = replace(settings or EngineSettings(), fallback=recipe.fallback)
     model = FaceEngine(chosen_settings).model
-    plan = plan_identification_protocol(dataset_dir, people)
-    entries = [*plan.gallery, *plan.mated, *plan.non_mated]
-    if photos is None:
-        outcomes = extract_photos(
-            [path for _, path in entries],
-            chosen_settings,
-            cache_dir,
-            workers=workers,
-            progress=progress,
-        )
-    else:
-        outcomes = [photos[path] for _, path in entries]
-    gallery_out = outcomes[: len(plan.gallery)]
-    mated_out = outcomes[len(plan.gallery) : len(plan.gallery) + len(plan.mated)]
-    non_mated_out = outcomes[len(plan.gallery) + len(plan.mated) :]
+    plan = plan_protocol(dataset_dir, protocol, people)
+    probe_entries = [*plan.mated, *plan.non_mated]
+    gallery_out, probe_out = _role_outcomes(
+        plan, probe_entries, chosen_settings, cache_dir, workers, progress, photos, recipe
+    )
+    mated_out = probe_out[: len(plan.mated)]
+    non_mated_out = probe_out[len(plan.mated) :]
 
-    index = TemplateIndex(model)
-    enrolled_ids: dict[str, int] = {}
-    raw_rows: list[npt.NDArray[np.float32]] = []
+    subject_of: dict[str, int] = {}
+    rows: list[npt.NDArray[np.float32]] = []
+    owners: list[int] = []
     for (name, _), outcome in zip(plan.gallery, gallery_out, strict=True):
         if outcome.vector is not None:
-            enrolled_ids[name] = len(raw_rows)
-            raw_rows.append(outcome.vector)
-    raw_gallery = (
-        np.vstack(raw_rows).astype(np.float64)
-        if raw_rows
-        else np.zeros((0, model.dimension), dtype=np.float64)
-    )
-    if raw_rows:
-        index.add(list(range(len(raw_rows))), raw_gallery.astype(np.float32))
-    k = min(candidate_list_length, len(raw_rows))
+            owners.append(subject_of.setdefault(name, len(subject_of)))
+            rows.append(outcome.vector)
+    dimension = model.dimension
+    raw_gallery = np.vstack(rows) if rows else np.zeros((0, dimension), dtype=np.float32)
+    gallery = unit_rows(raw_gallery) if rows else raw_gallery
+    subjects = np.asarray(owners, dtype=np.int64)
+    normaliser: CohortNormaliser | None = None
+    cohort_text: str | None = None
+    if recipe.cohort_k is not None and rows:
+        if cohort is None:
+            normaliser = CohortNormaliser(raw_gallery, recipe.cohort_k)
+            cohort_text = f"the gallery itself ({len(rows):,} templates), as in a deployment"
+        else:
+            normaliser = CohortNormaliser(cohort, recipe.cohort_k)
+            cohort_text = cohort_label or f"{len(normaliser):,} templates of other people"
+    searcher = _Searcher(gallery, raw_gallery, subjects, recipe, normaliser)
+    limit = candidate_list_length
 
     mated: list[MatedSearch] = []
     for (name, probe), outcome in zip(plan.mated, mated_out, strict=True):
-        mate_id = enrolled_ids.get(name)
+        mate = subject_of.get(name)
         rank: int | None = None
         score: float | None = None
         distance: float | None = None
-        if outcome.vector is not None and mate_id is not None and k > 0:
-            for position, (candidate, candidate_score) in enumerate(
-                index.search(outcome.vector, k), start=1
-            ):
-                if candidate == mate_id:
-                    rank, score = position, float(candidate_score)
-                    break
-            distances = _raw_distances(outcome.vector, raw_gallery)
-            mate_distance = float(distances[mate_id])
-            nearer = int(np.count_nonzero(distances < mate_distance))
-            if nearer < candidate_list_length:
-                distance = mate_distance
+        if outcome.vector is not None and mate is not None:
+            ranked, scores = searcher.ranked(outcome.vector)
+            position = int(np.flatnonzero(ranked == mate)[0])
+            if position < limit:
+                rank, score = position + 1, float(scores[position])
+            distance = searcher.mate_distance(outcome.vector, mate, limit)
         mated.append(
             MatedSearch(
                 person=name,
@@ -343,7 +412,7 @@ def run_identification_protocol(
                 mate_score=score,
                 mate_distance=distance,
                 probe_usable=outcome.vector is not None,
-                mate_enrolled=mate_id is not None,
+                mate_enrolled=mate is not None,
             )
         )
 
@@ -351,9 +420,10 @@ def run_identification_protocol(
     for (name, probe), outcome in zip(plan.non_mated, non_mated_out, strict=True):
         top: float | None = None
         nearest: float | None = None
-        if outcome.vector is not None and k > 0:
-            top = float(index.search(outcome.vector, 1)[0][1])
-            nearest = float(_raw_distances(outcome.vector, raw_gallery).min())
+        if outcome.vector is not None and rows:
+            _, scores = searcher.ranked(outcome.vector)
+            top = float(scores[0])
+            nearest = float(searcher.distances(outcome.vector).min())
         non_mated.append(NonMatedSearch(name, probe, top, nearest))
 
     top_scores = [search.top_score for search in non_mated]
@@ -376,16 +446,20 @@ def run_identification_protocol(
     found_distance = sum(
         1 for m in mated if m.mate_distance is not None and m.mate_distance <= DLIB_DISTANCE
     )
+    enrolled_photos = len(plan.gallery)
     return IdentificationReport(
         dataset=dataset_dir.name,
         model=model.key,
         detector=chosen_settings.key,
-        recipe=ENROLMENT_RECIPE,
+        recipe=recipe.key,
         quality_thresholds=chosen_settings.quality.key,
+        protocol=protocol,
+        score="cosine" if normaliser is None else f"cosine - cohort mean of top {recipe.cohort_k}",
+        cohort=cohort_text,
         people=plan.people,
-        gallery_photos=len(plan.gallery),
-        gallery_size=len(raw_rows),
-        failed_to_enrol=len(plan.gallery) - len(raw_rows),
+        gallery_photos=enrolled_photos,
+        gallery_size=len(subject_of),
+        failed_to_enrol=len({name for name, _ in plan.gallery}) - len(subject_of),
         mated_searches=len(mated),
         non_mated_searches=len(non_mated),
         mated_probes_without_template=sum(1 for o in mated_out if o.vector is None),
@@ -399,5 +473,114 @@ def run_identification_protocol(
         fnir_at_distance_0_6=1.0 - found_distance / len(mated) if mated else 0.0,
         mated=tuple(mated),
         non_mated=tuple(non_mated),
-        photos=tuple(outcomes),
+        photos=(*gallery_out, *probe_out),
     )
+
+
+def _role_outcomes(
+    plan: ProtocolPlan,
+    probe_entries: list[tuple[str, Path]],
+    settings: EngineSettings,
+    cache_dir: Path | None,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    photos: Mapping[Path, PhotoOutcome] | None,
+    recipe: Recipe,
+) -> tuple[list[PhotoOutcome], list[PhotoOutcome]]:
+    """(gallery outcomes with the enrolment views, probe outcomes with the search views)."""
+    gallery_paths = [path for _, path in plan.gallery]
+    probe_paths = [path for _, path in probe_entries]
+    same_views = recipe.enrol_views == recipe.search_views
+    if photos is not None:
+        probes = [photos[path] for path in probe_paths]
+        if same_views:
+            return [photos[path] for path in gallery_paths], probes
+        gallery = extract_photos(
+            gallery_paths,
+            settings,
+            cache_dir,
+            views=recipe.enrol_views,
+            workers=workers,
+            progress=progress,
+        )
+        return gallery, probes
+    if same_views:
+        both = extract_photos(
+            [*gallery_paths, *probe_paths],
+            settings,
+            cache_dir,
+            views=recipe.search_views,
+            workers=workers,
+            progress=progress,
+        )
+        return both[: len(gallery_paths)], both[len(gallery_paths) :]
+    total = len(gallery_paths) + len(probe_paths)
+
+    def gallery_progress(done: int, _: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    def probe_progress(done: int, _: int) -> None:
+        if progress is not None:
+            progress(len(gallery_paths) + done, total)
+
+    gallery = extract_photos(
+        gallery_paths,
+        settings,
+        cache_dir,
+        views=recipe.enrol_views,
+        workers=workers,
+        progress=gallery_progress,
+    )
+    probes = extract_photos(
+        probe_paths,
+        settings,
+        cache_dir,
+        views=recipe.search_views,
+        workers=workers,
+        progress=probe_progress,
+    )
+    return gallery, probes
+
+
+class _Searcher:
+    """Exact 1:N search of one probe as the recipe scores it: normalise, then fuse."""
+
+    def __init__(
+        self,
+        gallery: npt.NDArray[np.float32],
+        raw_gallery: npt.NDArray[np.float32],
+        subjects: npt.NDArray[np.int64],
+        recipe: Recipe,
+        normaliser: CohortNormaliser | None,
+    ) -> None:
+        self.gallery = gallery
+        self.raw_gallery = raw_gallery.astype(np.float64)
+        self.subjects = subjects
+        self.recipe = recipe
+        self.normaliser = normaliser
+
+    def ranked(
+        self, probe: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Subjects best first, with their fused (and normalised) scores."""
+        unit = unit_rows(probe)[0]
+        scores = (self.gallery @ unit).astype(np.float64)
+        if self.normaliser is not None:
+            scores = scores - self.normaliser.offset(unit)
+        return fuse_subject_scores(scores, self.subjects, self.recipe.fusion)
+
+    def distances(self, probe: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """dlib's raw Euclidean distance to every gallery template."""
+        difference = self.raw_gallery - probe.astype(np.float64)
+        distances: npt.NDArray[np.float64] = np.sqrt(np.einsum("ij,ij->i", difference, difference))
+        return distances
+
+    def mate_distance(self, probe: npt.NDArray[np.float32], mate: int, limit: int) -> float | None:
+        """The mate's nearest raw distance, when fewer than `limit` subjects come nearer."""
+        distances = self.distances(probe)
+        nearest = np.full(int(self.subjects.max()) + 1, np.inf)
+        np.minimum.at(nearest, self.subjects, distances)
+        mate_distance = float(nearest[mate])
+        nearer = int(np.count_nonzero(nearest < mate_distance))
+        return mate_distance if nearer < limit else None

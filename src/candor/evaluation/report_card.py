@@ -3,7 +3,9 @@
 `evaluate_folder(DIR)` extracts every photo of DIR once (through the template cache, in
 scratch space), then:
 - runs the 1:N identification protocol of `candor.evaluation.identification` on those
-  outcomes (rank-1, rank-10; FNIR at FPIR 0.01, 0.05 and 0.003 with their thresholds;
+  outcomes, with the options' recipe, protocol and half (a normalising recipe on a half
+  is normalised against the other half's gallery; on the whole folder, against the
+  gallery itself) (rank-1, rank-10; FNIR at FPIR 0.01, 0.05 and 0.003 with their thresholds;
   FPIR and FNIR at dlib's raw distance 0.6);
 - scores every pair of usable templates of DIR (`candor.evaluation.verification`): FNMR
   at FMR 1e-3 and 1e-4 with their thresholds, and DET/ROC points;
@@ -11,8 +13,9 @@ scratch space), then:
 - with a groups file (`candor.evaluation.groups`), FNIR and FPIR per group at the
   deployment threshold: the one the caller gives, else this run's threshold at FPIR 0.01.
 
-DIR is all it uses: the gallery, the probes and the pairs all come from DIR, and no
-cohort or calibration from elsewhere enters any figure.
+DIR is all it uses: the gallery, the probes, the cohort and the pairs all come from DIR,
+and no calibration from elsewhere enters any figure. The pairs use the templates of the
+recipe's search views.
 
 The null rule: a rate x estimated from n trials (FNIR at FPIR x from n non-mated
 searches; FNMR at FMR x from n impostor pairs) is null, with the reason in
@@ -27,11 +30,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from candor.evaluation.bootstrap import (
     DEFAULT_LEVEL,
@@ -52,13 +56,17 @@ from candor.evaluation.cache import PhotoOutcome, extract_photos
 from candor.evaluation.groups import GroupAssignment, group_figures
 from candor.evaluation.identification import (
     DLIB_DISTANCE,
+    Half,
     IdentificationReport,
+    Protocol,
     list_people,
+    people_of_half,
+    plan_identification_protocol,
     run_identification_protocol,
 )
 from candor.evaluation.verification import AllPairs, det_points, score_all_pairs
 from candor.faces import EngineSettings
-from candor.faces.extraction import ENROLMENT_RECIPE
+from candor.faces.recipe import DEFAULT_RECIPE, Recipe
 
 FPIR_TARGETS = (0.01, 0.05, 0.003)
 FMR_TARGETS = (1e-3, 1e-4)
@@ -69,7 +77,8 @@ DEFAULT_LIMITS = (
     "for the photos this agency searches."
 )
 
-# progress(stage, done, total); stages: "extracting", "identification", "pairs", "bootstrap".
+# progress(stage, done, total); stages: "extracting", "cohort", "gallery", "identification",
+# "pairs", "bootstrap" ("cohort" and "gallery" only for recipes that need them).
 EvaluationProgress = Callable[[str, int, int], None]
 
 
@@ -88,6 +97,52 @@ class EvaluationOptions:
     candidate_list_length: int = 50
     deployment_threshold: float | None = None
     limits: str | None = None
+    recipe: Recipe = DEFAULT_RECIPE
+    protocol: Protocol = "foundation"
+    half: Half | None = None
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Templates of people not evaluated, to normalise scores against, and their story."""
+
+    vectors: npt.NDArray[np.float32]
+    label: str
+
+
+def other_half_cohort(
+    dataset_dir: Path,
+    half: Half,
+    engine: EngineSettings,
+    recipe: Recipe,
+    cache_dir: Path | None = None,
+    *,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Cohort:
+    """The other half's foundation gallery, made with the recipe's enrolment views.
+
+    Disjoint from the people of `half` by construction, and of the size a deployment's
+    cohort has (see `candor.index.cohort.COHORT_SIZE`).
+    """
+    other: Half = "tune" if half == "report" else "report"
+    plan = plan_identification_protocol(dataset_dir, people_of_half(dataset_dir, other))
+    outcomes = extract_photos(
+        [path for _, path in plan.gallery],
+        replace(engine, fallback=recipe.fallback),
+        cache_dir,
+        views=recipe.enrol_views,
+        workers=workers,
+        progress=progress,
+    )
+    vectors = [outcome.vector for outcome in outcomes if outcome.vector is not None]
+    if not vectors:
+        raise ValueError(f"the {other} half of {dataset_dir} has no usable photo for a cohort")
+    label = (
+        f"the {other} half's gallery: {len(vectors):,} templates of people not evaluated "
+        "(in a deployment: a sample of the gallery itself)"
+    )
+    return Cohort(np.vstack(vectors).astype(np.float32), label)
 
 
 @dataclass(frozen=True)
@@ -267,7 +322,10 @@ def _settings(
         "model": model_key,
         "detector": engine.key,
         "quality_thresholds": engine.quality.key,
-        "recipe": ENROLMENT_RECIPE,
+        "recipe": options.recipe.key,
+        "recipe_name": options.recipe.name,
+        "protocol": options.protocol,
+        "half": options.half,
         "candidate_list_length": options.candidate_list_length,
         "fpir_targets": list(FPIR_TARGETS),
         "fmr_targets": list(FMR_TARGETS),
@@ -280,7 +338,9 @@ def _settings(
         [
             engine.key,
             engine.quality.key,
-            ENROLMENT_RECIPE,
+            options.recipe.key,
+            options.protocol,
+            f"half={options.half or 'all'}",
             f"L={options.candidate_list_length}",
             f"B={options.replicates}",
             f"seed={options.seed}",
@@ -308,11 +368,13 @@ def evaluate_folder(
     progress: EvaluationProgress | None = None,
 ) -> Evaluation:
     """Evaluate the model and settings on a labelled folder (see the module docstring)."""
-    engine = engine_settings or EngineSettings()
     chosen = options or EvaluationOptions()
+    recipe = chosen.recipe
+    engine = replace(engine_settings or EngineSettings(), fallback=recipe.fallback)
     if not dataset_dir.is_dir():
         raise ValueError(f"{dataset_dir} is not a folder")
-    listed = list_people(dataset_dir)
+    half_people = None if chosen.half is None else people_of_half(dataset_dir, chosen.half)
+    listed = list_people(dataset_dir, half_people)
     if len(listed) < 2:
         raise ValueError(f"{dataset_dir} holds fewer than two person folders with photos")
     people = [name for name, _ in listed]
@@ -327,18 +389,37 @@ def evaluate_folder(
         paths,
         engine,
         cache_dir,
+        views=recipe.search_views,
         workers=workers,
         progress=lambda done, total: report_progress("extracting", done, total),
     )
     by_path = dict(zip(paths, outcomes, strict=True))
+    cohort: Cohort | None = None
+    if recipe.normalised and chosen.half is not None:
+        cohort = other_half_cohort(
+            dataset_dir,
+            chosen.half,
+            engine,
+            recipe,
+            cache_dir,
+            workers=workers,
+            progress=lambda done, total: report_progress("cohort", done, total),
+        )
     report_progress("identification", 0, 1)
     report = run_identification_protocol(
         dataset_dir,
         engine,
         cache_dir,
+        people=half_people,
+        workers=workers,
         candidate_list_length=chosen.candidate_list_length,
         fpir_targets=FPIR_TARGETS,
         photos=by_path,
+        progress=lambda done, total: report_progress("gallery", done, total),
+        recipe=recipe,
+        protocol=chosen.protocol,
+        cohort=None if cohort is None else cohort.vectors,
+        cohort_label=None if cohort is None else cohort.label,
     )
     report_progress("identification", 1, 1)
     searches = SearchTable.from_report(report, people)
@@ -425,6 +506,8 @@ def evaluate_folder(
         "mated_searches": report.mated_searches,
         "nonmated_searches": report.non_mated_searches,
         "candidate_list_length": report.candidate_list_length,
+        "score": report.score,
+        "cohort": report.cohort,
         "genuine_pairs": 0 if pairs is None else pairs.genuine_pairs,
         "impostor_pairs": 0 if pairs is None else pairs.impostor_pairs,
         **figures,

@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
 from candor.faces.dlib_models import CnnDetector, DlibLandmarks, DlibResNetEmbedder, HogDetector
 from candor.faces.onnx_models import OnnxArcFaceEmbedder, OnnxModelSpec, OnnxScrfdDetector
 from candor.faces.protocols import FaceDetector, FaceEmbedder, LandmarkModel
 from candor.faces.quality import QualityThresholds, assess_quality
+from candor.faces.recipe import Fallback, Views, view_chips
 from candor.faces.records import DetectedFace, Template, UInt8Array
 from candor.faces.registry import ModelId
 
@@ -38,6 +41,8 @@ class EngineSettings:
         instead of dlib's ResNet (None: dlib).
     detector_model: an operator-provided SCRFD-class ONNX file to find faces with, instead
         of `detector` (None: dlib's). Landmarks stay dlib's 5 points either way.
+    fallback: "cnn" runs dlib's CNN detector (seconds per photo) on a photo where the
+        detector found nothing at all; "none" does not. It costs only on those photos.
     """
 
     detector: Literal["hog", "cnn"] = "hog"
@@ -46,8 +51,11 @@ class EngineSettings:
     hog_retry_threshold: float | None = -0.5
     embedder_model: OnnxModelSpec | None = None
     detector_model: OnnxModelSpec | None = None
+    fallback: Fallback = "none"
 
     def __post_init__(self) -> None:
+        if self.fallback not in ("none", "cnn"):
+            raise ValueError(f"unknown detector fallback {self.fallback!r}; use 'none' or 'cnn'")
         if self.detector not in ("hog", "cnn"):
             raise ValueError(f"unknown detector {self.detector!r}; use 'hog' or 'cnn'")
         if not 0 <= self.upsample <= 4:
@@ -64,6 +72,8 @@ class EngineSettings:
         key = f"{self.detector}/upsample={self.upsample}"
         if self.detector == "hog" and self.hog_retry_threshold is not None:
             key += f"/retry={self.hog_retry_threshold:g}"
+        if self.fallback != "none":
+            key += f"/fallback={self.fallback}"
         return key
 
 
@@ -117,6 +127,7 @@ class FaceEngine:
         if embedder is None and self.settings.embedder_model is not None:
             embedder = OnnxArcFaceEmbedder(self.settings.embedder_model)
         self.detector: FaceDetector = detector
+        self._fallback: FaceDetector | None = None
         self.landmark_model: LandmarkModel = landmarks or DlibLandmarks()
         self.embedder: FaceEmbedder = embedder or DlibResNetEmbedder()
         self.model: ModelId = self.embedder.model
@@ -128,7 +139,12 @@ class FaceEngine:
         gate are still listed (with their reasons), so a caller can show them.
         """
         pixels = image.pixels
-        found = sorted(self.detector.detect(pixels), key=lambda item: -item[0].area)
+        found = self.detector.detect(pixels)
+        if not found and self.settings.fallback == "cnn":
+            if self._fallback is None:
+                self._fallback = CnnDetector(self.settings.upsample)
+            found = self._fallback.detect(pixels)
+        found = sorted(found, key=lambda item: -item[0].area)
         faces: list[DetectedFace] = []
         for box, confidence in found:
             points = self.landmark_model.landmarks(pixels, box)
@@ -141,10 +157,19 @@ class FaceEngine:
         """The face rotated upright and scaled as the model sees it: (150, 150, 3) uint8 RGB."""
         return self.embedder.aligned_chip(image.pixels, face.landmarks)
 
-    def face_template(self, image: DecodedImage, face: DetectedFace) -> Template:
-        """The template of one detected face (no quality check here: see `face.quality`)."""
+    def face_template(
+        self, image: DecodedImage, face: DetectedFace, views: Views = "plain"
+    ) -> Template:
+        """The template of one detected face (no quality check here: see `face.quality`).
+
+        views: "plain" embeds the aligned chip once; "flip" and "jitter" embed 2 or 6
+        fixed variants of it (see `candor.faces.recipe`) and average their vectors, at 2
+        or 6 times the network's cost.
+        """
         chip = self.embedder.aligned_chip(image.pixels, face.landmarks)
-        return Template(vector=self.embedder.embed(chip), model=self.model)
+        vectors = [self.embedder.embed(view) for view in view_chips(chip, views)]
+        vector = vectors[0] if len(vectors) == 1 else np.mean(vectors, axis=0, dtype=np.float32)
+        return Template(vector=np.asarray(vector, dtype=np.float32), model=self.model)
 
     def chosen_face(self, image: DecodedImage) -> tuple[list[DetectedFace], int | None]:
         """All faces (largest first) and the index `choose_face` picks, None when none."""

@@ -19,12 +19,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from candor.faces.engine import EngineSettings, FaceEngine, choose_face
+from candor.faces.recipe import Views
 from candor.faces.records import DetectedFace, Template
 from candor.images import ImageError, encode_png, load_image
-
-# How a template is made from a photo beyond the detector and the model: the face choice
-# rule and the number of jitters. Recorded with templates and used in cache keys.
-ENROLMENT_RECIPE = "choose_face-v1/jitter=0"
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,9 +79,18 @@ def quality_refusal(path: Path, reasons: Sequence[str]) -> str:
 
 
 def extract_one(
-    engine: FaceEngine, path: Path, *, keep_data: bool = False, face_index: int | None = None
+    engine: FaceEngine,
+    path: Path,
+    *,
+    keep_data: bool = False,
+    face_index: int | None = None,
+    views: Views = "plain",
 ) -> FaceExtraction:
-    """Decode one file, find its faces, choose one and make its template if it passes."""
+    """Decode one file, find its faces, choose one and make its template if it passes.
+
+    views: the recipe's view set for this role (enrolment or search); see
+    `FaceEngine.face_template`.
+    """
     try:
         image = load_image(path)
     except (ImageError, OSError) as exc:
@@ -103,7 +109,7 @@ def extract_one(
     if chosen is not None:
         face = faces[chosen]
         if face.quality.passed:
-            template = engine.face_template(image, face)
+            template = engine.face_template(image, face, views)
         if keep_data:
             chip_png = encode_png(engine.aligned_chip(image, face))
     return FaceExtraction(
@@ -131,11 +137,16 @@ def _start_worker(settings: EngineSettings) -> None:
     _worker_engine = FaceEngine(settings)
 
 
-def _extract_in_worker(job: tuple[Path, bool, int | None]) -> FaceExtraction:
+_Job = tuple[Path, bool, int | None, Views]
+
+
+def _extract_in_worker(job: _Job) -> FaceExtraction:
     if _worker_engine is None:
         raise RuntimeError("worker started without an engine")
-    path, keep_data, face_index = job
-    return extract_one(_worker_engine, path, keep_data=keep_data, face_index=face_index)
+    path, keep_data, face_index, views = job
+    return extract_one(
+        _worker_engine, path, keep_data=keep_data, face_index=face_index, views=views
+    )
 
 
 def extract_faces(
@@ -145,6 +156,7 @@ def extract_faces(
     workers: int = 1,
     keep_data: bool = False,
     face_index: int | None = None,
+    views: Views = "plain",
 ) -> Iterator[FaceExtraction]:
     """One FaceExtraction per path, yielded in input order.
 
@@ -154,6 +166,8 @@ def extract_faces(
         the content-addressed store.
     face_index: pick this face (0 = largest) in every file instead of `choose_face`; a file
         with fewer faces gets no template and a refusal saying so.
+    views: how each template is made (see `candor.faces.recipe`): "plain" (the default),
+        "flip" or "jitter", at 1, 2 or 6 network passes per face.
     A file that cannot be decoded yields an extraction with `error` set; it does not stop
     the others.
     """
@@ -161,20 +175,18 @@ def extract_faces(
         raise ValueError("workers must be 1 or more")
     if face_index is not None and face_index < 0:
         raise ValueError("face_index counts from 0")
-    jobs = [(Path(path), keep_data, face_index) for path in paths]
+    jobs: list[_Job] = [(Path(path), keep_data, face_index, views) for path in paths]
     # Checked above, before the first next(): a generator would defer these errors.
     return _run_jobs(jobs, settings or EngineSettings(), workers)
 
 
-def _run_jobs(
-    jobs: list[tuple[Path, bool, int | None]], settings: EngineSettings, workers: int
-) -> Iterator[FaceExtraction]:
+def _run_jobs(jobs: list[_Job], settings: EngineSettings, workers: int) -> Iterator[FaceExtraction]:
     if not jobs:
         return
     if workers == 1 or len(jobs) == 1:
         engine = FaceEngine(settings)
-        for path, keep, index in jobs:
-            yield extract_one(engine, path, keep_data=keep, face_index=index)
+        for path, keep, index, views in jobs:
+            yield extract_one(engine, path, keep_data=keep, face_index=index, views=views)
         return
     context = get_context("spawn")
     with context.Pool(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +29,7 @@ import numpy as np
 from sqlalchemy import select
 
 from candor.faces import EngineSettings, FaceEngine, ModelId
+from candor.faces.recipe import DEFAULT_RECIPE, Recipe
 from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError
 from candor.store import FaceTemplate, Workspace, templates_for_model
 
@@ -85,13 +87,17 @@ class Workflow:
         *,
         clock: Clock = system_clock,
         checkpoint_schedule: CheckpointSchedule | None = None,
+        recipe: Recipe = DEFAULT_RECIPE,
     ) -> None:
         """clock: where recorded times come from (timezone-aware; default the system's).
         checkpoint_schedule: when audit checkpoints are made without being asked
             (default: CheckpointSchedule.from_environment() at each entry).
+        recipe: how templates are made and scores judged (`candor.faces.recipe`); its
+            detector fallback replaces the settings' own.
         """
         self.workspace = workspace
-        self.settings = settings or EngineSettings()
+        self.recipe = recipe
+        self.settings = replace(settings or EngineSettings(), fallback=recipe.fallback)
         self.clock = clock
         self.checkpoint_schedule = checkpoint_schedule
         self.probe_cache = ProbeCache()

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from candor.faces import DetectedFace
-from candor.faces.extraction import ENROLMENT_RECIPE, FaceExtraction, extract_faces
+from candor.faces.extraction import FaceExtraction, extract_faces
 from candor.policy import Policy, gallery_retain_until_limit
 from candor.store import (
     GalleryError,
@@ -135,6 +135,7 @@ def enrol_files(
         workers=workers or default_workers(len(paths)),
         keep_data=True,
         face_index=face_index,
+        views=workflow.recipe.enrol_views,
     )
     for request, extraction in zip(requests, extractions, strict=True):
         outcome = _enrol_one(workflow, actor, request, extraction, checked)
@@ -226,7 +227,7 @@ def _enrol_one(
                 image,
                 model=template.model,
                 detector_key=workflow.settings.key,
-                recipe=ENROLMENT_RECIPE,
+                recipe=workflow.recipe.key,
                 vector=template.vector,
                 vault=vault,
             )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candor.faces import DetectedFace, FaceEngine, Template
+from candor.faces.recipe import Views
 from candor.images import DecodedImage, load_image
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import quality_summary
@@ -46,13 +47,16 @@ def describe_face(index: int, face: DetectedFace) -> dict[str, object]:
     }
 
 
-def read_probe(engine: FaceEngine, path: Path, face_index: int | None) -> Probe:
+def read_probe(
+    engine: FaceEngine, path: Path, face_index: int | None, views: Views = "plain"
+) -> Probe:
     """Decode `path`, pick its face and make the template; refuses with the reason why.
 
     face_index: which face (0 = largest) when the photo shows several; without it a
         photo with several faces raises MultipleFacesError listing them.
+    views: the recipe's search views (see `candor.faces.recipe`).
     """
-    return _probe_from_image(engine, load_image(path), path, face_index)
+    return _probe_from_image(engine, load_image(path), path, face_index, views)
 
 
 def probe_for(workflow: Workflow, path: Path, face_index: int | None) -> Probe:
@@ -66,13 +70,15 @@ def probe_for(workflow: Workflow, path: Path, face_index: int | None) -> Probe:
     cached = workflow.probe_cache.get(image.sha256, face_index)
     if cached is not None:
         return cached
-    probe = _probe_from_image(workflow.engine, image, path, face_index)
+    probe = _probe_from_image(
+        workflow.engine, image, path, face_index, workflow.recipe.search_views
+    )
     workflow.probe_cache.put(image.sha256, face_index, probe)
     return probe
 
 
 def _probe_from_image(
-    engine: FaceEngine, image: DecodedImage, path: Path, face_index: int | None
+    engine: FaceEngine, image: DecodedImage, path: Path, face_index: int | None, views: Views
 ) -> Probe:
     faces = engine.detect_faces(image)
     if not faces:
@@ -99,4 +105,4 @@ def _probe_from_image(
         box=(face.box.left, face.box.top, face.box.right, face.box.bottom),
         quality=quality_summary(face),
     )
-    return Probe(image=image, face=probe_face, template=engine.face_template(image, face))
+    return Probe(image=image, face=probe_face, template=engine.face_template(image, face, views))

@@ -1,0 +1,110 @@
+"""Open-set score normalisation against a cohort, and fusion of a subject's photos.
+
+dlib's cosines crowd near 1, and how high a stranger scores depends on the probe: a probe
+of an ordinary-looking face meets many near-lookalikes in any large gallery, an unusual
+one few. A fixed cosine threshold therefore lets through many strangers for some probes
+and few for others. `CohortNormaliser` judges a probe's scores against how it scores on
+a cohort of faces of other people: the normalised score is the cosine minus the mean of
+the probe's k highest cohort cosines (an adaptive, probe-side normalisation; measured
+against Z-, T- and S-norm and cohort centring in bench/results/recipes_lfw.json). It
+moves all of one probe's scores by the same amount, so it never reorders candidates: it
+changes which searches return candidates above the threshold, not who ranks first.
+
+The cohort in an evaluation comes from people who are not evaluated; in a deployment it
+is a sample of the gallery itself (see `gallery_cohort_ids`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+FloatMatrix = npt.NDArray[np.float32]
+
+# A deployment's cohort: up to this many gallery templates. The evaluation's cohort (one
+# half of lfw-dev's gallery, about 1,600 templates) is of the same order, so the
+# thresholds calibrated there keep their meaning.
+COHORT_SIZE = 2000
+
+
+def unit_rows(vectors: npt.ArrayLike) -> FloatMatrix:
+    """Each row scaled to length 1 (float32); a zero row stays zero."""
+    matrix = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0.0, 1.0, norms)).astype(np.float32)
+
+
+class CohortNormaliser:
+    """Normalised score = cosine - mean of the probe's `k` highest cosines on the cohort."""
+
+    def __init__(self, cohort: npt.ArrayLike, k: int) -> None:
+        matrix = unit_rows(cohort)
+        if k < 1:
+            raise ValueError("k must be 1 or more")
+        if len(matrix) < k:
+            raise ValueError(f"a cohort of {len(matrix)} templates is smaller than k = {k}")
+        self.cohort = matrix
+        self.k = k
+
+    def __len__(self) -> int:
+        return len(self.cohort)
+
+    def offsets(self, probes: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """(n,) the amount subtracted from each probe's cosines (probes as (n, d) rows)."""
+        scores = unit_rows(probes) @ self.cohort.T
+        top = np.partition(scores, scores.shape[1] - self.k, axis=1)[:, -self.k :]
+        means: npt.NDArray[np.float64] = top.astype(np.float64).mean(axis=1)
+        return means
+
+    def offset(self, probe: npt.ArrayLike) -> float:
+        """The amount subtracted from one probe's cosines."""
+        return float(self.offsets(np.asarray(probe)[None, :])[0])
+
+
+def gallery_cohort_ids(template_ids: Sequence[int], size: int = COHORT_SIZE) -> list[int]:
+    """A fixed sample of a gallery's templates to serve as its cohort, sorted.
+
+    The templates whose ids hash lowest: the same gallery always gives the same cohort,
+    enrolling one template changes it by at most one member, and an expunged template
+    leaves it with the gallery. All of them when the gallery is no larger than `size`.
+    """
+    if len(template_ids) <= size:
+        return sorted(template_ids)
+
+    def rank(template_id: int) -> bytes:
+        return hashlib.sha256(f"cohort/{template_id}".encode()).digest()
+
+    return sorted(sorted(template_ids, key=rank)[:size])
+
+
+def fuse_subject_scores(
+    scores: npt.NDArray[np.floating], subjects: npt.NDArray[np.int64], fusion: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """One score per subject from per-template scores: (subject ids, scores), best first.
+
+    fusion: "max" (the subject's best photo) or "mean-top2" (the mean of its best two
+    photos; a subject with one photo keeps that photo's score). Ties keep subject order.
+    """
+    if fusion not in ("max", "mean-top2"):
+        raise ValueError(f"unknown fusion {fusion!r}; use max or mean-top2")
+    values = np.asarray(scores, dtype=np.float64)
+    owners = np.asarray(subjects, dtype=np.int64)
+    if values.shape != owners.shape:
+        raise ValueError(f"{values.shape} scores for {owners.shape} subjects")
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    # Sort by subject, then by score falling: each subject's best photos come first.
+    order = np.lexsort((-values, owners))
+    owners, values = owners[order], values[order]
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    best = values[starts]
+    if fusion == "mean-top2":
+        counts = np.diff(np.r_[starts, len(owners)])
+        second = np.where(counts > 1, values[np.minimum(starts + 1, len(values) - 1)], best)
+        best = (best + second) / 2.0
+    ids = owners[starts]
+    ranking = np.argsort(-best, kind="stable")
+    return ids[ranking], best[ranking]

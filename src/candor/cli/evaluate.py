@@ -13,8 +13,9 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,10 +26,15 @@ from candor.cli.output import fail, reported_errors, stderr, stdout
 from candor.cli.session import logged_in
 from candor.workflow.evaluation_ops import (
     DEFAULT_SEED,
+    RECIPES,
+    Comparison,
     Evaluation,
     EvaluationOptions,
     EvaluationProgress,
+    compare_scratch,
     evaluate_scratch,
+    recipes_named,
+    run_comparison,
     run_evaluation,
     write_det_svg,
 )
@@ -89,10 +95,45 @@ def _progress_bars() -> Iterator[EvaluationProgress]:
         yield advance
 
 
+class HalfChoice(StrEnum):
+    """The fixed halves of a folder's people (int(sha256(name)[:8], 16) % 2, 1 = report)."""
+
+    tune = "tune"
+    report = "report"
+
+
+class ProtocolChoice(StrEnum):
+    """The identification protocols (see candor.evaluation.identification)."""
+
+    foundation = "foundation"
+    multi_photo = "multi-photo"
+
+
 def evaluate(
     dataset: Annotated[
-        Path, typer.Argument(help="A labelled folder: one sub-folder of photos per person.")
-    ],
+        Path | None,
+        typer.Argument(help="A labelled folder: one sub-folder of photos per person."),
+    ] = None,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare",
+            metavar="RECIPE",
+            help="Run these named recipes side by side (repeat the option; the first is the "
+            "reference). See --list-recipes.",
+        ),
+    ] = None,
+    list_recipes: Annotated[
+        bool, typer.Option("--list-recipes", help="List the named recipes and stop.")
+    ] = False,
+    half: Annotated[
+        HalfChoice | None,
+        typer.Option(help="Only this half of the folder's people (tune: choose; report: report)."),
+    ] = None,
+    protocol: Annotated[
+        ProtocolChoice,
+        typer.Option(help="foundation: one photo enrolled per person; multi-photo: two."),
+    ] = ProtocolChoice.foundation,
     groups: Annotated[
         Path | None,
         typer.Option(
@@ -137,14 +178,41 @@ def evaluate(
     and 1:1 over all pairs (FNMR at FMR 1e-3 and 1e-4), each with a 95 % bootstrap
     interval over people. The photos are processed in scratch space and never enrolled.
     In a workspace (admin or auditor) the report card is stored and audited.
+    With --compare, runs named recipes side by side instead (audited in a workspace).
     """
+    if list_recipes:
+        _print_recipes(as_json)
+        return
+    if dataset is None:
+        fail("no folder given: candor evaluate DIR (or --list-recipes)", as_json=as_json)
+    chosen_half: Literal["tune", "report"] | None = None
+    if half is not None:
+        chosen_half = "tune" if half is HalfChoice.tune else "report"
+    chosen_protocol: Literal["foundation", "multi-photo"] = (
+        "foundation" if protocol is ProtocolChoice.foundation else "multi-photo"
+    )
     options = EvaluationOptions(
         replicates=replicates,
         seed=seed,
         deployment_threshold=threshold,
         limits=limits,
+        protocol=chosen_protocol,
+        half=chosen_half,
     )
     processes = workers or _default_workers()
+    if compare:
+        _compare(
+            dataset,
+            compare,
+            chosen_protocol,
+            chosen_half,
+            options,
+            processes,
+            scratch,
+            home,
+            as_json,
+        )
+        return
     report_card_id: int | None = None
     if scratch:
         sys.stderr.write(f"candor: warning: {SCRATCH_WARNING}\n")
@@ -189,6 +257,134 @@ def evaluate(
         sys.stdout.flush()
         return
     _print_card(evaluation, report_card_id)
+
+
+def _print_recipes(as_json: bool) -> None:
+    if as_json:
+        listed = [
+            {"name": r.name, "description": r.description, "recipe": r.key}
+            for r in RECIPES.values()
+        ]
+        sys.stdout.write(json.dumps(listed) + "\n")
+        return
+    table = Table(title="Recipes (candor evaluate DIR --compare NAME ...)", title_justify="left")
+    for column in ("name", "what it does", "key"):
+        table.add_column(column, overflow="fold")
+    for recipe in RECIPES.values():
+        table.add_row(recipe.name, recipe.description, recipe.key)
+    stdout.print(table)
+
+
+def _compare(
+    dataset: Path,
+    names: list[str],
+    protocol: Literal["foundation", "multi-photo"],
+    half: Literal["tune", "report"] | None,
+    options: EvaluationOptions,
+    workers: int,
+    scratch: bool,
+    home: Path | None,
+    as_json: bool,
+) -> None:
+    with reported_errors(as_json):
+        recipes = recipes_named(names)
+    audit_seq: int | None = None
+    if scratch:
+        sys.stderr.write(f"candor: warning: {SCRATCH_WARNING}\n")
+        with reported_errors(as_json), _progress_bars() as progress:
+            comparison = compare_scratch(
+                dataset,
+                recipes,
+                protocol=protocol,
+                half=half,
+                options=options,
+                workers=workers,
+                progress=progress,
+            )
+    else:
+        if home is None:
+            fail(
+                "no workspace given: set CANDOR_HOME or pass --home PATH "
+                "(or --scratch to record nothing)",
+                as_json=as_json,
+            )
+        with (
+            reported_errors(as_json),
+            logged_in(home, as_json) as (workflow, actor),
+            _progress_bars() as progress,
+        ):
+            comparison, audit_seq = run_comparison(
+                workflow,
+                actor,
+                dataset,
+                recipes,
+                protocol=protocol,
+                half=half,
+                options=options,
+                workers=workers,
+                progress=progress,
+            )
+    if audit_seq is not None:
+        sys.stderr.write(f"candor: comparison recorded as audit entry {audit_seq}\n")
+    if as_json:
+        sys.stdout.write(json.dumps(comparison.to_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    _print_comparison(comparison)
+
+
+_COMPARED = (
+    ("rank1", "rank-1"),
+    ("rank10", "rank-10"),
+    ("fnir_at_fpir_0.01", "FNIR @ FPIR 0.01"),
+    ("fnir_at_fpir_0.05", "FNIR @ FPIR 0.05"),
+)
+
+
+def _interval(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
+
+
+def _print_comparison(comparison: Comparison) -> None:
+    scope = "all people" if comparison.half is None else f"the {comparison.half} half"
+    table = Table(
+        title=f"Recipes on {comparison.dataset}, {comparison.protocol} protocol, {scope} "
+        f"({comparison.people:,} people)",
+        title_justify="left",
+    )
+    table.add_column("recipe")
+    for _, label in _COMPARED:
+        table.add_column(label, justify="right")
+    table.add_column("ms/photo enrol, search", justify="right")
+    for result in comparison.results:
+        cells = []
+        for key, _ in _COMPARED:
+            value = result.figures[key]
+            cell = f"{_cell(value)}\n[{_interval(result.intervals[key])}]"
+            difference = result.differences.get(key)
+            if difference is not None and difference.value is not None:
+                cell += f"\n{difference.value:+.3f} {difference.verdict}"
+            cells.append(cell)
+        cost = result.cost
+        timing = (
+            "-"
+            if cost.enrol_ms is None or cost.search_ms is None
+            else f"{cost.enrol_ms:.0f}, {cost.search_ms:.0f}"
+        )
+        if cost.normalise_ms is not None:
+            timing += f"\n+{cost.normalise_ms:.2f} to normalise"
+        table.add_row(result.recipe.name, *cells, timing)
+    stdout.print(table, markup=False)
+    reference = comparison.results[0].recipe.name
+    stdout.print(
+        f"Intervals: {comparison.level:.0%} bootstrap over people ({comparison.replicates} "
+        f"resamples). Differences are from {reference} on the same resamples; 'better' or "
+        "'worse' only where the whole interval of the difference is on one side of zero.",
+        markup=False,
+    )
+    for result in comparison.results:
+        if result.report.cohort is not None:
+            stdout.print(f"{result.recipe.name}: cohort {result.report.cohort}", markup=False)
 
 
 def _cell(value: object) -> str:

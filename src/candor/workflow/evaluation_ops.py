@@ -15,13 +15,15 @@ workspace, no login, no audit entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from candor.evaluation.bootstrap import DEFAULT_SEED
+from candor.evaluation.compare import CompareProgress, Comparison, compare_recipes
 from candor.evaluation.det_plot import write_det_svg
 from candor.evaluation.groups import GroupAssignment, GroupsFileError, read_groups_file
+from candor.evaluation.identification import Half, Protocol
 from candor.evaluation.report_card import (
     DEFAULT_LIMITS,
     Evaluation,
@@ -30,6 +32,7 @@ from candor.evaluation.report_card import (
     evaluate_folder,
 )
 from candor.faces import EngineSettings
+from candor.faces.recipe import RECIPES, Recipe, recipe_named
 from candor.policy import Policy, has_permission
 from candor.store import ReportCard
 from candor.workflow.accounts import Actor
@@ -41,18 +44,27 @@ from candor.workflow.permissions import PermissionDeniedError, require_policy
 EVALUATOR_PERMISSIONS = ("evaluation.run", "audit.read")
 AUDIT_ACTION = "evaluation.run"
 
+COMPARE_ACTION = "evaluation.compared"
+
 __all__ = [
     "AUDIT_ACTION",
+    "COMPARE_ACTION",
     "DEFAULT_LIMITS",
     "DEFAULT_SEED",
     "EVALUATOR_PERMISSIONS",
+    "RECIPES",
+    "CompareProgress",
+    "Comparison",
     "Evaluation",
     "EvaluationError",
     "EvaluationOptions",
     "EvaluationProgress",
     "RecordedEvaluation",
+    "compare_scratch",
     "evaluate_scratch",
+    "recipes_named",
     "require_evaluator",
+    "run_comparison",
     "run_evaluation",
     "write_det_svg",
 ]
@@ -147,7 +159,7 @@ def run_evaluation(
     evaluation = _evaluate(
         dataset.absolute(),
         workflow.settings,
-        options or EvaluationOptions(),
+        replace(options or EvaluationOptions(), recipe=workflow.recipe),
         groups,
         workers,
         progress,
@@ -207,3 +219,104 @@ def run_evaluation(
         )
         report_card_id = row.id
     return RecordedEvaluation(evaluation, report_card_id, seq)
+
+
+def recipes_named(names: list[str]) -> list[Recipe]:
+    """The recipes called `names`, in order; EvaluationError naming the unknown one."""
+    try:
+        return [recipe_named(name) for name in names]
+    except ValueError as error:
+        raise EvaluationError(str(error)) from error
+
+
+def _compare(
+    dataset: Path,
+    settings: EngineSettings | None,
+    recipes: list[Recipe],
+    protocol: Protocol,
+    half: Half | None,
+    options: EvaluationOptions,
+    workers: int,
+    progress: CompareProgress | None,
+) -> Comparison:
+    try:
+        return compare_recipes(
+            dataset,
+            recipes,
+            settings,
+            protocol=protocol,
+            half=half,
+            replicates=options.replicates,
+            seed=options.seed,
+            level=options.level,
+            candidate_list_length=options.candidate_list_length,
+            workers=workers,
+            progress=progress,
+        )
+    except ValueError as error:
+        raise EvaluationError(str(error)) from error
+
+
+def compare_scratch(
+    dataset: Path,
+    recipes: list[Recipe],
+    *,
+    protocol: Protocol = "foundation",
+    half: Half | None = None,
+    options: EvaluationOptions | None = None,
+    workers: int = 1,
+    progress: CompareProgress | None = None,
+) -> Comparison:
+    """Compare recipes on a labelled folder without any workspace: nothing is recorded."""
+    chosen = options or EvaluationOptions()
+    return _compare(dataset, None, recipes, protocol, half, chosen, workers, progress)
+
+
+def run_comparison(
+    workflow: Workflow,
+    actor: Actor,
+    dataset: Path,
+    recipes: list[Recipe],
+    *,
+    protocol: Protocol = "foundation",
+    half: Half | None = None,
+    options: EvaluationOptions | None = None,
+    workers: int = 1,
+    progress: CompareProgress | None = None,
+) -> tuple[Comparison, int]:
+    """Compare recipes on a labelled folder, audited as `evaluation.compared`.
+
+    Same permission as an evaluation. The audit entry holds the folder, the settings and
+    each recipe's figures as text; nothing else is stored (no report card: a comparison
+    is a measurement of choices, not of the agency's configuration).
+    """
+    require_evaluator(workflow, actor)
+    chosen = options or EvaluationOptions()
+    comparison = _compare(
+        dataset.absolute(), workflow.settings, recipes, protocol, half, chosen, workers, progress
+    )
+    summary = {
+        result.recipe.name: {
+            "recipe": result.recipe.key,
+            **{key: _audit_figure(value) for key, value in result.figures.items()},
+        }
+        for result in comparison.results
+    }
+    workspace = workflow.workspace
+    with workspace.session() as session, session.begin():
+        seq = record(
+            session,
+            workspace,
+            actor.username,
+            COMPARE_ACTION,
+            {},
+            {
+                "dataset": str(dataset.absolute()),
+                "protocol": protocol,
+                "half": half or "all",
+                "settings": workflow.settings.key,
+                "model": workflow.engine.model.key,
+                "recipes": summary,
+            },
+        )
+    return comparison, seq

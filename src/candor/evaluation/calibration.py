@@ -2,8 +2,15 @@
 
 A calibration is the impostor score distribution's upper tail, measured on a labelled
 folder: for per-comparison false match rates from 1e-1 down to what the number of
-impostor pairs can resolve, the cosine threshold that gives each. The workflow turns it
+impostor pairs can resolve, the score threshold that gives each. The workflow turns it
 into a 1:N threshold for a gallery of a given size (see candor.workflow.calibration).
+
+Two kinds, named by `CalibrationTable.score`:
+- "cosine" (`calibrate_folder`): every pair of photos of two different people;
+- a recipe's normalised score (`calibrate_recipe`): pairs as a 1:N search makes them,
+  a probe (the recipe's search views) against gallery templates (its enrolment views),
+  the score being the cosine minus the probe's cohort offset. Each half of the folder's
+  people is calibrated with the other half as its cohort, and the pairs are pooled.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +27,21 @@ import numpy as np
 import numpy.typing as npt
 
 from candor.evaluation.cache import extract_photos
-from candor.evaluation.identification import list_people
+from candor.evaluation.identification import (
+    Half,
+    list_people,
+    people_of_half,
+    plan_identification_protocol,
+)
 from candor.faces import EngineSettings, FaceEngine
+from candor.faces.recipe import Recipe
+from candor.index.cohort import CohortNormaliser, gallery_cohort_ids, score_name, unit_rows
 
 # Per-comparison false match rates tabulated: 8 points per decade.
 _POINTS_PER_DECADE = 8
 _MIN_PAIRS_PER_POINT = 10  # a rate is tabulated only where >= 10 impostor pairs exceed it
 _BLOCK = 2048
+_TAIL_KEPT = 2_000_000  # highest impostor scores kept: enough for rates down to 1e-7 of 2e13
 
 
 @dataclass(frozen=True)
@@ -38,13 +53,15 @@ class CalibrationTable:
     dataset_sha256: str
     templates: int
     impostor_pairs: int
-    points: tuple[tuple[float, float], ...]  # (false match rate, cosine threshold), rate falling
+    points: tuple[tuple[float, float], ...]  # (false match rate, score threshold), rate falling
+    score: str = "cosine"
 
     def to_json(self) -> str:
         """The table as JSON text (what is stored and shipped)."""
         return json.dumps(
             {
                 "model_key": self.model_key,
+                "score": self.score,
                 "dataset": self.dataset,
                 "dataset_sha256": self.dataset_sha256,
                 "templates": self.templates,
@@ -65,6 +82,7 @@ class CalibrationTable:
             templates=int(raw["templates"]),
             impostor_pairs=int(raw["impostor_pairs"]),
             points=tuple((float(rate), float(threshold)) for rate, threshold in raw["points"]),
+            score=str(raw.get("score", "cosine")),
         )
 
 
@@ -93,6 +111,13 @@ def impostor_threshold_points(
         tail = np.concatenate([tail, scores])
         if len(tail) > keep:
             tail = np.partition(tail, len(tail) - keep)[-keep:]
+    return impostor_pairs, _points_of_tail(tail, impostor_pairs)
+
+
+def _points_of_tail(
+    tail: npt.NDArray[np.float32], impostor_pairs: int
+) -> tuple[tuple[float, float], ...]:
+    """(rate, threshold) points from the highest impostor scores out of `impostor_pairs`."""
     tail = np.sort(tail)[::-1]
     points: list[tuple[float, float]] = []
     decades = math.log10(impostor_pairs / _MIN_PAIRS_PER_POINT) if impostor_pairs else 0.0
@@ -103,7 +128,47 @@ def impostor_threshold_points(
             continue
         # Just above the (allowed+1)-th highest score: at most `allowed` pairs reach it.
         points.append((rate, float(np.nextafter(tail[allowed], np.float32(np.inf)))))
-    return impostor_pairs, tuple(points)
+    return tuple(points)
+
+
+def _impostor_tail_1n(
+    probes: npt.NDArray[np.floating],
+    probe_labels: npt.NDArray[np.str_],
+    gallery: npt.NDArray[np.floating],
+    gallery_labels: npt.NDArray[np.str_],
+    offsets: npt.NDArray[np.floating],
+) -> tuple[int, npt.NDArray[np.float32]]:
+    probe_unit = unit_rows(probes)
+    gallery_unit = unit_rows(gallery)
+    shifts = np.asarray(offsets, dtype=np.float32)
+    tail = np.empty(0, dtype=np.float32)
+    impostor_pairs = 0
+    for start in range(0, len(probe_unit), _BLOCK):
+        block = probe_unit[start : start + _BLOCK] @ gallery_unit.T
+        block -= shifts[start : start + _BLOCK, None]
+        different = probe_labels[start : start + _BLOCK, None] != gallery_labels[None, :]
+        scores = block[different]
+        impostor_pairs += len(scores)
+        tail = np.concatenate([tail, scores])
+        if len(tail) > _TAIL_KEPT:
+            tail = np.partition(tail, len(tail) - _TAIL_KEPT)[-_TAIL_KEPT:]
+    return impostor_pairs, tail
+
+
+def normalised_impostor_points(
+    probes: npt.NDArray[np.floating],
+    probe_labels: npt.NDArray[np.str_],
+    gallery: npt.NDArray[np.floating],
+    gallery_labels: npt.NDArray[np.str_],
+    offsets: npt.NDArray[np.floating],
+) -> tuple[int, tuple[tuple[float, float], ...]]:
+    """(impostor pair count, points) of probe-gallery pairs of two different people.
+
+    Each pair scores cos(probe, gallery template) - offsets[probe]: the probe's cohort
+    offset (`CohortNormaliser.offsets`); all zeros gives plain 1:N cosine pairs.
+    """
+    count, tail = _impostor_tail_1n(probes, probe_labels, gallery, gallery_labels, offsets)
+    return count, _points_of_tail(tail, count)
 
 
 def calibrate_folder(
@@ -138,4 +203,93 @@ def calibrate_folder(
         templates=len(usable),
         impostor_pairs=impostor_pairs,
         points=points,
+    )
+
+
+def calibrate_recipe(
+    dataset_dir: Path,
+    recipe: Recipe,
+    settings: EngineSettings | None = None,
+    *,
+    cache_dir: Path | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> CalibrationTable:
+    """A 1:N calibration of a recipe's score (see the module docstring), both halves pooled.
+
+    For each half: the gallery is the half's foundation gallery (enrolment views), the
+    probes are the half's other photos (search views), the cohort is COHORT_SIZE of the
+    other half's gallery templates. Pairs of one person are left out.
+    """
+    engine = replace(settings or EngineSettings(), fallback=recipe.fallback)
+    pieces: list[tuple[Any, Any, Any, Any, Any]] = []
+    digest = hashlib.sha256()
+    templates = 0
+    halves: tuple[Half, Half] = ("tune", "report")
+    steps = 2 * len(halves)
+    for number, half in enumerate(halves):
+        people = people_of_half(dataset_dir, half)
+        plan = plan_identification_protocol(dataset_dir, people)
+        gallery_paths = [path for _, path in plan.gallery]
+        in_gallery = set(gallery_paths)
+        listed = list_people(dataset_dir, people)
+        probe_entries = [
+            (name, photo) for name, photos in listed for photo in photos if photo not in in_gallery
+        ]
+        gallery_out = extract_photos(
+            gallery_paths, engine, cache_dir, views=recipe.enrol_views, workers=workers
+        )
+        if progress is not None:
+            progress(2 * number + 1, steps)
+        probe_out = extract_photos(
+            [photo for _, photo in probe_entries],
+            engine,
+            cache_dir,
+            views=recipe.search_views,
+            workers=workers,
+        )
+        if progress is not None:
+            progress(2 * number + 2, steps)
+        gallery = [
+            (o.vector, name)
+            for o, (name, _) in zip(gallery_out, plan.gallery, strict=True)
+            if o.vector is not None
+        ]
+        probes = [
+            (o.vector, name)
+            for o, (name, _) in zip(probe_out, probe_entries, strict=True)
+            if o.vector is not None
+        ]
+        for outcome in (*gallery_out, *probe_out):
+            digest.update((outcome.sha256 or "-").encode())
+        templates += len(gallery) + len(probes)
+        pieces.append(
+            (
+                np.stack([v for v, _ in probes]),
+                np.array([n for _, n in probes]),
+                np.stack([v for v, _ in gallery]),
+                np.array([n for _, n in gallery]),
+                half,
+            )
+        )
+    total_pairs = 0
+    tails: list[npt.NDArray[np.float32]] = []
+    for number, (probes, probe_labels, gallery, gallery_labels, _) in enumerate(pieces):
+        other_gallery = pieces[1 - number][2]
+        offsets = np.zeros(len(probes), dtype=np.float64)
+        if recipe.cohort_k is not None:
+            cohort = other_gallery[gallery_cohort_ids(range(len(other_gallery)))]
+            offsets = CohortNormaliser(cohort, recipe.cohort_k).offsets(probes)
+        count, tail = _impostor_tail_1n(probes, probe_labels, gallery, gallery_labels, offsets)
+        total_pairs += count
+        tails.append(tail)
+    points = _points_of_tail(np.concatenate(tails), total_pairs)
+    return CalibrationTable(
+        model_key=FaceEngine(engine).model.key,
+        dataset=str(dataset_dir),
+        dataset_sha256=digest.hexdigest(),
+        templates=templates,
+        impostor_pairs=total_pairs,
+        points=points,
+        score=score_name(recipe.cohort_k),
     )

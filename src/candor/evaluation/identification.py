@@ -52,7 +52,12 @@ import numpy.typing as npt
 from candor.evaluation.cache import PhotoOutcome, extract_photos
 from candor.faces import EngineSettings, FaceEngine
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe
-from candor.index.cohort import CohortNormaliser, fuse_subject_scores, unit_rows
+from candor.index.cohort import (
+    CohortNormaliser,
+    fuse_subject_scores,
+    gallery_cohort_ids,
+    unit_rows,
+)
 
 Protocol = Literal["foundation", "multi-photo"]
 PROTOCOLS: tuple[Protocol, ...] = ("foundation", "multi-photo")
@@ -354,8 +359,8 @@ def run_identification_protocol(
     recipe: views at enrolment and search, fallback, fusion and score normalisation.
     protocol: "foundation" (one photo enrolled per person) or "multi-photo".
     cohort: raw template vectors of people who are not evaluated, for a normalising
-        recipe; None uses the gallery itself (as a deployment does), which holds the
-        mates. cohort_label: how the report card describes the cohort.
+        recipe; None uses a COHORT_SIZE sample of the gallery itself (as a deployment
+        does), which holds mates. cohort_label: how the report card describes the cohort.
     """
     if candidate_list_length < 10:
         raise ValueError("the candidate list must hold at least 10 candidates (rank-10)")
@@ -384,8 +389,12 @@ def run_identification_protocol(
     cohort_text: str | None = None
     if recipe.cohort_k is not None and rows:
         if cohort is None:
-            normaliser = CohortNormaliser(raw_gallery, recipe.cohort_k)
-            cohort_text = f"the gallery itself ({len(rows):,} templates), as in a deployment"
+            sample = gallery_cohort_ids(range(len(rows)))
+            normaliser = CohortNormaliser(raw_gallery[sample], recipe.cohort_k)
+            cohort_text = (
+                f"{len(sample):,} of the gallery's own {len(rows):,} templates, as in a "
+                "deployment (the mates among them)"
+            )
         else:
             normaliser = CohortNormaliser(cohort, recipe.cohort_k)
             cohort_text = cohort_label or f"{len(normaliser):,} templates of other people"

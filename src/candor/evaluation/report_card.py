@@ -67,6 +67,7 @@ from candor.evaluation.identification import (
 from candor.evaluation.verification import AllPairs, det_points, score_all_pairs
 from candor.faces import EngineSettings
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe
+from candor.index.cohort import COHORT_SIZE, gallery_cohort_ids
 
 FPIR_TARGETS = (0.01, 0.05, 0.003)
 FMR_TARGETS = (1e-3, 1e-4)
@@ -136,13 +137,17 @@ def other_half_cohort(
         progress=progress,
     )
     vectors = [outcome.vector for outcome in outcomes if outcome.vector is not None]
-    if not vectors:
-        raise ValueError(f"the {other} half of {dataset_dir} has no usable photo for a cohort")
+    if len(vectors) < COHORT_SIZE:
+        raise ValueError(
+            f"the {other} half of {dataset_dir} gives {len(vectors):,} usable gallery photos; "
+            f"a cohort needs {COHORT_SIZE:,}"
+        )
+    chosen = gallery_cohort_ids(range(len(vectors)))
     label = (
-        f"the {other} half's gallery: {len(vectors):,} templates of people not evaluated "
-        "(in a deployment: a sample of the gallery itself)"
+        f"{COHORT_SIZE:,} of the {other} half's {len(vectors):,} gallery templates, people "
+        "not evaluated (in a deployment: a sample of the gallery itself)"
     )
-    return Cohort(np.vstack(vectors).astype(np.float32), label)
+    return Cohort(np.vstack([vectors[i] for i in chosen]).astype(np.float32), label)
 
 
 @dataclass(frozen=True)

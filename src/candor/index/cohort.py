@@ -24,10 +24,17 @@ import numpy.typing as npt
 
 FloatMatrix = npt.NDArray[np.float32]
 
-# A deployment's cohort: up to this many gallery templates. The evaluation's cohort (one
-# half of lfw-dev's gallery, about 1,600 templates) is of the same order, so the
-# thresholds calibrated there keep their meaning.
-COHORT_SIZE = 2000
+# A cohort is exactly this many templates, in an evaluation and in a deployment alike:
+# the mean of a probe's top k cohort scores depends on the cohort's size (top 30 of 1,500
+# is the top 2 %), so thresholds calibrated with one size mean something else with
+# another. A gallery smaller than this is not normalised at all (its scores stay cosines,
+# judged against the cosine calibration). One half of lfw-dev's gallery has about 1,600.
+COHORT_SIZE = 1500
+
+
+def score_name(cohort_k: int | None) -> str:
+    """The score a threshold applies to: "cosine", or e.g. "cosine-cohort-mean-30/1500"."""
+    return "cosine" if cohort_k is None else f"cosine-cohort-mean-{cohort_k}/{COHORT_SIZE}"
 
 
 def unit_rows(vectors: npt.ArrayLike) -> FloatMatrix:
@@ -65,14 +72,16 @@ class CohortNormaliser:
 
 
 def gallery_cohort_ids(template_ids: Sequence[int], size: int = COHORT_SIZE) -> list[int]:
-    """A fixed sample of a gallery's templates to serve as its cohort, sorted.
+    """A fixed sample of `size` of a gallery's templates to serve as its cohort, sorted.
 
     The templates whose ids hash lowest: the same gallery always gives the same cohort,
     enrolling one template changes it by at most one member, and an expunged template
-    leaves it with the gallery. All of them when the gallery is no larger than `size`.
+    leaves it with the gallery. ValueError when the gallery has fewer than `size`.
     """
-    if len(template_ids) <= size:
-        return sorted(template_ids)
+    if len(template_ids) < size:
+        raise ValueError(
+            f"a cohort of {size:,} needs that many templates; the gallery has {len(template_ids):,}"
+        )
 
     def rank(template_id: int) -> bytes:
         return hashlib.sha256(f"cohort/{template_id}".encode()).digest()

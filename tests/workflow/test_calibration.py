@@ -22,7 +22,7 @@ def test_threshold_rises_with_gallery_size() -> None:
     table = synthetic_table()
     small = threshold_for_gallery(table, 10, 0.01)
     large = threshold_for_gallery(table, 10_000, 0.01)
-    assert large.cosine > small.cosine
+    assert large.value > small.value
     assert large.per_comparison_fmr < small.per_comparison_fmr
     assert "1 in 100" in small.meaning.replace("about 1 in 100", "1 in 100")
 
@@ -31,7 +31,7 @@ def test_beyond_the_calibration_says_it_extrapolates() -> None:
     table = synthetic_table()
     huge = threshold_for_gallery(table, 10**9, 0.01)
     assert huge.extrapolated
-    assert huge.cosine == table.points[-1][1]
+    assert huge.value == table.points[-1][1]
     assert "calibration" in huge.meaning
 
 

@@ -16,8 +16,7 @@ is a sample of the gallery itself (see `gallery_cohort_ids`).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -71,22 +70,35 @@ class CohortNormaliser:
         return float(self.offsets(np.asarray(probe)[None, :])[0])
 
 
-def gallery_cohort_ids(template_ids: Sequence[int], size: int = COHORT_SIZE) -> list[int]:
+def _mixed(ids: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: a fixed, well-spread 64-bit hash of each id, vectorised."""
+    with np.errstate(over="ignore"):
+        mixed = ids + np.uint64(0x9E3779B97F4A7C15)
+        mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return mixed ^ (mixed >> np.uint64(31))
+
+
+def gallery_cohort_ids(template_ids: Iterable[int], size: int = COHORT_SIZE) -> list[int]:
     """A fixed sample of `size` of a gallery's templates to serve as its cohort, sorted.
 
     The templates whose ids hash lowest: the same gallery always gives the same cohort,
     enrolling one template changes it by at most one member, and an expunged template
-    leaves it with the gallery. ValueError when the gallery has fewer than `size`.
+    leaves it with the gallery. Vectorised: about 20 ms for a million ids. ValueError
+    when the gallery has fewer than `size` templates.
     """
-    if len(template_ids) < size:
+    listed = template_ids if isinstance(template_ids, np.ndarray) else list(template_ids)
+    # np.sort, not np.unique: numpy 2.4's unique takes seconds for a million ids.
+    ids = np.sort(np.asarray(listed, dtype=np.int64))
+    if len(ids) > 1 and bool(np.any(ids[1:] == ids[:-1])):
+        raise ValueError("template ids repeat: a gallery's ids are unique")
+    if len(ids) < size:
         raise ValueError(
-            f"a cohort of {size:,} needs that many templates; the gallery has {len(template_ids):,}"
+            f"a cohort of {size:,} needs that many templates; the gallery has {len(ids):,}"
         )
-
-    def rank(template_id: int) -> bytes:
-        return hashlib.sha256(f"cohort/{template_id}".encode()).digest()
-
-    return sorted(sorted(template_ids, key=rank)[:size])
+    keys = _mixed(ids.astype(np.uint64))
+    chosen = np.argpartition(keys, size - 1)[:size] if size < len(ids) else np.arange(len(ids))
+    return sorted(int(value) for value in ids[chosen])
 
 
 def fuse_subject_scores(

@@ -134,6 +134,7 @@ class GalleryIndex:
         self._graph: HnswGraph | None = None
         self._graph_saved_rows = 0
         self._dead = 0
+        self._changes = 0  # adds and removes since this object was made
         self._holder: weakref.finalize[[int], GalleryIndex] | None = None
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -332,6 +333,21 @@ class GalleryIndex:
             self._graph.settings = self.hnsw
 
     @property
+    def changes(self) -> int:
+        """Counts adds and removes made through this object: a key for caches of its contents."""
+        return self._changes
+
+    def vectors_of(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """The unit vectors of these live templates, in the order given (KeyError if absent)."""
+        rows = []
+        for raw in ids:
+            template_id = _as_id(raw)
+            if template_id not in self._rows:
+                raise KeyError(f"template {template_id} is not in the index")
+            rows.append(self._rows[template_id])
+        return np.asarray(self._vectors[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
+    @property
     def ids(self) -> npt.NDArray[np.int64]:
         """A copy of the live ids, in row order."""
         live = np.flatnonzero(self._live[: self._count])
@@ -355,6 +371,7 @@ class GalleryIndex:
             self._append(checked, matrix)
 
     def _append(self, checked: list[int], matrix: npt.NDArray[np.float32]) -> None:
+        self._changes += 1
         start = self._count
         self._reserve(start + len(checked))
         self._vectors[start : start + len(checked)] = matrix
@@ -393,6 +410,7 @@ class GalleryIndex:
         return len(rows)
 
     def _drop(self, chosen: npt.NDArray[np.int64]) -> None:
+        self._changes += 1
         self._vectors[chosen] = 0.0
         self._ids[chosen] = 0
         self._live[chosen] = 0

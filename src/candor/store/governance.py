@@ -329,6 +329,9 @@ class Candidate(Base):
     image_id: Mapped[int] = mapped_column(Integer)
     template_id: Mapped[int] = mapped_column(Integer)
     above_threshold: Mapped[bool] = mapped_column(Boolean)
+    # The score the threshold applied to when the search was normalised; `score` is
+    # always the cosine, the figure shown first.
+    normalised_score: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     search: Mapped[SearchRequest] = relationship(back_populates="candidates")
     verdicts: Mapped[list[Verdict]] = relationship(
@@ -413,15 +416,18 @@ class Calibration(Base):
         CheckConstraint(_non_blank("dataset"), name="dataset_not_blank"),
         CheckConstraint(_hex64("dataset_sha256"), name="dataset_sha256_hex"),
         CheckConstraint("impostor_pairs > 0", name="impostor_pairs_positive"),
-        Index("ix_calibrations_model_key_active", "model_key", "active"),
+        CheckConstraint(_non_blank("score"), name="score_not_blank"),
+        Index("ix_calibrations_model_key_score_active", "model_key", "score", "active"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_key: Mapped[str] = mapped_column(String(200))
+    # What the thresholds apply to: "cosine", or a recipe's normalised score.
+    score: Mapped[str] = mapped_column(String(100), server_default="cosine")
     dataset: Mapped[str] = mapped_column(Text)
     dataset_sha256: Mapped[str] = mapped_column(String(64))
     impostor_pairs: Mapped[int] = mapped_column(Integer)
-    # [[per-comparison false match rate, cosine threshold], ...], rate falling.
+    # [[per-comparison false match rate, score threshold], ...], rate falling.
     points: Mapped[list[list[float]]] = mapped_column(JSON)
     templates: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

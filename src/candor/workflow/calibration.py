@@ -3,10 +3,16 @@
 The policy sets a target false positive identification rate (FPIR): the share of
 searches for someone not enrolled that return a false candidate. With a gallery of N
 templates and a per-comparison false match rate p, FPIR = 1 - (1 - p)^N if comparisons
-are independent, so p = 1 - (1 - FPIR)^(1/N); the threshold is the calibration's cosine
+are independent, so p = 1 - (1 - FPIR)^(1/N); the threshold is the calibration's score
 at that p, interpolated in log(p). As the gallery grows, p falls and the threshold rises,
 so the threshold keeps its meaning. Where p is below what the calibration resolves, the
-highest tabulated threshold is used and the choice says it is an extrapolation.
+highest tabulated threshold is used and the choice says it is an extrapolation. How well
+this extrapolation model holds was measured on sub-galleries of 250 templates up to a
+full half of lfw-dev (bench/threshold_by_gallery_size.py, docs/scores.md).
+
+A threshold applies to one kind of score (`CalibrationTable.score`): the cosine, or the
+recipe's cohort-normalised score when the gallery is large enough to be its own cohort
+(`Workflow.cohort_normaliser`). The calibration used is always of the score in use.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from candor.evaluation.calibration import CalibrationTable, calibrate_folder
+from candor.evaluation.calibration import CalibrationTable, calibrate_folder, calibrate_recipe
 from candor.store import Calibration
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
@@ -33,9 +39,10 @@ DEFAULT_CALIBRATION = "default-calibration.json"
 
 @dataclass(frozen=True)
 class ThresholdChoice:
-    """A 1:N cosine threshold and the facts that give it meaning."""
+    """A 1:N threshold on one kind of score, and the facts that give it meaning."""
 
-    cosine: float
+    value: float
+    score: str
     target_fpir: float
     gallery_size: int
     per_comparison_fmr: float
@@ -46,8 +53,14 @@ class ThresholdChoice:
     def meaning(self) -> str:
         """One sentence for the candidate list."""
         per_hundred = self.target_fpir * 100
+        applies_to = (
+            f"cosine {self.value:.4f}"
+            if self.score == "cosine"
+            else f"normalised score {self.value:.4f}: the cosine minus the probe's mean "
+            "score on the gallery's cohort; the cosines are shown"
+        )
         sentence = (
-            f"at this threshold ({self.cosine:.4f}), about {per_hundred:.2g} in 100 searches "
+            f"at this threshold ({applies_to}), about {per_hundred:.2g} in 100 searches "
             f"for someone not enrolled return a false candidate, for a gallery of "
             f"{self.gallery_size:,} templates ({self.calibration})"
         )
@@ -61,7 +74,8 @@ class ThresholdChoice:
     def to_dict(self) -> dict[str, object]:
         """For the search record and its audit entry (numbers as text: no floats in audit)."""
         return {
-            "cosine": f"{self.cosine:.6f}",
+            "value": f"{self.value:.6f}",
+            "score": self.score,
             "target_fpir": f"{self.target_fpir:g}",
             "gallery_size": self.gallery_size,
             "per_comparison_fmr": f"{self.per_comparison_fmr:.3e}",
@@ -70,10 +84,25 @@ class ThresholdChoice:
         }
 
 
-def shipped_calibration() -> CalibrationTable:
-    """The calibration that ships with Candor (dlib ResNet on lfw-dev; see bench/)."""
-    text = files("candor.workflow").joinpath("data", DEFAULT_CALIBRATION).read_text()
-    return CalibrationTable.from_json(text)
+def shipped_calibrations() -> list[CalibrationTable]:
+    """The calibrations that ship with Candor (dlib ResNet on lfw-dev; see bench/)."""
+    folder = files("candor.workflow").joinpath("data")
+    return [
+        CalibrationTable.from_json(entry.read_text())
+        for entry in sorted(folder.iterdir(), key=lambda item: item.name)
+        if entry.name.endswith("calibration.json") or "calibration-" in entry.name
+    ]
+
+
+def shipped_calibration(model_key: str | None = None, score: str = "cosine") -> CalibrationTable:
+    """The shipped calibration of `score` (and of `model_key` when given).
+
+    LookupError when none ships for them.
+    """
+    for table in shipped_calibrations():
+        if table.score == score and (model_key is None or table.model_key == model_key):
+            return table
+    raise LookupError(f"no calibration of {score} scores ships for model {model_key or 'any'}")
 
 
 def threshold_for_gallery(
@@ -92,29 +121,37 @@ def threshold_for_gallery(
     )
     points = table.points  # rate falling, threshold rising
     if rate >= points[0][0]:
-        return ThresholdChoice(points[0][1], target_fpir, gallery_size, rate, described, False)
+        return ThresholdChoice(
+            points[0][1], table.score, target_fpir, gallery_size, rate, described, False
+        )
     if rate <= points[-1][0]:
         extrapolated = rate < points[-1][0]
         return ThresholdChoice(
-            points[-1][1], target_fpir, gallery_size, rate, described, extrapolated
+            points[-1][1], table.score, target_fpir, gallery_size, rate, described, extrapolated
         )
     for (high_rate, low_threshold), (low_rate, high_threshold) in itertools.pairwise(points):
         if low_rate <= rate <= high_rate:
             weight = (math.log(high_rate) - math.log(rate)) / (
                 math.log(high_rate) - math.log(low_rate)
             )
-            cosine = low_threshold + weight * (high_threshold - low_threshold)
-            return ThresholdChoice(cosine, target_fpir, gallery_size, rate, described, False)
+            value = low_threshold + weight * (high_threshold - low_threshold)
+            return ThresholdChoice(
+                value, table.score, target_fpir, gallery_size, rate, described, False
+            )
     raise AssertionError("unreachable: the rate lies within the table")
 
 
-def active_calibration(workflow: Workflow) -> CalibrationTable:
-    """The workspace's active calibration for the engine's model, else the shipped one."""
+def active_calibration(workflow: Workflow, score: str = "cosine") -> CalibrationTable:
+    """The active calibration of `score` for the engine's model: the workspace's, else shipped."""
     model_key = workflow.engine.model.key
     with workflow.workspace.session() as session:
         row = session.scalars(
             select(Calibration)
-            .where(Calibration.model_key == model_key, Calibration.active.is_(True))
+            .where(
+                Calibration.model_key == model_key,
+                Calibration.score == score,
+                Calibration.active.is_(True),
+            )
             .order_by(Calibration.id.desc())
         ).first()
     if row is not None:
@@ -124,14 +161,16 @@ def active_calibration(workflow: Workflow) -> CalibrationTable:
             dataset_sha256=row.dataset_sha256,
             templates=row.templates,
             impostor_pairs=row.impostor_pairs,
-            points=tuple((float(rate), float(cosine)) for rate, cosine in row.points),
+            points=tuple((float(rate), float(value)) for rate, value in row.points),
+            score=row.score,
         )
-    shipped = shipped_calibration()
-    if shipped.model_key != model_key:
+    try:
+        return shipped_calibration(model_key, score)
+    except LookupError:
         raise WorkflowError(
-            f"no calibration for model {model_key}; record one with `candor calibrate DIR`"
-        )
-    return shipped
+            f"no calibration of {score} scores for model {model_key}; record one with "
+            "`candor calibrate DIR`"
+        ) from None
 
 
 def recalibrate(
@@ -148,14 +187,22 @@ def recalibrate(
     enrolled; only the table of thresholds is stored.
     """
     require_permission(workflow, actor, "evaluation.run")
-    table = calibrate_folder(dataset, workflow.settings, workers=workers, progress=progress)
+    if workflow.recipe.normalised:
+        table = calibrate_recipe(
+            dataset, workflow.recipe, workflow.settings, workers=workers, progress=progress
+        )
+    else:
+        table = calibrate_folder(dataset, workflow.settings, workers=workers, progress=progress)
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
         session.execute(
-            update(Calibration).where(Calibration.model_key == table.model_key).values(active=False)
+            update(Calibration)
+            .where(Calibration.model_key == table.model_key, Calibration.score == table.score)
+            .values(active=False)
         )
         row = Calibration(
             model_key=table.model_key,
+            score=table.score,
             dataset=table.dataset,
             dataset_sha256=table.dataset_sha256,
             impostor_pairs=table.impostor_pairs,
@@ -177,6 +224,7 @@ def recalibrate(
                 "dataset": table.dataset,
                 "dataset_sha256": table.dataset_sha256,
                 "model": table.model_key,
+                "score": table.score,
                 "templates": table.templates,
                 "impostor_pairs": table.impostor_pairs,
             },

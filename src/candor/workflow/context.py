@@ -31,6 +31,7 @@ from sqlalchemy import select
 from candor.faces import EngineSettings, FaceEngine, ModelId
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe
 from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError
+from candor.index.cohort import COHORT_SIZE, CohortNormaliser, gallery_cohort_ids
 from candor.store import FaceTemplate, Workspace, templates_for_model
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class Workflow:
         self.probe_cache = ProbeCache()
         self._engine: FaceEngine | None = None
         self._index: GalleryIndex | None = None
+        self._cohort: tuple[tuple[int, int], CohortNormaliser] | None = None
 
     def now(self) -> datetime:
         """The clock's time in UTC, as every recorded time is stored."""
@@ -134,6 +136,24 @@ class Workflow:
         if self._index is None:
             self._index = self._open_index()
         return self._index
+
+    def cohort_normaliser(self) -> CohortNormaliser | None:
+        """What scores are judged against, or None when searches score plain cosines.
+
+        None when the recipe does not normalise, and when the gallery holds fewer than
+        COHORT_SIZE templates (a smaller cohort would shift every score, and the
+        calibrated thresholds assume that size). Otherwise the cohort is the gallery's own
+        fixed sample (`gallery_cohort_ids`), remade after the index changes.
+        """
+        k = self.recipe.cohort_k
+        index = self.index
+        if k is None or len(index) < COHORT_SIZE:
+            return None
+        key = (id(index), index.changes)
+        if self._cohort is None or self._cohort[0] != key:
+            members = gallery_cohort_ids(index.ids)
+            self._cohort = (key, CohortNormaliser(index.vectors_of(members), k))
+        return self._cohort[1]
 
     def index_folder(self, model: ModelId) -> Path:
         """Where the workspace keeps the index of one model's templates."""

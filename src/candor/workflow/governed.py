@@ -420,7 +420,7 @@ def _new_request(
         probe_quality=dict(first.face.quality) if first else None,
         probe_model_key=first.template.model.key if first else None,
         probe_template=vault.encode_template(first.template.vector) if first else None,
-        threshold=threshold.cosine if threshold else None,
+        threshold=threshold.value if threshold else None,
         threshold_note=threshold.meaning if threshold else None,
         result={"second_face": probes[1].face.face_index} if len(probes) > 1 else None,
         created_at=now,

@@ -294,6 +294,9 @@ class SearchRequest(Base):
     # Biometric: kept only to recognise repeat searches, purged with the probe itself.
     probe_template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What `threshold` applies to: "cosine" or a recipe's normalised score (None: cosine,
+    # from before recipes).
+    threshold_score: Mapped[str | None] = mapped_column(String(100), nullable=True)
     threshold_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from candor.faces import EngineSettings, FaceEngine, ModelId
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe
 from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError
-from candor.index.cohort import COHORT_SIZE, CohortNormaliser, gallery_cohort_ids
+from candor.index.cohort import COHORT_SIZE, CohortNormaliser, gallery_cohort_ids, score_name
 from candor.store import FaceTemplate, Workspace, templates_for_model
 
 if TYPE_CHECKING:
@@ -137,6 +137,16 @@ class Workflow:
             self._index = self._open_index()
         return self._index
 
+    @property
+    def score_in_use(self) -> str:
+        """What a search's threshold applies to now: "cosine", or the normalised score.
+
+        The recipe's normalised score once the gallery holds COHORT_SIZE templates (see
+        `cohort_normaliser`); the cosine before that, or when the recipe does not normalise.
+        """
+        k = self.recipe.cohort_k
+        return "cosine" if k is None or len(self.index) < COHORT_SIZE else score_name(k)
+
     def cohort_normaliser(self) -> CohortNormaliser | None:
         """What scores are judged against, or None when searches score plain cosines.
 
@@ -147,7 +157,7 @@ class Workflow:
         """
         k = self.recipe.cohort_k
         index = self.index
-        if k is None or len(index) < COHORT_SIZE:
+        if k is None or self.score_in_use == "cosine":
             return None
         key = (id(index), index.changes)
         if self._cohort is None or self._cohort[0] != key:

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from candor.faces import cosine_score, euclidean_distance
+from candor.index.cohort import fuse_subject_scores
 from candor.policy import (
     Decision,
     Outcome,
@@ -56,6 +57,8 @@ from candor.workflow.permissions import (
 from candor.workflow.probes import Probe, probe_for
 from candor.workflow.thresholds import VERIFY_THRESHOLD
 
+# Templates fetched per candidate place, so subjects with several photos fill one place.
+PHOTOS_FETCHED_PER_CANDIDATE = 3
 CANDIDATE_NOTICE = (
     "Candidates are investigative leads, not identifications: each needs independent "
     "review by trained examiners before anyone acts on it."
@@ -100,7 +103,13 @@ class RequestForm:
 
 @dataclass(frozen=True)
 class CandidateView:
-    """One candidate as an examiner sees it; `score` is the cosine (higher = more alike)."""
+    """One candidate as an examiner sees it.
+
+    score: the cosine of the probe and the subject's best photo (higher = more alike).
+    normalised_score: what the threshold applied to, when the search was normalised (the
+    cosine minus the probe's cohort offset; see docs/scores.md); None when the threshold
+    applied to the cosine itself.
+    """
 
     rank: int
     score: float
@@ -111,6 +120,7 @@ class CandidateView:
     image_sha256: str | None
     verdicts: tuple[dict[str, str], ...] = ()
     released: bool = False
+    normalised_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -364,7 +374,7 @@ def _earlier_search(
 
 
 def _threshold(workflow: Workflow, policy: Policy) -> ThresholdChoice:
-    table = active_calibration(workflow)
+    table = active_calibration(workflow, workflow.score_in_use)
     return threshold_for_gallery(table, len(workflow.index), policy.target_fpir)
 
 
@@ -421,6 +431,7 @@ def _new_request(
         probe_model_key=first.template.model.key if first else None,
         probe_template=vault.encode_template(first.template.vector) if first else None,
         threshold=threshold.value if threshold else None,
+        threshold_score=threshold.score if threshold else None,
         threshold_note=threshold.meaning if threshold else None,
         result={"second_face": probes[1].face.face_index} if len(probes) > 1 else None,
         created_at=now,
@@ -588,35 +599,71 @@ def _stored_template(workflow: Workflow, row: SearchRequest) -> np.ndarray:
 
 
 def _run_search(session: Session, workflow: Workflow, row: SearchRequest) -> dict[str, object]:
+    """Search, fuse each subject's photos into one candidate, and judge them by the threshold.
+
+    The threshold applies to the score recorded with the request (`threshold_score`): the
+    cosine, or the recipe's normalised score (cosine minus the probe's cohort offset).
+    Candidates always keep their cosine; a normalised search stores both.
+    """
     query = _stored_template(workflow, row)
     top = int(row.decision.get("top", row.requested_top)) or row.requested_top
-    hits = workflow.index.search(query, top)
+    kind = row.threshold_score or "cosine"
+    normaliser = None if kind == "cosine" else workflow.cohort_normaliser()
+    if kind != "cosine" and (normaliser is None or workflow.score_in_use != kind):
+        raise RequestStateError(
+            f"request {row.id}'s threshold applies to {kind} scores, which this gallery no "
+            f"longer gives (now: {workflow.score_in_use}); make a new request"
+        )
+    offset = 0.0 if normaliser is None else normaliser.offset(query)
+    # More templates than candidates: a subject enrolled with several photos takes one
+    # place on the list, with the fused score of its photos.
+    hits = workflow.index.search(query, top * PHOTOS_FETCHED_PER_CANDIDATE)
     owners = _template_owners(session, [template_id for template_id, _ in hits])
+    known = [(t, s) for t, s in hits if t in owners]
+    best_template: dict[int, tuple[int, float]] = {}
+    for template_id, score in known:
+        subject_id = owners[template_id][0]
+        if subject_id not in best_template:
+            best_template[subject_id] = (template_id, score)
+    subjects, fused = fuse_subject_scores(
+        np.array([score for _, score in known], dtype=np.float64),
+        np.array([owners[template_id][0] for template_id, _ in known], dtype=np.int64),
+        workflow.recipe.fusion,
+    )
     threshold = row.threshold if row.threshold is not None else 1.0
     above = 0
-    for rank, (template_id, score) in enumerate(((t, s) for t, s in hits if t in owners), start=1):
-        subject_id, image_id = owners[template_id]
-        is_above = score >= threshold
+    for rank, (subject_id, cosine) in enumerate(
+        zip(subjects[:top].tolist(), fused[:top].tolist(), strict=True), start=1
+    ):
+        template_id = best_template[subject_id][0]
+        normalised = None if normaliser is None else cosine - offset
+        is_above = (cosine if normalised is None else normalised) >= threshold
         above += is_above
         session.add(
             CandidateRow(
                 search_id=row.id,
                 rank=rank,
-                score=score,
+                score=cosine,
+                normalised_score=normalised,
                 subject_id=subject_id,
-                image_id=image_id,
+                image_id=owners[template_id][1],
                 template_id=template_id,
                 above_threshold=is_above,
             )
         )
     session.flush()
-    return {
+    details: dict[str, object] = {
         "gallery_size": len(workflow.index),
         "model": workflow.engine.model.key,
-        "candidates": len(owners),
+        "recipe": workflow.recipe.key,
+        "candidates": min(top, len(subjects)),
         "above_threshold": above,
         "threshold": f"{threshold:.6f}",
+        "score": kind,
     }
+    if normaliser is not None:
+        details["cohort_offset"] = f"{offset:.6f}"
+    return details
 
 
 def _template_owners(session: Session, template_ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -678,7 +725,9 @@ def outcome_of(workflow: Workflow, search_id: int) -> RequestOutcome:
             kind=row.kind,
             status=row.status,
             decision=dict(row.decision),
-            threshold={"cosine": row.threshold} if row.threshold is not None else None,
+            threshold=None
+            if row.threshold is None
+            else {"value": row.threshold, "score": row.threshold_score or "cosine"},
             threshold_meaning=row.threshold_note,
             candidates_found=len(candidates),
             above_threshold=sum(1 for c in candidates if c.above_threshold),
@@ -719,6 +768,7 @@ def _candidate_view(session: Session, candidate: CandidateRow) -> CandidateView:
     return CandidateView(
         rank=candidate.rank,
         score=candidate.score,
+        normalised_score=candidate.normalised_score,
         above_threshold=candidate.above_threshold,
         subject_id=candidate.subject_id,
         subject_ref=subject.external_ref if subject else None,

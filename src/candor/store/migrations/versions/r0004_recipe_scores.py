@@ -1,5 +1,5 @@
-"""Scores of a recipe: the normalised score beside each candidate's cosine, and the kind of
-score each calibration tabulates.
+"""Scores of a recipe: the normalised score beside each candidate's cosine, the kind of
+score each calibration tabulates, and the kind each search's threshold applies to.
 
 Revision ID: 0004_recipe_scores
 Revises: 0003_report_cards
@@ -31,9 +31,14 @@ def upgrade() -> None:
     # its own cohort).
     with op.batch_alter_table("candidates") as batch:
         batch.add_column(sa.Column("normalised_score", sa.Float(), nullable=True))
+    # NULL on searches from before recipes: their thresholds were all cosines.
+    with op.batch_alter_table("search_requests") as batch:
+        batch.add_column(sa.Column("threshold_score", sa.String(length=100), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("search_requests") as batch:
+        batch.drop_column("threshold_score")
     with op.batch_alter_table("candidates") as batch:
         batch.drop_column("normalised_score")
     with op.batch_alter_table("calibrations") as batch:

@@ -158,17 +158,28 @@ def candidate_review_table(review: CandidateReview) -> Table:
         title=escape(f"Request {review.search_id}, case {review.case_number}"),
         caption=escape((review.threshold_meaning or "") + "\n" + review.notice),
     )
-    for column in ("rank", "subject", "score", "≥ threshold", "verdicts", "released"):
+    normalised = any(c.normalised_score is not None for c in review.candidates)
+    columns = ["rank", "subject", "cosine"]
+    if normalised:
+        # The threshold applied to this column; the cosine stays the score shown first.
+        columns.append("normalised (thresholded)")
+    columns += ["≥ threshold", "verdicts", "released"]
+    for column in columns:
         table.add_column(column)
     for candidate in review.candidates:
         verdicts = ", ".join(f"{v['examiner']}: {v['verdict']}" for v in candidate.verdicts)
-        add_literal_row(
-            table,
+        cells = [
             str(candidate.rank),
             candidate.subject_ref or f"(expunged subject {candidate.subject_id})",
             f"{candidate.score:.4f}",
+        ]
+        if normalised:
+            value = candidate.normalised_score
+            cells.append("-" if value is None else f"{value:+.4f}")
+        cells += [
             "yes" if candidate.above_threshold else "no",
             verdicts or "-",
             "investigative lead only" if candidate.released else "",
-        )
+        ]
+        add_literal_row(table, *cells)
     return table

@@ -214,27 +214,33 @@ def calibrate_recipe(
     cache_dir: Path | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    halves: tuple[Half, ...] = ("tune", "report"),
 ) -> CalibrationTable:
-    """A 1:N calibration of a recipe's score (see the module docstring), both halves pooled.
+    """A 1:N calibration of a recipe's score (see the module docstring), halves pooled.
 
     For each half: the gallery is the half's foundation gallery (enrolment views), the
     probes are the half's other photos (search views), the cohort is COHORT_SIZE of the
-    other half's gallery templates. Pairs of one person are left out.
+    other half's gallery templates. Pairs of one person are left out. `halves` limits
+    the pairs to some halves (a calibration on "tune" can be checked on "report").
     """
     engine = replace(settings or EngineSettings(), fallback=recipe.fallback)
-    pieces: list[tuple[Any, Any, Any, Any, Any]] = []
+    pieces: dict[Half, tuple[Any, Any, Any, Any]] = {}
     digest = hashlib.sha256()
     templates = 0
-    halves: tuple[Half, Half] = ("tune", "report")
-    steps = 2 * len(halves)
-    for number, half in enumerate(halves):
+    both: tuple[Half, Half] = ("tune", "report")
+    steps = 2 * len(both)
+    for number, half in enumerate(both):
         people = people_of_half(dataset_dir, half)
         plan = plan_identification_protocol(dataset_dir, people)
         gallery_paths = [path for _, path in plan.gallery]
         in_gallery = set(gallery_paths)
         listed = list_people(dataset_dir, people)
+        # A half outside `halves` gives only its gallery, as the other half's cohort.
         probe_entries = [
-            (name, photo) for name, photos in listed for photo in photos if photo not in in_gallery
+            (name, photo)
+            for name, photos in listed
+            for photo in photos
+            if photo not in in_gallery and half in halves
         ]
         gallery_out = extract_photos(
             gallery_paths, engine, cache_dir, views=recipe.enrol_views, workers=workers
@@ -262,20 +268,19 @@ def calibrate_recipe(
         ]
         for outcome in (*gallery_out, *probe_out):
             digest.update((outcome.sha256 or "-").encode())
-        templates += len(gallery) + len(probes)
-        pieces.append(
-            (
-                np.stack([v for v, _ in probes]),
-                np.array([n for _, n in probes]),
-                np.stack([v for v, _ in gallery]),
-                np.array([n for _, n in gallery]),
-                half,
-            )
+        if half in halves:
+            templates += len(gallery) + len(probes)
+        pieces[half] = (
+            np.stack([v for v, _ in probes]) if probes else np.zeros((0, 1), np.float32),
+            np.array([n for _, n in probes]),
+            np.stack([v for v, _ in gallery]),
+            np.array([n for _, n in gallery]),
         )
     total_pairs = 0
     tails: list[npt.NDArray[np.float32]] = []
-    for number, (probes, probe_labels, gallery, gallery_labels, _) in enumerate(pieces):
-        other_gallery = pieces[1 - number][2]
+    for half in halves:
+        probes, probe_labels, gallery, gallery_labels = pieces[half]
+        other_gallery = pieces["report" if half == "tune" else "tune"][2]
         offsets = np.zeros(len(probes), dtype=np.float64)
         if recipe.cohort_k is not None:
             cohort = other_gallery[gallery_cohort_ids(range(len(other_gallery)))]

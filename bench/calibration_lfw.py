@@ -1,10 +1,18 @@
-"""The calibration Candor ships: dlib ResNet impostor scores on every usable lfw-dev photo.
+"""The calibrations Candor ships: dlib ResNet impostor scores on lfw-dev.
 
-Writes src/candor/workflow/data/default-calibration.json (package data, used until an
-administrator records a calibration of their own with `candor calibrate`) and a copy of
-the figures in bench/results/calibration_lfw.json.
+Without --recipe: the cosine calibration, every pair of usable lfw-dev photos; writes
+src/candor/workflow/data/default-calibration.json and bench/results/calibration_lfw.json.
+
+With --recipe NAME (a normalising recipe, e.g. the default): the 1:N calibration of that
+recipe's normalised score (`calibrate_recipe`: each half's probes against its gallery,
+the other half as cohort, pooled); writes default-calibration-normalised.json and
+bench/results/calibration_lfw_normalised.json.
+
+Package data, used until an administrator records a calibration of their own with
+`candor calibrate`.
 
     .venv/bin/python bench/calibration_lfw.py [--faces ../shared/faces] [--workers 2]
+        [--recipe NAME]
 """
 
 from __future__ import annotations
@@ -16,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from candor.evaluation.calibration import calibrate_folder
+from candor.evaluation.calibration import calibrate_folder, calibrate_recipe
+from candor.faces.recipe import recipe_named
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "src" / "candor" / "workflow" / "data" / "default-calibration.json"
-RESULTS = ROOT / "bench" / "results" / "calibration_lfw.json"
+DATA = ROOT / "src" / "candor" / "workflow" / "data"
 
 
 def main() -> int:
@@ -28,6 +36,7 @@ def main() -> int:
     default_faces = Path(os.environ.get("CANDOR_FACES", "../shared/faces"))
     parser.add_argument("--faces", type=Path, default=default_faces)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--recipe", default=None, help="a normalising recipe's name")
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -35,17 +44,29 @@ def main() -> int:
         if done % 500 == 0 or done == total:
             print(f"\r{done}/{total} photos", end="", file=sys.stderr, flush=True)
 
-    table = calibrate_folder(args.faces / "lfw-dev", workers=args.workers, progress=report)
+    dataset = args.faces / "lfw-dev"
+    description = "lfw-dev (LFW deep-funnelled subset)"
+    if args.recipe is None:
+        table = calibrate_folder(dataset, workers=args.workers, progress=report)
+        shipped, results = DATA / "default-calibration.json", "calibration_lfw.json"
+    else:
+        recipe = recipe_named(args.recipe)
+        if recipe.cohort_k is None:
+            raise SystemExit(f"recipe {recipe.name} does not normalise; use the cosine one")
+        table = calibrate_recipe(dataset, recipe, workers=args.workers, progress=report)
+        shipped = DATA / "default-calibration-normalised.json"
+        results = "calibration_lfw_normalised.json"
+        description += f", 1:N pairs of recipe {recipe.key}, each half's cohort the other half"
     print(file=sys.stderr)
     # Relative path only: the shipped file must not name a machine's folders.
-    table = type(table)(**{**table.__dict__, "dataset": "lfw-dev (LFW deep-funnelled subset)"})
-    SHIPPED.write_text(table.to_json() + "\n")
+    table = type(table)(**{**table.__dict__, "dataset": description})
+    shipped.write_text(table.to_json() + "\n")
     summary = json.loads(table.to_json())
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
+    (ROOT / "bench" / "results" / results).write_text(json.dumps(summary, indent=1) + "\n")
     print(
         f"{table.templates} templates, {table.impostor_pairs:,} impostor pairs, "
-        f"{len(table.points)} points; wrote {SHIPPED.relative_to(ROOT)}"
+        f"{len(table.points)} points; wrote {shipped.relative_to(ROOT)}"
     )
     return 0
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from candor.cli.accounts import save_token
 from candor.cli.app import app
-from candor.store import AuditEntry
+from candor.faces.recipe import RECIPES
+from candor.store import AuditEntry, FaceTemplate
 from candor.workflow.accounts import login
 from tests.agency import PASSWORD, Agency, make_agency
 from tests.support import people_with_photos, photos_of
@@ -26,6 +27,7 @@ from tests.support import people_with_photos, photos_of
 # audit entries it must write.
 GOVERNED: dict[str, tuple[str, ...]] = {
     "enrol": ("gallery.enrolled", "gallery.enrolment_batch"),
+    "reenrol": ("gallery.reenrolled",),
     "search": ("search.requested", "policy.decided", "search.run"),
     "verify": ("verify.requested", "policy.decided", "verify.run"),
     "approve": ("search.approved",),
@@ -175,6 +177,13 @@ def test_every_governed_command_writes_its_audit_entries(tmp_path: Path, faces_d
         "--source-ref", "lfw-dev", "--legal-basis", "research use",
         "--collected", "2024-01-01", "--retain-until", "2030-01-01",
     )  # fmt: skip
+    # As if an earlier Candor, whose recipe enrolled with flip views, had made them.
+    with cli.agency.workflow.workspace.session() as session, session.begin():
+        session.execute(update(FaceTemplate).values(recipe=RECIPES["flip"].key))
+    census = cli.run("reenrol", "--check")["census"]
+    assert isinstance(census, dict) and census["stale"] == 4, census
+    reenrolled = governed("reenrol")["summary"]
+    assert isinstance(reenrolled, dict) and len(reenrolled["remade"]) == 4, reenrolled
     cli.as_user("ana")
     first = governed("search", probe, *REQUEST)
     governed("verify", probe, str(photos_of(people[1])[0]), *REQUEST)

@@ -20,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from candor.cli import accounts, audit, casework, evaluate, reports, serve, simulate
+from candor.cli import accounts, audit, casework, evaluate, reenrol, reports, serve, simulate
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
 from candor.cli.render import (
@@ -324,6 +324,7 @@ simulate.register(app)
 evaluate.register(app)
 reports.register(app)
 serve.register(app)
+reenrol.register(app)
 
 
 def main() -> None:

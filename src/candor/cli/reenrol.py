@@ -1,0 +1,140 @@
+"""`candor reenrol`: remake templates an older recipe made, from the photos the vault holds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from candor.cli.options import HomeOption, JsonOption
+from candor.cli.output import (
+    add_literal_row,
+    emit_json,
+    reported_errors,
+    stderr,
+    stdout,
+    to_jsonable,
+)
+from candor.cli.session import logged_in
+from candor.workflow import Actor, Workflow
+from candor.workflow.reenrol import RecipeCensus, ReenrolSummary, recipe_census, reenrol
+
+
+def register(app: typer.Typer) -> None:
+    """Add `candor reenrol` to the app."""
+    app.command("reenrol")(reenrol_command)
+
+
+def reenrol_command(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only count templates by recipe and say what is stale."),
+    ] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remake every template made with other enrolment views or detector fallback than this
+    Candor's recipe, from its stored photo (audited; searches keep working meanwhile).
+
+    A photo whose face cannot be found again keeps its old template and is listed.
+    """
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        census = recipe_census(workflow, actor)
+        if check or census.stale == 0:
+            summary = None
+        else:
+            if not as_json:
+                stdout.print(census.advice)
+            summary = _reenrol_with_progress(workflow, actor, census.stale)
+        after = census if summary is None else recipe_census(workflow, actor)
+    if as_json:
+        payload: dict[str, object] = {"ok": True, "census": _census_json(after)}
+        if summary is not None:
+            payload["census_before"] = _census_json(census)
+            payload["summary"] = to_jsonable(summary)
+        emit_json(payload)
+        return
+    if summary is None:
+        stdout.print(census_table(after))
+        stdout.print(after.advice)
+        return
+    if summary.kept:
+        stdout.print(kept_table(summary))
+    stdout.print(
+        f"Remade {len(summary.remade):,} template(s) with recipe {summary.recipe} in "
+        f"{summary.batches} audited batch(es); {len(summary.kept):,} kept their old "
+        "template (listed above)."
+        if summary.kept
+        else f"Remade {len(summary.remade):,} template(s) with recipe {summary.recipe} in "
+        f"{summary.batches} audited batch(es)."
+    )
+
+
+def _reenrol_with_progress(workflow: Workflow, actor: Actor, total: int) -> ReenrolSummary:
+    progress = Progress(
+        TextColumn("re-enrolling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("reenrol", total=total)
+
+        def advance(done: int, stale: int) -> None:
+            progress.update(task, completed=done, total=stale)
+
+        return reenrol(workflow, actor, progress=advance)
+
+
+def _census_json(census: RecipeCensus) -> dict[str, object]:
+    converted = to_jsonable(census)
+    assert isinstance(converted, dict)
+    return {
+        **converted,
+        "templates": census.templates,
+        "stale": census.stale,
+        "advice": census.advice,
+    }
+
+
+def census_table(census: RecipeCensus) -> Table:
+    """The model's templates by the recipe that made them, stale ones marked."""
+    table = Table(title=f"Templates of {census.model_key} by recipe (now: {census.recipe})")
+    table.add_column("recipe")
+    table.add_column("templates", justify="right")
+    for column in ("enrolment views", "fallback", "stale"):
+        table.add_column(column)
+    for count in census.by_recipe:
+        add_literal_row(
+            table,
+            count.recipe,
+            f"{count.templates:,}",
+            count.enrol_views or "-",
+            count.fallback or "-",
+            "yes" if count.stale else "no",
+        )
+    return table
+
+
+def kept_table(summary: ReenrolSummary) -> Table:
+    """Photos that keep their old template, by image id and hash, with the reason."""
+    table = Table(title="Kept their old template")
+    for column in ("image", "sha256", "template", "reason"):
+        table.add_column(column)
+    for kept in summary.kept:
+        add_literal_row(
+            table, str(kept.image_id), kept.image_sha256[:16], str(kept.template_id), kept.reason
+        )
+    return table

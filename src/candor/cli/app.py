@@ -6,6 +6,7 @@ one JSON object. Errors print a one-line reason and exit non-zero.
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -48,6 +49,7 @@ from candor.workflow import (
     upgrade_workspace,
 )
 from candor.workflow.calibration import recalibrate
+from candor.workflow.reenrol import recipe_census
 
 app = typer.Typer(
     name="candor",
@@ -168,6 +170,7 @@ def enrol(
             assert subject is not None
             requests = [EnrolmentRequest(path, subject) for path in paths]
         summary = _enrol_with_progress(workflow, actor, requests, provenance, workers, face)
+        _warn_if_stale(workflow, actor)
     counts = {status.value: summary.count(status) for status in EnrolmentStatus}
     if as_json:
         emit_json({"ok": True, "counts": counts, "files": summary.outcomes})
@@ -181,6 +184,13 @@ def enrol(
         f"{counts['enrolled']} enrolled, {counts['duplicate']} duplicate(s) (nothing changed), "
         f"{counts['refused']} refused, of {len(summary.outcomes)} file(s)."
     )
+
+
+def _warn_if_stale(workflow: Workflow, actor: Actor) -> None:
+    """Tell a gallery admin, on standard error, when templates were made by an older recipe."""
+    census = recipe_census(workflow, actor)
+    if census.stale:
+        sys.stderr.write(f"candor: warning: {census.advice}\n")
 
 
 def _enrol_with_progress(
@@ -231,6 +241,7 @@ def subjects(
     """List enrolled subjects with their numbers of images and templates."""
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
         listed = gallery_subjects(workflow, actor, limit=limit, offset=offset)
+        _warn_if_stale(workflow, actor)
     if as_json:
         emit_json({"ok": True, "subjects": listed})
         return

@@ -125,6 +125,13 @@ _RECIPE_LIST = (
     Recipe("fusion-mean", "subject score = mean of its best two photos", fusion="mean-top2"),
     Recipe("cohort-norm", "cosine minus the mean of its top 30 cosines on a cohort", cohort_k=30),
     Recipe(
+        "flip-norm",
+        "flip at enrolment and search, and cohort normalisation",
+        "flip",
+        "flip",
+        cohort_k=30,
+    ),
+    Recipe(
         "combined",
         "jitter at enrolment, flip at search, CNN fallback, cohort normalisation",
         "jitter",

@@ -133,10 +133,16 @@ def test_compare_runs_every_recipe_on_the_same_people(small_folder: Path, tmp_pa
 
 
 @pytest.mark.faces
-def test_a_normalising_recipe_needs_a_cohort_of_full_size(
+def test_a_gallery_too_small_for_a_cohort_scores_cosines(
     small_folder: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match="a cohort of 1,500 needs"):
-        run_identification_protocol(
-            small_folder, cache_dir=tmp_path / "cache", recipe=RECIPES["cohort-norm"]
-        )
+    normalising = run_identification_protocol(
+        small_folder, cache_dir=tmp_path / "cache", recipe=RECIPES["cohort-norm"]
+    )
+    plain = run_identification_protocol(
+        small_folder, cache_dir=tmp_path / "cache", recipe=RECIPES["baseline"]
+    )
+    assert normalising.score.startswith("cosine (the recipe normalises")
+    assert "1,500" in normalising.score
+    assert normalising.cohort is None
+    assert [m.mate_score for m in normalising.mated] == [m.mate_score for m in plain.mated]

@@ -53,6 +53,7 @@ from candor.evaluation.cache import PhotoOutcome, extract_photos
 from candor.faces import EngineSettings, FaceEngine
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe
 from candor.index.cohort import (
+    COHORT_SIZE,
     CohortNormaliser,
     fuse_subject_scores,
     gallery_cohort_ids,
@@ -360,7 +361,8 @@ def run_identification_protocol(
     protocol: "foundation" (one photo enrolled per person) or "multi-photo".
     cohort: raw template vectors of people who are not evaluated, for a normalising
         recipe; None uses a COHORT_SIZE sample of the gallery itself (as a deployment
-        does), which holds mates. cohort_label: how the report card describes the cohort.
+        does), which holds mates, or plain cosines when the gallery is smaller than that
+        (as a deployment does too). cohort_label: how the report card describes it.
     """
     if candidate_list_length < 10:
         raise ValueError("the candidate list must hold at least 10 candidates (rank-10)")
@@ -387,8 +389,15 @@ def run_identification_protocol(
     subjects = np.asarray(owners, dtype=np.int64)
     normaliser: CohortNormaliser | None = None
     cohort_text: str | None = None
+    score_text = "cosine"
     if recipe.cohort_k is not None and rows:
-        if cohort is None:
+        if cohort is None and len(rows) < COHORT_SIZE:
+            # As in a deployment: a gallery this small is not its own cohort.
+            score_text = (
+                f"cosine (the recipe normalises, but a gallery of {len(rows):,} templates is "
+                f"smaller than the {COHORT_SIZE:,} a cohort needs)"
+            )
+        elif cohort is None:
             sample = gallery_cohort_ids(range(len(rows)))
             normaliser = CohortNormaliser(raw_gallery[sample], recipe.cohort_k)
             cohort_text = (
@@ -463,7 +472,9 @@ def run_identification_protocol(
         recipe=recipe.key,
         quality_thresholds=chosen_settings.quality.key,
         protocol=protocol,
-        score="cosine" if normaliser is None else f"cosine - cohort mean of top {recipe.cohort_k}",
+        score=score_text
+        if normaliser is None
+        else f"cosine - cohort mean of top {recipe.cohort_k}",
         cohort=cohort_text,
         people=plan.people,
         gallery_photos=enrolled_photos,

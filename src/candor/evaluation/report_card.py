@@ -120,11 +120,13 @@ def other_half_cohort(
     *,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
-) -> Cohort:
-    """The other half's foundation gallery, made with the recipe's enrolment views.
+) -> Cohort | None:
+    """COHORT_SIZE of the other half's gallery templates, made with the enrolment views.
 
     Disjoint from the people of `half` by construction, and of the size a deployment's
-    cohort has (see `candor.index.cohort.COHORT_SIZE`).
+    cohort has (see `candor.index.cohort.COHORT_SIZE`). None when the other half has
+    fewer usable gallery photos than that: scores then stay cosines, as in a deployment
+    whose gallery is too small to be its own cohort.
     """
     other: Half = "tune" if half == "report" else "report"
     plan = plan_identification_protocol(dataset_dir, people_of_half(dataset_dir, other))
@@ -138,10 +140,7 @@ def other_half_cohort(
     )
     vectors = [outcome.vector for outcome in outcomes if outcome.vector is not None]
     if len(vectors) < COHORT_SIZE:
-        raise ValueError(
-            f"the {other} half of {dataset_dir} gives {len(vectors):,} usable gallery photos; "
-            f"a cohort needs {COHORT_SIZE:,}"
-        )
+        return None
     chosen = gallery_cohort_ids(range(len(vectors)))
     label = (
         f"{COHORT_SIZE:,} of the {other} half's {len(vectors):,} gallery templates, people "

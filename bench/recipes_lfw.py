@@ -60,11 +60,14 @@ def main() -> int:
             document["load_average_1min"] = os.getloadavg()[0]
             runs.append(document)
             for entry in document["recipes"]:
-                figures = entry["figures"]
+                shown = {
+                    key: "null" if value is None else f"{value:.4f}"
+                    for key, value in entry["figures"].items()
+                }
                 print(
-                    f"  {entry['name']:12s} rank-1 {figures['rank1']:.4f}  "
-                    f"FNIR@0.01 {figures['fnir_at_fpir_0.01']:.4f}  "
-                    f"FNIR@0.05 {figures['fnir_at_fpir_0.05']:.4f}",
+                    f"  {entry['name']:12s} rank-1 {shown['rank1']}  "
+                    f"FNIR@0.01 {shown['fnir_at_fpir_0.01']}  "
+                    f"FNIR@0.05 {shown['fnir_at_fpir_0.05']}",
                     flush=True,
                 )
     path = write_results(

@@ -318,14 +318,31 @@ def calibrate(
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        table = recalibrate(workflow, actor, dataset, workers=workers, progress=advance)
+        done = recalibrate(workflow, actor, dataset, workers=workers, progress=advance)
+    table = done.cosine
     if as_json:
-        emit_json({"ok": True, **_fields(table)})
+        emit_json(
+            {
+                "ok": True,
+                **_fields(table),
+                "normalised": None if done.normalised is None else _fields(done.normalised),
+                "normalised_note": done.normalised_note,
+            }
+        )
         return
     stdout.print(
         f"Calibration recorded: {table.templates} templates, {table.impostor_pairs:,} "
-        f"impostor pairs, model {table.model_key}; search thresholds now derive from it."
+        f"impostor pairs, model {table.model_key}; cosine thresholds now derive from it.",
+        markup=False,
     )
+    if done.normalised is not None:
+        stdout.print(
+            f"Calibration of the normalised score ({done.normalised.score}) recorded: "
+            f"{done.normalised.impostor_pairs:,} impostor pairs.",
+            markup=False,
+        )
+    if done.normalised_note:
+        sys.stderr.write(f"candor: warning: {done.normalised_note}\n")
 
 
 accounts.register(app)

@@ -173,6 +173,15 @@ def active_calibration(workflow: Workflow, score: str = "cosine") -> Calibration
         ) from None
 
 
+@dataclass(frozen=True)
+class Recalibration:
+    """What `recalibrate` recorded: the cosine calibration, and the normalised one or why not."""
+
+    cosine: CalibrationTable
+    normalised: CalibrationTable | None
+    normalised_note: str | None
+
+
 def recalibrate(
     workflow: Workflow,
     actor: Actor,
@@ -180,19 +189,34 @@ def recalibrate(
     *,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
-) -> CalibrationTable:
-    """Measure a calibration on a labelled folder and make it the active one (audited).
+) -> Recalibration:
+    """Measure calibrations on a labelled folder and make them the active ones (audited).
 
+    Always the cosine calibration (what a gallery smaller than a cohort is judged by);
+    also the recipe's normalised score when the recipe normalises and each half of the
+    folder has the COHORT_SIZE gallery photos a cohort needs (else the shipped or
+    earlier normalised calibration stays active, and the note says why).
     The folder's photos are processed in scratch space (the evaluation cache), never
-    enrolled; only the table of thresholds is stored.
+    enrolled; only the tables of thresholds are stored, each with its audit entry.
     """
     require_permission(workflow, actor, "evaluation.run")
+    cosine = calibrate_folder(dataset, workflow.settings, workers=workers, progress=progress)
+    normalised: CalibrationTable | None = None
+    note: str | None = None
     if workflow.recipe.normalised:
-        table = calibrate_recipe(
-            dataset, workflow.recipe, workflow.settings, workers=workers, progress=progress
-        )
-    else:
-        table = calibrate_folder(dataset, workflow.settings, workers=workers, progress=progress)
+        try:
+            normalised = calibrate_recipe(
+                dataset, workflow.recipe, workflow.settings, workers=workers, progress=progress
+            )
+        except ValueError as error:
+            note = f"the normalised score was not calibrated: {error}"
+    _store_calibration(workflow, actor, cosine)
+    if normalised is not None:
+        _store_calibration(workflow, actor, normalised)
+    return Recalibration(cosine, normalised, note)
+
+
+def _store_calibration(workflow: Workflow, actor: Actor, table: CalibrationTable) -> None:
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
         session.execute(
@@ -207,7 +231,7 @@ def recalibrate(
             dataset_sha256=table.dataset_sha256,
             impostor_pairs=table.impostor_pairs,
             templates=table.templates,
-            points=[[rate, cosine] for rate, cosine in table.points],
+            points=[[rate, value] for rate, value in table.points],
             created_at=workflow.now(),
             created_by=actor.user_id,
             active=True,
@@ -229,4 +253,3 @@ def recalibrate(
                 "impostor_pairs": table.impostor_pairs,
             },
         )
-    return table

@@ -11,6 +11,7 @@ import pytest
 from candor.evaluation import default_cache_dir, run_identification_protocol
 from candor.faces import EngineSettings, QualityThresholds
 from candor.faces.extraction import extract_faces
+from candor.faces.recipe import RECIPES
 from candor.images import encode_png
 
 pytestmark = pytest.mark.faces
@@ -89,7 +90,10 @@ def test_counting_rules_on_a_handcrafted_folder(handcrafted: Path, tmp_path: Pat
 
 def test_harness_applies_the_same_gate_as_extract_faces(handcrafted: Path, tmp_path: Path) -> None:
     strict = EngineSettings(quality=QualityThresholds(min_eye_distance_px=40))
-    report = run_identification_protocol(handcrafted, strict, tmp_path / "cache")
+    # The baseline recipe: one plain view, as extract_faces makes by default.
+    report = run_identification_protocol(
+        handcrafted, strict, tmp_path / "cache", recipe=RECIPES["baseline"]
+    )
     paths = [photo.path for photo in report.photos]
     direct = list(extract_faces(paths, strict))
     assert any(e.template is None and e.faces for e in direct)  # the limit bites

@@ -2,8 +2,10 @@
 
 Each run enrols the same lfw-dev photos (250x250 JPEG) into a fresh `benchmark`
 workspace with the default engine settings: decode, detect (HOG, one upsampling pass),
-landmarks, quality gate, ResNet template, content-addressed storage and the database
-row, per photo. Writes bench/results/enrolment_throughput.json.
+landmarks, quality gate, ResNet template(s), content-addressed storage and the database
+row, per photo. Both the baseline recipe (one network pass per face) and the default
+recipe (its enrolment views) are run, in the same run. Writes
+bench/results/enrolment_throughput.json.
 
     .venv/bin/python bench/enrolment_throughput.py [--photos 400] [--faces ../shared/faces]
 """
@@ -17,9 +19,11 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from candor.faces.recipe import DEFAULT_RECIPE, RECIPES, Recipe
 from candor.store import Provenance
 from candor.workflow import EnrolmentRequest, EnrolmentStatus, enrol_files
 
@@ -47,14 +51,19 @@ def lfw_requests(faces: Path, count: int) -> list[EnrolmentRequest]:
     return requests
 
 
-def enrol_once(requests: list[EnrolmentRequest], workers: int) -> dict[str, float | int]:
+def enrol_once(
+    requests: list[EnrolmentRequest], workers: int, recipe: Recipe
+) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory() as scratch:
         agency = make_agency(Path(scratch), purpose="benchmark")
+        agency.workflow.recipe = recipe
+        agency.workflow.settings = replace(agency.workflow.settings, fallback=recipe.fallback)
         with agency.workflow as workflow:
             started = time.perf_counter()
             summary = enrol_files(workflow, agency["admin1"], requests, PROVENANCE, workers=workers)
             seconds = time.perf_counter() - started
     return {
+        "recipe": recipe.name,
         "workers": workers,
         "photos": len(requests),
         "enrolled": summary.count(EnrolmentStatus.ENROLLED),
@@ -72,11 +81,17 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=400)
     args = parser.parse_args()
     requests = lfw_requests(args.faces, args.photos)
-    runs = [enrol_once(requests, workers) for workers in (1, 2)]
+    runs = [
+        enrol_once(requests, workers, recipe)
+        for recipe in (RECIPES["baseline"], DEFAULT_RECIPE)
+        for workers in (1, 2)
+    ]
     result = {
         "what": "enrolment through candor.workflow.enrol_files, default engine settings",
         "includes": "worker start-up (model loading), the content-addressed files, the "
         "database rows and one audit entry per photo, for each run",
+        "default_recipe": DEFAULT_RECIPE.key,
+        "load_average_1min": os.getloadavg()[0],
         "runs": runs,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "date": datetime.now(UTC).date().isoformat(),

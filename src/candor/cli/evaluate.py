@@ -401,7 +401,11 @@ def _print_card(evaluation: Evaluation, report_card_id: int | None) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("95 % interval (people)", justify="right")
+    normalised = str(result.get("score", "cosine")).startswith("cosine - ")
     for key, label in _ROWS:
+        if normalised and key.startswith("threshold_at_fpir"):
+            # 1:N thresholds apply to the normalised score; 1:1 ones stay cosines.
+            label = "  threshold (normalised score)"
         interval = result["ci"].get(key)
         shown = "-" if interval is None else f"{interval[0]:.4f} to {interval[1]:.4f}"
         table.add_row(label, _cell(result[key]), shown)
@@ -412,6 +416,13 @@ def _print_card(evaluation: Evaluation, report_card_id: int | None) -> None:
         f"({result['failed_to_enrol']} failed to enrol); {result['mated_searches']} mated / "
         f"{result['nonmated_searches']} non-mated searches; {result['genuine_pairs']:,} "
         f"genuine / {result['impostor_pairs']:,} impostor pairs.",
+        markup=False,
+    )
+    recipe = result["settings"].get("recipe")
+    stdout.print(
+        f"Recipe {recipe}; thresholds apply to: {result.get('score', 'cosine')}"
+        + (f"; cohort: {result['cohort']}" if result.get("cohort") else "")
+        + ".",
         markup=False,
     )
     for key, reason in result["null_reasons"].items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import stat
 from pathlib import Path
 
@@ -99,3 +101,75 @@ def test_a_workspace_made_before_probes_existed_stores_them(workspace: Workspace
     workspace.vault.put_probe(SHA, PROBE)
     assert workspace.vault.get_probe(SHA) == PROBE
     assert stat.S_IMODE((workspace.home / "probes").stat().st_mode) == 0o700
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Patch os.fsync to note the inode of everything synced."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def noting_fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.fstat(fd).st_ino)
+
+    monkeypatch.setattr(os, "fsync", noting_fsync)
+    return synced
+
+
+def _inodes_on_the_way(workspace: Workspace, path: Path) -> set[int]:
+    folders = [path.parent, path.parent.parent, workspace.home / "probes"]
+    return {path.stat().st_ino, *(folder.stat().st_ino for folder in folders)}
+
+
+def test_put_probe_returns_with_the_file_and_each_new_folder_entry_synced(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = _record_fsyncs(monkeypatch)
+    workspace.vault.put_probe(SHA, PROBE)
+    path = workspace.vault.probe_path(SHA)
+    assert _inodes_on_the_way(workspace, path) <= set(synced)
+
+
+def test_put_probe_of_a_stored_photo_syncs_it_again(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another request may have put it an instant before and still wait on its fsyncs.
+    workspace.vault.put_probe(SHA, PROBE)
+    synced = _record_fsyncs(monkeypatch)
+    workspace.vault.put_probe(SHA, PROBE)
+    path = workspace.vault.probe_path(SHA)
+    assert _inodes_on_the_way(workspace, path) <= set(synced)
+
+
+def test_a_probe_whose_fsync_fails_is_not_left_under_its_name(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "disk gone")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk gone"):
+        workspace.vault.put_probe(SHA, PROBE)
+    monkeypatch.undo()
+    # Found intact, a later put would skip its write and its caller commit on a file
+    # that was never made durable.
+    assert not workspace.vault.has_probe(SHA)
+    assert list((workspace.home / "tmp").iterdir()) == []
+
+
+def test_a_gallery_image_is_synced_before_it_takes_its_name(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = workspace.vault.image_path(SHA)
+    synced: list[tuple[int, bool]] = []
+    real_fsync = os.fsync
+
+    def noting_fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append((os.fstat(fd).st_ino, path.exists()))
+
+    monkeypatch.setattr(os, "fsync", noting_fsync)
+    workspace.vault.put_image(SHA, PROBE)
+    named = dict(synced)
+    assert named[path.stat().st_ino] is False  # its bytes were durable before its name
+    assert path.parent.stat().st_ino in named

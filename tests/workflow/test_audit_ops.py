@@ -101,3 +101,23 @@ def test_checkpoints_follow_the_configured_schedule(
     agency.workflow.close()
     assert len(sizes) >= 4
     assert all(later - earlier <= 5 for earlier, later in itertools.pairwise(sizes))
+
+
+def test_entries_rolled_back_leave_no_gap_in_the_chain(agency: Agency) -> None:
+    from candor.workflow.audit_trail import record
+
+    workflow = agency.workflow
+    with workflow.workspace.session() as session:
+        with session.begin():
+            first = record(session, workflow, "ana", "test.kept", {}, {})
+            assert record(session, workflow, "ana", "test.kept", {}, {}) == first + 1
+        session.begin()
+        record(session, workflow, "ana", "test.dropped", {}, {})
+        session.rollback()
+        with session.begin():
+            savepoint = session.begin_nested()
+            record(session, workflow, "ana", "test.dropped", {}, {})
+            savepoint.rollback()
+            assert record(session, workflow, "ana", "test.kept", {}, {}) == first + 2
+            assert record(session, workflow, "ana", "test.kept", {}, {}) == first + 3
+    assert verify_log(workflow, agency["ada"]).ok

@@ -6,17 +6,23 @@ import json
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
-from sqlalchemy import select
+from PIL import Image
+from sqlalchemy import Connection, event, func, select
 
-from candor.store import AuditEntry, Provenance
+from candor.store import AuditCheckpoint, AuditEntry, Provenance, SearchRequest
+from candor.store import Candidate as CandidateRow
 from candor.workflow import (
     EnrolmentRequest,
     PermissionDeniedError,
     RequestForm,
+    audit_trail,
     decide_approval,
     enrol_files,
+    governed,
     record_verdict,
     release_lead,
     released_leads,
@@ -25,7 +31,10 @@ from candor.workflow import (
     run_approved,
     view_candidates,
 )
+from candor.workflow.accounts import active_policy
+from candor.workflow.audit_ops import verify_log
 from candor.workflow.governed import RequestStateError
+from candor.workflow.probes import probe_for
 from tests.agency import Agency, make_agency, new_user
 from tests.support import people_with_photos, photos_of
 
@@ -200,3 +209,130 @@ def test_a_supervisor_cannot_approve_their_own_request(agency: Agency) -> None:
     assert rejected.status == "rejected"
     with pytest.raises(RequestStateError):
         run_approved(agency.workflow, duo, again.search_id)
+
+
+def test_a_search_allowed_at_once_commits_once(agency: Agency) -> None:
+    engine = agency.workflow.workspace.engine
+    commits: list[Connection] = []
+
+    def count(connection: Connection) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "commit", count)
+    try:
+        outcome = request_search(agency.workflow, agency["ana"], probe(agency), FORM)
+    finally:
+        event.remove(engine, "commit", count)
+    assert outcome.status == "completed"
+    assert outcome.candidates_found == 6
+    assert len(commits) == 1
+    entries = actions(agency)
+    assert [e["action"] for e in entries[-3:]] == [
+        "search.requested",
+        "policy.decided",
+        "search.run",
+    ]
+    assert [e["objects"] for e in entries[-3:]] == [
+        {"search": outcome.search_id, "case": FORM.case_number},
+        {"search": outcome.search_id},
+        {"search": outcome.search_id},
+    ]
+
+
+def _written(agency: Agency) -> dict[str, int]:
+    with agency.workflow.workspace.session() as session:
+        return {
+            table.__name__: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in (SearchRequest, CandidateRow, AuditEntry, AuditCheckpoint)
+        }
+
+
+def _failing_owners(*args: object) -> dict[int, tuple[int, int]]:
+    raise RuntimeError("failed after the request and its decision were written")
+
+
+@pytest.mark.parametrize("where", ["candidates", "run entry"])
+def test_a_failed_run_leaves_no_trace_of_its_request(
+    agency: Agency, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    agency.add_user(new_user("ada", "auditor", unit="Internal Affairs"))
+    before = _written(agency)
+    if where == "candidates":
+        monkeypatch.setattr(governed, "_template_owners", _failing_owners)
+    else:
+        real_record = audit_trail.record
+
+        def failing_record(*args: Any, **kwargs: Any) -> int:
+            if args[3] == "search.run":
+                raise RuntimeError("failed after the request and its decision were written")
+            return real_record(*args, **kwargs)
+
+        monkeypatch.setattr(governed, "record", failing_record)
+    with pytest.raises(RuntimeError, match="failed after"):
+        request_search(agency.workflow, agency["ana"], probe(agency), FORM)
+    assert _written(agency) == before
+    monkeypatch.undo()
+    # Had the request or its decision survived, the same photo would now be a repeat.
+    again = request_search(agency.workflow, agency["ana"], probe(agency), FORM)
+    assert again.status == "completed"
+    assert verify_log(agency.workflow, agency["ada"]).ok
+
+
+def test_the_same_face_in_other_bytes_is_a_repeat(agency: Agency, tmp_path: Path) -> None:
+    first = request_search(agency.workflow, agency["ana"], probe(agency), FORM)
+    lossless = tmp_path / "same-pixels.png"
+    Image.open(probe(agency)).save(lossless)  # same pixels, so the same template
+    again = request_search(agency.workflow, agency["ana"], lossless, FORM)
+    assert again.status == "pending_approval"
+    assert again.decision["earlier_search_id"] == first.search_id
+
+
+def test_the_repeat_check_takes_the_latest_near_probe_of_its_model(agency: Agency) -> None:
+    workflow = agency.workflow
+    found = probe_for(workflow, probe(agency), None)
+    policy = active_policy(workflow)
+    assert policy is not None
+    vector = found.template.vector
+    now = workflow.now()
+    encode = workflow.workspace.vault.encode_template
+    rows = [  # oldest first
+        ("a" * 64, "search", found.template.model.key, encode(vector * 2.0), 0),
+        ("b" * 64, "search", found.template.model.key, encode(-vector), 1),
+        ("c" * 64, "search", found.template.model.key, encode(np.zeros_like(vector)), 2),
+        ("d" * 64, "search", "another-model", encode(vector), 3),
+        ("e" * 64, "verify", found.template.model.key, encode(vector), 4),
+        (found.image.sha256, "search", None, None, policy.repeat.window_days * 24 + 5),
+    ]
+    ids: list[int] = []
+    with workflow.workspace.session() as session, session.begin():
+        for sha256, kind, model_key, blob, hours_ago in rows:
+            row = SearchRequest(
+                kind=kind,
+                requester_id=agency["ana"].user_id,
+                case_number="2026-000999",
+                offence_category="robbery",
+                purpose="investigative_lead",
+                requesting_agency="Example Regional Investigation Unit",
+                requesting_unit="Robbery",
+                probe_kind="still_photo",
+                probe_edited=False,
+                requested_top=5,
+                status="approved",
+                decision={"outcome": "allow", "reasons": []},
+                policy_sha256=policy.sha256,
+                probe_sha256=sha256,
+                second_probe_sha256="f" * 64 if kind == "verify" else None,
+                probe_model_key=model_key,
+                probe_template=blob,
+                created_at=now - timedelta(hours=hours_ago),
+            )
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+    with workflow.workspace.session() as session:
+        earlier = governed._earlier_search(session, "search", [found], policy, now)
+        # Newest first: the zero template (no direction) and the opposite face are not
+        # repeats, another model's template is not compared, a verify is another kind and
+        # the same photo outside the window is forgotten; the scaled copy is a repeat.
+        assert earlier == ids[0]
+        assert governed._earlier_search(session, "verify", [found], policy, now) == ids[4]

@@ -263,6 +263,8 @@ class SearchRequest(Base):
         ),
         Index("ix_search_requests_requester_id_created_at", "requester_id", "created_at"),
         Index("ix_search_requests_probe_sha256", "probe_sha256"),
+        # The repeat-search check reads one kind's requests inside the policy's window.
+        Index("ix_search_requests_kind_created_at", "kind", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,34 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_one(target: int | Path) -> None:
+    if isinstance(target, int):
+        os.fsync(target)
+        return
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# fsync releases the GIL; issued together, the filesystem commits its journal and
+# flushes the disk cache once for all of them rather than once each.
+_FSYNCS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="candor-fsync")
+
+
+def _fsync_all(targets: list[int | Path]) -> None:
+    """fsync open files (by descriptor) and paths at once; raises the first error."""
+    if len(targets) == 1:
+        _fsync_one(targets[0])
+        return
+    futures = [_FSYNCS.submit(_fsync_one, target) for target in targets]
+    # All finish before any error is raised: the caller closes these descriptors next.
+    wait(futures)
+    for future in futures:
+        future.result()
 
 
 class BiometricVault:
@@ -123,7 +152,13 @@ class BiometricVault:
         return self.image_path(sha256).is_file()
 
     def put_probe(self, sha256: str, data: bytes) -> None:
-        """Store a probe's bytes under their sha256; idempotent, a damaged copy is replaced."""
+        """Store a probe's bytes under their sha256; idempotent, a damaged copy is replaced.
+
+        Returns once the file and every folder entry leading to it are durable, so a row
+        naming the probe may commit next. That holds when the file was already there,
+        too: another request may have written it an instant before and still be waiting
+        on its fsyncs.
+        """
         _check_address(sha256)
         if sha256_hex(data) != sha256:
             raise BiometricIntegrityError(f"the bytes offered for probe {sha256} have another hash")
@@ -131,8 +166,9 @@ class BiometricVault:
         if path.exists():
             with contextlib.suppress(BiometricIntegrityError):
                 self.get_probe(sha256)
+                _fsync_all([path, path.parent, path.parent.parent, self._probes])
                 return
-        self._write(path, data)
+        self._write_checked_name(path, data)
 
     def get_probe(self, sha256: str) -> bytes:
         """The stored bytes of a probe, checked against their content address."""
@@ -248,13 +284,46 @@ class BiometricVault:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fsync(handle.fileno())
+                # The bytes are durable before they get their name, so a file found at
+                # its final path after a power cut is never torn; the new folders'
+                # entries need not wait for them, and concurrent fsyncs cost about one.
+                _fsync_all([handle.fileno(), *created])
             temporary.replace(path)
         except BaseException:
             _erase_file(temporary)
             raise
-        for folder in (path.parent, *created):
-            _fsync_dir(folder)
+        _fsync_dir(path.parent)
+
+    def _write_checked_name(self, path: Path, data: bytes) -> None:
+        """`_write` for a file whose name is the hash of its bytes, checked by every read.
+
+        The temporary takes its name first and all the fsyncs are issued together, one
+        wait on the disk instead of two. A power cut before they finish can leave a torn
+        file under that name; no committed row names it (the caller commits only after
+        this returns), reads refuse it as damaged and the next put of those bytes
+        replaces it.
+        """
+        created = _make_dirs(self.home, path.parent)
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        temporary = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                temporary.replace(path)
+                try:
+                    _fsync_all([handle.fileno(), path.parent, *created])
+                except BaseException:
+                    # Not durable: no later put may find it intact and skip its own write.
+                    # The disk that failed the fsync may fail the erasure's too: the name
+                    # goes whatever happens to the zeros.
+                    with contextlib.suppress(OSError):
+                        _erase_file(path)
+                    path.unlink(missing_ok=True)
+                    raise
+        except BaseException:
+            _erase_file(temporary)
+            raise
 
 
 def _make_dirs(home: Path, folder: Path) -> list[Path]:

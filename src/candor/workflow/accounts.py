@@ -835,8 +835,13 @@ def _parsed_policy(source: str, label: str) -> Policy:
 def active_policy(workflow: Workflow) -> Policy | None:
     """The policy in force, parsed from its stored text; None before an admin sets one."""
     with workflow.workspace.session() as session:
-        row = active_policy_row(session)
-        return None if row is None else _stored_policy(row)
+        return policy_in_force(session)
+
+
+def policy_in_force(session: Session) -> Policy | None:
+    """`active_policy` as `session`'s transaction sees it."""
+    row = active_policy_row(session)
+    return None if row is None else _stored_policy(row)
 
 
 def active_policy_info(workflow: Workflow) -> PolicyInfo | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from candor.audit import Checkpoint, SigningKey, build_entry, leaf_hash, merkle_root
 from candor.store import AuditCheckpoint, AuditEntry, Workspace
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 GENESIS_PREV = "0" * 64
 KEY_ENV = "CANDOR_AUDIT_KEY"
+_TAIL_KEY = "candor.audit.tail"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,33 @@ def ensure_signing_key(workspace: Workspace) -> SigningKey:
     return SigningKey.generate(path, log_origin(workspace))
 
 
+@dataclass
+class _Tail:
+    """The log's last entry and latest checkpoint as seen inside one transaction.
+
+    Once a transaction has written an entry it holds SQLite's write lock until it ends,
+    and entries are only ever appended by `record`, so no one else can move either; the
+    next entries of the same transaction need not read them again. Another transaction,
+    a savepoint, or this one after a rollback is another object and reads them afresh.
+    """
+
+    transaction: SessionTransaction
+    seq: int
+    leaf_hash: str
+    checkpoint: tuple[int, datetime] | None
+
+
+def _innermost_transaction(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _cached_tail(session: Session) -> _Tail | None:
+    tail = session.info.get(_TAIL_KEY)
+    if isinstance(tail, _Tail) and tail.transaction is _innermost_transaction(session):
+        return tail
+    return None
+
+
 def _clock_of(where: Workspace | Workflow) -> tuple[Workspace, datetime]:
     if isinstance(where, Workspace):
         return where, datetime.now(UTC)
@@ -105,10 +133,16 @@ def record(
     _, now = _clock_of(workspace)
     if schedule is None and not isinstance(workspace, Workspace):
         schedule = workspace.checkpoint_schedule
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.leaf_hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
-    seq = 1 if last is None else last.seq + 1
+    tail = _cached_tail(session)
+    if tail is not None:
+        seq, prev_hex, checkpoint = tail.seq + 1, tail.leaf_hash, tail.checkpoint
+    else:
+        last = session.execute(
+            select(AuditEntry.seq, AuditEntry.leaf_hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        seq = 1 if last is None else last.seq + 1
+        prev_hex = GENESIS_PREV if last is None else last.leaf_hash
+        checkpoint = _latest_checkpoint(session)
     body = build_entry(
         seq=seq,
         time=now,
@@ -116,27 +150,34 @@ def record(
         action=action,
         objects=dict(objects),
         details=dict(details),
-        prev_hex=GENESIS_PREV if last is None else last.leaf_hash,
+        prev_hex=prev_hex,
     )
-    session.add(AuditEntry(seq=seq, body=body, leaf_hash=leaf_hash(body).hex(), created_at=now))
+    entry_hash = leaf_hash(body).hex()
+    session.add(AuditEntry(seq=seq, body=body, leaf_hash=entry_hash, created_at=now))
     session.flush()
-    if _checkpoint_due(session, seq, now, schedule or CheckpointSchedule.from_environment()):
+    transaction = _innermost_transaction(session)
+    if transaction is not None:
+        session.info[_TAIL_KEY] = _Tail(transaction, seq, entry_hash, checkpoint)
+    if _checkpoint_due(checkpoint, seq, now, schedule or CheckpointSchedule.from_environment()):
         make_checkpoint(session, workspace)
     return seq
 
 
-def _checkpoint_due(
-    session: Session, seq: int, now: datetime, schedule: CheckpointSchedule
-) -> bool:
+def _latest_checkpoint(session: Session) -> tuple[int, datetime] | None:
     latest = session.execute(
         select(AuditCheckpoint.tree_size, AuditCheckpoint.created_at)
         .order_by(AuditCheckpoint.tree_size.desc())
         .limit(1)
     ).first()
+    return None if latest is None else (latest.tree_size, latest.created_at)
+
+
+def _checkpoint_due(
+    latest: tuple[int, datetime] | None, seq: int, now: datetime, schedule: CheckpointSchedule
+) -> bool:
     if latest is None:
         return True
-    size: int = latest.tree_size
-    made_at: datetime = latest.created_at
+    size, made_at = latest
     if seq - size >= schedule.every_entries:
         return True
     return now - made_at >= timedelta(seconds=schedule.every_seconds)
@@ -151,6 +192,7 @@ def make_checkpoint(session: Session, workspace: Workspace | Workflow) -> AuditC
     size = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
     existing = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.tree_size == size))
     if size == 0 or existing is not None:
+        _note_checkpoint(session, existing)
         return existing
     leaves = [
         bytes.fromhex(h)
@@ -163,4 +205,11 @@ def make_checkpoint(session: Session, workspace: Workspace | Workflow) -> AuditC
     )
     session.add(row)
     session.flush()
+    _note_checkpoint(session, row)
     return row
+
+
+def _note_checkpoint(session: Session, row: AuditCheckpoint | None) -> None:
+    tail = _cached_tail(session)
+    if tail is not None and row is not None:
+        tail.checkpoint = (row.tree_size, row.created_at)

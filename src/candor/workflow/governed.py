@@ -6,19 +6,21 @@ unit; the agency's active policy decides it (allow, deny with reasons, or needs 
 supervisor's approval); an allowed or approved search runs once; its candidate list
 goes to examiners, never straight to the requester; a candidate becomes a lead only
 when the policy's number of independent examiners agree. Each step writes its audit
-entry in the same transaction as the step itself.
+entry in the same transaction as the step itself; a search the policy allows at once is
+requested, decided and run in a single transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, case, func, insert, select
 from sqlalchemy.orm import Session
 
 from candor.faces import cosine_score, euclidean_distance
@@ -40,10 +42,11 @@ from candor.store import (
     SearchRequest,
     Subject,
     Verdict,
+    sha256_hex,
 )
 from candor.store import Candidate as CandidateRow
 from candor.store import Release as ReleaseRow
-from candor.workflow.accounts import Actor, active_policy
+from candor.workflow.accounts import Actor, policy_in_force
 from candor.workflow.audit_trail import record
 from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
 from candor.workflow.context import Workflow
@@ -66,6 +69,9 @@ CANDIDATE_NOTICE = (
 # Requests that count towards quotas and repeat detection: everything not refused.
 _COUNTED_STATUSES = ("pending_approval", "approved", "completed")
 NO_POLICY = "none"
+# fsync waits on the disk, not the CPU, and releases the GIL while it does.
+_PROBE_STORE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="candor-probe-store")
+_TEMPLATE_BYTES = 4  # stored templates are float32
 
 
 class RequestStateError(WorkflowError):
@@ -166,6 +172,16 @@ class PendingRequest:
     reasons: tuple[dict[str, str], ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class _IndexAnswer:
+    """What the index gave for a request's probe, fetched before any row is written."""
+
+    hits: list[tuple[int, float]]
+    top: int
+    score: str  # what the threshold applies to: "cosine" or a recipe's normalised score
+    offset: float | None  # the probe's cohort offset when the score is normalised
+
+
 # -- requesting ---------------------------------------------------------------------------
 
 
@@ -218,7 +234,6 @@ def _request(
     checked = form.checked()
     if top < 1:
         raise WorkflowError("the candidate list length (--top) must be 1 or more")
-    policy = active_policy(workflow)
     probes: list[Probe] = []
     refusal: str | None = None
     try:
@@ -228,36 +243,63 @@ def _request(
     original = None if original_probe is None else original_probe.read_bytes()
     workspace = workflow.workspace
     now = workflow.now()
-    with workspace.session() as session, session.begin():
-        decision = _decide(
-            session, workflow, actor, kind, checked, probes, policy, top, now, refusal
-        )
-        threshold = None
-        if kind == "search" and decision.outcome is not Outcome.DENY and policy is not None:
-            threshold = _threshold(workflow, policy)
-        row = _new_request(
-            session, workflow, actor, kind, checked, probes, decision, threshold, top, now, original
-        )
-        record(
-            session,
-            workflow,
-            actor.username,
-            f"{kind}.requested",
-            {"search": row.id, "case": checked.case_number},
-            _request_details(row, checked, probes, refusal),
-        )
-        record(
-            session,
-            workflow,
-            actor.username,
-            "policy.decided",
-            {"search": row.id},
-            {
-                "decision": _audit_safe(decision.to_dict()),
-                "threshold": threshold.to_dict() if threshold else None,
-            },
-        )
-        search_id = row.id
+    outcome: RequestOutcome | None = None
+    # The photos go to the vault while the decision is made: their fsyncs overlap the
+    # queries instead of adding to them, and are waited for before the commit.
+    storing = _stored_in_background(workflow, probes, original)
+    try:
+        with workspace.session() as session, session.begin():
+            # Read in the transaction that decides: the policy applied is the one in
+            # force in the same snapshot as the quotas and earlier searches it checks.
+            policy = policy_in_force(session)
+            decision = _decide(
+                session, workflow, actor, kind, checked, probes, policy, top, now, refusal
+            )
+            threshold = None
+            if kind == "search" and decision.outcome is not Outcome.DENY and policy is not None:
+                threshold = _threshold(workflow, policy)
+            row = _new_request(
+                workflow, actor, kind, checked, probes, decision, threshold, top, now, original
+            )
+            # A search allowed at once runs in this same transaction: the request, its
+            # decision, its candidates and their three audit entries commit together
+            # (one commit, one fsync of the write-ahead log) or not at all. The index is
+            # searched before the first write, which takes the database's write lock. A
+            # verify keeps two transactions: its run detects faces, too slow to hold the
+            # write lock through.
+            run_now = decision.outcome is Outcome.ALLOW and kind == "search"
+            answer = _search_hits(workflow, row) if run_now else None
+            session.add(row)
+            session.flush()
+            record(
+                session,
+                workflow,
+                actor.username,
+                f"{kind}.requested",
+                {"search": row.id, "case": checked.case_number},
+                _request_details(row, checked, probes, refusal),
+            )
+            record(
+                session,
+                workflow,
+                actor.username,
+                "policy.decided",
+                {"search": row.id},
+                {
+                    "decision": _audit_safe(decision.to_dict()),
+                    "threshold": threshold.to_dict() if threshold else None,
+                },
+            )
+            search_id = row.id
+            if answer is not None:
+                found, above = _run_row(session, workflow, actor, row, answer)
+                outcome = _outcome(row, found, above)
+            # The row names the photos by hash: they are durable before it commits.
+            storing.result()
+    finally:
+        wait([storing])
+    if outcome is not None:
+        return outcome
     if decision.outcome is Outcome.ALLOW:
         return _run(workflow, actor, search_id)
     return outcome_of(workflow, search_id)
@@ -295,6 +337,9 @@ def _decide(
             policy_name=policy.name,
             policy_version=policy.version,
         )
+    today, last_30_days = _searches_since(
+        session, actor, _start_of_day(workflow, now), now - timedelta(days=30)
+    )
     facts = SearchFacts(
         kind=kind,
         requester_roles=actor.roles,
@@ -308,8 +353,8 @@ def _decide(
         probe_edited=form.edits is not None,
         requested_top=top,
         earlier_search_id=_earlier_search(session, kind, probes, policy, now),
-        searches_today=_searches_since(session, actor, _start_of_day(workflow, now)),
-        searches_last_30_days=_searches_since(session, actor, now - timedelta(days=30)),
+        searches_today=today,
+        searches_last_30_days=last_30_days,
     )
     return decide_search(policy, facts)
 
@@ -319,19 +364,23 @@ def _start_of_day(workflow: Workflow, now: datetime) -> datetime:
     return datetime.combine(local.date(), time(0), tzinfo=workflow.workspace.zone).astimezone(UTC)
 
 
-def _searches_since(session: Session, actor: Actor, since: datetime) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(SearchRequest)
-            .where(
-                SearchRequest.requester_id == actor.user_id,
-                SearchRequest.created_at >= since,
-                SearchRequest.status.in_(_COUNTED_STATUSES),
-            )
+def _searches_since(
+    session: Session, actor: Actor, day_start: datetime, month_start: datetime
+) -> tuple[int, int]:
+    """The actor's counted requests since each of the two times, in one query."""
+
+    def since(start: datetime) -> ColumnElement[int]:
+        counted = func.sum(case((SearchRequest.created_at >= start, 1), else_=0))
+        return func.coalesce(counted, 0)
+
+    today, month = session.execute(
+        select(since(day_start), since(month_start)).where(
+            SearchRequest.requester_id == actor.user_id,
+            SearchRequest.created_at >= min(day_start, month_start),
+            SearchRequest.status.in_(_COUNTED_STATUSES),
         )
-        or 0
-    )
+    ).one()
+    return int(today), int(month)
 
 
 def _earlier_search(
@@ -360,17 +409,27 @@ def _earlier_search(
         )
         .order_by(SearchRequest.id.desc())
     ).all()
+    if not rows:
+        return None
     query = probe.template.normalised()
-    for search_id, sha256, model_key, blob in rows:
-        if sha256 == probe.image.sha256:
-            return int(search_id)
-        if blob is None or model_key != probe.template.model.key:
-            continue
-        earlier = np.frombuffer(blob, dtype="<f4")
-        similarity = float(np.dot(query, earlier / np.linalg.norm(earlier)))
-        if similarity >= policy.repeat.similarity:
-            return int(search_id)
-    return None
+    width = query.size * _TEMPLATE_BYTES
+    same_photo = (sha256 == probe.image.sha256 for _, sha256, _, _ in rows)
+    repeat = np.fromiter(same_photo, dtype=bool, count=len(rows))
+    comparable: list[int] = []
+    blobs: list[bytes] = []
+    for i, (_, _, model_key, blob) in enumerate(rows):
+        if blob is not None and model_key == probe.template.model.key and len(blob) == width:
+            comparable.append(i)
+            blobs.append(blob)
+    if comparable:
+        earlier = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), query.size)
+        # A zero template has no direction: its similarity is NaN and never a repeat.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            similarity = (earlier / np.linalg.norm(earlier, axis=1, keepdims=True)) @ query
+        repeat[comparable] |= similarity >= policy.repeat.similarity
+    # Rows come newest first: the first repeat is the latest earlier search.
+    matches = np.flatnonzero(repeat)
+    return int(rows[matches[0]][0]) if matches.size else None
 
 
 def _threshold(workflow: Workflow, policy: Policy) -> ThresholdChoice:
@@ -378,8 +437,23 @@ def _threshold(workflow: Workflow, policy: Policy) -> ThresholdChoice:
     return threshold_for_gallery(table, len(workflow.index), policy.target_fpir)
 
 
+def _stored_in_background(
+    workflow: Workflow, probes: Sequence[Probe], original: bytes | None
+) -> Future[None]:
+    """Each probe photo (and the unedited original) put in the vault by another thread."""
+    photos = [(probe.image.sha256, probe.image.data) for probe in probes]
+    if original is not None:
+        photos.insert(0, (sha256_hex(original), original))
+    vault = workflow.workspace.vault
+
+    def store() -> None:
+        for sha256, data in photos:
+            vault.put_probe(sha256, data)
+
+    return _PROBE_STORE.submit(store)
+
+
 def _new_request(
-    session: Session,
     workflow: Workflow,
     actor: Actor,
     kind: str,
@@ -391,6 +465,7 @@ def _new_request(
     now: datetime,
     original: bytes | None,
 ) -> SearchRequest:
+    """The request's row, not yet added to a session."""
     vault = workflow.workspace.vault
     status = {
         Outcome.ALLOW: "approved",
@@ -398,15 +473,8 @@ def _new_request(
         Outcome.NEEDS_APPROVAL: "pending_approval",
     }[decision.outcome]
     first = probes[0] if probes else None
-    original_sha256 = None
-    if original is not None:
-        from candor.store import sha256_hex
-
-        original_sha256 = sha256_hex(original)
-        vault.put_probe(original_sha256, original)
-    for probe in probes:
-        vault.put_probe(probe.image.sha256, probe.image.data)
-    row = SearchRequest(
+    original_sha256 = None if original is None else sha256_hex(original)
+    return SearchRequest(
         kind=kind,
         requester_id=actor.user_id,
         case_number=form.case_number,
@@ -436,9 +504,6 @@ def _new_request(
         result={"second_face": probes[1].face.face_index} if len(probes) > 1 else None,
         created_at=now,
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def _request_details(
@@ -568,21 +633,38 @@ def _run(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
         row = _request_row(session, search_id)
         if row.status != "approved":
             raise RequestStateError(f"request {search_id} is {row.status}; it cannot run")
-        if row.kind == "search":
-            details = _run_search(session, workflow, row)
-        else:
-            details = _run_verify(workflow, row)
-        row.status = "completed"
-        row.ran_at = workflow.now()
-        record(
-            session,
-            workflow,
-            actor.username,
-            f"{row.kind}.run",
-            {"search": row.id},
-            _audit_safe(details),
-        )
-    return outcome_of(workflow, search_id)
+        answer = _search_hits(workflow, row) if row.kind == "search" else None
+        found, above = _run_row(session, workflow, actor, row, answer)
+        return _outcome(row, found, above)
+
+
+def _run_row(
+    session: Session,
+    workflow: Workflow,
+    actor: Actor,
+    row: SearchRequest,
+    answer: _IndexAnswer | None,
+) -> tuple[int, int]:
+    """Run an approved request in `session`; returns (candidates found, above threshold).
+
+    answer: the index's answer for a search (`_search_hits`), None for a verify.
+    """
+    found = above = 0
+    if answer is not None:
+        details, found, above = _run_search(session, workflow, row, answer)
+    else:
+        details = _run_verify(workflow, row)
+    row.status = "completed"
+    row.ran_at = workflow.now()
+    record(
+        session,
+        workflow,
+        actor.username,
+        f"{row.kind}.run",
+        {"search": row.id},
+        _audit_safe(details),
+    )
+    return found, above
 
 
 def _stored_template(workflow: Workflow, row: SearchRequest) -> np.ndarray:
@@ -598,12 +680,11 @@ def _stored_template(workflow: Workflow, row: SearchRequest) -> np.ndarray:
     )
 
 
-def _run_search(session: Session, workflow: Workflow, row: SearchRequest) -> dict[str, object]:
-    """Search, fuse each subject's photos into one candidate, and judge them by the threshold.
+def _search_hits(workflow: Workflow, row: SearchRequest) -> _IndexAnswer:
+    """The index's answer for the request's stored template (as the row holds it).
 
     The threshold applies to the score recorded with the request (`threshold_score`): the
     cosine, or the recipe's normalised score (cosine minus the probe's cohort offset).
-    Candidates always keep their cosine; a normalised search stores both.
     """
     query = _stored_template(workflow, row)
     top = int(row.decision.get("top", row.requested_top)) or row.requested_top
@@ -614,10 +695,22 @@ def _run_search(session: Session, workflow: Workflow, row: SearchRequest) -> dic
             f"request {row.id}'s threshold applies to {kind} scores, which this gallery no "
             f"longer gives (now: {workflow.score_in_use}); make a new request"
         )
-    offset = 0.0 if normaliser is None else normaliser.offset(query)
+    offset = None if normaliser is None else normaliser.offset(query)
     # More templates than candidates: a subject enrolled with several photos takes one
     # place on the list, with the fused score of its photos.
     hits = workflow.index.search(query, top * PHOTOS_FETCHED_PER_CANDIDATE)
+    return _IndexAnswer(hits, top, kind, offset)
+
+
+def _run_search(
+    session: Session, workflow: Workflow, row: SearchRequest, answer: _IndexAnswer
+) -> tuple[dict[str, object], int, int]:
+    """Fuse each subject's photos into one candidate, judge them by the threshold and
+    write them; returns the run's audit details, candidates found, above threshold.
+
+    Candidates always keep their cosine; a normalised search stores both.
+    """
+    hits, top, kind, offset = answer.hits, answer.top, answer.score, answer.offset
     owners = _template_owners(session, [template_id for template_id, _ in hits])
     known = [(t, s) for t, s in hits if t in owners]
     best_template: dict[int, tuple[int, float]] = {}
@@ -631,27 +724,30 @@ def _run_search(session: Session, workflow: Workflow, row: SearchRequest) -> dic
         workflow.recipe.fusion,
     )
     threshold = row.threshold if row.threshold is not None else 1.0
-    above = 0
+    candidates: list[dict[str, object]] = []
     for rank, (subject_id, cosine) in enumerate(
         zip(subjects[:top].tolist(), fused[:top].tolist(), strict=True), start=1
     ):
         template_id = best_template[subject_id][0]
-        normalised = None if normaliser is None else cosine - offset
-        is_above = (cosine if normalised is None else normalised) >= threshold
-        above += is_above
-        session.add(
-            CandidateRow(
-                search_id=row.id,
-                rank=rank,
-                score=cosine,
-                normalised_score=normalised,
-                subject_id=subject_id,
-                image_id=owners[template_id][1],
-                template_id=template_id,
-                above_threshold=is_above,
-            )
+        normalised = None if offset is None else cosine - offset
+        candidates.append(
+            {
+                "search_id": row.id,
+                "rank": rank,
+                "score": cosine,
+                "normalised_score": normalised,
+                "subject_id": subject_id,
+                "image_id": owners[template_id][1],
+                "template_id": template_id,
+                "above_threshold": (cosine if normalised is None else normalised) >= threshold,
+            }
         )
-    session.flush()
+    found = len(candidates)
+    above = sum(1 for candidate in candidates if candidate["above_threshold"])
+    if candidates:
+        # One executemany; ORM objects for rows this transaction never reads back
+        # cost more than the insert itself.
+        session.execute(insert(CandidateRow), candidates)
     details: dict[str, object] = {
         "gallery_size": len(workflow.index),
         "model": workflow.engine.model.key,
@@ -661,9 +757,9 @@ def _run_search(session: Session, workflow: Workflow, row: SearchRequest) -> dic
         "threshold": f"{threshold:.6f}",
         "score": kind,
     }
-    if normaliser is not None:
+    if offset is not None:
         details["cohort_offset"] = f"{offset:.6f}"
-    return details
+    return details, found, above
 
 
 def _template_owners(session: Session, template_ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -720,19 +816,23 @@ def outcome_of(workflow: Workflow, search_id: int) -> RequestOutcome:
     with workflow.workspace.session() as session:
         row = _request_row(session, search_id)
         candidates = row.candidates
-        return RequestOutcome(
-            search_id=row.id,
-            kind=row.kind,
-            status=row.status,
-            decision=dict(row.decision),
-            threshold=None
-            if row.threshold is None
-            else {"value": row.threshold, "score": row.threshold_score or "cosine"},
-            threshold_meaning=row.threshold_note,
-            candidates_found=len(candidates),
-            above_threshold=sum(1 for c in candidates if c.above_threshold),
-            verification=dict(row.result) if row.kind == "verify" and row.result else None,
-        )
+        return _outcome(row, len(candidates), sum(1 for c in candidates if c.above_threshold))
+
+
+def _outcome(row: SearchRequest, found: int, above: int) -> RequestOutcome:
+    return RequestOutcome(
+        search_id=row.id,
+        kind=row.kind,
+        status=row.status,
+        decision=dict(row.decision),
+        threshold=None
+        if row.threshold is None
+        else {"value": row.threshold, "score": row.threshold_score or "cosine"},
+        threshold_meaning=row.threshold_note,
+        candidates_found=found,
+        above_threshold=above,
+        verification=dict(row.result) if row.kind == "verify" and row.result else None,
+    )
 
 
 def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> CandidateReview:

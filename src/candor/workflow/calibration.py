@@ -17,6 +17,7 @@ recipe's cohort-normalised score when the gallery is large enough to be its own 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -84,14 +85,18 @@ class ThresholdChoice:
         }
 
 
-def shipped_calibrations() -> list[CalibrationTable]:
-    """The calibrations that ship with Candor (dlib ResNet on lfw-dev; see bench/)."""
+@functools.cache
+def shipped_calibrations() -> tuple[CalibrationTable, ...]:
+    """The calibrations that ship with Candor (dlib ResNet on lfw-dev; see bench/).
+
+    Read once per process: they are package data and cannot change while it runs.
+    """
     folder = files("candor.workflow").joinpath("data")
-    return [
+    return tuple(
         CalibrationTable.from_json(entry.read_text())
         for entry in sorted(folder.iterdir(), key=lambda item: item.name)
         if entry.name.endswith("calibration.json") or "calibration-" in entry.name
-    ]
+    )
 
 
 def shipped_calibration(model_key: str | None = None, score: str = "cosine") -> CalibrationTable:

@@ -6,12 +6,13 @@ named (or the only one), check its quality and make its template. No gallery is 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from candor.faces import DetectedFace, FaceEngine, Template
 from candor.faces.recipe import Views
-from candor.images import DecodedImage, load_image
+from candor.images import DecodedImage, ImageLimits, load_image
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import quality_summary
 from candor.workflow.errors import FaceIndexError, MultipleFacesError, ProbeRefusedError
@@ -60,21 +61,33 @@ def read_probe(
 
 
 def probe_for(workflow: Workflow, path: Path, face_index: int | None) -> Probe:
-    """`read_probe` with the workflow's engine, without detecting the same photo twice.
+    """`read_probe` with the workflow's engine, without reading the same photo twice.
 
-    The photo is decoded each time (its bytes may have changed); only detection and the
-    template, the slow part, come from the workflow's probe cache when these exact bytes
-    were read before with the same face choice. Refusals are not cached.
+    The file is read and hashed each time (its bytes may have changed). When these exact
+    bytes were read before with the same face choice, the probe comes from the
+    workflow's probe cache: bytes with that digest were decoded and checked then, so they
+    are not decoded again. Otherwise the file is loaded and checked as any photo is.
+    Refusals are not cached.
     """
-    image = load_image(path)
-    cached = workflow.probe_cache.get(image.sha256, face_index)
+    cached = workflow.probe_cache.get(_digest_if_readable(path), face_index)
     if cached is not None:
         return cached
+    image = load_image(path)
     probe = _probe_from_image(
         workflow.engine, image, path, face_index, workflow.recipe.search_views
     )
     workflow.probe_cache.put(image.sha256, face_index, probe)
     return probe
+
+
+def _digest_if_readable(path: Path) -> str:
+    """sha256 of a file within the size limit, or "" (then `load_image` says what is wrong)."""
+    try:
+        if path.stat().st_size > ImageLimits().max_bytes:
+            return ""
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _probe_from_image(

@@ -23,6 +23,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import dlib
+
 from candor.faces.recipe import DEFAULT_RECIPE, RECIPES, Recipe
 from candor.store import Provenance
 from candor.workflow import EnrolmentRequest, EnrolmentStatus, enrol_files
@@ -79,6 +81,7 @@ def main() -> int:
         "--faces", type=Path, default=Path(os.environ.get("CANDOR_FACES", "../shared/faces"))
     )
     parser.add_argument("--photos", type=int, default=400)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     requests = lfw_requests(args.faces, args.photos)
     runs = [
@@ -94,10 +97,15 @@ def main() -> int:
         "load_average_1min": os.getloadavg()[0],
         "runs": runs,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "dlib": {
+            "version": dlib.__version__,
+            "blas": bool(dlib.DLIB_USE_BLAS),
+            "avx": bool(dlib.USE_AVX_INSTRUCTIONS),
+        },
         "date": datetime.now(UTC).date().isoformat(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 

@@ -32,56 +32,14 @@ from typing import Any
 import numpy as np
 
 from _common import write_results
-from candor.evaluation.cache import extract_photos
-from candor.evaluation.calibration import calibrate_recipe
-from candor.evaluation.identification import (
-    list_people,
-    people_of_half,
-    plan_identification_protocol,
-)
+from candor.evaluation.calibration import calibrate_recipe, half_templates
 from candor.faces import EngineSettings
-from candor.faces.recipe import DEFAULT_RECIPE, Recipe, recipe_named
+from candor.faces.recipe import DEFAULT_RECIPE, recipe_named
 from candor.index.cohort import CohortNormaliser, gallery_cohort_ids, unit_rows
 from candor.workflow.calibration import threshold_for_gallery
 
 SIZES = (250, 500, 1000)
 TARGETS = (0.01, 0.05)
-
-
-def half_templates(
-    dataset: Path, half: str, recipe: Recipe, settings: EngineSettings, workers: int
-) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """(gallery labels, gallery templates, probe labels, probe templates) of one half."""
-    people = people_of_half(dataset, half)  # type: ignore[arg-type]
-    plan = plan_identification_protocol(dataset, people)
-    gallery_paths = [path for _, path in plan.gallery]
-    in_gallery = set(gallery_paths)
-    probe_entries = [
-        (name, photo)
-        for name, photos in list_people(dataset, people)
-        for photo in photos
-        if photo not in in_gallery
-    ]
-    gallery_out = extract_photos(gallery_paths, settings, views=recipe.enrol_views, workers=workers)
-    probe_out = extract_photos(
-        [photo for _, photo in probe_entries], settings, views=recipe.search_views, workers=workers
-    )
-    gallery = [
-        (n, o.vector)
-        for (n, _), o in zip(plan.gallery, gallery_out, strict=True)
-        if o.vector is not None
-    ]
-    probes = [
-        (n, o.vector)
-        for (n, _), o in zip(probe_entries, probe_out, strict=True)
-        if o.vector is not None
-    ]
-    return (
-        [n for n, _ in gallery],
-        unit_rows(np.stack([v for _, v in gallery])),
-        [n for n, _ in probes],
-        unit_rows(np.stack([v for _, v in probes])),
-    )
 
 
 def main() -> int:
@@ -111,13 +69,16 @@ def main() -> int:
             dataset, recipe, settings, workers=args.workers, halves=("tune",)
         ),
     }
-    _, tune_gallery, _, _ = half_templates(dataset, "tune", recipe, settings, args.workers)
+    tune = half_templates(
+        dataset, "tune", recipe, settings, workers=args.workers, with_probes=False
+    )
+    tune_gallery = unit_rows(tune.gallery)
     cohort = CohortNormaliser(
         tune_gallery[gallery_cohort_ids(range(len(tune_gallery)))], recipe.cohort_k
     )
-    labels, gallery, probe_labels, probes = half_templates(
-        dataset, "report", recipe, settings, args.workers
-    )
+    report = half_templates(dataset, "report", recipe, settings, workers=args.workers)
+    labels, gallery = list(report.gallery_labels), unit_rows(report.gallery)
+    probe_labels, probes = list(report.probe_labels), unit_rows(report.probes)
     offsets = cohort.offsets(probes)
     probe_people = np.array(probe_labels)
     rng = np.random.default_rng(20261127)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from candor.evaluation.cache import extract_photos
+from candor.evaluation.cache import PhotoOutcome, extract_photos
 from candor.evaluation.identification import (
     Half,
     list_people,
@@ -206,6 +206,86 @@ def calibrate_folder(
     )
 
 
+@dataclass(frozen=True)
+class HalfTemplates:
+    """One half's 1:N templates: its foundation gallery and its other photos as probes.
+
+    Vectors are raw (unnormalised) rows; labels are the people's folder names; sha256s
+    are of every photo read, in order (None: could not be decoded), for a dataset digest.
+    """
+
+    gallery: npt.NDArray[np.float32]
+    gallery_labels: npt.NDArray[np.str_]
+    probes: npt.NDArray[np.float32]
+    probe_labels: npt.NDArray[np.str_]
+    sha256s: tuple[str | None, ...]
+
+
+def half_templates(
+    dataset_dir: Path,
+    half: Half,
+    recipe: Recipe,
+    settings: EngineSettings,
+    *,
+    cache_dir: Path | None = None,
+    workers: int = 1,
+    with_probes: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> HalfTemplates:
+    """The half's gallery (enrolment views) and, with_probes, its other photos (search views).
+
+    `settings` are used as given: pass them with the recipe's fallback already set.
+    progress(done, total) follows the gallery's extraction.
+    """
+    people = people_of_half(dataset_dir, half)
+    plan = plan_identification_protocol(dataset_dir, people)
+    in_gallery = {path for _, path in plan.gallery}
+    probe_entries = [
+        (name, photo)
+        for name, photos in list_people(dataset_dir, people)
+        for photo in photos
+        if with_probes and photo not in in_gallery
+    ]
+    gallery_out = extract_photos(
+        [path for _, path in plan.gallery],
+        settings,
+        cache_dir,
+        views=recipe.enrol_views,
+        workers=workers,
+        progress=progress,
+    )
+    probe_out = extract_photos(
+        [photo for _, photo in probe_entries],
+        settings,
+        cache_dir,
+        views=recipe.search_views,
+        workers=workers,
+    )
+
+    def usable(
+        entries: list[tuple[str, Path]], outcomes: list[PhotoOutcome]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.str_]]:
+        kept = [(o.vector, name) for o, (name, _) in zip(outcomes, entries, strict=True)]
+        rows = [(vector, name) for vector, name in kept if vector is not None]
+        dimension = FaceEngine(settings).model.dimension
+        matrix = (
+            np.stack([vector for vector, _ in rows]).astype(np.float32)
+            if rows
+            else np.zeros((0, dimension), dtype=np.float32)
+        )
+        return matrix, np.array([name for _, name in rows], dtype=np.str_)
+
+    gallery, gallery_labels = usable(list(plan.gallery), gallery_out)
+    probes, probe_labels = usable(probe_entries, probe_out)
+    return HalfTemplates(
+        gallery,
+        gallery_labels,
+        probes,
+        probe_labels,
+        tuple(outcome.sha256 for outcome in (*gallery_out, *probe_out)),
+    )
+
+
 def calibrate_recipe(
     dataset_dir: Path,
     recipe: Recipe,
@@ -224,69 +304,39 @@ def calibrate_recipe(
     the pairs to some halves (a calibration on "tune" can be checked on "report").
     """
     engine = replace(settings or EngineSettings(), fallback=recipe.fallback)
-    pieces: dict[Half, tuple[Any, Any, Any, Any]] = {}
+    pieces: dict[Half, HalfTemplates] = {}
     digest = hashlib.sha256()
-    templates = 0
     both: tuple[Half, Half] = ("tune", "report")
-    steps = 2 * len(both)
-    for number, half in enumerate(both):
-        people = people_of_half(dataset_dir, half)
-        plan = plan_identification_protocol(dataset_dir, people)
-        gallery_paths = [path for _, path in plan.gallery]
-        in_gallery = set(gallery_paths)
-        listed = list_people(dataset_dir, people)
+    for number, half in enumerate(both, start=1):
         # A half outside `halves` gives only its gallery, as the other half's cohort.
-        probe_entries = [
-            (name, photo)
-            for name, photos in listed
-            for photo in photos
-            if photo not in in_gallery and half in halves
-        ]
-        gallery_out = extract_photos(
-            gallery_paths, engine, cache_dir, views=recipe.enrol_views, workers=workers
-        )
-        if progress is not None:
-            progress(2 * number + 1, steps)
-        probe_out = extract_photos(
-            [photo for _, photo in probe_entries],
+        pieces[half] = half_templates(
+            dataset_dir,
+            half,
+            recipe,
             engine,
-            cache_dir,
-            views=recipe.search_views,
+            cache_dir=cache_dir,
             workers=workers,
+            with_probes=half in halves,
         )
+        for sha256 in pieces[half].sha256s:
+            digest.update((sha256 or "-").encode())
         if progress is not None:
-            progress(2 * number + 2, steps)
-        gallery = [
-            (o.vector, name)
-            for o, (name, _) in zip(gallery_out, plan.gallery, strict=True)
-            if o.vector is not None
-        ]
-        probes = [
-            (o.vector, name)
-            for o, (name, _) in zip(probe_out, probe_entries, strict=True)
-            if o.vector is not None
-        ]
-        for outcome in (*gallery_out, *probe_out):
-            digest.update((outcome.sha256 or "-").encode())
-        if half in halves:
-            templates += len(gallery) + len(probes)
-        pieces[half] = (
-            np.stack([v for v, _ in probes]) if probes else np.zeros((0, 1), np.float32),
-            np.array([n for _, n in probes]),
-            np.stack([v for v, _ in gallery]),
-            np.array([n for _, n in gallery]),
-        )
+            progress(number, len(both))
     total_pairs = 0
+    templates = 0
     tails: list[npt.NDArray[np.float32]] = []
     for half in halves:
-        probes, probe_labels, gallery, gallery_labels = pieces[half]
-        other_gallery = pieces["report" if half == "tune" else "tune"][2]
-        offsets = np.zeros(len(probes), dtype=np.float64)
+        piece = pieces[half]
+        other_gallery = pieces["report" if half == "tune" else "tune"].gallery
+        offsets = np.zeros(len(piece.probes), dtype=np.float64)
         if recipe.cohort_k is not None:
             cohort = other_gallery[gallery_cohort_ids(range(len(other_gallery)))]
-            offsets = CohortNormaliser(cohort, recipe.cohort_k).offsets(probes)
-        count, tail = _impostor_tail_1n(probes, probe_labels, gallery, gallery_labels, offsets)
+            offsets = CohortNormaliser(cohort, recipe.cohort_k).offsets(piece.probes)
+        count, tail = _impostor_tail_1n(
+            piece.probes, piece.probe_labels, piece.gallery, piece.gallery_labels, offsets
+        )
         total_pairs += count
+        templates += len(piece.gallery) + len(piece.probes)
         tails.append(tail)
     points = _points_of_tail(np.concatenate(tails), total_pairs)
     return CalibrationTable(

@@ -53,6 +53,7 @@ from candor.evaluation.bootstrap import (
     weighted_mean,
 )
 from candor.evaluation.cache import PhotoOutcome, extract_photos
+from candor.evaluation.calibration import half_templates
 from candor.evaluation.groups import GroupAssignment, group_figures
 from candor.evaluation.identification import (
     DLIB_DISTANCE,
@@ -61,7 +62,6 @@ from candor.evaluation.identification import (
     Protocol,
     list_people,
     people_of_half,
-    plan_identification_protocol,
     run_identification_protocol,
 )
 from candor.evaluation.verification import AllPairs, det_points, score_all_pairs
@@ -129,24 +129,23 @@ def other_half_cohort(
     whose gallery is too small to be its own cohort.
     """
     other: Half = "tune" if half == "report" else "report"
-    plan = plan_identification_protocol(dataset_dir, people_of_half(dataset_dir, other))
-    outcomes = extract_photos(
-        [path for _, path in plan.gallery],
+    gallery = half_templates(
+        dataset_dir,
+        other,
+        recipe,
         replace(engine, fallback=recipe.fallback),
-        cache_dir,
-        views=recipe.enrol_views,
+        cache_dir=cache_dir,
         workers=workers,
+        with_probes=False,
         progress=progress,
-    )
-    vectors = [outcome.vector for outcome in outcomes if outcome.vector is not None]
-    if len(vectors) < COHORT_SIZE:
+    ).gallery
+    if len(gallery) < COHORT_SIZE:
         return None
-    chosen = gallery_cohort_ids(range(len(vectors)))
     label = (
-        f"{COHORT_SIZE:,} of the {other} half's {len(vectors):,} gallery templates, people "
+        f"{COHORT_SIZE:,} of the {other} half's {len(gallery):,} gallery templates, people "
         "not evaluated (in a deployment: a sample of the gallery itself)"
     )
-    return Cohort(np.vstack([vectors[i] for i in chosen]).astype(np.float32), label)
+    return Cohort(gallery[gallery_cohort_ids(range(len(gallery)))], label)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from candor.images.decode import (
     UnsupportedFormatError,
     decode_image,
     load_image,
+    read_image_file,
 )
 from candor.images.encode import encode_png
 
@@ -30,4 +31,5 @@ __all__ = [
     "decode_image",
     "encode_png",
     "load_image",
+    "read_image_file",
 ]

@@ -275,6 +275,16 @@ def load_image(path: Path, *, limits: ImageLimits = ImageLimits()) -> DecodedIma
         ImageTooLargeError: the file is larger than ``limits.max_bytes`` (before reading).
         ImageError: any other refusal of `decode_image`.
     """
+    return decode_image(read_image_file(path, limits=limits), name=str(path), limits=limits)
+
+
+def read_image_file(path: Path, *, limits: ImageLimits = ImageLimits()) -> bytes:
+    """The bytes of an image file, undecoded, after the checks `load_image` makes first.
+
+    For a caller that must know the bytes (their hash) before deciding to decode them;
+    pass them to `decode_image` with ``name=str(path)``. Raises UnreadableImageError or
+    ImageTooLargeError as `load_image` does.
+    """
     name = str(path)
     try:
         info = path.stat()
@@ -296,10 +306,9 @@ def load_image(path: Path, *, limits: ImageLimits = ImageLimits()) -> DecodedIma
     try:
         with path.open("rb") as handle:
             # One byte more than allowed tells a file that grew after stat() from one at the limit.
-            data = handle.read(limits.max_bytes + 1)
+            return handle.read(limits.max_bytes + 1)
     except OSError as error:
         raise UnreadableImageError(name, f"the file cannot be read ({_os_reason(error)})") from None
-    return decode_image(data, name=name, limits=limits)
 
 
 def _identify(data: bytes, name: str) -> str:

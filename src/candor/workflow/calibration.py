@@ -95,7 +95,7 @@ def shipped_calibrations() -> tuple[CalibrationTable, ...]:
     return tuple(
         CalibrationTable.from_json(entry.read_text())
         for entry in sorted(folder.iterdir(), key=lambda item: item.name)
-        if entry.name.endswith("calibration.json") or "calibration-" in entry.name
+        if entry.name.startswith("default-calibration") and entry.name.endswith(".json")
     )
 
 

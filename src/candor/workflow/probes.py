@@ -12,7 +12,7 @@ from pathlib import Path
 
 from candor.faces import DetectedFace, FaceEngine, Template
 from candor.faces.recipe import Views
-from candor.images import DecodedImage, ImageLimits, load_image
+from candor.images import DecodedImage, decode_image, load_image, read_image_file
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import quality_summary
 from candor.workflow.errors import FaceIndexError, MultipleFacesError, ProbeRefusedError
@@ -63,31 +63,22 @@ def read_probe(
 def probe_for(workflow: Workflow, path: Path, face_index: int | None) -> Probe:
     """`read_probe` with the workflow's engine, without reading the same photo twice.
 
-    The file is read and hashed each time (its bytes may have changed). When these exact
-    bytes were read before with the same face choice, the probe comes from the
-    workflow's probe cache: bytes with that digest were decoded and checked then, so they
-    are not decoded again. Otherwise the file is loaded and checked as any photo is.
+    The file is read (with `load_image`'s checks) and hashed each time: its bytes may have
+    changed. When these exact bytes were read before with the same face choice, the
+    probe comes from the workflow's probe cache: bytes with that digest were decoded and
+    checked then, so they are not decoded again. Otherwise these bytes are decoded.
     Refusals are not cached.
     """
-    cached = workflow.probe_cache.get(_digest_if_readable(path), face_index)
+    data = read_image_file(path)
+    cached = workflow.probe_cache.get(hashlib.sha256(data).hexdigest(), face_index)
     if cached is not None:
         return cached
-    image = load_image(path)
+    image = decode_image(data, name=str(path))
     probe = _probe_from_image(
         workflow.engine, image, path, face_index, workflow.recipe.search_views
     )
     workflow.probe_cache.put(image.sha256, face_index, probe)
     return probe
-
-
-def _digest_if_readable(path: Path) -> str:
-    """sha256 of a file within the size limit, or "" (then `load_image` says what is wrong)."""
-    try:
-        if path.stat().st_size > ImageLimits().max_bytes:
-            return ""
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""
 
 
 def _probe_from_image(

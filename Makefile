@@ -7,8 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install-build-deps.sh
+	@bash scripts/install-build-deps.sh $(PYTHON)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# dlib-bin, the binary wheel used before, installs the same module as dlib.
+	@$(BIN)/python -m pip uninstall --quiet --yes dlib-bin 2>/dev/null || true
+	@$(BIN)/python -m pip show --quiet dlib 2>/dev/null || echo "building dlib from source against OpenBLAS: about 10 minutes on 2 cores the first time, then pip's wheel cache"
 	$(BIN)/python -m pip install --quiet -e '.[demo,dev]'
 	@touch $(STAMP)
 

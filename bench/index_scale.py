@@ -1,36 +1,38 @@
-"""GalleryIndex at 10k, 100k and 1M templates: HNSW against numpy exact search, same run.
+"""GalleryIndex at 10k to 10M templates: sign-code candidates against exact search, same run.
 
 Run: .venv/bin/python bench/index_scale.py [--sizes 10000 100000 1000000] [--lfw]
+     .venv/bin/python bench/index_scale.py --sizes 10000000 --queries 200 --out index_scale_10m
 
-Galleries are synthetic and identity-clustered (see bench/search_latency.py): a random
-unit centre per person, 5 templates per person at cosine 0.7 to the centre, 128-d.
-Queries are new members of gallery people (mated searches), one at a time. For every
-size the baseline is measured in the same run on the same vectors: `TemplateIndex`
-(numpy float32 matrix-vector product and partial sort). recall@20 is the share of the
-exact top 20 that the approximate search returns in its top 20.
+Galleries are synthetic and identity-clustered (as bench/search_latency.py makes them): a
+random unit centre per person, 5 templates per person at cosine 0.7 to the centre, 128-d,
+generated in chunks of 100,000 so that 10M fit in memory. Queries are new members of
+gallery people (mated searches), one at a time. For every size the baseline is measured
+in the same run on the same folder: `GalleryIndex.exact_search` (numpy float32
+matrix-vector product over the memory-mapped rows, and a partial sort), which is also the
+truth. recall@20 is the share of the exact top 20 that the approximate search returns
+in its top 20; mate recall is the share of the query person's templates in the exact top
+20 that the approximate top 20 also holds.
 
-The approximate index is built through `GalleryIndex.add` in batches of 10,000 (as a
-gallery grows by enrolment) into a folder, closed, and opened again: `load_s` is the
-time to open it. A 1M graph takes tens of minutes on two busy cores, so with
---prebuilt DIR a graph built earlier by the same FAISS calls (HnswGraph.add on the same
-vectors, in the same order; bench/index_scale.py --build-only) is placed in the folder
-instead and its build time taken from DIR/build_<size>.json.
+The index is filled through `GalleryIndex.add` in batches of 10,000 (as a gallery grows
+by enrolment) into a folder, closed, and opened again: `build_s` is the filling (sign
+codes included), `load_s` the opening.
 
 --lfw checks recall on real templates: every lfw-dev template from the evaluation cache
-(default engine settings), 1,000 of them as queries.
+(plain views, default engine settings), 1,000 of them as queries, with candidate counts
+set directly (a 9,039-template gallery is below the index's smallest candidate count).
 
-Writes bench/results/index_scale.json.
+Writes bench/results/<--out>.json (default index_scale).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,15 @@ import numpy as np
 
 from _common import write_results
 from candor.faces.registry import ModelId
-from candor.index import GalleryIndex, TemplateIndex
-from candor.index.hnsw import HnswGraph, HnswSettings
-from search_latency import members_of, synthetic_gallery
+from candor.index import GalleryIndex
+from candor.index.signcodes import CODE_BITS, MIN_CANDIDATES, SignCoder, candidate_rows
+from search_latency import members_of, unit
 
 K = 20
-SEED = 20240611
+SEED = 20261127
+PER_PERSON = 5
+CHUNK = 100_000
+Search = Callable[[np.ndarray], list[tuple[int, float]]]
 
 
 def rss_bytes() -> int:
@@ -51,7 +56,7 @@ def rss_bytes() -> int:
     return int(pages) * os.sysconf("SC_PAGE_SIZE")
 
 
-def timed(search: Any, queries: np.ndarray) -> tuple[list[list[int]], dict[str, float]]:
+def timed(search: Search, queries: np.ndarray) -> tuple[list[list[int]], dict[str, float]]:
     for query in queries[:20]:
         search(query)
     found: list[list[int]] = []
@@ -65,6 +70,7 @@ def timed(search: Any, queries: np.ndarray) -> tuple[list[list[int]], dict[str, 
     return found, {
         "p50_ms": round(float(np.percentile(ms, 50)), 3),
         "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "max_ms": round(float(ms.max()), 3),
         "mean_ms": round(float(ms.mean()), 3),
     }
 
@@ -74,88 +80,78 @@ def recall(found: list[list[int]], truth: list[list[int]]) -> float:
     return round(hits / sum(len(b[:K]) for b in truth), 4)
 
 
-def gallery_of(size: int, prebuilt: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """(unit float32 vectors, mated queries) for a synthetic gallery of `size`."""
+def mate_recall(
+    found: list[list[int]], truth: list[list[int]], people: np.ndarray, count: int
+) -> float:
+    """Share of the query person's templates in the exact top 20 also in the approximate one."""
+    gallery_people = count // PER_PERSON
+    wanted = hits = 0
+    for a, b, person in zip(found, truth, people, strict=True):
+        mates = {i for i in b[:K] if i % gallery_people == person}
+        wanted += len(mates)
+        hits += len(mates & set(a[:K]))
+    return round(hits / max(1, wanted), 4)
+
+
+def fill(index: GalleryIndex, size: int) -> np.ndarray:
+    """Add a synthetic gallery of `size` to the index; return the people's centres."""
     rng = np.random.default_rng(SEED)
-    centres, vectors, _ = synthetic_gallery(size, 128, 5, rng)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    queries_rng = np.random.default_rng(SEED + 1)
-    people = queries_rng.integers(0, len(centres), 400)
-    queries = members_of(centres[people], queries_rng).astype(np.float32)
-    if prebuilt is not None and (prebuilt / f"vec_{size}.npy").exists():
-        stored = np.load(prebuilt / f"vec_{size}.npy")
-        if not np.array_equal(stored, vectors):
-            raise SystemExit(f"{prebuilt}/vec_{size}.npy is not this benchmark's gallery")
-    return vectors.astype(np.float32), queries
-
-
-def place_prebuilt(folder: Path, vectors: np.ndarray, graph_file: Path, model: ModelId) -> None:
-    """Write a GalleryIndex folder around a graph built earlier on the same rows."""
-    folder.mkdir(parents=True)
-    size = len(vectors)
-    vectors.astype(np.float32).tofile(folder / "vectors.f32")
-    np.arange(size, dtype=np.int64).tofile(folder / "ids.i64")
-    np.ones(size, dtype=np.uint8).tofile(folder / "live.u8")
-    shutil.copyfile(graph_file, folder / "graph.faiss")
-    meta = {
-        "format": 1,
-        "model": model.key,
-        "dimension": 128,
-        "count": size,
-        "capacity": size,
-        "graph_rows": size,
-    }
-    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    people = size // PER_PERSON
+    centres = unit(rng.standard_normal((people, 128))).astype(np.float32)
+    for start in range(0, size, CHUNK):
+        person = np.arange(start, min(size, start + CHUNK)) % people  # id i is person i % people
+        vectors = members_of(centres[person].astype(np.float64), rng).astype(np.float32)
+        for at in range(0, len(vectors), 10_000):
+            ids = range(start + at, start + min(len(vectors), at + 10_000))
+            index.add(list(ids), vectors[at : at + 10_000])
+    return centres
 
 
 def measure(size: int, args: argparse.Namespace, model: ModelId, scratch: Path) -> dict[str, Any]:
-    vectors, queries = gallery_of(size, args.prebuilt)
-    ids = list(range(size))
-    row: dict[str, Any] = {"templates": size, "people": size // 5}
-
-    exact = TemplateIndex(model)
-    exact.add(ids, vectors)
-    truth, exact_times = timed(lambda q: exact.search(q, K), queries)
-    row["exact_numpy"] = exact_times
-
     folder = scratch / f"index_{size}"
-    settings = HnswSettings(ef_construction=args.ef_construction)
-    graph_file = None if args.prebuilt is None else args.prebuilt / f"hnsw_{size}.faiss"
-    if graph_file is not None and graph_file.exists():
-        place_prebuilt(folder, vectors, graph_file, model)
-        build = json.loads((args.prebuilt / f"build_{size}.json").read_text(encoding="utf-8"))
-        row["build_s"] = build["build_s"]
-        row["build_note"] = build["note"]
-    else:
-        started = time.perf_counter()
-        index = GalleryIndex(model, folder, approximate_from=0, hnsw=settings)
-        for start in range(0, size, 10_000):
-            index.add(ids[start : start + 10_000], vectors[start : start + 10_000])
-        index.close()
-        row["build_s"] = round(time.perf_counter() - started, 1)
-        row["build_note"] = "GalleryIndex.add in batches of 10,000, two threads"
-        del index
-        gc.collect()
-    row["graph_file_bytes_per_template"] = round((folder / "graph.faiss").stat().st_size / size, 1)
-    row["row_file_bytes_per_template"] = round(
-        sum((folder / name).stat().st_size for name in ("vectors.f32", "ids.i64", "live.u8"))
-        / size,
-        1,
-    )
+    started = time.perf_counter()
+    index = GalleryIndex(model, folder, approximate_from=0)
+    centres = fill(index, size)
+    index.close()
+    row: dict[str, Any] = {"templates": size, "people": size // PER_PERSON}
+    row["build_s"] = round(time.perf_counter() - started, 1)
+    row["build_note"] = "GalleryIndex.add in batches of 10,000, sign codes included"
+    del index
+    gc.collect()
+    row["file_bytes_per_template"] = {
+        path.name: round(path.stat().st_size / size, 1)
+        for path in sorted(folder.iterdir())
+        if path.suffix in {".f32", ".i64", ".u8"}
+    }
+    queries_rng = np.random.default_rng(SEED + 1)
+    people = queries_rng.integers(0, len(centres), args.queries)
+    queries = members_of(centres[people].astype(np.float64), queries_rng).astype(np.float32)
+    del centres
     gc.collect()
     before = rss_bytes()
     started = time.perf_counter()
-    index = GalleryIndex.open(folder, model, approximate_from=0, hnsw=settings)
-    row["load_s"] = round(time.perf_counter() - started, 2)
+    index = GalleryIndex.open(folder, model, approximate_from=0)
+    row["load_s"] = round(time.perf_counter() - started, 3)
     row["resident_bytes_per_template_after_load"] = round((rss_bytes() - before) / size, 1)
+    truth, exact_times = timed(lambda q: index.exact_search(q, K), queries)
+    row["exact_numpy"] = exact_times
+    print(size, "exact", exact_times, flush=True)
     approximate: list[dict[str, Any]] = []
-    for ef in args.ef:
-        index.ef_search = ef
+    for share in args.shares:
+        index.candidate_share = share
         found, times = timed(lambda q: index.search(q, K), queries)
-        approximate.append({"ef_search": ef, **times, "recall_at_20": recall(found, truth)})
+        approximate.append(
+            {
+                "candidate_share": share,
+                "candidates": max(MIN_CANDIDATES, int(np.ceil(size * share))),
+                **times,
+                "recall_at_20": recall(found, truth),
+                "mate_recall_at_20": mate_recall(found, truth, people, size),
+            }
+        )
         print(size, approximate[-1], flush=True)
     row["resident_bytes_per_template_after_searches"] = round((rss_bytes() - before) / size, 1)
-    row["hnsw"] = approximate
+    row["sign_codes"] = approximate
     index.close()
     shutil.rmtree(folder)
     return row
@@ -169,86 +165,69 @@ def lfw_recall(args: argparse.Namespace) -> dict[str, Any]:
     paths = sorted(faces.glob("*/*.jpg"))
     outcomes = extract_photos(paths, workers=2)
     vectors = np.stack([o.vector for o in outcomes if o.vector is not None])
-    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     model = FaceEngine().model
-    exact = TemplateIndex(model)
-    exact.add(list(range(len(vectors))), vectors)
     index = GalleryIndex(model, approximate_from=0)
     index.add(list(range(len(vectors))), vectors)
     chosen = np.random.default_rng(SEED).choice(len(vectors), 1000, replace=False)
-    queries = vectors[chosen].astype(np.float32)
-    truth, exact_times = timed(lambda q: exact.search(q, K), queries)
+    queries = vectors[chosen]
+    truth, exact_times = timed(lambda q: index.exact_search(q, K), queries)
+    coder = SignCoder(int(model.dimension))
+    codes = coder.encode(vectors)
     rows = []
-    for ef in args.ef:
-        index.ef_search = ef
-        found, times = timed(lambda q: index.search(q, K), queries)
-        rows.append({"ef_search": ef, **times, "recall_at_20": recall(found, truth)})
+    for wanted in (40, 73, 200, 500):
+        found: list[list[int]] = []
+        for query in queries:
+            candidates = candidate_rows(codes, coder.encode(query)[0], wanted)
+            scores = vectors[candidates] @ query
+            found.append(candidates[np.argsort(-scores, kind="stable")[:K]].tolist())
+        rows.append({"candidates": wanted, "recall_at_20": recall(found, truth)})
         print("lfw", rows[-1], flush=True)
     return {
         "templates": len(vectors),
         "queries": len(queries),
         "exact_numpy": exact_times,
-        "hnsw": rows,
+        "note": "73 candidates is the index's share (0.8 %) of this gallery",
+        "sign_codes": rows,
     }
-
-
-def build_only(size: int, args: argparse.Namespace) -> None:
-    """Build and save the graph of one size for a later --prebuilt run (slow at 1M)."""
-    vectors, _ = gallery_of(size, None)
-    args.prebuilt.mkdir(parents=True, exist_ok=True)
-    np.save(args.prebuilt / f"vec_{size}.npy", vectors)
-    graph = HnswGraph(128, HnswSettings(ef_construction=args.ef_construction))
-    started = time.perf_counter()
-    graph.add(vectors)
-    seconds = time.perf_counter() - started
-    graph.save(args.prebuilt / f"hnsw_{size}.faiss")
-    note = {
-        "build_s": round(seconds, 1),
-        "note": "HnswGraph.add in batches of 10,000, two threads, load average "
-        f"{os.getloadavg()[0]:.1f} at the end",
-    }
-    (args.prebuilt / f"build_{size}.json").write_text(json.dumps(note), encoding="utf-8")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
-    parser.add_argument("--ef-construction", type=int, default=128)
-    parser.add_argument("--prebuilt", type=Path, default=None)
-    parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.002, 0.004, 0.008, 0.016])
+    parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--lfw", action="store_true")
     parser.add_argument(
         "--faces", default=str(Path(__file__).resolve().parents[2] / "shared/faces")
     )
+    parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument("--out", default="index_scale")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    if args.build_only:
-        for size in args.sizes:
-            build_only(size, args)
-        return 0
     model = ModelId(name="synthetic", version="1", weights_sha256="0" * 64, dimension=128)
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         rows = [measure(size, args, model, Path(scratch)) for size in args.sizes]
     lfw = lfw_recall(args) if args.lfw else None
     load_after = os.getloadavg()[0]
     if not args.no_write:
         write_results(
-            "index_scale",
+            args.out,
             {
                 "description": (
-                    "GalleryIndex (FAISS HNSW, M=32, float16 codes, float32 rescoring) against "
-                    "numpy exact search (TemplateIndex) on the same vectors in the same run, "
-                    "k=20, one query at a time. Synthetic identity-clustered 128-d galleries: "
-                    "a random unit centre per person, 5 templates per person at cosine 0.7 "
-                    "to the centre; 400 mated queries. recall_at_20 is measured against the "
-                    "exact top 20."
+                    f"GalleryIndex ({CODE_BITS}-bit sign codes scanned by FAISS's popcount "
+                    "kernel, the candidates rescored with their float32 rows) against "
+                    "numpy exact search over the same rows in the same run, k=20, one query "
+                    "at a time, one thread. Synthetic identity-clustered 128-d galleries: a "
+                    "random unit centre per person, 5 templates per person at cosine 0.7 to "
+                    f"the centre; {args.queries} mated queries. recall_at_20 is measured "
+                    "against the exact top 20."
                 ),
                 "settings": {
                     "k": K,
-                    "ef_construction": args.ef_construction,
-                    "connectivity": 32,
+                    "code_bits": CODE_BITS,
+                    "min_candidates": MIN_CANDIDATES,
                     "seed": SEED,
                     "load_average_1min_before_after": [load_before, load_after],
                 },

@@ -1,26 +1,23 @@
-"""GalleryIndex: exact search for small galleries, an HNSW graph for large ones, kept on disk.
+"""GalleryIndex: exact search for small galleries, sign codes for large ones, kept on disk.
 
-The rows (one L2-normalised float32 vector per template, its id and whether it is still
-live) are the truth; they live in memory-mapped files in a folder the workflow gives, so
-opening a gallery of millions reads no vectors until a search touches them. Above
-`approximate_from` live templates a FAISS HNSW graph (kept up to date from GRAPH_FROM
-templates on, so that it never has to be built in one go) over float16 copies (`HnswGraph`)
-finds candidates and the float32 rows rescore them, so the scores returned are the exact
-cosines of the candidates found; below it every search is an exact scan, as
-`TemplateIndex` does. `exact_search` is always exact: it is the check.
+The rows (one L2-normalised float32 vector per template, its id, whether it is still
+live, and its 512-bit sign code) are the truth; they live in memory-mapped files in a
+folder the workflow gives, so opening a gallery of millions reads no vectors until a
+search touches them. From `approximate_from` live templates a search scans the sign
+codes (`candor.index.signcodes`) for its candidates and rescores them with their
+float32 rows, so the scores returned are the exact cosines of the candidates found;
+below it every search is an exact scan, as `TemplateIndex` does. `exact_search` is
+always exact: it is the check.
 
-Expungement: `remove` zeroes the row's float32 vector and its float16 copy in the graph,
-clears its live bit and, when the index is on disk, writes the graph file again at once
-(the old file is overwritten with zeros before the new one takes its name), so no file
-of the folder holds a removed template. Files outgrown by the gallery are zeroed before
-they are unlinked, for the same reason.
+Expungement: `remove` zeroes the row's float32 vector, its code, its id and its live
+bit in place (and flushes them when the index is on disk), so no file of the folder
+holds a removed template. Files outgrown by the gallery are zeroed before they are
+unlinked, for the same reason.
 
-Files in the folder (all owned by this module): vectors.f32, ids.i64 and live.u8
-(row arrays, `capacity` rows), graph.faiss (the graph, when there is one), meta.json
-(model key, dimension, row count, how many rows the saved graph covers). Adding a
-template appends a row (cheap); the graph file is rewritten by `flush`, on removal, and
-when GRAPH_SAVE_EVERY rows have been added since it was last written: rows added after
-the last write are put into the graph again when the folder is opened.
+Files in the folder (all owned by this module): vectors.f32, ids.i64, live.u8 and
+codes.u8 (row arrays, `capacity` rows), meta.json (model key, dimension, row count,
+the codes' bits and seed). Adding a template appends a row: nothing is built in one go
+and nothing is rebuilt when the folder is opened.
 
 Not thread safe: callers serialise `add`, `remove` and `flush` against `search`.
 """
@@ -29,13 +26,11 @@ from __future__ import annotations
 
 import fcntl
 import json
-import mmap
 import operator
 import os
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -43,29 +38,31 @@ import numpy as np
 import numpy.typing as npt
 
 from candor.index.exact import TemplateIndex, _as_id
-from candor.index.hnsw import HnswGraph, HnswSettings
+from candor.index.signcodes import (
+    CANDIDATE_SHARE,
+    CODE_BITS,
+    CODE_SEED,
+    SignCoder,
+    candidate_rows,
+    candidates_for,
+)
 
 if TYPE_CHECKING:
     from candor.faces.registry import ModelId
 
 __all__ = [
     "APPROXIMATE_FROM",
-    "GRAPH_FROM",
-    "GRAPH_SAVE_EVERY",
     "GalleryIndex",
     "IndexFolderBusyError",
     "IndexFolderError",
 ]
 
-# From bench/index_scale.py (docs/performance.md): on identity-clustered templates the
-# graph's recall@20 at ef 1024 falls from 0.997 at 100k to 0.85 at 1M, while exact search
-# at 1M takes about 36 ms on two quiet cores. Candidate lists stay exact up to 1M; the
-# graph is kept from 100k on, so it grows with enrolment instead of being built in one
-# long pause (a 1M graph took 36 minutes on two busy cores).
-APPROXIMATE_FROM: Final = 1_000_000
-GRAPH_FROM: Final = 100_000
-GRAPH_SAVE_EVERY: Final = 10_000
-_FORMAT: Final = 1
+# From bench/index_scale.py (docs/performance.md): on a quiet machine an exact scan of
+# 200,000 templates takes about 7 ms and grows linearly (36 ms at 1M), while a scan of
+# sign codes with rescoring takes 1 to 2 ms there with recall@20 near 1. Candidate lists
+# stay exact while exact search answers within the 10 ms target.
+APPROXIMATE_FROM: Final = 200_000
+_FORMAT: Final = 2
 _INITIAL_CAPACITY: Final = 1024
 _ZERO_CHUNK: Final = 1 << 20
 
@@ -106,8 +103,8 @@ class GalleryIndex:
     Args:
         model: the face model of every template here.
         folder: where the files live; None keeps everything in memory.
-        approximate_from: live templates from which searches go through the graph.
-        hnsw: graph settings.
+        approximate_from: live templates from which searches scan sign codes for
+            candidates instead of scanning every float32 row.
 
     Use `GalleryIndex.open(folder, model)` to load a folder written before.
     """
@@ -118,21 +115,19 @@ class GalleryIndex:
         folder: Path | None = None,
         *,
         approximate_from: int = APPROXIMATE_FROM,
-        hnsw: HnswSettings | None = None,
     ) -> None:
         if model.dimension < 1:
             raise ValueError(f"model {model.key} has dimension {model.dimension}; need >= 1")
         self.model = model
         self.folder = folder
         self.approximate_from = approximate_from
-        self.hnsw = hnsw or HnswSettings()
+        self.candidate_share = CANDIDATE_SHARE
         # Validation and normalisation are TemplateIndex's, so both indexes refuse alike.
         self._checker = TemplateIndex(model)
         self._dimension = int(model.dimension)
+        self._coder = SignCoder(self._dimension)
         self._count = 0  # rows used, live or not
         self._rows: dict[int, int] = {}
-        self._graph: HnswGraph | None = None
-        self._graph_saved_rows = 0
         self._dead = 0
         self._changes = 0  # adds and removes since this object was made
         self._holder: weakref.finalize[[int], GalleryIndex] | None = None
@@ -140,10 +135,10 @@ class GalleryIndex:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._holder = weakref.finalize(self, os.close, _hold(folder))
             with _writing(folder):
-                self._vectors, self._ids, self._live = self._allocate(_INITIAL_CAPACITY)
+                self._arrays = self._allocate(_INITIAL_CAPACITY)
                 self._write_meta()
         else:
-            self._vectors, self._ids, self._live = self._allocate(_INITIAL_CAPACITY)
+            self._arrays = self._allocate(_INITIAL_CAPACITY)
 
     # ---- opening and saving ---------------------------------------------------------
 
@@ -154,7 +149,6 @@ class GalleryIndex:
         model: ModelId,
         *,
         approximate_from: int = APPROXIMATE_FROM,
-        hnsw: HnswSettings | None = None,
     ) -> GalleryIndex:
         """The index saved in `folder`, or a new empty one there when it holds none.
 
@@ -164,11 +158,11 @@ class GalleryIndex:
         """
         meta_path = folder / "meta.json"
         if not meta_path.exists():
-            return cls(model, folder, approximate_from=approximate_from, hnsw=hnsw)
+            return cls(model, folder, approximate_from=approximate_from)
         holder = _hold(folder)
         try:
             with _writing(folder):
-                return cls._load(folder, model, approximate_from, hnsw, holder)
+                return cls._load(folder, model, approximate_from, holder)
         except BaseException:
             os.close(holder)
             raise
@@ -179,20 +173,23 @@ class GalleryIndex:
         folder: Path,
         model: ModelId,
         approximate_from: int,
-        hnsw: HnswSettings | None,
         holder: int,
     ) -> GalleryIndex:
         meta_path = folder / "meta.json"
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             count, capacity = int(meta["count"]), int(meta["capacity"])
-            graph_rows = int(meta["graph_rows"])
         except (ValueError, KeyError, TypeError) as error:
             raise IndexFolderError(f"{meta_path} is damaged: {error}") from None
         if meta.get("format") != _FORMAT or meta.get("model") != model.key:
             raise IndexFolderError(
                 f"{folder} holds an index of {meta.get('model')!r} (format "
-                f"{meta.get('format')!r}), not of {model.key}"
+                f"{meta.get('format')!r}), not of {model.key} (format {_FORMAT})"
+            )
+        codes = (meta.get("code_bits"), meta.get("code_seed"))
+        if codes != (CODE_BITS, CODE_SEED):
+            raise IndexFolderError(
+                f"{folder} holds sign codes of (bits, seed) {codes}, not {(CODE_BITS, CODE_SEED)}"
             )
         index = cls.__new__(cls)
         # Released when the index is closed or collected, so a dropped index frees the folder.
@@ -200,11 +197,12 @@ class GalleryIndex:
         index.model = model
         index.folder = folder
         index.approximate_from = approximate_from
-        index.hnsw = hnsw or HnswSettings()
+        index.candidate_share = CANDIDATE_SHARE
         index._checker = TemplateIndex(model)
         index._dimension = int(model.dimension)
+        index._coder = SignCoder(index._dimension)
         try:
-            index._vectors, index._ids, index._live = index._map(capacity, "r+")
+            index._arrays = index._map(capacity, "r+")
         except (OSError, ValueError) as error:
             raise IndexFolderError(f"{folder}: row files do not match meta.json: {error}") from None
         if not 0 <= count <= capacity:
@@ -215,21 +213,7 @@ class GalleryIndex:
         if len(index._rows) != len(live):
             raise IndexFolderError(f"{folder}: an id appears on two live rows")
         index._dead = count - len(live)
-        index._graph = None
-        index._graph_saved_rows = 0
-        graph_path = folder / "graph.faiss"
-        if graph_rows and graph_path.exists():
-            try:
-                graph = HnswGraph.load(graph_path, index._dimension, index.hnsw)
-            except (RuntimeError, ValueError):
-                graph = None  # a derived file: rebuilt below when the gallery needs one
-            if graph is not None and len(graph) == graph_rows <= count:
-                index._graph = graph
-                index._graph_saved_rows = graph_rows
-                graph.add(np.asarray(index._vectors[graph_rows:count]))
-                # Rows scrubbed by another process while this graph was saved.
-                graph.erase(np.flatnonzero(index._live[:count] == 0))
-        index._ensure_graph()
+        index._changes = 0
         return index
 
     def flush(self) -> None:
@@ -237,11 +221,9 @@ class GalleryIndex:
         if self.folder is None:
             return
         with _writing(self.folder):
-            for array in (self._vectors, self._ids, self._live):
+            for array in self._arrays:
                 if isinstance(array, np.memmap):
                     array.flush()
-            if self._graph is not None and self._graph_saved_rows != len(self._graph):
-                self._save_graph()
             self._write_meta()
 
     def close(self) -> None:
@@ -267,10 +249,10 @@ class GalleryIndex:
     def scrub(folder: Path, template_ids: Iterable[int]) -> int:
         """Zero these templates in a folder that no index of this Workflow holds.
 
-        For expungement by a process other than the folder's holder: the float32 rows
-        and the graph file's float16 copies are overwritten in place, and the row marked
-        dead, which the holder's searches read from the shared row file at once (and its
-        next graph write respects). Returns how many rows were zeroed.
+        For expungement by a process other than the folder's holder: the float32 rows and
+        their sign codes are overwritten in place, and the rows marked dead, which the
+        holder's searches read from the shared row files at once. Returns how many rows
+        were zeroed.
         """
         wanted = np.asarray(sorted({_as_id(raw) for raw in template_ids}), dtype=np.int64)
         meta_path = folder / "meta.json"
@@ -278,29 +260,22 @@ class GalleryIndex:
             return 0
         with _writing(folder):
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("format") != _FORMAT:
+                # Files of an older layout (a graph file among them): erased whole, and
+                # rebuilt from the store when the folder is next opened.
+                GalleryIndex.erase_folder(folder)
+                return 0
             count, capacity = int(meta["count"]), int(meta["capacity"])
-            dimension = int(meta["dimension"])
-            vectors = np.memmap(
-                folder / "vectors.f32", np.float32, "r+", shape=(capacity, dimension)
-            )
-            ids = np.memmap(folder / "ids.i64", np.int64, "r+", shape=(capacity,))
-            live = np.memmap(folder / "live.u8", np.uint8, "r+", shape=(capacity,))
+            dimension, code_bits = int(meta["dimension"]), int(meta["code_bits"])
+            arrays = _map_rows(folder, capacity, dimension, code_bits // 8, "r+")
+            vectors, ids, live, codes = arrays
             rows = np.flatnonzero(np.isin(ids[:count], wanted) & (live[:count] == 1))
-            codes = [vectors[row].astype(np.float16).tobytes() for row in rows]
             vectors[rows] = 0.0
             ids[rows] = 0
             live[rows] = 0
-            for array in (vectors, ids, live):
+            codes[rows] = 0
+            for array in arrays:
                 array.flush()
-            graph_path = folder / "graph.faiss"
-            if codes and graph_path.exists() and graph_path.stat().st_size:
-                with graph_path.open("r+b") as handle, mmap.mmap(handle.fileno(), 0) as mapped:
-                    for code in codes:
-                        at = mapped.find(code)
-                        while at >= 0:
-                            mapped[at : at + len(code)] = bytes(len(code))
-                            at = mapped.find(code, at + len(code))
-                    mapped.flush()
         return len(rows)
 
     # ---- the TemplateIndex interface -------------------------------------------------
@@ -318,19 +293,8 @@ class GalleryIndex:
 
     @property
     def approximate(self) -> bool:
-        """Whether `search` goes through the HNSW graph (the gallery is large enough)."""
-        return self._graph is not None and len(self) >= self.approximate_from
-
-    @property
-    def ef_search(self) -> int:
-        """The graph's search width: larger finds more of the exact neighbours, slower."""
-        return self.hnsw.ef_search
-
-    @ef_search.setter
-    def ef_search(self, value: int) -> None:
-        self.hnsw = replace(self.hnsw, ef_search=value)
-        if self._graph is not None:
-            self._graph.settings = self.hnsw
+        """Whether `search` scans sign codes for its candidates (the gallery is large enough)."""
+        return len(self) >= self.approximate_from
 
     @property
     def changes(self) -> int:
@@ -374,26 +338,22 @@ class GalleryIndex:
         self._changes += 1
         start = self._count
         self._reserve(start + len(checked))
-        self._vectors[start : start + len(checked)] = matrix
-        self._ids[start : start + len(checked)] = checked
-        self._live[start : start + len(checked)] = 1
-        self._count = start + len(checked)
-        self._rows.update(zip(checked, range(start, self._count), strict=True))
-        if self._graph is not None:
-            self._graph.add(matrix)
-        self._ensure_graph()
+        vectors, ids, live, codes = self._arrays
+        end = start + len(checked)
+        vectors[start:end] = matrix
+        ids[start:end] = checked
+        live[start:end] = 1
+        codes[start:end] = self._coder.encode(matrix)
+        self._count = end
+        self._rows.update(zip(checked, range(start, end), strict=True))
         if self.folder is not None:
-            if self._graph is not None and len(self._graph) - self._graph_saved_rows >= (
-                GRAPH_SAVE_EVERY
-            ):
-                self._save_graph()
             self._write_meta()
 
     def remove(self, ids: Iterable[int]) -> int:
         """Remove templates by id (unknown ids ignored); their vectors are zeroed everywhere.
 
-        Returns how many were removed. With a folder, the row files are flushed and the
-        graph file rewritten before this returns.
+        Returns how many were removed. With a folder, the row files are flushed before
+        this returns.
         """
         targets = [_as_id(raw) for raw in ids]
         rows = sorted(
@@ -411,38 +371,32 @@ class GalleryIndex:
 
     def _drop(self, chosen: npt.NDArray[np.int64]) -> None:
         self._changes += 1
-        self._vectors[chosen] = 0.0
-        self._ids[chosen] = 0
-        self._live[chosen] = 0
+        vectors, ids, live, codes = self._arrays
+        vectors[chosen] = 0.0
+        ids[chosen] = 0
+        live[chosen] = 0
+        codes[chosen] = 0
         self._dead += len(chosen)
-        if self._graph is not None:
-            self._graph.erase(chosen[chosen < len(self._graph)])
-            self._save_graph()
-        elif self._dead > max(_INITIAL_CAPACITY, self._count // 4):
+        if self._dead > max(_INITIAL_CAPACITY, self._count // 4):
             self._compact()
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The `k` most similar templates, best first, ties by smaller id.
 
-        Above `approximate_from` live templates the candidates come from the graph
-        (recall below 1, see docs/performance.md); their scores are always exact float32
-        cosines. Same arguments and errors as TemplateIndex.search.
+        From `approximate_from` live templates the candidates come from a scan of sign
+        codes (recall below 1, see docs/performance.md); their scores are always exact
+        float32 cosines. Same arguments and errors as TemplateIndex.search.
         """
         vector, k = self._check_query(query, k)
         if k == 0:
             return []
-        if not self.approximate or self._graph is None:
+        if not self.approximate:
             return self._exact(vector, k)
-        fetch = min(len(self._graph), max(2 * k, 64))
-        bits = None
-        if self._dead:
-            bits = np.packbits(self._live[: len(self._graph)].astype(bool), bitorder="little")
-        found = self._graph.search(vector, fetch, bits)
-        rows = found[found >= 0]
-        if self._count > len(self._graph):  # cannot happen after add(); kept for safety
-            rows = np.concatenate([rows, np.arange(len(self._graph), self._count)])
-        rows = rows[self._live[rows].astype(bool)]
-        return self._ranked(rows, np.asarray(self._vectors[rows]) @ vector, k)
+        vectors, _, live, codes = self._arrays
+        wanted = candidates_for(self._count, k, self.candidate_share)
+        rows = candidate_rows(codes[: self._count], self._coder.encode(vector)[0], wanted)
+        rows = rows[live[rows].astype(bool)]
+        return self._ranked(rows, np.asarray(vectors[rows]) @ vector, k)
 
     def exact_search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Exact search whatever the gallery's size: the check on the approximate one."""
@@ -478,6 +432,11 @@ class GalleryIndex:
     def _ranked(
         self, rows: npt.NDArray[np.int64], scores: npt.NDArray[np.float32], k: int
     ) -> list[tuple[int, float]]:
+        if len(rows) > k:
+            # Only the top k and every tie at the k-th score need the full sort.
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            kept = scores >= kth
+            rows, scores = rows[kept], scores[kept]
         ids = np.asarray(self._ids[rows])
         order = np.lexsort((ids, -scores))[:k]
         return [
@@ -485,54 +444,44 @@ class GalleryIndex:
             for template_id, score in zip(ids[order], scores[order], strict=True)
         ]
 
-    def _ensure_graph(self) -> None:
-        if self._graph is None and len(self) >= min(GRAPH_FROM, self.approximate_from):
-            graph = HnswGraph(self._dimension, self.hnsw)
-            graph.add(np.asarray(self._vectors[: self._count]))
-            self._graph = graph
-            if self.folder is not None:
-                self._save_graph()
-
     def _compact(self) -> None:
-        """Close the gaps left by removals (exact mode only: graph labels are rows)."""
+        """Close the gaps left by removals, moving every row array alike."""
         live = np.flatnonzero(self._live[: self._count])
         kept = len(live)
-        self._vectors[:kept] = self._vectors[live]
-        self._ids[:kept] = self._ids[live]
-        self._live[:kept] = 1
-        self._vectors[kept : self._count] = 0.0
-        self._ids[kept : self._count] = 0
-        self._live[kept : self._count] = 0
+        for array in self._arrays:
+            array[:kept] = array[live]
+            array[kept : self._count] = 0
         self._count = kept
         self._dead = 0
         self._rows = dict(zip(self._ids[:kept].tolist(), range(kept), strict=True))
 
-    def _paths(self) -> tuple[Path, Path, Path]:
+    # The row arrays, in the order of _ROW_FILES.
+    @property
+    def _vectors(self) -> Any:
+        return self._arrays[0]
+
+    @property
+    def _ids(self) -> Any:
+        return self._arrays[1]
+
+    @property
+    def _live(self) -> Any:
+        return self._arrays[2]
+
+    def _map(self, capacity: int, mode: Literal["r+", "w+"]) -> tuple[Any, ...]:
         if self.folder is None:
             raise RuntimeError("an in-memory index has no files")
-        return self.folder / "vectors.f32", self.folder / "ids.i64", self.folder / "live.u8"
+        return _map_rows(self.folder, capacity, self._dimension, self._coder.code_size, mode)
 
-    def _map(self, capacity: int, mode: Literal["r+", "w+"]) -> tuple[Any, Any, Any]:
-        vectors_path, ids_path, live_path = self._paths()
-        if mode == "w+":
-            for path in (vectors_path, ids_path, live_path):
-                path.touch(mode=0o600)
-        return (
-            np.memmap(vectors_path, np.float32, mode, shape=(capacity, self._dimension)),
-            np.memmap(ids_path, np.int64, mode, shape=(capacity,)),
-            np.memmap(live_path, np.uint8, mode, shape=(capacity,)),
-        )
-
-    def _allocate(self, capacity: int) -> tuple[Any, Any, Any]:
+    def _allocate(self, capacity: int) -> tuple[Any, ...]:
         if self.folder is None:
-            return (
-                np.zeros((capacity, self._dimension), dtype=np.float32),
-                np.zeros(capacity, dtype=np.int64),
-                np.zeros(capacity, dtype=np.uint8),
+            return tuple(
+                np.zeros(shape, dtype=dtype)
+                for dtype, shape in _row_shapes(capacity, self._dimension, self._coder.code_size)
             )
-        for path in self._paths():
-            if path.exists():
-                _erase_file(path)
+        for name, _ in _ROW_FILES:
+            if (self.folder / name).exists():
+                _erase_file(self.folder / name)
         return self._map(capacity, "w+")
 
     def _reserve(self, needed: int) -> None:
@@ -541,52 +490,31 @@ class GalleryIndex:
             return
         while capacity < needed:
             capacity *= 2
-        old = (self._vectors, self._ids, self._live)
-        new: tuple[Any, Any, Any]
+        old = self._arrays
+        new: tuple[Any, ...]
         if self.folder is None:
             new = self._allocate(capacity)
             for target, source in zip(new, old, strict=True):
                 target[: self._count] = source[: self._count]
-            old[0].fill(0.0)  # freed memory must not keep templates
+                source.fill(0)  # freed memory must not keep templates
         else:
             # Copy to side files, then zero the old ones before the new take their names.
             staged = self.folder / "grow"
             staged.mkdir(exist_ok=True, mode=0o700)
-            new_paths = [staged / path.name for path in self._paths()]
-            new = (
-                np.memmap(new_paths[0], np.float32, "w+", shape=(capacity, self._dimension)),
-                np.memmap(new_paths[1], np.int64, "w+", shape=(capacity,)),
-                np.memmap(new_paths[2], np.uint8, "w+", shape=(capacity,)),
-            )
-            for target, source in zip(new, old, strict=True):
+            grown = _map_rows(staged, capacity, self._dimension, self._coder.code_size, "w+")
+            for target, source in zip(grown, old, strict=True):
                 target[: self._count] = source[: self._count]
                 target.flush()
-            del old
-            self._vectors = self._ids = self._live = None
-            for new_path, path in zip(new_paths, self._paths(), strict=True):
-                _erase_file(path)
-                new_path.replace(path)
+            del old, grown
+            self._arrays = ()
+            for name, _ in _ROW_FILES:
+                _erase_file(self.folder / name)
+                (staged / name).replace(self.folder / name)
             staged.rmdir()
             new = self._map(capacity, "r+")
-        self._vectors, self._ids, self._live = new
+        self._arrays = new
         if self.folder is not None:
             self._write_meta()
-
-    def _save_graph(self) -> None:
-        if self.folder is None or self._graph is None:
-            return
-        path = self.folder / "graph.faiss"
-        staged = self.folder / "graph.faiss.new"
-        # Rows another process scrubbed: their float16 copies must not be written back.
-        self._graph.erase(np.flatnonzero(self._live[: len(self._graph)] == 0))
-        self._graph.save(staged)
-        with staged.open("rb") as handle:
-            os.fsync(handle.fileno())
-        if path.exists():
-            _zero_file(path)  # the old graph may hold a template removed since
-        staged.replace(path)
-        self._graph_saved_rows = len(self._graph)
-        self._write_meta()
 
     def _write_meta(self) -> None:
         if self.folder is None:
@@ -597,11 +525,43 @@ class GalleryIndex:
             "dimension": self._dimension,
             "count": self._count,
             "capacity": int(self._vectors.shape[0]),
-            "graph_rows": self._graph_saved_rows if self._graph is not None else 0,
+            "code_bits": self._coder.bits,
+            "code_seed": self._coder.seed,
         }
         staged = self.folder / "meta.json.new"
         staged.write_text(json.dumps(meta), encoding="utf-8")
         staged.replace(self.folder / "meta.json")
+
+
+# File name and element type of each row array: float32 vector, id, live flag, sign code.
+_ROW_FILES: Final[tuple[tuple[str, type[np.generic]], ...]] = (
+    ("vectors.f32", np.float32),
+    ("ids.i64", np.int64),
+    ("live.u8", np.uint8),
+    ("codes.u8", np.uint8),
+)
+
+
+def _row_shapes(
+    capacity: int, dimension: int, code_size: int
+) -> list[tuple[type[np.generic], tuple[int, ...]]]:
+    shapes = [(capacity, dimension), (capacity,), (capacity,), (capacity, code_size)]
+    return [(dtype, shape) for (_, dtype), shape in zip(_ROW_FILES, shapes, strict=True)]
+
+
+def _map_rows(
+    folder: Path, capacity: int, dimension: int, code_size: int, mode: Literal["r+", "w+"]
+) -> tuple[Any, ...]:
+    """The four row arrays of a folder, memory-mapped (created when mode is "w+")."""
+    if mode == "w+":
+        for name, _ in _ROW_FILES:
+            (folder / name).touch(mode=0o600)
+    return tuple(
+        np.memmap(folder / name, dtype, mode, shape=shape)
+        for (name, _), (dtype, shape) in zip(
+            _ROW_FILES, _row_shapes(capacity, dimension, code_size), strict=True
+        )
+    )
 
 
 def _zero_file(path: Path) -> None:

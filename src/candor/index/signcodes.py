@@ -1,0 +1,158 @@
+"""Sign codes: how a large gallery finds its candidates before exact rescoring.
+
+Each template is given a 512-bit code: the signs of its projections on four fixed
+random rotations of the template space (random-hyperplane hashing, Charikar 2002). Two
+codes differ in each bit with probability angle / pi, so the Hamming distance between
+codes estimates the angle between templates, whatever their distribution. A search
+computes the distance from the probe's code to every row's code with FAISS's popcount
+kernel (64 bytes per template, so 64 MB per million: memory bandwidth bound, about
+2.6 ms per million on this machine), keeps the rows within the smallest radius that
+holds the wanted number of candidates, and the gallery index rescores those with their
+float32 rows.
+
+Why this and not a graph (docs/performance.md): on identity-clustered galleries a
+probe's top 20 is its few mates plus near-random neighbours with nearly equal scores,
+which an HNSW graph misses (recall@20 0.85 at 1M templates at ef 1024), while a scan of
+codes misses only what its distance estimate ranks beyond the candidates. A code is
+computed, appended and zeroed in place like a float32 row: nothing is built at once,
+nothing is loaded at start (the codes are memory-mapped), and an expunged template's
+code is overwritten where it lies.
+
+The rotations are drawn from a fixed seed, so every index of a dimension gives every
+template the same code; the seed and the number of bits are written in the index
+folder's metadata, and a folder written with others is rebuilt.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+import faiss as _faiss
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CODE_BITS",
+    "CODE_SEED",
+    "SignCoder",
+    "candidate_rows",
+    "candidates_for",
+    "hamming_distances",
+]
+
+CODE_BITS: Final = 512
+CODE_SEED: Final = 20261127
+# From bench/index_scale.py: the share of the gallery rescored. At 1M templates 8,000
+# candidates (0.8 %) gave recall@20 0.994 on identity-clustered galleries; fewer than
+# MIN_CANDIDATES is never worth saving (rescoring 2,000 rows takes about 0.1 ms).
+CANDIDATE_SHARE: Final = 0.008
+MIN_CANDIDATES: Final = 2_000
+# The radius is read from every SAMPLE_STRIDE-th distance: a histogram of all of them
+# would cost as much as the scan's memory traffic again.
+SAMPLE_STRIDE: Final = 8
+# From this many rows the scan is split across the cores: it is bound by memory
+# bandwidth, which one core does not saturate (1M codes: 2.5 ms on one, 1.4 ms on two).
+SPLIT_FROM: Final = 200_000
+# FAISS's bundled stubs do not cover `hammings` and `swig_ptr`.
+faiss: Any = _faiss
+
+
+def candidates_for(gallery_size: int, k: int, share: float = CANDIDATE_SHARE) -> int:
+    """How many rows a search of a gallery of this size rescores to return its top k."""
+    return max(MIN_CANDIDATES, 4 * k, int(np.ceil(gallery_size * share)))
+
+
+class SignCoder:
+    """Turns unit vectors of one dimension into `bits`-bit sign codes (bytes, big-endian bits)."""
+
+    def __init__(self, dimension: int, bits: int = CODE_BITS, seed: int = CODE_SEED) -> None:
+        if dimension < 1 or bits < 8 or bits % 8:
+            raise ValueError(f"need dimension >= 1 and bits a positive multiple of 8, got {bits}")
+        self.dimension = dimension
+        self.bits = bits
+        self.seed = seed
+        self.code_size = bits // 8
+        rng = np.random.default_rng(seed)
+        # Orthogonal blocks: within a block the hyperplanes are independent directions, so
+        # the bits estimate the angle with less variance than as many random ones.
+        blocks: list[npt.NDArray[np.float64]] = []
+        while sum(block.shape[1] for block in blocks) < bits:
+            rotation, _ = np.linalg.qr(rng.standard_normal((dimension, dimension)))
+            blocks.append(rotation)
+        self._planes = np.ascontiguousarray(np.hstack(blocks)[:, :bits], dtype=np.float32)
+
+    def encode(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+        """Codes of these rows, shape (rows, bits / 8)."""
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
+        return np.packbits((matrix @ self._planes) > 0, axis=1)
+
+
+def candidate_rows(
+    codes: npt.NDArray[np.uint8], query_code: npt.NDArray[np.uint8], wanted: int
+) -> npt.NDArray[np.int64]:
+    """Rows of `codes` nearest to `query_code` by Hamming distance: about `wanted` of them.
+
+    Every row within the chosen radius is returned, so ties at the radius are all kept
+    and the count can pass `wanted`; it is at least min(wanted, rows).
+    """
+    count, code_size = codes.shape
+    if wanted >= count:
+        return np.arange(count, dtype=np.int64)
+    source = np.ascontiguousarray(codes)
+    probe = np.ascontiguousarray(query_code, dtype=np.uint8)
+    if probe.shape != (code_size,):
+        raise ValueError(f"query code of shape {probe.shape}; the index's are ({code_size},)")
+    distances = hamming_distances(source, probe)
+    histogram = np.bincount(distances[::SAMPLE_STRIDE], minlength=code_size * 8 + 1)
+    sampled_wanted = max(1, wanted // SAMPLE_STRIDE)
+    radius = int(np.searchsorted(np.cumsum(histogram), sampled_wanted))
+    rows = np.flatnonzero(distances <= radius)
+    while len(rows) < wanted:
+        # The sample underestimated the rows inside the radius: widen it.
+        radius += 1
+        rows = np.flatnonzero(distances <= radius)
+    return rows.astype(np.int64, copy=False)
+
+
+def hamming_distances(
+    codes: npt.NDArray[np.uint8], probe: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.int32]:
+    """Hamming distance from `probe` to each row of `codes` (both C-contiguous bytes)."""
+    count, code_size = codes.shape
+    distances = np.empty(count, dtype=np.int32)
+    parts = _cores() if count >= SPLIT_FROM else 1
+    bounds = np.linspace(0, count, parts + 1, dtype=np.int64).tolist()
+
+    def scan(start: int, stop: int) -> None:
+        # FAISS releases the GIL in its kernels, so the parts run at once.
+        faiss.hammings(
+            faiss.swig_ptr(probe),
+            faiss.swig_ptr(codes[start:stop]),
+            1,
+            stop - start,
+            code_size,
+            faiss.swig_ptr(distances[start:stop]),
+        )
+
+    if parts == 1:
+        scan(0, count)
+        return distances
+    parts_after_first = list(itertools.pairwise(bounds))[1:]
+    others = [_scan_pool().submit(scan, start, stop) for start, stop in parts_after_first]
+    scan(bounds[0], bounds[1])
+    for other in others:
+        other.result()
+    return distances
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+@functools.cache
+def _scan_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, _cores() - 1), thread_name_prefix="sign-codes")

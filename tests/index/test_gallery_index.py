@@ -11,7 +11,7 @@ import pytest
 
 from candor.faces.registry import ModelId
 from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError, TemplateIndex
-from candor.index.signcodes import MIN_CANDIDATES, SignCoder
+from candor.index.signcodes import MIN_CANDIDATES
 
 MODEL = ModelId(name="synthetic", version="1", weights_sha256="0" * 64, dimension=32)
 OTHER = ModelId(name="synthetic", version="2", weights_sha256="1" * 64, dimension=32)
@@ -32,8 +32,10 @@ def unit_of(vector: np.ndarray) -> np.ndarray:
     return TemplateIndex(MODEL)._check_vectors(vector[np.newaxis, :], expected_rows=1)[0]
 
 
-def code_of(vector: np.ndarray) -> bytes:
-    return SignCoder(MODEL.dimension).encode(unit_of(vector)).tobytes()
+def code_of(index: GalleryIndex, vector: np.ndarray) -> bytes:
+    coder = index._coder
+    assert coder is not None, "the index has made no codes"
+    return coder.encode(unit_of(vector)).tobytes()
 
 
 def files_bytes(folder: Path) -> bytes:
@@ -85,6 +87,29 @@ def test_approximate_mode_finds_the_exact_neighbours_with_exact_scores(tmp_path:
         for template_id, score in approximate:
             assert score == pytest.approx(truth[template_id], abs=1e-6)
     assert found / (10 * len(queries)) >= 0.95
+
+
+def test_codes_are_made_once_centred_on_the_gallery_and_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    vectors = clustered(1200) + 3.0  # templates in a narrow cone, as face templates are
+    index = GalleryIndex(MODEL, folder, approximate_from=1000)
+    index.add(list(range(999)), vectors[:999])
+    assert index._coder is None and not (folder / "centre.f32").exists()
+    index.add(list(range(999, 1200)), vectors[999:])
+    assert index._coder is not None
+    units = np.stack([unit_of(vector) for vector in vectors])
+    centre = units[:1200].mean(axis=0)
+    assert np.allclose(index._coder.centre, centre, atol=1e-6)
+    code_file = np.fromfile(folder / "codes.u8", dtype=np.uint8)
+    stored = code_file[: 1200 * 64].reshape(1200, 64)
+    assert np.array_equal(stored, index._coder.encode(units))  # the first 999 too
+    index.add([5000], vectors[:1] * 0.5)  # added after: coded at once, same centre
+    index.close()
+    reopened = GalleryIndex.open(folder, MODEL, approximate_from=1000)
+    assert reopened._coder is not None
+    assert np.array_equal(reopened._coder.centre, index._coder.centre)
+    assert reopened.search(vectors[0], 1)[0][0] in {0, 5000}
+    reopened.close()
 
 
 def test_a_reopened_folder_answers_as_before(tmp_path: Path) -> None:
@@ -140,11 +165,11 @@ def test_a_removed_template_survives_in_no_file(tmp_path: Path, approximate_from
         "float16": unit.astype(np.float16).tobytes(),
         "raw float32": vectors[target].tobytes(),
         "float64": unit.astype(np.float64).tobytes(),
-        "sign code": code_of(vectors[target]),
     }
+    if index.approximate:
+        encodings["sign code"] = code_of(index, vectors[target])
     held = files_bytes(folder)
-    assert encodings["float32"] in held
-    assert encodings["sign code"] in held
+    assert all(encodings[name] in held for name in ("float32", "sign code") if name in encodings)
     index.remove([target])
     index.close()
     held = files_bytes(folder)
@@ -165,7 +190,7 @@ def test_a_held_folder_is_busy_and_can_still_be_scrubbed(tmp_path: Path) -> None
         GalleryIndex.open(folder, MODEL)
     target = 17
     unit = unit_of(vectors[target])
-    copies = (unit.tobytes(), code_of(vectors[target]))
+    copies = (unit.tobytes(), code_of(holder, vectors[target]))
     assert all(copy in files_bytes(folder) for copy in copies)
     # Expungement by a process that does not hold the folder.
     assert GalleryIndex.scrub(folder, [target, 9999]) == 1

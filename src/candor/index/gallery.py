@@ -7,7 +7,9 @@ search touches them. From `approximate_from` live templates a search scans the s
 codes (`candor.index.signcodes`) for its candidates and rescores them with their
 float32 rows, so the scores returned are the exact cosines of the candidates found;
 below it every search is an exact scan, as `TemplateIndex` does. `exact_search` is
-always exact: it is the check.
+always exact: it is the check. The codes are made when the gallery first reaches
+`approximate_from` (every row at once, about a second per million), centred on the
+mean of its templates then, and for each template added after.
 
 Expungement: `remove` zeroes the row's float32 vector, its code, its id and its live
 bit in place (and flushes them when the index is on disk), so no file of the folder
@@ -15,9 +17,11 @@ holds a removed template. Files outgrown by the gallery are zeroed before they a
 unlinked, for the same reason.
 
 Files in the folder (all owned by this module): vectors.f32, ids.i64, live.u8 and
-codes.u8 (row arrays, `capacity` rows), meta.json (model key, dimension, row count,
-the codes' bits and seed). Adding a template appends a row: nothing is built in one go
-and nothing is rebuilt when the folder is opened.
+codes.u8 (row arrays, `capacity` rows), centre.f32 (the codes' centre, once there are
+codes), meta.json (model key, dimension, row count, the codes' bits and seed, whether
+the codes are made). The centre is a mean over at least `approximate_from` templates;
+an expunged template's share of it is not removed. Adding a template appends a row:
+nothing else is built in one go, and nothing is rebuilt when the folder is opened.
 
 Not thread safe: callers serialise `add`, `remove` and `flush` against `search`.
 """
@@ -39,7 +43,6 @@ import numpy.typing as npt
 
 from candor.index.exact import TemplateIndex, _as_id
 from candor.index.signcodes import (
-    CANDIDATE_SHARE,
     CODE_BITS,
     CODE_SEED,
     SignCoder,
@@ -63,6 +66,8 @@ __all__ = [
 # stay exact while exact search answers within the 10 ms target.
 APPROXIMATE_FROM: Final = 200_000
 _FORMAT: Final = 2
+_ENCODE_BATCH: Final = 100_000
+_CODE_SIZE: Final = CODE_BITS // 8
 _INITIAL_CAPACITY: Final = 1024
 _ZERO_CHUNK: Final = 1 << 20
 
@@ -121,11 +126,12 @@ class GalleryIndex:
         self.model = model
         self.folder = folder
         self.approximate_from = approximate_from
-        self.candidate_share = CANDIDATE_SHARE
+        # Multiplies signcodes.candidates_for: more candidates, higher recall, slower.
+        self.candidate_scale = 1.0
         # Validation and normalisation are TemplateIndex's, so both indexes refuse alike.
         self._checker = TemplateIndex(model)
         self._dimension = int(model.dimension)
-        self._coder = SignCoder(self._dimension)
+        self._coder: SignCoder | None = None  # made with the codes, see _ensure_codes
         self._count = 0  # rows used, live or not
         self._rows: dict[int, int] = {}
         self._dead = 0
@@ -162,10 +168,12 @@ class GalleryIndex:
         holder = _hold(folder)
         try:
             with _writing(folder):
-                return cls._load(folder, model, approximate_from, holder)
+                index = cls._load(folder, model, approximate_from, holder)
         except BaseException:
             os.close(holder)
             raise
+        index._ensure_codes()  # opened with a lower approximate_from than it was built with
+        return index
 
     @classmethod
     def _load(
@@ -187,6 +195,7 @@ class GalleryIndex:
                 f"{meta.get('format')!r}), not of {model.key} (format {_FORMAT})"
             )
         codes = (meta.get("code_bits"), meta.get("code_seed"))
+        coded = bool(meta.get("coded"))
         if codes != (CODE_BITS, CODE_SEED):
             raise IndexFolderError(
                 f"{folder} holds sign codes of (bits, seed) {codes}, not {(CODE_BITS, CODE_SEED)}"
@@ -197,10 +206,18 @@ class GalleryIndex:
         index.model = model
         index.folder = folder
         index.approximate_from = approximate_from
-        index.candidate_share = CANDIDATE_SHARE
+        index.candidate_scale = 1.0
         index._checker = TemplateIndex(model)
         index._dimension = int(model.dimension)
-        index._coder = SignCoder(index._dimension)
+        index._coder = None
+        if coded:
+            try:
+                centre = np.fromfile(folder / "centre.f32", dtype=np.float32)
+                index._coder = SignCoder(index._dimension, centre)
+            except (OSError, ValueError) as error:
+                raise IndexFolderError(
+                    f"{folder}: the codes' centre is unreadable: {error}"
+                ) from None
         try:
             index._arrays = index._map(capacity, "r+")
         except (OSError, ValueError) as error:
@@ -217,7 +234,7 @@ class GalleryIndex:
         return index
 
     def flush(self) -> None:
-        """Write what is only in memory (row files, the graph's latest rows) to the folder."""
+        """Write the row files' pages and the metadata to the folder."""
         if self.folder is None:
             return
         with _writing(self.folder):
@@ -330,9 +347,10 @@ class GalleryIndex:
             return
         if self.folder is None:
             self._append(checked, matrix)
-            return
-        with _writing(self.folder):
-            self._append(checked, matrix)
+        else:
+            with _writing(self.folder):
+                self._append(checked, matrix)
+        self._ensure_codes()  # takes the write lock itself
 
     def _append(self, checked: list[int], matrix: npt.NDArray[np.float32]) -> None:
         self._changes += 1
@@ -343,7 +361,8 @@ class GalleryIndex:
         vectors[start:end] = matrix
         ids[start:end] = checked
         live[start:end] = 1
-        codes[start:end] = self._coder.encode(matrix)
+        if self._coder is not None:
+            codes[start:end] = self._coder.encode(matrix)
         self._count = end
         self._rows.update(zip(checked, range(start, end), strict=True))
         if self.folder is not None:
@@ -392,9 +411,12 @@ class GalleryIndex:
             return []
         if not self.approximate:
             return self._exact(vector, k)
+        coder = self._ensure_codes()
+        if coder is None:  # cannot happen: approximate means large enough
+            return self._exact(vector, k)
         vectors, _, live, codes = self._arrays
-        wanted = candidates_for(self._count, k, self.candidate_share)
-        rows = candidate_rows(codes[: self._count], self._coder.encode(vector)[0], wanted)
+        wanted = candidates_for(self._count, k, self.candidate_scale)
+        rows = candidate_rows(codes[: self._count], coder.encode(vector)[0], wanted)
         rows = rows[live[rows].astype(bool)]
         return self._ranked(rows, np.asarray(vectors[rows]) @ vector, k)
 
@@ -444,6 +466,36 @@ class GalleryIndex:
             for template_id, score in zip(ids[order], scores[order], strict=True)
         ]
 
+    def _ensure_codes(self) -> SignCoder | None:
+        """The coder, making every row's code first when the gallery has just grown to need
+        them; None while it is too small (a larger gallery gives a better centre)."""
+        if self._coder is not None or len(self) < self.approximate_from:
+            return self._coder
+        coder = SignCoder(self._dimension, self._centre_of_live_rows())
+        vectors, _, live, codes = self._arrays
+        for start in range(0, self._count, _ENCODE_BATCH):
+            stop = min(self._count, start + _ENCODE_BATCH)
+            codes[start:stop] = coder.encode(np.asarray(vectors[start:stop]))
+        codes[: self._count][live[: self._count] == 0] = 0
+        self._coder = coder
+        if self.folder is not None:
+            with _writing(self.folder):
+                codes.flush()
+                staged = self.folder / "centre.f32.new"
+                handle = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(coder.centre.tobytes())
+                staged.replace(self.folder / "centre.f32")
+                self._write_meta()
+        return coder
+
+    def _centre_of_live_rows(self) -> npt.NDArray[np.float32]:
+        total = np.zeros(self._dimension, dtype=np.float64)
+        for start in range(0, self._count, _ENCODE_BATCH):
+            stop = min(self._count, start + _ENCODE_BATCH)
+            total += np.asarray(self._vectors[start:stop], dtype=np.float64).sum(axis=0)
+        return (total / max(1, len(self))).astype(np.float32)  # dead rows are zero
+
     def _compact(self) -> None:
         """Close the gaps left by removals, moving every row array alike."""
         live = np.flatnonzero(self._live[: self._count])
@@ -471,15 +523,15 @@ class GalleryIndex:
     def _map(self, capacity: int, mode: Literal["r+", "w+"]) -> tuple[Any, ...]:
         if self.folder is None:
             raise RuntimeError("an in-memory index has no files")
-        return _map_rows(self.folder, capacity, self._dimension, self._coder.code_size, mode)
+        return _map_rows(self.folder, capacity, self._dimension, _CODE_SIZE, mode)
 
     def _allocate(self, capacity: int) -> tuple[Any, ...]:
         if self.folder is None:
             return tuple(
                 np.zeros(shape, dtype=dtype)
-                for dtype, shape in _row_shapes(capacity, self._dimension, self._coder.code_size)
+                for dtype, shape in _row_shapes(capacity, self._dimension, _CODE_SIZE)
             )
-        for name, _ in _ROW_FILES:
+        for name in [name for name, _ in _ROW_FILES] + ["centre.f32"]:
             if (self.folder / name).exists():
                 _erase_file(self.folder / name)
         return self._map(capacity, "w+")
@@ -501,7 +553,7 @@ class GalleryIndex:
             # Copy to side files, then zero the old ones before the new take their names.
             staged = self.folder / "grow"
             staged.mkdir(exist_ok=True, mode=0o700)
-            grown = _map_rows(staged, capacity, self._dimension, self._coder.code_size, "w+")
+            grown = _map_rows(staged, capacity, self._dimension, _CODE_SIZE, "w+")
             for target, source in zip(grown, old, strict=True):
                 target[: self._count] = source[: self._count]
                 target.flush()
@@ -525,8 +577,9 @@ class GalleryIndex:
             "dimension": self._dimension,
             "count": self._count,
             "capacity": int(self._vectors.shape[0]),
-            "code_bits": self._coder.bits,
-            "code_seed": self._coder.seed,
+            "code_bits": CODE_BITS,
+            "code_seed": CODE_SEED,
+            "coded": self._coder is not None,
         }
         staged = self.folder / "meta.json.new"
         staged.write_text(json.dumps(meta), encoding="utf-8")

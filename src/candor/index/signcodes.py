@@ -1,9 +1,13 @@
 """Sign codes: how a large gallery finds its candidates before exact rescoring.
 
-Each template is given a 512-bit code: the signs of its projections on four fixed
-random rotations of the template space (random-hyperplane hashing, Charikar 2002). Two
-codes differ in each bit with probability angle / pi, so the Hamming distance between
-codes estimates the angle between templates, whatever their distribution. A search
+Each template is given a 512-bit code: the signs of its projections, after subtracting
+the gallery's centre, on four fixed random rotations of the template space
+(random-hyperplane hashing, Charikar 2002). Two codes differ in each bit with
+probability angle / pi, so the Hamming distance between codes estimates the angle
+between the centred templates. The centring matters: face templates fill a narrow cone
+(the mean of lfw-dev's dlib templates has norm 0.91), and hyperplanes through the origin
+would barely split it. On lfw-dev, 200 candidates held 0.92 of the exact top 20 without
+centring and 0.99 with it (bench/index_scale.py --lfw). A search
 computes the distance from the probe's code to every row's code with FAISS's popcount
 kernel (64 bytes per template, so 64 MB per million: memory bandwidth bound, about
 2.6 ms per million on this machine), keeps the rows within the smallest radius that
@@ -18,9 +22,10 @@ computed, appended and zeroed in place like a float32 row: nothing is built at o
 nothing is loaded at start (the codes are memory-mapped), and an expunged template's
 code is overwritten where it lies.
 
-The rotations are drawn from a fixed seed, so every index of a dimension gives every
-template the same code; the seed and the number of bits are written in the index
-folder's metadata, and a folder written with others is rebuilt.
+The rotations are drawn from a fixed seed; the centre is the mean of the gallery's
+templates when it first grows large enough to need codes, then kept. The seed and the
+number of bits are written in the index folder's metadata (a folder written with
+others is rebuilt), the centre in a file beside the codes.
 """
 
 from __future__ import annotations
@@ -46,10 +51,13 @@ __all__ = [
 
 CODE_BITS: Final = 512
 CODE_SEED: Final = 20261127
-# From bench/index_scale.py: the share of the gallery rescored. At 1M templates 8,000
-# candidates (0.8 %) gave recall@20 0.994 on identity-clustered galleries; fewer than
-# MIN_CANDIDATES is never worth saving (rescoring 2,000 rows takes about 0.1 ms).
-CANDIDATE_SHARE: Final = 0.008
+# From bench/index_scale.py, identity-clustered galleries: the candidates needed for
+# recall@20 of about 0.995 grow more slowly than the gallery (8,000 = 0.8 % at 1M gave
+# 0.996; 20,000 = 0.2 % at 10M gave 0.993), so the count is CANDIDATES_AT_1M scaled by
+# (size / 1M) ** CANDIDATE_GROWTH, fitted to those two sizes. Fewer than MIN_CANDIDATES
+# is never worth saving (rescoring 2,000 rows takes about 0.1 ms).
+CANDIDATES_AT_1M: Final = 8_000
+CANDIDATE_GROWTH: Final = 0.4
 MIN_CANDIDATES: Final = 2_000
 # The radius is read from every SAMPLE_STRIDE-th distance: a histogram of all of them
 # would cost as much as the scan's memory traffic again.
@@ -61,18 +69,37 @@ SPLIT_FROM: Final = 200_000
 faiss: Any = _faiss
 
 
-def candidates_for(gallery_size: int, k: int, share: float = CANDIDATE_SHARE) -> int:
-    """How many rows a search of a gallery of this size rescores to return its top k."""
-    return max(MIN_CANDIDATES, 4 * k, int(np.ceil(gallery_size * share)))
+def candidates_for(gallery_size: int, k: int, scale: float = 1.0) -> int:
+    """How many rows a search of a gallery of this size rescores to return its top k.
+
+    scale: multiplies the count (more candidates, higher recall, slower).
+    """
+    growth = (max(gallery_size, 1) / 1_000_000) ** CANDIDATE_GROWTH
+    return max(MIN_CANDIDATES, 4 * k, int(np.ceil(scale * CANDIDATES_AT_1M * growth)))
 
 
 class SignCoder:
-    """Turns unit vectors of one dimension into `bits`-bit sign codes (bytes, big-endian bits)."""
+    """Turns unit vectors of one dimension into `bits`-bit sign codes (bytes, big-endian bits).
 
-    def __init__(self, dimension: int, bits: int = CODE_BITS, seed: int = CODE_SEED) -> None:
+    centre: subtracted from every vector before projecting (None: the origin).
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        centre: npt.NDArray[np.float32] | None = None,
+        *,
+        bits: int = CODE_BITS,
+        seed: int = CODE_SEED,
+    ) -> None:
         if dimension < 1 or bits < 8 or bits % 8:
             raise ValueError(f"need dimension >= 1 and bits a positive multiple of 8, got {bits}")
         self.dimension = dimension
+        self.centre = (
+            np.zeros(dimension, dtype=np.float32)
+            if centre is None
+            else np.asarray(centre, dtype=np.float32).reshape(dimension)
+        )
         self.bits = bits
         self.seed = seed
         self.code_size = bits // 8
@@ -88,7 +115,7 @@ class SignCoder:
     def encode(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         """Codes of these rows, shape (rows, bits / 8)."""
         matrix = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
-        return np.packbits((matrix @ self._planes) > 0, axis=1)
+        return np.packbits(((matrix - self.centre) @ self._planes) > 0, axis=1)
 
 
 def candidate_rows(

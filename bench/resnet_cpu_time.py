@@ -1,11 +1,12 @@
 """CPU time of dlib's ResNet per face, for whichever dlib build runs this script.
 
-The PyPI wheel Candor pins (dlib-bin) is built without BLAS. dlib built from source
-against OpenBLAS, with AVX, runs the same network from the same weights. This script
-times one build; run it under each interpreter to compare them:
+The PyPI binary wheel Candor used to pin (dlib-bin) is built without BLAS. dlib built
+from its source against OpenBLAS, with AVX, as `make` now installs it, runs the same
+network from the same weights. This script times one build; run it under each
+interpreter to compare them:
 
-    .venv/bin/python bench/resnet_cpu_time.py                 # the pinned dlib-bin
-    OPENBLAS_NUM_THREADS=1 /path/to/blas-venv/bin/python bench/resnet_cpu_time.py
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/resnet_cpu_time.py   # Candor's dlib
+    /path/to/dlib-bin-venv/bin/python bench/resnet_cpu_time.py          # the old wheel
 
 It aligns the first photo of every 60th lfw-dev person and times
 `compute_face_descriptor` on one thread, in CPU time, so the neighbours' load does not

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from candor.index.signcodes import SignCoder, candidate_rows, candidates_for
+from candor.index.signcodes import SignCoder, candidate_rows, candidates_for, hamming_distances
 
 
 def units(count: int, dimension: int = 64, seed: int = 1) -> np.ndarray:
@@ -64,3 +64,14 @@ def test_candidates_grow_with_the_gallery() -> None:
     assert 20_000 <= candidates_for(10_000_000, 20) <= 20_200
     assert candidates_for(1_000_000, 20, scale=2.0) == 16_000
     assert candidates_for(1_000, 1_000) == 4_000
+
+
+def test_distances_can_be_written_into_a_reused_buffer() -> None:
+    coder = SignCoder(64)
+    codes = coder.encode(units(100))
+    buffer = np.full(150, -1, dtype=np.int32)
+    written = hamming_distances(codes, codes[3], buffer)
+    assert np.array_equal(written, hamming_distances(codes, codes[3]))
+    assert written[3] == 0 and np.all(buffer[100:] == -1)
+    with pytest.raises(ValueError, match="at least 100"):
+        hamming_distances(codes, codes[3], np.empty(99, dtype=np.int32))

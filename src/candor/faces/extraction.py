@@ -13,10 +13,13 @@ call (useful for one probe file; every file of the call gets that index) or uses
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Final
 
 from candor.faces.engine import EngineSettings, FaceEngine, choose_face
 from candor.faces.recipe import Views
@@ -189,10 +192,34 @@ def _run_jobs(jobs: list[_Job], settings: EngineSettings, workers: int) -> Itera
             yield extract_one(engine, path, keep_data=keep, face_index=index, views=views)
         return
     context = get_context("spawn")
-    with context.Pool(
-        processes=min(workers, len(jobs)),
-        initializer=_start_worker,
-        initargs=(settings,),
-    ) as pool:
+    with _one_blas_thread_per_worker():  # the workers start in the constructor
+        pool = context.Pool(
+            processes=min(workers, len(jobs)),
+            initializer=_start_worker,
+            initargs=(settings,),
+        )
+    with pool:
         # Small chunks keep progress even across workers; pickling results is cheap.
         yield from pool.imap(_extract_in_worker, jobs, chunksize=4)
+
+
+# OpenBLAS (under dlib's network) reads this when a worker loads it.
+_BLAS_THREADS: Final = "OPENBLAS_NUM_THREADS"
+
+
+@contextmanager
+def _one_blas_thread_per_worker() -> Iterator[None]:
+    """Workers started here keep their BLAS to one thread, unless the operator chose.
+
+    The workers already fill the cores: with each one's OpenBLAS also starting a thread
+    per core, two workers enrolled 18.5 lfw-dev photos/s; with one thread each, 26.0
+    (bench/enrolment_throughput.py, docs/performance.md).
+    """
+    if _BLAS_THREADS in os.environ:
+        yield
+        return
+    os.environ[_BLAS_THREADS] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(_BLAS_THREADS, None)

@@ -132,6 +132,7 @@ class GalleryIndex:
         self._checker = TemplateIndex(model)
         self._dimension = int(model.dimension)
         self._coder: SignCoder | None = None  # made with the codes, see _ensure_codes
+        self._distances = np.empty(0, dtype=np.int32)  # reused by every approximate search
         self._count = 0  # rows used, live or not
         self._rows: dict[int, int] = {}
         self._dead = 0
@@ -210,6 +211,7 @@ class GalleryIndex:
         index._checker = TemplateIndex(model)
         index._dimension = int(model.dimension)
         index._coder = None
+        index._distances = np.empty(0, dtype=np.int32)
         if coded:
             try:
                 centre = np.fromfile(folder / "centre.f32", dtype=np.float32)
@@ -416,7 +418,10 @@ class GalleryIndex:
             return self._exact(vector, k)
         vectors, _, live, codes = self._arrays
         wanted = candidates_for(self._count, k, self.candidate_scale)
-        rows = candidate_rows(codes[: self._count], coder.encode(vector)[0], wanted)
+        if len(self._distances) < self._count:
+            self._distances = np.empty(self._vectors.shape[0], dtype=np.int32)
+        probe = coder.encode(vector)[0]
+        rows = candidate_rows(codes[: self._count], probe, wanted, self._distances)
         rows = rows[live[rows].astype(bool)]
         return self._ranked(rows, np.asarray(vectors[rows]) @ vector, k)
 

@@ -119,12 +119,17 @@ class SignCoder:
 
 
 def candidate_rows(
-    codes: npt.NDArray[np.uint8], query_code: npt.NDArray[np.uint8], wanted: int
+    codes: npt.NDArray[np.uint8],
+    query_code: npt.NDArray[np.uint8],
+    wanted: int,
+    scratch: npt.NDArray[np.int32] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Rows of `codes` nearest to `query_code` by Hamming distance: about `wanted` of them.
 
     Every row within the chosen radius is returned, so ties at the radius are all kept
-    and the count can pass `wanted`; it is at least min(wanted, rows).
+    and the count can pass `wanted`; it is at least min(wanted, rows). `scratch`, when
+    given, holds the distances (at least one int32 per row): a fresh 40 MB array per
+    search of 10M templates costs its page faults every time.
     """
     count, code_size = codes.shape
     if wanted >= count:
@@ -133,7 +138,7 @@ def candidate_rows(
     probe = np.ascontiguousarray(query_code, dtype=np.uint8)
     if probe.shape != (code_size,):
         raise ValueError(f"query code of shape {probe.shape}; the index's are ({code_size},)")
-    distances = hamming_distances(source, probe)
+    distances = hamming_distances(source, probe, scratch)
     histogram = np.bincount(distances[::SAMPLE_STRIDE], minlength=code_size * 8 + 1)
     sampled_wanted = max(1, wanted // SAMPLE_STRIDE)
     radius = int(np.searchsorted(np.cumsum(histogram), sampled_wanted))
@@ -146,11 +151,21 @@ def candidate_rows(
 
 
 def hamming_distances(
-    codes: npt.NDArray[np.uint8], probe: npt.NDArray[np.uint8]
+    codes: npt.NDArray[np.uint8],
+    probe: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.int32] | None = None,
 ) -> npt.NDArray[np.int32]:
-    """Hamming distance from `probe` to each row of `codes` (both C-contiguous bytes)."""
+    """Hamming distance from `probe` to each row of `codes` (both C-contiguous bytes).
+
+    out: where to write them (its first len(codes) entries); a new array when None.
+    """
     count, code_size = codes.shape
-    distances = np.empty(count, dtype=np.int32)
+    if out is None:
+        distances = np.empty(count, dtype=np.int32)
+    elif out.dtype != np.int32 or not out.flags.c_contiguous or len(out) < count:
+        raise ValueError(f"out must be a contiguous int32 array of at least {count} entries")
+    else:
+        distances = out[:count]
     parts = _cores() if count >= SPLIT_FROM else 1
     bounds = np.linspace(0, count, parts + 1, dtype=np.int64).tolist()
 

@@ -108,8 +108,14 @@ def test_codes_are_made_once_centred_on_the_gallery_and_kept(tmp_path: Path) -> 
     reopened = GalleryIndex.open(folder, MODEL, approximate_from=1000)
     assert reopened._coder is not None
     assert np.array_equal(reopened._coder.centre, index._coder.centre)
+    assert np.array_equal(reopened._coder.planes, index._coder.planes)
     assert reopened.search(vectors[0], 1)[0][0] in {0, 5000}
     reopened.close()
+    # The hyperplanes are read from the folder, never drawn again from the seed.
+    other = np.random.default_rng(7).standard_normal((MODEL.dimension, 512)).astype(np.float32)
+    other.tofile(folder / "planes.f32")
+    coder = GalleryIndex.open(folder, MODEL)._coder
+    assert coder is not None and np.array_equal(coder.planes, other)
 
 
 def test_a_reopened_folder_answers_as_before(tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ holds a removed template. Files outgrown by the gallery are zeroed before they a
 unlinked, for the same reason.
 
 Files in the folder (all owned by this module): vectors.f32, ids.i64, live.u8 and
-codes.u8 (row arrays, `capacity` rows), centre.f32 (the codes' centre, once there are
-codes), meta.json (model key, dimension, row count, the codes' bits and seed, whether
-the codes are made). The centre is a mean over at least `approximate_from` templates;
-an expunged template's share of it is not removed. Adding a template appends a row:
-nothing else is built in one go, and nothing is rebuilt when the folder is opened.
+codes.u8 (row arrays, `capacity` rows); centre.f32 and planes.f32 (the codes' centre
+and hyperplanes, once there are codes); meta.json (model key, dimension, row count, the
+codes' bits and seed, whether the codes are made). The centre is a mean over at least
+`approximate_from` templates; an expunged template's share of it is not removed.
+Adding a template appends a row: nothing else is built in one go, and nothing is
+rebuilt when the folder is opened.
 
 Not thread safe: callers serialise `add`, `remove` and `flush` against `search`.
 """
@@ -215,11 +216,14 @@ class GalleryIndex:
         if coded:
             try:
                 centre = np.fromfile(folder / "centre.f32", dtype=np.float32)
-                index._coder = SignCoder(index._dimension, centre)
+                planes = np.fromfile(folder / "planes.f32", dtype=np.float32)
+                index._coder = SignCoder(
+                    index._dimension,
+                    centre,
+                    planes=planes.reshape(index._dimension, CODE_BITS),
+                )
             except (OSError, ValueError) as error:
-                raise IndexFolderError(
-                    f"{folder}: the codes' centre is unreadable: {error}"
-                ) from None
+                raise IndexFolderError(f"{folder}: unreadable sign coder: {error}") from None
         try:
             index._arrays = index._map(capacity, "r+")
         except (OSError, ValueError) as error:
@@ -486,11 +490,8 @@ class GalleryIndex:
         if self.folder is not None:
             with _writing(self.folder):
                 codes.flush()
-                staged = self.folder / "centre.f32.new"
-                handle = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(coder.centre.tobytes())
-                staged.replace(self.folder / "centre.f32")
+                _write_file(self.folder / "centre.f32", coder.centre.tobytes())
+                _write_file(self.folder / "planes.f32", coder.planes.tobytes())
                 self._write_meta()
         return coder
 
@@ -536,7 +537,7 @@ class GalleryIndex:
                 np.zeros(shape, dtype=dtype)
                 for dtype, shape in _row_shapes(capacity, self._dimension, _CODE_SIZE)
             )
-        for name in [name for name, _ in _ROW_FILES] + ["centre.f32"]:
+        for name in [name for name, _ in _ROW_FILES] + ["centre.f32", "planes.f32"]:
             if (self.folder / name).exists():
                 _erase_file(self.folder / name)
         return self._map(capacity, "w+")
@@ -620,6 +621,15 @@ def _map_rows(
             _ROW_FILES, _row_shapes(capacity, dimension, code_size), strict=True
         )
     )
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write a small file whole under its name (staged, then renamed), owner-only."""
+    staged = path.with_name(path.name + ".new")
+    handle = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
+    staged.replace(path)
 
 
 def _zero_file(path: Path) -> None:

@@ -23,9 +23,10 @@ nothing is loaded at start (the codes are memory-mapped), and an expunged templa
 code is overwritten where it lies.
 
 The rotations are drawn from a fixed seed; the centre is the mean of the gallery's
-templates when it first grows large enough to need codes, then kept. The seed and the
-number of bits are written in the index folder's metadata (a folder written with
-others is rebuilt), the centre in a file beside the codes.
+templates when it first grows large enough to need codes. Both are then written beside
+the codes and read back from there, never drawn again: a later NumPy may draw other
+numbers from the same seed, and a probe coded with other hyperplanes than its gallery
+would be ranked at random.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class SignCoder:
     """Turns unit vectors of one dimension into `bits`-bit sign codes (bytes, big-endian bits).
 
     centre: subtracted from every vector before projecting (None: the origin).
+    planes: the hyperplanes' normals, shape (dimension, bits); None draws them from `seed`.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class SignCoder:
         *,
         bits: int = CODE_BITS,
         seed: int = CODE_SEED,
+        planes: npt.NDArray[np.float32] | None = None,
     ) -> None:
         if dimension < 1 or bits < 8 or bits % 8:
             raise ValueError(f"need dimension >= 1 and bits a positive multiple of 8, got {bits}")
@@ -103,6 +106,11 @@ class SignCoder:
         self.bits = bits
         self.seed = seed
         self.code_size = bits // 8
+        if planes is not None:
+            if planes.shape != (dimension, bits):
+                raise ValueError(f"planes of shape {planes.shape}, need ({dimension}, {bits})")
+            self.planes = np.ascontiguousarray(planes, dtype=np.float32)
+            return
         rng = np.random.default_rng(seed)
         # Orthogonal blocks: within a block the hyperplanes are independent directions, so
         # the bits estimate the angle with less variance than as many random ones.
@@ -110,12 +118,12 @@ class SignCoder:
         while sum(block.shape[1] for block in blocks) < bits:
             rotation, _ = np.linalg.qr(rng.standard_normal((dimension, dimension)))
             blocks.append(rotation)
-        self._planes = np.ascontiguousarray(np.hstack(blocks)[:, :bits], dtype=np.float32)
+        self.planes = np.ascontiguousarray(np.hstack(blocks)[:, :bits], dtype=np.float32)
 
     def encode(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         """Codes of these rows, shape (rows, bits / 8)."""
         matrix = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
-        return np.packbits(((matrix - self.centre) @ self._planes) > 0, axis=1)
+        return np.packbits(((matrix - self.centre) @ self.planes) > 0, axis=1)
 
 
 def candidate_rows(
@@ -159,6 +167,8 @@ def hamming_distances(
 
     out: where to write them (its first len(codes) entries); a new array when None.
     """
+    codes = np.ascontiguousarray(codes)  # no copy when they already are
+    probe = np.ascontiguousarray(probe)
     count, code_size = codes.shape
     if out is None:
         distances = np.empty(count, dtype=np.int32)

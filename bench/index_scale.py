@@ -101,25 +101,79 @@ def mate_recall(
     return round(hits / max(1, wanted), 4)
 
 
-def fill(index: GalleryIndex, size: int) -> np.ndarray:
+class Population:
+    """How a synthetic gallery's people and photos are drawn.
+
+    Isotropic (the default, as bench/search_latency.py): a random unit centre per person,
+    photos at cosine 0.7 to it. LFW-like (`lfw_like`): centres and photos drawn from
+    Gaussians with the mean, between-person and within-person covariances of the real
+    lfw-dev templates, so that the gallery fills the same narrow cone real templates do.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        mean: np.ndarray | None = None,
+        between: np.ndarray | None = None,
+        within: np.ndarray | None = None,
+    ) -> None:
+        self.name, self.mean, self.between, self.within = name, mean, between, within
+
+    @classmethod
+    def lfw_like(cls, vectors: np.ndarray, people: np.ndarray) -> Population:
+        """Fitted to unit templates `vectors` of persons `people` (labels)."""
+        _, person, counts = np.unique(people, return_inverse=True, return_counts=True)
+        means = np.zeros((counts.size, vectors.shape[1]))
+        np.add.at(means, person, vectors)
+        means /= counts[:, None]
+        several = counts[person] >= 2
+        # Deviations from a mean of k photos shrink by (k - 1) / k: undone here.
+        shrink = (counts[person[several]] - 1) / counts[person[several]]
+        deviations = (vectors[several] - means[person[several]]) / np.sqrt(shrink)[:, None]
+        within = np.cov(deviations, rowvar=False)
+        between = np.cov(vectors, rowvar=False) - within
+        return cls("lfw-like", vectors.mean(axis=0), _root(between), _root(within))
+
+    def centres(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        if self.mean is None or self.between is None:
+            return unit(rng.standard_normal((count, 128))).astype(np.float32)
+        drawn = self.mean + rng.standard_normal((count, len(self.mean))) @ self.between
+        return drawn.astype(np.float32)
+
+    def members(self, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.within is None:
+            return members_of(centres.astype(np.float64), rng).astype(np.float32)
+        drawn = centres + rng.standard_normal(centres.shape) @ self.within
+        return unit(drawn).astype(np.float32)
+
+
+def _root(covariance: np.ndarray) -> np.ndarray:
+    """A matrix R with R.T @ R = covariance (negative eigenvalues, from noise, dropped)."""
+    values, vectors = np.linalg.eigh(covariance)
+    return (vectors * np.sqrt(np.clip(values, 0, None))).T
+
+
+def fill(index: GalleryIndex, size: int, population: Population) -> np.ndarray:
     """Add a synthetic gallery of `size` to the index; return the people's centres."""
     rng = np.random.default_rng(SEED)
     people = size // PER_PERSON
-    centres = unit(rng.standard_normal((people, 128))).astype(np.float32)
+    centres = population.centres(people, rng)
     for start in range(0, size, CHUNK):
         person = np.arange(start, min(size, start + CHUNK)) % people  # id i is person i % people
-        vectors = members_of(centres[person].astype(np.float64), rng).astype(np.float32)
+        vectors = population.members(centres[person], rng)
         for at in range(0, len(vectors), 10_000):
             ids = range(start + at, start + min(len(vectors), at + 10_000))
             index.add(list(ids), vectors[at : at + 10_000])
     return centres
 
 
-def measure(size: int, args: argparse.Namespace, model: ModelId, scratch: Path) -> dict[str, Any]:
+def measure(
+    size: int, args: argparse.Namespace, model: ModelId, scratch: Path, population: Population
+) -> dict[str, Any]:
     folder = scratch / f"index_{size}"
     started = time.perf_counter()
     index = GalleryIndex(model, folder, approximate_from=0)
-    centres = fill(index, size)
+    centres = fill(index, size, population)
     index.close()
     row: dict[str, Any] = {"templates": size, "people": size // PER_PERSON}
     row["build_s"] = round(time.perf_counter() - started, 1)
@@ -133,7 +187,7 @@ def measure(size: int, args: argparse.Namespace, model: ModelId, scratch: Path) 
     }
     queries_rng = np.random.default_rng(SEED + 1)
     people = queries_rng.integers(0, len(centres), args.queries)
-    queries = members_of(centres[people].astype(np.float64), queries_rng).astype(np.float32)
+    queries = population.members(centres[people], queries_rng)
     del centres
     gc.collect()
     before = rss_bytes()
@@ -165,15 +219,23 @@ def measure(size: int, args: argparse.Namespace, model: ModelId, scratch: Path) 
     return row
 
 
-def lfw_recall(args: argparse.Namespace) -> dict[str, Any]:
+def lfw_templates(faces: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(unit templates, person names) of lfw-dev, from the evaluation cache."""
     from candor.evaluation.cache import extract_photos
+
+    paths = sorted((faces / "lfw-dev").glob("*/*.jpg"))
+    outcomes = extract_photos(paths, workers=2)
+    kept = [(o.vector, path.parent.name) for o, path in zip(outcomes, paths, strict=True)]
+    vectors = np.stack([vector for vector, _ in kept if vector is not None])
+    people = np.array([name for vector, name in kept if vector is not None])
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32), people
+
+
+def lfw_recall(args: argparse.Namespace) -> dict[str, Any]:
     from candor.faces import FaceEngine
 
-    faces = Path(args.faces) / "lfw-dev"
-    paths = sorted(faces.glob("*/*.jpg"))
-    outcomes = extract_photos(paths, workers=2)
-    vectors = np.stack([o.vector for o in outcomes if o.vector is not None])
-    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    vectors, _ = lfw_templates(Path(args.faces))
     model = FaceEngine().model
     index = GalleryIndex(model, approximate_from=0)
     index.add(list(range(len(vectors))), vectors)
@@ -213,6 +275,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5])
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--population", choices=["isotropic", "lfw-like"], default="isotropic")
     parser.add_argument("--lfw", action="store_true")
     parser.add_argument(
         "--faces", default=str(Path(__file__).resolve().parents[2] / "shared/faces")
@@ -223,8 +286,11 @@ def main() -> int:
     args = parser.parse_args()
     model = ModelId(name="synthetic", version="1", weights_sha256="0" * 64, dimension=128)
     load_before = os.getloadavg()[0]
+    population = Population("isotropic")
+    if args.population == "lfw-like":
+        population = Population.lfw_like(*lfw_templates(Path(args.faces)))
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
-        rows = [measure(size, args, model, Path(scratch)) for size in args.sizes]
+        rows = [measure(size, args, model, Path(scratch), population) for size in args.sizes]
     lfw = lfw_recall(args) if args.lfw else None
     load_after = os.getloadavg()[0]
     if not args.no_write:
@@ -235,12 +301,14 @@ def main() -> int:
                     f"GalleryIndex ({CODE_BITS}-bit sign codes scanned by FAISS's popcount "
                     "kernel, the candidates rescored with their float32 rows) against "
                     "numpy exact search over the same rows in the same run, k=20, one query "
-                    "at a time, one thread. Synthetic identity-clustered 128-d galleries: a "
-                    "random unit centre per person, 5 templates per person at cosine 0.7 to "
-                    f"the centre; {args.queries} mated queries. recall_at_20 is measured "
-                    "against the exact top 20."
+                    "at a time. Synthetic identity-clustered 128-d galleries, 5 templates per "
+                    "person (settings.population: isotropic, a random unit centre per person "
+                    "and templates at cosine 0.7 to it; or lfw-like, Gaussians fitted to the "
+                    f"lfw-dev templates); {args.queries} mated queries. recall_at_20 is "
+                    "measured against the exact top 20."
                 ),
                 "settings": {
+                    "population": population.name,
                     "k": K,
                     "code_bits": CODE_BITS,
                     "min_candidates": MIN_CANDIDATES,

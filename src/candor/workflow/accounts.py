@@ -40,6 +40,7 @@ from candor.store import (
     User,
     activate_policy,
     active_policy_row,
+    active_policy_text,
     add_admin_change,
     add_policy,
     admin_change,
@@ -815,11 +816,11 @@ def request_policy_change(workflow: Workflow, actor: Actor, path: Path) -> Chang
         return _change_info(session, change)
 
 
-def _stored_policy(row: PolicyRecord) -> Policy:
-    policy = _parsed_policy(row.source, row.sha256[:12])
-    if policy.sha256 != row.sha256:
+def _stored_policy(source: str, sha256: str) -> Policy:
+    policy = _parsed_policy(source, sha256[:12])
+    if policy.sha256 != sha256:
         raise AccountWorkflowError(
-            f"the stored text of policy {row.sha256[:12]} no longer matches its hash; "
+            f"the stored text of policy {sha256[:12]} no longer matches its hash; "
             "the database has been altered"
         )
     return policy
@@ -840,8 +841,8 @@ def active_policy(workflow: Workflow) -> Policy | None:
 
 def policy_in_force(session: Session) -> Policy | None:
     """`active_policy` as `session`'s transaction sees it."""
-    row = active_policy_row(session)
-    return None if row is None else _stored_policy(row)
+    text = active_policy_text(session)
+    return None if text is None else _stored_policy(*text)
 
 
 def active_policy_info(workflow: Workflow) -> PolicyInfo | None:
@@ -984,7 +985,7 @@ def _apply(
         row = session.get(PolicyRecord, payload["policy_id"])
         if row is None:
             raise AccountWorkflowError(f"the policy of change {change.id} is missing")
-        _stored_policy(row)
+        _stored_policy(row.source, row.sha256)
         previous = active_policy_row(session)
         activate_policy(session, row, admin.id, at=now)
         return (

@@ -26,6 +26,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from candor.evaluation.calibration import CalibrationTable, calibrate_folder, calibrate_recipe
 from candor.store import Calibration
@@ -146,19 +147,41 @@ def threshold_for_gallery(
     raise AssertionError("unreachable: the rate lies within the table")
 
 
-def active_calibration(workflow: Workflow, score: str = "cosine") -> CalibrationTable:
-    """The active calibration of `score` for the engine's model: the workspace's, else shipped."""
+def active_calibration(
+    workflow: Workflow, score: str = "cosine", session: Session | None = None
+) -> CalibrationTable:
+    """The active calibration of `score` for the engine's model: the workspace's, else shipped.
+
+    session: read in this session's transaction (a governed search decides in one); None
+    opens one.
+    """
     model_key = workflow.engine.model.key
-    with workflow.workspace.session() as session:
-        row = session.scalars(
-            select(Calibration)
-            .where(
-                Calibration.model_key == model_key,
-                Calibration.score == score,
-                Calibration.active.is_(True),
-            )
-            .order_by(Calibration.id.desc())
-        ).first()
+    # Table columns on the session's connection: every governed search reads this, and an
+    # ORM object per read cost more than the query.
+    columns = Calibration.__table__.c
+    query = (
+        select(
+            columns.model_key,
+            columns.dataset,
+            columns.dataset_sha256,
+            columns.templates,
+            columns.impostor_pairs,
+            columns.points,
+            columns.score,
+        )
+        .where(
+            columns.model_key == model_key,
+            columns.score == score,
+            columns.active.is_(True),
+        )
+        .order_by(columns.id.desc())
+        .limit(1)
+    )
+    if session is not None:
+        row = session.connection().execute(query).first()
+    else:
+        with workflow.workspace.session() as own:
+            row = own.connection().execute(query).first()
     if row is not None:
         return CalibrationTable(
             model_key=row.model_key,

@@ -72,6 +72,11 @@ NO_POLICY = "none"
 # fsync waits on the disk, not the CPU, and releases the GIL while it does.
 _PROBE_STORE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="candor-probe-store")
 _TEMPLATE_BYTES = 4  # stored templates are float32
+# The request path's reads go through the session's connection with table columns, off
+# the ORM: each ORM-enabled select cost 0.3 to 0.4 ms more than its query, and a search
+# makes several (bench/governed_overhead.py, docs/performance.md).
+_REQUESTS = SearchRequest.__table__.c
+_TEMPLATES = FaceTemplate.__table__.c
 
 
 class RequestStateError(WorkflowError):
@@ -257,7 +262,7 @@ def _request(
             )
             threshold = None
             if kind == "search" and decision.outcome is not Outcome.DENY and policy is not None:
-                threshold = _threshold(workflow, policy)
+                threshold = _threshold(session, workflow, policy)
             row = _new_request(
                 workflow, actor, kind, checked, probes, decision, threshold, top, now, original
             )
@@ -269,6 +274,9 @@ def _request(
             # write lock through.
             run_now = decision.outcome is Outcome.ALLOW and kind == "search"
             answer = _search_hits(workflow, row) if run_now else None
+            if run_now:
+                # Inserted as it will commit: one INSERT, no UPDATE of the same row.
+                _mark_run(workflow, row)
             session.add(row)
             session.flush()
             record(
@@ -370,16 +378,20 @@ def _searches_since(
     """The actor's counted requests since each of the two times, in one query."""
 
     def since(start: datetime) -> ColumnElement[int]:
-        counted = func.sum(case((SearchRequest.created_at >= start, 1), else_=0))
+        counted = func.sum(case((_REQUESTS.created_at >= start, 1), else_=0))
         return func.coalesce(counted, 0)
 
-    today, month = session.execute(
-        select(since(day_start), since(month_start)).where(
-            SearchRequest.requester_id == actor.user_id,
-            SearchRequest.created_at >= min(day_start, month_start),
-            SearchRequest.status.in_(_COUNTED_STATUSES),
+    today, month = (
+        session.connection()
+        .execute(
+            select(since(day_start), since(month_start)).where(
+                _REQUESTS.requester_id == actor.user_id,
+                _REQUESTS.created_at >= min(day_start, month_start),
+                _REQUESTS.status.in_(_COUNTED_STATUSES),
+            )
         )
-    ).one()
+        .one()
+    )
     return int(today), int(month)
 
 
@@ -395,20 +407,24 @@ def _earlier_search(
         return None
     since = now - timedelta(days=policy.repeat.window_days)
     probe = probes[0]
-    rows = session.execute(
-        select(
-            SearchRequest.id,
-            SearchRequest.probe_sha256,
-            SearchRequest.probe_model_key,
-            SearchRequest.probe_template,
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                _REQUESTS.id,
+                _REQUESTS.probe_sha256,
+                _REQUESTS.probe_model_key,
+                _REQUESTS.probe_template,
+            )
+            .where(
+                _REQUESTS.kind == kind,
+                _REQUESTS.created_at >= since,
+                _REQUESTS.status.in_(_COUNTED_STATUSES),
+            )
+            .order_by(_REQUESTS.id.desc())
         )
-        .where(
-            SearchRequest.kind == kind,
-            SearchRequest.created_at >= since,
-            SearchRequest.status.in_(_COUNTED_STATUSES),
-        )
-        .order_by(SearchRequest.id.desc())
-    ).all()
+        .all()
+    )
     if not rows:
         return None
     query = probe.template.normalised()
@@ -432,8 +448,8 @@ def _earlier_search(
     return int(rows[matches[0]][0]) if matches.size else None
 
 
-def _threshold(workflow: Workflow, policy: Policy) -> ThresholdChoice:
-    table = active_calibration(workflow, workflow.score_in_use)
+def _threshold(session: Session, workflow: Workflow, policy: Policy) -> ThresholdChoice:
+    table = active_calibration(workflow, workflow.score_in_use, session)
     return threshold_for_gallery(table, len(workflow.index), policy.target_fpir)
 
 
@@ -654,8 +670,8 @@ def _run_row(
         details, found, above = _run_search(session, workflow, row, answer)
     else:
         details = _run_verify(workflow, row)
-    row.status = "completed"
-    row.ran_at = workflow.now()
+    if row.status != "completed":  # a search run at once was inserted completed
+        _mark_run(workflow, row)
     record(
         session,
         workflow,
@@ -665,6 +681,11 @@ def _run_row(
         _audit_safe(details),
     )
     return found, above
+
+
+def _mark_run(workflow: Workflow, row: SearchRequest) -> None:
+    row.status = "completed"
+    row.ran_at = workflow.now()
 
 
 def _stored_template(workflow: Workflow, row: SearchRequest) -> np.ndarray:
@@ -747,7 +768,7 @@ def _run_search(
     if candidates:
         # One executemany; ORM objects for rows this transaction never reads back
         # cost more than the insert itself.
-        session.execute(insert(CandidateRow), candidates)
+        session.connection().execute(insert(CandidateRow), candidates)
     details: dict[str, object] = {
         "gallery_size": len(workflow.index),
         "model": workflow.engine.model.key,
@@ -765,11 +786,11 @@ def _run_search(
 def _template_owners(session: Session, template_ids: list[int]) -> dict[int, tuple[int, int]]:
     if not template_ids:
         return {}
-    rows = session.execute(
-        select(FaceTemplate.id, FaceTemplate.subject_id, FaceTemplate.image_id).where(
-            FaceTemplate.id.in_(template_ids)
+    rows = session.connection().execute(
+        select(_TEMPLATES.id, _TEMPLATES.subject_id, _TEMPLATES.image_id).where(
+            _TEMPLATES.id.in_(template_ids)
         )
-    ).all()
+    )
     return {template_id: (subject_id, image_id) for template_id, subject_id, image_id in rows}
 
 

@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 GENESIS_PREV = "0" * 64
 KEY_ENV = "CANDOR_AUDIT_KEY"
 _TAIL_KEY = "candor.audit.tail"
+# The append path runs on the session's connection with table columns, off the ORM: it
+# is part of every governed search, and the ORM's unit of work and result objects cost
+# more than the statements (bench/governed_overhead.py).
 _AUDIT_INSERT = insert(AuditEntry)  # run on the connection: Core semantics
+_ENTRIES = AuditEntry.__table__.c
 
 
 @dataclass(frozen=True)
@@ -138,9 +142,8 @@ def record(
     if tail is not None:
         seq, prev_hex, checkpoint = tail.seq + 1, tail.leaf_hash, tail.checkpoint
     else:
-        last = session.execute(
-            select(AuditEntry.seq, AuditEntry.leaf_hash).order_by(AuditEntry.seq.desc()).limit(1)
-        ).first()
+        newest = select(_ENTRIES.seq, _ENTRIES.leaf_hash).order_by(_ENTRIES.seq.desc()).limit(1)
+        last = session.connection().execute(newest).first()
         seq = 1 if last is None else last.seq + 1
         prev_hex = GENESIS_PREV if last is None else last.leaf_hash
         checkpoint = _latest_checkpoint(session)
@@ -154,9 +157,6 @@ def record(
         prev_hex=prev_hex,
     )
     entry_hash = leaf_hash(body).hex()
-    # Through the session's connection, off the ORM: nothing reads the entry back through
-    # the identity map, and a flush of the unit of work cost more than the insert
-    # (bench/governed_overhead.py).
     session.connection().execute(
         _AUDIT_INSERT, {"seq": seq, "body": body, "leaf_hash": entry_hash, "created_at": now}
     )
@@ -169,11 +169,16 @@ def record(
 
 
 def _latest_checkpoint(session: Session) -> tuple[int, datetime] | None:
-    latest = session.execute(
-        select(AuditCheckpoint.tree_size, AuditCheckpoint.created_at)
-        .order_by(AuditCheckpoint.tree_size.desc())
-        .limit(1)
-    ).first()
+    checkpoints = AuditCheckpoint.__table__.c
+    latest = (
+        session.connection()
+        .execute(
+            select(checkpoints.tree_size, checkpoints.created_at)
+            .order_by(checkpoints.tree_size.desc())
+            .limit(1)
+        )
+        .first()
+    )
     return None if latest is None else (latest.tree_size, latest.created_at)
 
 

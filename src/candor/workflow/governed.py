@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy import ColumnElement, case, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from candor.faces import cosine_score, euclidean_distance
@@ -277,8 +277,7 @@ def _request(
             if run_now:
                 # Inserted as it will commit: one INSERT, no UPDATE of the same row.
                 _mark_run(workflow, row)
-            session.add(row)
-            session.flush()
+            row.id = _insert_request(session, row)
             record(
                 session,
                 workflow,
@@ -681,6 +680,25 @@ def _run_row(
         _audit_safe(details),
     )
     return found, above
+
+
+def _insert_request(session: Session, row: SearchRequest) -> int:
+    """Insert a new request's row on the session's connection, off the ORM; returns its id.
+
+    The row object stays outside the session: nothing in the request's transaction reads
+    it back, and a flush of the unit of work cost 0.3 to 0.4 ms more than the INSERT.
+    """
+    state = inspect(row)
+    values = {
+        attribute.columns[0].key: state.dict[attribute.key]
+        for attribute in state.mapper.column_attrs
+        if attribute.key in state.dict and attribute.key != "id"
+    }
+    inserted = session.connection().execute(insert(SearchRequest), values)
+    key = inserted.inserted_primary_key
+    if key is None:  # cannot happen for a single-row INSERT
+        raise WorkflowError("the database returned no id for the new request")
+    return int(key[0])
 
 
 def _mark_run(workflow: Workflow, row: SearchRequest) -> None:

@@ -142,11 +142,10 @@ def candidate_rows(
     count, code_size = codes.shape
     if wanted >= count:
         return np.arange(count, dtype=np.int64)
-    source = np.ascontiguousarray(codes)
-    probe = np.ascontiguousarray(query_code, dtype=np.uint8)
+    probe = np.asarray(query_code, dtype=np.uint8)
     if probe.shape != (code_size,):
         raise ValueError(f"query code of shape {probe.shape}; the index's are ({code_size},)")
-    distances = hamming_distances(source, probe, scratch)
+    distances = hamming_distances(codes, probe, scratch)
     histogram = np.bincount(distances[::SAMPLE_STRIDE], minlength=code_size * 8 + 1)
     sampled_wanted = max(1, wanted // SAMPLE_STRIDE)
     radius = int(np.searchsorted(np.cumsum(histogram), sampled_wanted))

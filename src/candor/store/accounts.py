@@ -301,6 +301,9 @@ def policy_by_sha256(session: Session, sha256: str) -> PolicyRecord | None:
     return session.scalar(select(PolicyRecord).where(PolicyRecord.sha256 == sha256))
 
 
+_POLICIES = PolicyRecord.__table__.c
+
+
 def active_policy_row(session: Session) -> PolicyRecord | None:
     """The policy in force: the one activated last, or None before any activation."""
     found: PolicyRecord | None = session.scalar(_in_force(select(PolicyRecord)))
@@ -313,9 +316,6 @@ def active_policy_text(session: Session) -> tuple[str, str] | None:
     found = session.connection().execute(_in_force(select(_POLICIES.source, _POLICIES.sha256)))
     row = found.first()
     return None if row is None else (row.source, row.sha256)
-
-
-_POLICIES = PolicyRecord.__table__.c
 
 
 def _in_force(query: Select[Any]) -> Select[Any]:

@@ -46,15 +46,8 @@ def _check_address(sha256: str) -> None:
         raise VaultError("a content address must be 64 lower-case hex digits")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_one(target: int | Path) -> None:
+    """fsync an open file by its descriptor, or a file or folder by its path."""
     if isinstance(target, int):
         os.fsync(target)
         return
@@ -104,7 +97,7 @@ class BiometricVault:
         """Make the vault's folders in a new workspace."""
         for folder in ("images", "crops", "probes", "tmp"):
             (home / folder).mkdir(mode=0o700)
-        _fsync_dir(home)
+        _fsync_one(home)
         return cls(home)
 
     def image_path(self, sha256: str) -> Path:
@@ -292,7 +285,7 @@ class BiometricVault:
         except BaseException:
             _erase_file(temporary)
             raise
-        _fsync_dir(path.parent)
+        _fsync_one(path.parent)
 
     def _write_checked_name(self, path: Path, data: bytes) -> None:
         """`_write` for a file whose name is the hash of its bytes, checked by every read.
@@ -356,4 +349,4 @@ def _erase_file(path: Path) -> None:
     finally:
         os.close(fd)
     path.unlink()
-    _fsync_dir(path.parent)
+    _fsync_one(path.parent)

@@ -4,15 +4,26 @@ Each wrapper loads its dlib object on first use and keeps it for the life of the
 creating a `FaceEngine` is cheap, and a worker process pays for a model only if it uses it.
 dlib objects must not be shared between threads (they segfault), hence one engine per
 process in `extract_faces`.
+
+dlib's networks (the ResNet embedder and the CNN detector) run on the BLAS dlib was built
+against (OpenBLAS, see pyproject.toml). OpenBLAS splits its work differently on different
+thread counts, so the same chip embedded on four threads and on one gave templates 1.3e-7
+apart. Every network pass here runs on exactly one BLAS thread, whatever the environment
+(OPENBLAS_NUM_THREADS, OMP_NUM_THREADS) or the caller's own threadpool settings: the same
+photo gives the same template, bit for bit, in any process.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dlib
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import ThreadpoolController
 
 from candor.faces.records import FaceBox, FloatArray, UInt8Array
 from candor.faces.registry import (
@@ -27,6 +38,29 @@ from candor.faces.registry import (
 # on such chips, so they are part of the model, not a setting.
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+
+
+# The BLAS thread count is one setting per process: passes in two threads at once would
+# each restore it under the other, so they take turns.
+_BLAS_LOCK = threading.Lock()
+_blas_controller: ThreadpoolController | None = None
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with every BLAS library of the process on one thread, then restore.
+
+    One thread is also the fastest way to fill the cores: extraction workers each run one
+    network (docs/performance.md).
+    """
+    global _blas_controller
+    with _BLAS_LOCK:
+        if _blas_controller is None:
+            # Made after `import dlib` above has loaded dlib's BLAS, so it is among the
+            # libraries the controller finds.
+            _blas_controller = ThreadpoolController()
+        with _blas_controller.limit(limits=1, user_api="blas"):
+            yield
 
 
 def _box_of(rect: Any) -> FaceBox:
@@ -105,7 +139,8 @@ class CnnDetector:
         image = _check_pixels(pixels)
         if self._detector is None:
             self._detector = dlib.cnn_face_detection_model_v1(str(self._path))
-        found = self._detector(image, self.upsample)
+        with one_blas_thread():
+            found = self._detector(image, self.upsample)
         return [(_box_of(item.rect), float(item.confidence)) for item in found]
 
 
@@ -128,8 +163,8 @@ class DlibResNetEmbedder:
     """dlib's ResNet-29 face descriptor (128-d, about 78 ms per face on one core).
 
     Alignment is dlib.get_face_chip(size=150, padding=0.25) from the 5 landmarks, the same
-    chip compute_face_descriptor builds itself, with no jitter: the same photo always gives
-    the same template.
+    chip compute_face_descriptor builds itself, with no jitter, and the network runs on one
+    BLAS thread: the same photo always gives the same template.
     """
 
     def __init__(self, files: DlibModelFiles | None = None) -> None:
@@ -162,5 +197,6 @@ class DlibResNetEmbedder:
             raise ValueError(f"expected a ({CHIP_SIZE}, {CHIP_SIZE}, 3) uint8 chip")
         if self._network is None:
             self._network = dlib.face_recognition_model_v1(str(self._files.resnet))
-        descriptor = self._network.compute_face_descriptor(np.ascontiguousarray(chip), 0)
+        with one_blas_thread():
+            descriptor = self._network.compute_face_descriptor(np.ascontiguousarray(chip), 0)
         return np.asarray(descriptor, dtype=np.float32)

@@ -203,17 +203,17 @@ def _run_jobs(jobs: list[_Job], settings: EngineSettings, workers: int) -> Itera
         yield from pool.imap(_extract_in_worker, jobs, chunksize=4)
 
 
-# OpenBLAS (under dlib's network) reads this when a worker loads it.
+# OpenBLAS (under dlib's network) reads this when a worker loads it, to size its pool.
 _BLAS_THREADS: Final = "OPENBLAS_NUM_THREADS"
 
 
 @contextmanager
 def _one_blas_thread_per_worker() -> Iterator[None]:
-    """Workers started here keep their BLAS to one thread, unless the operator chose.
+    """Workers started here start their BLAS with one thread, unless the operator chose.
 
-    The workers already fill the cores: with each one's OpenBLAS also starting a thread
-    per core, two workers enrolled 18.5 lfw-dev photos/s; with one thread each, 26.0
-    (bench/enrolment_throughput.py, docs/performance.md).
+    The network holds itself to one BLAS thread whatever this says (see
+    `candor.faces.dlib_models`), so templates never depend on it; it only spares each
+    worker a pool of BLAS threads it would never use.
     """
     if _BLAS_THREADS in os.environ:
         yield

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-
 from candor.index.exact import TemplateIndex, _as_id
 from candor.index.signcodes import (
     CODE_BITS,
@@ -140,7 +139,7 @@ class GalleryIndex:
         self._changes = 0  # adds and removes since this object was made
         self._holder: weakref.finalize[[int], GalleryIndex] | None = None
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _make_private_folder(folder)
             self._holder = weakref.finalize(self, os.close, _hold(folder))
             with _writing(folder):
                 self._arrays = self._allocate(_INITIAL_CAPACITY)
@@ -587,9 +586,7 @@ class GalleryIndex:
             "code_seed": CODE_SEED,
             "coded": self._coder is not None,
         }
-        staged = self.folder / "meta.json.new"
-        staged.write_text(json.dumps(meta), encoding="utf-8")
-        staged.replace(self.folder / "meta.json")
+        _write_file(self.folder / "meta.json", json.dumps(meta).encode("utf-8"))
 
 
 # File name and element type of each row array: float32 vector, id, live flag, sign code.
@@ -621,6 +618,19 @@ def _map_rows(
             _ROW_FILES, _row_shapes(capacity, dimension, code_size), strict=True
         )
     )
+
+
+def _make_private_folder(folder: Path) -> None:
+    """Make the folder, and any parents missing, owner-only (0700) like the whole workspace.
+
+    `mkdir(parents=True)` would give the parents (the workspace's `index/`) 0755.
+    """
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -87,7 +87,7 @@ def run_doc_script(*args: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
     entries, notes = standard_log()
-    write_export(tmp_path / "export", entries, notes, fixed_key().verifier_key())
+    write_export(tmp_path / "export", entries, notes, fixed_key().verifier_key(), witness=notes[-1])
     return tmp_path / "export"
 
 

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 def export(tmp_path: Path) -> Path:
     entries, notes = standard_log()
     directory = tmp_path / "export"
-    write_export(directory, entries, notes, VKEY)
+    write_export(directory, entries, notes, VKEY, witness=notes[-1])
     return directory
 
 
@@ -37,6 +37,9 @@ def test_export_layout_is_exact(export: Path) -> None:
     ]
     assert (export / "checkpoints" / "200.note").read_text(encoding="utf-8") == notes[1]
     assert (export / "audit.vkey").read_text() == VKEY + "\n"
+    # A log that never rotated its key has a key ring of that one key.
+    assert (export / "audit.keys").read_text() == VKEY + "\n"
+    assert (export / "witness.note").read_text(encoding="utf-8") == notes[-1]
 
 
 def test_export_verifies(export: Path) -> None:
@@ -49,13 +52,18 @@ def test_write_export_refuses_bad_input(tmp_path: Path) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(AuditError, match="not empty"):
-        write_export(tmp_path / "full", entries, notes, VKEY)
+        write_export(tmp_path / "full", entries, notes, VKEY, witness=notes[-1])
     with pytest.raises(AuditError, match="holds a newline"):
-        write_export(tmp_path / "a", [entries[0] + b"\n"], [], VKEY)
+        write_export(tmp_path / "a", [entries[0] + b"\n"], notes[:1], VKEY, witness=notes[0])
     other = fixed_key(seed="other")
+    forged = other.sign(open_checkpoint(notes[0], VKEY))
     with pytest.raises(AuditError, match="no signature by"):
-        write_export(tmp_path / "b", entries, [other.sign(open_checkpoint(notes[0], VKEY))], VKEY)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+        write_export(tmp_path / "b", entries, [forged], VKEY, witness=notes[-1])
+    with pytest.raises(AuditError, match="witness was rejected"):
+        write_export(tmp_path / "c", entries, notes, VKEY, witness=forged)
+    with pytest.raises(AuditError, match="not among the notes"):
+        write_export(tmp_path / "d", entries, notes[:2], VKEY, witness=notes[-1])
+    assert not any((tmp_path / name).exists() for name in "abcd")
 
 
 def test_verify_export_against_held_note_files(export: Path, tmp_path: Path) -> None:
@@ -67,9 +75,14 @@ def test_verify_export_against_held_note_files(export: Path, tmp_path: Path) -> 
     (export / "entries.jsonl").write_bytes(b"\n".join(lines[:150]) + b"\n")
     for size in (200, 300):
         (export / "checkpoints" / f"{size}.note").unlink()
-    assert verify_export(export).ok
-    report = verify_export(export, [held])
+    # The export's witness (the checkpoint of size 300) alone catches the cut...
+    report = verify_export(export)
     assert not report.ok and report.first_bad_seq == 151
+    assert "the witness" in (report.problem or "")
+    # ...and without the witness, the note the auditor held does.
+    (export / "witness.note").unlink()
+    report = verify_export(export, [held])
+    assert not report.ok and "no witness.note" in (report.problem or "")
 
 
 @pytest.mark.parametrize(
@@ -88,6 +101,9 @@ def test_verify_export_against_held_note_files(export: Path, tmp_path: Path) -> 
             "does not end with a newline",
         ),
         (lambda d: (d / "checkpoints" / "100.note").write_bytes(b"\xff\n"), "not UTF-8"),
+        (lambda d: (d / "witness.note").unlink(), "no witness.note"),
+        (lambda d: (d / "checkpoints" / "300.note").unlink(), "no checkpoint of size 300"),
+        (lambda d: (d / "audit.keys").write_text("x\n"), "audit.keys was rejected"),
     ],
 )
 def test_damaged_exports_are_reported(export: Path, damage: object, message: str) -> None:
@@ -161,10 +177,12 @@ def test_the_verifier_runs_with_only_the_stdlib_and_cryptography(export: Path) -
         "candor.audit.entries",
         "candor.audit.errors",
         "candor.audit.export",
+        "candor.audit.keyring",
         "candor.audit.merkle",
         "candor.audit.notes",
         "candor.audit.verification",
         "candor.audit.verifier",
+        "candor.audit.witness",
     }
     assert set(loaded) <= allowed, set(loaded) - allowed
 

@@ -23,8 +23,10 @@ from candor.audit.errors import (
     KeyFileError,
     ProofError,
     SignatureError,
+    WitnessError,
 )
 from candor.audit.export import write_export
+from candor.audit.keyring import KeyRing, KeySpan, open_with
 from candor.audit.merkle import (
     EMPTY_ROOT,
     MerkleAccumulator,
@@ -41,6 +43,7 @@ from candor.audit.notes import (
     SigningKey,
     VerifierKey,
     checkpoint_text,
+    cosign,
     key_id,
     open_checkpoint,
     open_note,
@@ -51,6 +54,7 @@ from candor.audit.verification import (
     verify_entries,
     verify_export,
 )
+from candor.audit.witness import Witness
 
 __all__ = [
     "EMPTY_ROOT",
@@ -62,17 +66,22 @@ __all__ = [
     "EntryError",
     "JsonValue",
     "KeyFileError",
+    "KeyRing",
+    "KeySpan",
     "MerkleAccumulator",
     "ProofError",
     "SignatureError",
     "SigningKey",
     "VerificationReport",
     "VerifierKey",
+    "Witness",
+    "WitnessError",
     "build_entry",
     "canonical_entry",
     "canonical_json",
     "checkpoint_text",
     "consistency_proof",
+    "cosign",
     "format_time",
     "inclusion_proof",
     "key_id",
@@ -81,6 +90,7 @@ __all__ = [
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "open_with",
     "parse_entry",
     "parse_time",
     "verify_chain",

@@ -31,3 +31,8 @@ class SignatureError(AuditError):
 
 class KeyFileError(AuditError):
     """A signing key file is missing, unreadable, garbled or too widely readable."""
+
+
+class WitnessError(AuditError):
+    """A witness (the log's latest signed checkpoint, kept outside the database) is
+    unreadable, malformed, or does not fit its own signed checkpoint."""

@@ -66,10 +66,32 @@ class MerkleAccumulator:
         for leaf in leaf_hashes:
             self.append(leaf)
 
+    @classmethod
+    def resume(cls, size: int, subtrees: Sequence[bytes]) -> MerkleAccumulator:
+        """The tree of `size` leaves from its perfect subtrees' roots, largest first (what
+        `subtrees` gave): one per set bit of `size`. ProofError if they do not fit."""
+        if size < 0 or len(subtrees) != size.bit_count():
+            raise ProofError(
+                f"a tree of {size} leaves has {max(size, 0).bit_count()} perfect subtrees, "
+                f"got {len(subtrees)}"
+            )
+        for position, subtree in enumerate(subtrees):
+            _check_hash(f"subtree {position}", subtree)
+        accumulator = cls()
+        accumulator._size = size
+        accumulator._stack = list(subtrees)
+        return accumulator
+
     @property
     def size(self) -> int:
         """How many leaves have been appended."""
         return self._size
+
+    @property
+    def subtrees(self) -> tuple[bytes, ...]:
+        """The roots of the perfect subtrees so far, largest (leftmost) first: with the size,
+        all that is needed to go on appending (a compact range of the tree's right edge)."""
+        return tuple(self._stack)
 
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash at the right edge of the tree."""

@@ -39,9 +39,11 @@ __all__ = [
     "SigningKey",
     "VerifierKey",
     "checkpoint_text",
+    "cosign",
     "key_id",
     "open_checkpoint",
     "open_note",
+    "peek_checkpoint_size",
 ]
 
 ALGORITHM_ED25519: Final = 0x01
@@ -262,6 +264,26 @@ def open_checkpoint(note: str, verifier_key: str | VerifierKey) -> Checkpoint:
             f"got {checkpoint.origin!r}"
         )
     return checkpoint
+
+
+def peek_checkpoint_size(note: str) -> int:
+    """The tree size a checkpoint note states, read without checking any signature (to
+    choose the key that must have signed it); SignatureError if the note is malformed."""
+    text, _ = _split_note(note)
+    return _parse_checkpoint_text(text).size
+
+
+def cosign(note: str, key: SigningKey) -> str:
+    """`note` with one more signature line, by `key`, over the same text (signed-note
+    allows several); SignatureError if the note already carries a signature by `key`."""
+    text, lines = _split_note(note)
+    for line in lines:
+        fields = line[len(_SIGNATURE_PREFIX) :].split(" ")
+        if len(fields) == 2 and fields[0] == key.name:
+            blob = _b64decode(fields[1], f"signature by {key.name}")
+            if blob[:4] == key.key_id:
+                raise SignatureError(f"the note already carries a signature by {key.name}")
+    return note + key.sign_text(text)[len(text) + 1 :]
 
 
 class SigningKey:

@@ -21,18 +21,22 @@ from typing import Final
 
 from candor.audit.canonical import ZERO_PREV, parse_entry
 from candor.audit.errors import ChainError, EntryError, ProofError, SignatureError
+from candor.audit.keyring import KeyRing, open_with
 from candor.audit.merkle import (
     EMPTY_ROOT,
     consistency_proof_shared,
     fold_root,
     verify_consistency,
 )
-from candor.audit.notes import Checkpoint, VerifierKey, open_checkpoint
+from candor.audit.notes import Checkpoint
+from candor.audit.witness import Witness
 
 __all__ = [
     "ENTRIES_FILE",
+    "KEYS_FILE",
     "NOTES_DIR",
     "VKEY_FILE",
+    "WITNESS_FILE",
     "VerificationReport",
     "verify_chain",
     "verify_entries",
@@ -42,6 +46,8 @@ __all__ = [
 ENTRIES_FILE: Final = "entries.jsonl"
 NOTES_DIR: Final = "checkpoints"
 VKEY_FILE: Final = "audit.vkey"
+KEYS_FILE: Final = "audit.keys"
+WITNESS_FILE: Final = "witness.note"
 
 _NOTE_NAME: Final = re.compile(r"(0|[1-9][0-9]{0,18})\.note")
 
@@ -54,6 +60,7 @@ class VerificationReport:
     checkpoint note rather than an entry); `problem` is one sentence (None when ok);
     `unchecked_tail` lists the entries after the last verified checkpoint, which only the
     hash chain protects: dropping them all leaves no trace unless a later checkpoint is held.
+    `witness_size` is the size of the log's witness when one was checked and agreed.
     """
 
     ok: bool
@@ -65,6 +72,7 @@ class VerificationReport:
     checkpoints: int = 0
     held: int = 0
     key_name: str | None = None
+    witness_size: int | None = None
 
     def summary(self) -> str:
         """A few lines for a person: what was checked and the verdict."""
@@ -75,6 +83,11 @@ class VerificationReport:
             f"1..{self.last_checkpoint_size}",
             f"held checkpoints:   {self.held} verified and consistent",
         ]
+        if self.witness_size is not None:
+            lines.append(
+                f"witness:            the latest checkpoint the log signed (entries "
+                f"1..{self.witness_size}) agrees"
+            )
         if self.unchecked_tail:
             first, last = self.unchecked_tail[0], self.unchecked_tail[-1]
             lines.append(
@@ -174,13 +187,13 @@ class _NoteRejectedError(Exception):
 
 
 def _open_all(
-    notes: Sequence[tuple[str, str, int | None]], key: VerifierKey
+    notes: Sequence[tuple[str, str, int | None]], keys: KeyRing
 ) -> list[tuple[str, Checkpoint]]:
     """Open each (label, note text, size its file name claims) or raise _NoteRejectedError."""
     opened = []
     for label, note, named_size in notes:
         try:
-            checkpoint = open_checkpoint(note, key)
+            checkpoint = open_with(note, keys)
         except SignatureError as error:
             raise _NoteRejectedError(f"{label} was rejected: {error}") from None
         if named_size is not None and checkpoint.size != named_size:
@@ -192,16 +205,43 @@ def _open_all(
     return opened
 
 
+_WITNESS_LABEL: Final = "the witness (the latest checkpoint the log signed)"
+
+
+def _witness_problem(
+    log: Sequence[tuple[str, Checkpoint]], witnessed: Checkpoint, counted: int | None
+) -> str | None:
+    """Why the log's own checkpoints do not include the witnessed one, or None."""
+    if not any(
+        checkpoint.size == witnessed.size and checkpoint.root == witnessed.root
+        for _, checkpoint in log
+    ):
+        return (
+            f"the log has no checkpoint of size {witnessed.size}, which {_WITNESS_LABEL} "
+            "holds: checkpoints were removed"
+        )
+    if counted is not None:
+        held = sum(1 for _, checkpoint in log if checkpoint.size <= witnessed.size)
+        if held != counted:
+            return (
+                f"the log holds {held} checkpoints up to size {witnessed.size} but there were "
+                f"{counted} when {_WITNESS_LABEL} was signed: checkpoints were removed"
+            )
+    return None
+
+
 def _verify(
     entries: Sequence[bytes],
     notes: Sequence[tuple[str, str, int | None]],
-    verifier_key: str,
+    verifier_keys: str | KeyRing,
     against: Sequence[tuple[str, str, int | None]],
+    witness: tuple[str, int | None] | None = None,
 ) -> VerificationReport:
     count = len(entries)
     covered = 0
     verified_log = 0
     key_name: str | None = None
+    witnessed: Checkpoint | None = None
 
     def report(problem: str | None, seq: int | None, held: int = 0) -> VerificationReport:
         end = min(covered, count)
@@ -215,21 +255,29 @@ def _verify(
             checkpoints=verified_log,
             held=held,
             key_name=key_name,
+            witness_size=None if witnessed is None or problem else witnessed.size,
         )
 
     try:
-        key = VerifierKey.parse(verifier_key.strip("\n"))
-        key_name = f"{key.name}+{key.key_id.hex()}"
+        keys = (
+            verifier_keys
+            if isinstance(verifier_keys, KeyRing)
+            else KeyRing.parse(verifier_keys.strip("\n"))
+        )
+        key_name = keys.describe()
     except SignatureError as error:
         return report(f"the verifier key was rejected: {error}", None)
     try:
-        log = _open_all(notes, key)
-        held = _open_all(against, key)
+        log = _open_all(notes, keys)
+        held = _open_all(against, keys)
+        if witness is not None:
+            ((_, witnessed),) = _open_all([(_WITNESS_LABEL, witness[0], None)], keys)
     except _NoteRejectedError as error:
         return report(str(error), None)
 
+    checked = [*held] if witnessed is None else [*held, (_WITNESS_LABEL, witnessed)]
     stops: dict[int, _Stop] = {}
-    for label, checkpoint in [*log, *held]:
+    for label, checkpoint in [*log, *checked]:
         stops.setdefault(checkpoint.size, _Stop()).claims.append((label, checkpoint))
     log_counts: dict[int, int] = {}
     for _, checkpoint in log:
@@ -261,11 +309,15 @@ def _verify(
             f"{count + 1}..{beyond[0]} were removed",
             count + 1,
         )
+    if witnessed is not None and witness is not None:
+        problem = _witness_problem(log, witnessed, witness[1])
+        if problem is not None:
+            return report(problem, None)
 
     latest = max((cp for _, cp in log), key=lambda cp: cp.size, default=None)
     if latest is not None:
         memo: dict[tuple[int, int], bytes] = {}
-        for label, checkpoint in held:
+        for label, checkpoint in checked:
             older, newer = sorted((checkpoint, latest), key=lambda cp: cp.size)
             try:
                 verify_consistency(
@@ -283,16 +335,30 @@ def _verify(
 def verify_entries(
     entries: Sequence[bytes],
     notes: Sequence[str],
-    verifier_key: str,
+    verifier_key: str | KeyRing,
     against: Sequence[str] = (),
+    *,
+    witness: Witness | str | None = None,
 ) -> VerificationReport:
-    """Verify a log: chain, every signed checkpoint in `notes`, and every checkpoint the
-    verifier holds from earlier (`against`), each against `verifier_key`."""
+    """Verify a log: chain, every signed checkpoint in `notes`, every checkpoint the
+    verifier holds from earlier (`against`), and the log's witness, each against the
+    log's keys (`verifier_key`: one verifier key line, or a KeyRing or its text).
+
+    witness: the latest checkpoint the log signed (a Witness, or its note alone). The
+        entries must extend it, and `notes` must include it (and, given a Witness, as many
+        checkpoints up to its size as there were when it was signed).
+    """
+    kept: tuple[str, int | None] | None = None
+    if isinstance(witness, Witness):
+        kept = None if witness.note is None else (witness.note, witness.checkpoints)
+    elif witness is not None:
+        kept = (witness, None)
     return _verify(
         entries,
         [(f"checkpoint note {i + 1}", note, None) for i, note in enumerate(notes)],
         verifier_key,
         [(f"held checkpoint {i + 1}", note, None) for i, note in enumerate(against)],
+        kept,
     )
 
 
@@ -313,9 +379,39 @@ class _ExportProblemError(Exception):
 _Labelled = list[tuple[str, str, int | None]]
 
 
-def _read_export(
-    directory: Path, against: Sequence[Path]
-) -> tuple[list[bytes], _Labelled, str, _Labelled]:
+@dataclass(frozen=True)
+class _Export:
+    entries: list[bytes]
+    notes: _Labelled
+    keys: str
+    held: _Labelled
+    witness: str
+
+
+def _read_keys(directory: Path) -> str:
+    """The export's key ring text: audit.keys, which must end on audit.vkey's key; or, in
+    an export that predates key rotation, audit.vkey alone."""
+    vkey = _read_text(directory / VKEY_FILE)
+    if vkey.count("\n") != 1 or not vkey.endswith("\n"):
+        raise _ExportProblemError(f"{directory / VKEY_FILE} must hold exactly one line")
+    if not (directory / KEYS_FILE).exists():
+        return vkey[:-1]
+    keys = _read_text(directory / KEYS_FILE)
+    if not keys.endswith("\n"):
+        raise _ExportProblemError(f"{directory / KEYS_FILE} does not end with a newline")
+    try:
+        current = str(KeyRing.parse(keys).current)
+    except SignatureError as error:
+        raise _ExportProblemError(f"{directory / KEYS_FILE} was rejected: {error}") from None
+    if current != vkey[:-1]:
+        raise _ExportProblemError(
+            f"{directory / VKEY_FILE} names {vkey[:-1]} but the current key in "
+            f"{directory / KEYS_FILE} is {current}"
+        )
+    return keys[:-1]
+
+
+def _read_export(directory: Path, against: Sequence[Path]) -> _Export:
     entries_path = directory / ENTRIES_FILE
     try:
         raw = entries_path.read_bytes()
@@ -335,18 +431,23 @@ def _read_export(
                 raise _ExportProblemError(f"{path} is not a checkpoint note named <size>.note")
             notes.append((int(match.group(1)), f"{NOTES_DIR}/{path.name}", _read_text(path)))
     notes.sort()
-    vkey = _read_text(directory / VKEY_FILE)
-    if vkey.count("\n") != 1 or not vkey.endswith("\n"):
-        raise _ExportProblemError(f"{directory / VKEY_FILE} must hold exactly one line")
+    keys = _read_keys(directory)
+    if not (directory / WITNESS_FILE).is_file():
+        raise _ExportProblemError(
+            f"the export has no {WITNESS_FILE} (the latest checkpoint the log signed, which "
+            "every export carries since the witness was introduced); without it, a log cut "
+            "short or rewritten with its checkpoints removed cannot be told from a whole one"
+        )
+    witness = _read_text(directory / WITNESS_FILE)
     held: _Labelled = [(f"held checkpoint {path}", _read_text(path), None) for path in against]
     log: _Labelled = [(label, text, size) for size, label, text in notes]
-    return entries, log, vkey[:-1], held
+    return _Export(entries, log, keys, held, witness)
 
 
 def verify_export(directory: Path, against: Sequence[Path] = ()) -> VerificationReport:
     """Verify an export written by `write_export`, against checkpoint note files held."""
     try:
-        entries, notes, vkey, held = _read_export(Path(directory), against)
+        export = _read_export(Path(directory), against)
     except _ExportProblemError as error:
         return VerificationReport(
             ok=False,
@@ -356,4 +457,4 @@ def verify_export(directory: Path, against: Sequence[Path] = ()) -> Verification
             last_checkpoint_size=0,
             unchecked_tail=(),
         )
-    return _verify(entries, notes, vkey, held)
+    return _verify(export.entries, export.notes, export.keys, export.held, (export.witness, None))

@@ -21,7 +21,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from candor.cli import accounts, audit, casework, evaluate, reenrol, reports, serve, simulate
+from candor.cli import (
+    accounts,
+    audit,
+    casework,
+    evaluate,
+    keys,
+    reenrol,
+    reports,
+    serve,
+    simulate,
+)
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
 from candor.cli.render import (
@@ -348,6 +358,7 @@ def calibrate(
 accounts.register(app)
 casework.register(app)
 audit.register(app)
+keys.register(app)
 simulate.register(app)
 evaluate.register(app)
 reports.register(app)

@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 
 from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import emit_json, fail, reported_errors, stdout, to_jsonable
+from candor.cli.output import emit_json, reported_errors, stdout, to_jsonable
 from candor.cli.session import logged_in
 from candor.workflow.audit_ops import (
     VerificationReport,
+    check_export_folder,
     checkpoint_now,
     export_log,
     prove_entry,
@@ -100,9 +101,9 @@ def export(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write entries, checkpoints and the public key for an outside auditor."""
-    if directory.exists() and any(directory.iterdir()):
-        fail(f"{directory} is not empty; export into a new or empty folder", as_json=as_json)
+    """Write entries, checkpoints, the public keys and the witness for an outside auditor."""
+    with reported_errors(as_json):
+        check_export_folder(directory)
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
         info = export_log(workflow, actor, directory)
     if as_json:

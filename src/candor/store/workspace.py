@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +32,10 @@ MARKER_NAME = "candor-workspace.json"
 DATABASE_NAME = "candor.db"
 FORMAT_VERSION = 1
 HOME_VARIABLE = "CANDOR_HOME"
+# Set in the marker of a workspace whose audit log has kept a witness (its latest signed
+# checkpoint, beside the signing key) from the start, or since it first made one; without
+# it, the workflow may make the first witness from the database (trust on first use).
+AUDIT_WITNESS_FIELD = "audit_witness"
 
 
 def workspace_home_from_env() -> Path:
@@ -75,6 +80,7 @@ class Workspace:
         workspace_id: str,
         created_at: datetime,
         engine: Engine,
+        keeps_audit_witness: bool = False,
     ) -> None:
         self.home = home
         self.purpose = purpose
@@ -83,13 +89,26 @@ class Workspace:
         self.workspace_id = workspace_id
         self.created_at = created_at
         self.engine = engine
+        self.keeps_audit_witness = keeps_audit_witness
         self.vault = BiometricVault(home)
         # Objects stay readable after commit, so workflow can report what it just wrote.
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     @classmethod
-    def create(cls, home: Path, purpose: str = "operational", timezone: str = "UTC") -> Workspace:
-        """Make a workspace in a missing or empty folder; refuses anything else."""
+    def create(
+        cls,
+        home: Path,
+        purpose: str = "operational",
+        timezone: str = "UTC",
+        *,
+        start_audit_log: Callable[[Path, str], None] | None = None,
+    ) -> Workspace:
+        """Make a workspace in a missing or empty folder; refuses anything else.
+
+        start_audit_log(home, workspace_id): makes the audit log's signing key and witness
+            (the workflow passes it: the store cannot sign). It runs before the marker is
+            written, so if it fails no workspace is left behind.
+        """
         _check_purpose(purpose)
         _zone(timezone)
         home = Path(home).expanduser().absolute()
@@ -123,13 +142,17 @@ class Workspace:
                         id=1, workspace_id=workspace_id, purpose=purpose, created_at=created_at
                     )
                 )
-            marker = {
+            if start_audit_log is not None:
+                start_audit_log(home, workspace_id)
+            marker: dict[str, Any] = {
                 "format_version": FORMAT_VERSION,
                 "workspace_id": workspace_id,
                 "purpose": purpose,
                 "timezone": timezone,
                 "created_at": created_at.isoformat(),
             }
+            if start_audit_log is not None:
+                marker[AUDIT_WITNESS_FIELD] = True
             # The marker comes last: a folder without it is never mistaken for a workspace.
             _write_json_atomic(home / MARKER_NAME, marker)
         except BaseException:
@@ -144,6 +167,7 @@ class Workspace:
             workspace_id=workspace_id,
             created_at=created_at,
             engine=engine,
+            keeps_audit_witness=start_audit_log is not None,
         )
 
     @classmethod
@@ -184,12 +208,24 @@ class Workspace:
                 workspace_id=marker["workspace_id"],
                 created_at=info.created_at,
                 engine=engine,
+                keeps_audit_witness=marker.get(AUDIT_WITNESS_FIELD) is True,
             )
             workspace.vault.erase_stray_temporaries()
         except BaseException:
             engine.dispose()
             raise
         return workspace
+
+    def mark_audit_witness(self) -> None:
+        """Record in the marker that this workspace's audit log keeps a witness, so that a
+        witness missing from now on is an error rather than made again from the database."""
+        if self.keeps_audit_witness:
+            return
+        marker_path = self.home / MARKER_NAME
+        marker = _read_marker(marker_path)
+        marker[AUDIT_WITNESS_FIELD] = True
+        _write_json_atomic(marker_path, marker)
+        self.keeps_audit_witness = True
 
     def session(self) -> Session:
         """A new SQLAlchemy session; use `with ws.session() as s, s.begin():`."""
@@ -248,17 +284,27 @@ def _read_marker(path: Path) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".marker-")
+    write_file_atomic(path, (json.dumps(content, indent=2) + "\n").encode("utf-8"), ".marker-")
+
+
+def write_file_atomic(path: Path, data: bytes, prefix: str, *, replace: bool = True) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new one, whole,
+    and a power cut keeps one of them: a temporary (mode 0600) in the same folder, fsync,
+    rename, fsync of the folder. With replace=False an existing `path` is left alone and
+    FileExistsError raised."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(content, handle, indent=2)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        Path(name).replace(path)
-    except BaseException:
+        if replace:
+            Path(name).replace(path)
+        else:
+            # link() refuses an existing name, which rename() would overwrite.
+            os.link(name, path)
+    finally:
         Path(name).unlink(missing_ok=True)
-        raise
     fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

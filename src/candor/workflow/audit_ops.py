@@ -1,44 +1,83 @@
-"""The audit log for people who check it: verify, prove, checkpoint, export.
+"""The audit log for people who check it: verify, prove, checkpoint, export; and its keys.
 
 Reading the log is for auditors (the policy's `audit.read`); making a checkpoint on
-demand for `audit.checkpoint`. Exports and checkpoints are themselves audited actions.
+demand for `audit.checkpoint`. Exports, checkpoints and key rotations are themselves
+audited actions. Rotating the signing key changes what every later checkpoint is signed
+with, so it takes `policy.manage`, the admin's own permission: like a policy change, it
+changes the rules every other action is held to. Nothing here signs a log that does not
+verify against its witness (candor.workflow.audit_trail).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import select
+from typing import Final
 
 from candor.audit import (
+    AuditError,
     VerificationReport,
     inclusion_proof,
     leaf_hash,
-    open_checkpoint,
-    verify_entries,
+    open_with,
     verify_export,
     verify_inclusion,
     write_export,
 )
-from candor.store import AuditCheckpoint, AuditEntry
+from candor.store import AuditCheckpoint
 from candor.workflow.accounts import Actor
-from candor.workflow.audit_trail import ensure_signing_key, make_checkpoint, record
+from candor.workflow.audit_trail import (
+    KEY_ENV,
+    ROTATION_ACTION,
+    AuditSigningError,
+    SigningKeyError,
+    check_stored_log,
+    current_witness,
+    describe_witness,
+    load_signing_key,
+    log_keys,
+    make_checkpoint,
+    prepared_rotation,
+    record,
+    signing_key_path,
+    stored_log,
+    witness_path,
+)
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
 
 __all__ = [
+    "ROTATE_PERMISSION",
     "CheckpointInfo",
+    "ExportFolderError",
     "InclusionProof",
+    "KeyRotation",
+    "UnverifiedLogError",
     "VerificationReport",
+    "check_export_folder",
     "checkpoint_now",
     "export_log",
+    "key_locations",
     "prove_entry",
+    "rotate_signing_key",
     "verifier_key",
     "verify_export_folder",
     "verify_log",
 ]
+
+# Reused from the policy's vocabulary (candor.policy.roles) rather than a new permission
+# no existing policy grants: an admin-only permission, as a key rotation must be.
+ROTATE_PERMISSION: Final = "policy.manage"
+
+
+class UnverifiedLogError(AuditSigningError):
+    """The stored log fails verification, so it is neither signed again nor exported."""
+
+
+class ExportFolderError(WorkflowError):
+    """The folder given for an export cannot take one."""
 
 
 @dataclass(frozen=True)
@@ -64,38 +103,46 @@ class CheckpointInfo:
     note: str
 
 
-def _log(workflow: Workflow) -> tuple[list[bytes], list[str]]:
-    with workflow.workspace.session() as session:
-        entries = list(session.scalars(select(AuditEntry.body).order_by(AuditEntry.seq)))
-        notes = list(
-            session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size))
-        )
-    return entries, notes
+@dataclass(frozen=True)
+class KeyRotation:
+    """A rotation of the signing key: the checkpoint both keys (or, the old one lost, the
+    new one alone) signed, at the size of the rotation's own entry."""
+
+    previous_key: str
+    key: str
+    previous_key_signed: bool
+    tree_size: int
+    note: str
+    key_path: str
 
 
 def verifier_key(workflow: Workflow) -> str:
-    """The public key line an outside verifier needs (the name is the log's origin)."""
-    return ensure_signing_key(workflow.workspace).verifier_key()
+    """The public keys an outside verifier needs: the log's verifier key line, or, once the
+    key has been rotated, every key with the sizes it covers (candor.audit.keyring)."""
+    return str(log_keys(workflow.workspace))
 
 
 def verify_log(
     workflow: Workflow, actor: Actor, against: list[Path] | None = None
 ) -> VerificationReport:
-    """Check the whole log in the database against its checkpoints and any held ones."""
+    """Check the whole log in the database against its checkpoints, its witness and any
+    held ones."""
     require_permission(workflow, actor, "audit.read")
-    entries, notes = _log(workflow)
     held = [path.read_text() for path in against or []]
-    return verify_entries(entries, notes, verifier_key(workflow), held)
+    with workflow.workspace.session() as session, session.begin():
+        report = check_stored_log(session, workflow.workspace, held).report
+    return report
 
 
 def prove_entry(workflow: Workflow, actor: Actor, seq: int) -> InclusionProof:
     """An inclusion proof of entry `seq` against the latest checkpoint that covers it."""
     require_permission(workflow, actor, "audit.read")
-    entries, notes = _log(workflow)
+    with workflow.workspace.session() as session, session.begin():
+        entries, notes = stored_log(session)
     if not 1 <= seq <= len(entries):
         raise WorkflowError(f"the log has entries 1 to {len(entries)}, not {seq}")
-    key = verifier_key(workflow)
-    covering = [open_checkpoint(note, key) for note in notes]
+    keys = log_keys(workflow.workspace)
+    covering = [open_with(note, keys) for note in notes]
     usable = [(cp, note) for cp, note in zip(covering, notes, strict=True) if cp.size >= seq]
     if not usable:
         raise WorkflowError(
@@ -113,31 +160,80 @@ def prove_entry(workflow: Workflow, actor: Actor, seq: int) -> InclusionProof:
         root_hash=checkpoint.root.hex(),
         proof=tuple(node.hex() for node in proof),
         checkpoint_note=note,
-        verifier_key=key,
+        verifier_key=str(keys),
     )
 
 
+def _refuse_unless_verified(report: VerificationReport, what: str) -> None:
+    if not report.ok:
+        raise UnverifiedLogError(
+            f"the audit log does not verify, so {what}: {report.problem} "
+            "(`candor audit verify` says more)"
+        )
+
+
+def _info(row: AuditCheckpoint | None) -> CheckpointInfo:
+    if row is None:
+        raise WorkflowError("the audit log is empty")
+    return CheckpointInfo(row.tree_size, row.root_hash, row.note)
+
+
 def checkpoint_now(workflow: Workflow, actor: Actor) -> CheckpointInfo:
-    """Sign a checkpoint of the log as it stands (after recording this request)."""
+    """Sign a checkpoint of the log as it stands (after recording this request), once the
+    whole log has verified against its witness."""
     require_permission(workflow, actor, "audit.checkpoint")
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
+        report = check_stored_log(session, workspace).report
+        _refuse_unless_verified(report, "no checkpoint is signed")
         record(session, workflow, actor.username, "audit.checkpoint_requested", {}, {})
-        row = make_checkpoint(session, workflow)
-        if row is None:
-            raise WorkflowError("the audit log is empty")
-        return CheckpointInfo(row.tree_size, row.root_hash, row.note)
+        return _info(make_checkpoint(session, workflow))
+
+
+def check_export_folder(directory: Path) -> None:
+    """Refuse, saying why, a folder an export cannot go into: a file or a link, a folder
+    that is not empty or not writable, or a new one whose parent cannot take it."""
+    path = Path(directory)
+    advice = "export into a new or empty folder"
+    if path.is_symlink():
+        raise ExportFolderError(f"{path} is a symbolic link; {advice}")
+    if path.exists():
+        if not path.is_dir():
+            raise ExportFolderError(f"{path} exists and is not a folder; {advice}")
+        try:
+            occupied = any(path.iterdir())
+        except OSError as error:
+            raise ExportFolderError(
+                f"cannot read the folder {path}: {error.strerror or error}"
+            ) from None
+        if occupied:
+            raise ExportFolderError(f"{path} is not empty; {advice}")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ExportFolderError(f"cannot write into {path}: permission denied")
+        return
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ExportFolderError(f"cannot make the folder {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportFolderError(f"cannot make the folder {path}: {parent} is not writable")
 
 
 def export_log(workflow: Workflow, actor: Actor, directory: Path) -> CheckpointInfo:
-    """Write entries, checkpoints and the public key to `directory` for an outside auditor.
+    """Write entries, checkpoints, the log's keys and its witness to `directory` for an
+    outside auditor.
 
-    The export is recorded first and a checkpoint made after it, so the export covers
-    its own entry and ends on a signed checkpoint: nothing in it is chain-only.
+    The whole log is verified against its witness first, and nothing is signed or written
+    if it fails. The export is recorded and a checkpoint made after it, so the export
+    covers its own entry and ends on a signed checkpoint: nothing in it is chain-only.
     """
     require_permission(workflow, actor, "audit.read")
+    check_export_folder(directory)
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
+        report = check_stored_log(session, workspace).report
+        _refuse_unless_verified(report, "it is not exported and no checkpoint is signed")
         record(
             session,
             workflow,
@@ -146,11 +242,19 @@ def export_log(workflow: Workflow, actor: Actor, directory: Path) -> CheckpointI
             {},
             {"directory": str(directory)},
         )
-        row = make_checkpoint(session, workflow)
-        assert row is not None  # the export's own entry is in the log
-        info = CheckpointInfo(row.tree_size, row.root_hash, row.note)
-    entries, notes = _log(workflow)
-    write_export(directory, entries, notes, verifier_key(workflow))
+        info = _info(make_checkpoint(session, workflow))
+    with workspace.session() as session, session.begin():
+        # The witness first: everything it covers has committed, so the entries read
+        # after it include its tree.
+        witness = current_witness(session, workspace)
+        entries, notes = stored_log(session)
+    keys = log_keys(workspace)
+    if witness.note is None:
+        raise AuditSigningError(f"the witness {witness_path(workspace)} holds no checkpoint")
+    try:
+        write_export(directory, entries, notes, keys, witness=witness.note)
+    except (AuditError, OSError) as error:
+        raise ExportFolderError(f"cannot write the export into {directory}: {error}") from None
     return info
 
 
@@ -160,3 +264,80 @@ def verify_export_folder(directory: Path, against: list[Path] | None = None) -> 
     The same check runs without Candor installed: `python -m candor.audit.verifier`.
     """
     return verify_export(directory, against or [])
+
+
+def rotate_signing_key(workflow: Workflow, actor: Actor) -> KeyRotation:
+    """Replace the signing key, once the whole log has verified against its witness.
+
+    The rotation is an entry naming both public keys; the checkpoint right after it is
+    signed by the new key and by the old one too when its file still exists (a lost key
+    can be replaced this way, and the entry says it was not there to sign). The old public
+    key stays in the witness and in every export's `audit.keys`, so the checkpoints it
+    signed still verify. The new key replaces the key file once that checkpoint commits.
+    """
+    require_permission(workflow, actor, ROTATE_PERMISSION)
+    workspace = workflow.workspace
+    with (
+        prepared_rotation(workspace) as (old, new),
+        workspace.session() as session,
+        session.begin(),
+    ):
+        state = check_stored_log(session, workspace)
+        _refuse_unless_verified(state.report, "the key is not rotated")
+        outgoing = str(state.keys.current)
+        if old is not None and old.verifier_key() != outgoing:
+            raise SigningKeyError(
+                f"the key in {signing_key_path(workspace)} is not the key this log signs "
+                f"with ({outgoing}); point {KEY_ENV} at the right file before rotating"
+            )
+        record(
+            session,
+            workflow,
+            actor.username,
+            ROTATION_ACTION,
+            {},
+            {
+                "previous_key": outgoing,
+                "key": new.verifier_key(),
+                "previous_key_signed": old is not None,
+            },
+            auto_checkpoint=False,
+        )
+        info = _info(make_checkpoint(session, workflow, cosigners=[] if old is None else [old]))
+    return KeyRotation(
+        previous_key=outgoing,
+        key=new.verifier_key(),
+        previous_key_signed=old is not None,
+        tree_size=info.tree_size,
+        note=info.note,
+        key_path=str(signing_key_path(workspace)),
+    )
+
+
+def key_locations(workflow: Workflow) -> dict[str, object]:
+    """Where each key of the workspace lives, and its public part; nothing secret. The
+    witness lists the log's public keys with the checkpoint sizes each signs.
+
+    `key_encryption_key` is None: biometric data is not yet encrypted at rest.
+    """
+    workspace = workflow.workspace
+    key_path = signing_key_path(workspace)
+    signing: dict[str, object] = {
+        "path": str(key_path),
+        "set_by": KEY_ENV if os.environ.get(KEY_ENV) else "workspace default",
+        "exists": key_path.exists(),
+        "verifier_key": None,
+        "problem": None,
+    }
+    try:
+        signing["verifier_key"] = load_signing_key(workspace).verifier_key()
+    except SigningKeyError as error:
+        signing["problem"] = str(error)
+    witness: dict[str, object] = {"path": str(witness_path(workspace))}
+    try:
+        found = describe_witness(workspace)
+    except AuditSigningError as error:
+        witness.update(exists=True, problem=str(error))
+    else:
+        witness.update(exists=found is not None, problem=None, **(found or {}))
+    return {"signing_key": signing, "witness": witness, "key_encryption_key": None}

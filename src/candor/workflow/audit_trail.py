@@ -7,6 +7,22 @@ size, root, time) are signed with the workspace's Ed25519 key automatically ever
 and on demand. Entries hold internal ids and hashes only: never face data, nor the
 names or booking numbers of gallery subjects.
 
+The log never signs a tree that does not extend the last one it signed. That one is
+kept as the witness (candor.audit.witness), beside the signing key and so outside the
+workspace whenever the key is: the database cannot be trusted to say what was signed,
+since whoever writes it can delete checkpoint rows. Before signing, the store is checked
+against the witness: the checkpoint rows up to it are all there and the one it holds is
+among them, its last entry is unchanged, and the entries after it chain on from it. The
+new tree is then grown from the witness's right edge, so it is consistent with the
+witnessed tree by construction, at a cost of the entries since the witness, not of the
+whole log. The witness moves on only after the transaction that signed commits.
+
+The signing key and the witness are made with the workspace (`start_audit_log`) or by
+an audited rotation, never on demand: a missing key stops every action that would sign.
+A workspace made before witnesses existed gets its first witness from its latest stored
+checkpoint, but only when that checkpoint and the whole log verify with its key
+(docs/audit-format.md, "Trust on first use").
+
 Given a `Workflow` instead of a bare `Workspace`, `record` and `make_checkpoint` take
 their time from the workflow's clock and the schedule from the workflow, so a
 simulated clock dates the entries and checkpoints of a simulation consistently.
@@ -14,30 +30,80 @@ simulated clock dates the entries and checkpoints of a simulation consistently.
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from candor.audit import Checkpoint, SigningKey, build_entry, leaf_hash, merkle_root
+from candor.audit import (
+    AuditError,
+    Checkpoint,
+    EntryError,
+    KeyFileError,
+    KeyRing,
+    MerkleAccumulator,
+    SignatureError,
+    SigningKey,
+    VerificationReport,
+    VerifierKey,
+    Witness,
+    build_entry,
+    cosign,
+    format_time,
+    leaf_hash,
+    open_with,
+    parse_entry,
+    verify_entries,
+)
 from candor.store import AuditCheckpoint, AuditEntry, Workspace
+from candor.store.workspace import write_file_atomic
+from candor.workflow.errors import WorkflowError
 
 if TYPE_CHECKING:
     from candor.workflow.context import Workflow
 
 GENESIS_PREV = "0" * 64
 KEY_ENV = "CANDOR_AUDIT_KEY"
+ROTATION_ACTION: Final = "audit.key_rotated"
+WITNESS_SUFFIX: Final = ".witness"
+# A rotation writes the new key here first; it replaces the key file once the
+# rotation's checkpoint has committed.
+PENDING_KEY_SUFFIX: Final = ".new"
 _TAIL_KEY = "candor.audit.tail"
+_PENDING_KEY = "candor.audit.pending_witness"
+# In canonical JSON "action" is the first member, so a rotation entry is found without
+# parsing every entry.
+_ROTATION_PREFIX: Final = b'{"action":"' + ROTATION_ACTION.encode() + b'",'
 # The append path runs on the session's connection with table columns, off the ORM: it
 # is part of every governed search, and the ORM's unit of work and result objects cost
 # more than the statements (bench/governed_overhead.py).
 _AUDIT_INSERT = insert(AuditEntry)  # run on the connection: Core semantics
 _ENTRIES = AuditEntry.__table__.c
+_CHECKPOINTS = AuditCheckpoint.__table__.c
+
+_log = logging.getLogger(__name__)
+
+
+class AuditSigningError(WorkflowError):
+    """The log will not sign (or cannot be checked): its key or witness is missing, or the
+    store disagrees with what was signed. The message says what and where."""
+
+
+class SigningKeyError(AuditSigningError):
+    """The signing key file is missing, unreadable, or not the key this log signs with."""
+
+
+class WitnessMismatchError(AuditSigningError):
+    """The witness is missing or unreadable, or the store disagrees with it."""
 
 
 @dataclass(frozen=True)
@@ -63,28 +129,515 @@ class CheckpointSchedule:
         return cls(every, seconds)
 
 
+# -- where the key and the witness live ---------------------------------------------------
+
+
+def _key_path_for(home: Path) -> Path:
+    configured = os.environ.get(KEY_ENV)
+    return Path(configured) if configured else home / "keys" / "audit-signing.key"
+
+
 def signing_key_path(workspace: Workspace) -> Path:
     """The audit signing key: $CANDOR_AUDIT_KEY, else keys/audit-signing.key in the workspace.
 
     Keeping the key outside the workspace (another disk, another account) means whoever
     copies the workspace cannot also re-sign a rewritten history.
     """
-    configured = os.environ.get(KEY_ENV)
-    return Path(configured) if configured else workspace.home / "keys" / "audit-signing.key"
+    return _key_path_for(workspace.home)
+
+
+def witness_path(workspace: Workspace) -> Path:
+    """The witness: beside the signing key, named after it (`<key file>.witness`)."""
+    return _witness_path_for(signing_key_path(workspace))
+
+
+def _witness_path_for(key_path: Path) -> Path:
+    return key_path.with_name(key_path.name + WITNESS_SUFFIX)
+
+
+def _pending_key_path(key_path: Path) -> Path:
+    return key_path.with_name(key_path.name + PENDING_KEY_SUFFIX)
+
+
+def _key_source(path: Path) -> str:
+    if os.environ.get(KEY_ENV):
+        return f"${KEY_ENV} names {path}"
+    return f"the workspace's default key file ({KEY_ENV} is not set)"
 
 
 def log_origin(workspace: Workspace) -> str:
     """The log's name in its checkpoints: one per workspace."""
-    return f"candor-{workspace.workspace_id}"
+    return _origin_for(workspace.workspace_id)
 
 
-def ensure_signing_key(workspace: Workspace) -> SigningKey:
-    """Load the workspace's signing key, making it (mode 0600) if there is none yet."""
-    path = signing_key_path(workspace)
-    if path.exists():
+def _origin_for(workspace_id: str) -> str:
+    return f"candor-{workspace_id}"
+
+
+def start_audit_log(home: Path, workspace_id: str) -> None:
+    """Make a new workspace's signing key and its witness (which holds no checkpoint yet).
+
+    Passed to `Workspace.create`; an existing key or witness at the path is refused, since
+    a new log needs a key of its own and an old witness would belong to another log.
+    """
+    key_path = _key_path_for(home)
+    witness = _witness_path_for(key_path)
+    for path, what in ((key_path, "signing key"), (witness, "witness")):
+        if path.exists() or path.is_symlink():
+            raise SigningKeyError(
+                f"an audit {what} already exists at {path}; a new workspace needs its own: "
+                f"set {KEY_ENV} to a new file's path"
+            )
+    try:
+        key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = SigningKey.generate(key_path, _origin_for(workspace_id))
+    except (KeyFileError, OSError) as error:
+        raise SigningKeyError(f"cannot make the audit signing key: {error}") from None
+    try:
+        _store_witness(
+            witness, Witness.empty(KeyRing.single(key.verifier_key()), "made with the log")
+        )
+    except BaseException:
+        key_path.unlink(missing_ok=True)
+        raise
+
+
+# -- the signing key ----------------------------------------------------------------------
+
+
+def _missing_key(path: Path, role: str) -> SigningKeyError:
+    return SigningKeyError(
+        f"the {role} {path} does not exist ({_key_source(path)}); Candor never makes a key "
+        f"on demand: restore the key file (or point {KEY_ENV} at it), or, if it is lost, "
+        "have an admin run `candor keys rotate`"
+    )
+
+
+def _load_key(path: Path, role: str = "audit signing key") -> SigningKey:
+    if not path.exists() and not path.is_symlink():
+        raise _missing_key(path, role)
+    try:
         return SigningKey.load(path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return SigningKey.generate(path, log_origin(workspace))
+    except KeyFileError as error:
+        raise SigningKeyError(f"the {role} cannot be used: {error}") from None
+
+
+def _signer(workspace: Workspace, keys: KeyRing) -> tuple[SigningKey, Path | None]:
+    """The private key of `keys.current`, and the pending key file to move into place once
+    the checkpoint it signs has committed (None when it is the key file itself)."""
+    path = signing_key_path(workspace)
+    expected = str(keys.current)
+    pending = _pending_key_path(path)
+    found: SigningKey | None = None
+    if path.exists() or path.is_symlink():
+        found = _load_key(path)
+        if found.verifier_key() == expected:
+            return found, None
+    if pending.exists():
+        # A rotation committed but did not get to replace the key file.
+        candidate = _load_key(pending, "pending audit signing key")
+        if candidate.verifier_key() == expected:
+            return candidate, pending
+    if found is None:
+        raise _missing_key(path, "audit signing key")
+    raise SigningKeyError(
+        f"the key in {path} ({found.name}+{found.key_id.hex()}) is not the key this log "
+        f"signs with ({keys.current.name}+{keys.current.key_id.hex()}, per its witness "
+        f"{_witness_path_for(path)}); {_key_source(path)}: point {KEY_ENV} at the right file"
+    )
+
+
+def load_signing_key(workspace: Workspace) -> SigningKey:
+    """The key file's key, whoever's it is; SigningKeyError if it is missing or unusable."""
+    return _load_key(signing_key_path(workspace))
+
+
+# -- the witness --------------------------------------------------------------------------
+
+
+_FOLDER_LOCKS: dict[str, threading.Lock] = {}
+_FOLDER_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the key folder against other threads and processes while the witness or the
+    key file changes. Never held while waiting for the database, so it cannot deadlock
+    with a transaction."""
+    with _FOLDER_LOCKS_GUARD:
+        lock = _FOLDER_LOCKS.setdefault(str(folder.resolve()), threading.Lock())
+    with lock:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _read_witness(path: Path) -> Witness | None:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        raise WitnessMismatchError(f"the audit witness {path} is not UTF-8 text") from None
+    except OSError as error:
+        raise WitnessMismatchError(
+            f"cannot read the audit witness {path}: {error.strerror or error}"
+        ) from None
+    try:
+        return Witness.from_text(text, f"the audit witness {path}")
+    except AuditError as error:
+        raise WitnessMismatchError(str(error)) from None
+
+
+def _progress(witness: Witness) -> tuple[int, int]:
+    return witness.size, len(witness.keys.spans)
+
+
+def _store_witness(path: Path, witness: Witness, *, first: bool = True) -> None:
+    """Write `witness` atomically. first=True: only where none exists yet; otherwise only
+    over an older one (a slower process that signed earlier must not move it back)."""
+    try:
+        with _folder_lock(path.parent):
+            if not first:
+                current = _read_witness(path)
+                if current is not None and _progress(current) >= _progress(witness):
+                    return
+            write_file_atomic(
+                path, witness.to_text().encode("utf-8"), ".witness-", replace=not first
+            )
+    except FileExistsError:
+        return  # another process made the first witness at the same moment
+    except OSError as error:
+        raise WitnessMismatchError(
+            f"cannot write the audit witness {path}: {error.strerror or error}"
+        ) from None
+
+
+def _witness_on_first_use(session: Session, workspace: Workspace, path: Path) -> Witness:
+    """The first witness of a workspace made before witnesses existed: its latest stored
+    checkpoint, accepted only if it and the whole log verify with the key file's key."""
+    key = load_signing_key(workspace)
+    if key.name != log_origin(workspace):
+        raise SigningKeyError(
+            f"the key in {signing_key_path(workspace)} belongs to the log {key.name}, not to "
+            f"this workspace's log {log_origin(workspace)}"
+        )
+    keys = KeyRing.single(key.verifier_key())
+    entries, notes = stored_log(session)
+    started = f"trust on first use, {format_time(datetime.now(UTC))}"
+    if not notes:
+        if entries:
+            raise WitnessMismatchError(
+                f"there is no audit witness at {path}, and the log holds {len(entries)} "
+                "entries but no checkpoint, so nothing shows what was signed; restore the "
+                "witness, or the checkpoint rows, from a backup"
+            )
+        witness = Witness.empty(keys, started)
+    else:
+        report = verify_entries(entries, notes, keys)
+        if not report.ok:
+            raise WitnessMismatchError(
+                f"there is no audit witness at {path} yet, and none is made from a log that "
+                f"does not verify: {report.problem}"
+            )
+        latest = open_with(notes[-1], keys)
+        leaves = [leaf_hash(body) for body in entries[: latest.size]]
+        witness = Witness.signed(
+            keys,
+            notes[-1],
+            MerkleAccumulator(leaves[:-1]),
+            leaves[-1],
+            len(notes),
+            f"{started}, from the stored checkpoint of size {latest.size}",
+        )
+    _store_witness(path, witness)
+    stored = _read_witness(path)
+    workspace.mark_audit_witness()
+    return witness if stored is None else stored
+
+
+def current_witness(session: Session, workspace: Workspace) -> Witness:
+    """The witness this session's next checkpoint must extend: the one it signed itself
+    in its open transaction, else the witness file (made on first use for a workspace
+    from before witnesses; see the module docstring)."""
+    pending = _pending(session)
+    if pending:
+        return max((item.witness for item in pending), key=_progress)
+    path = witness_path(workspace)
+    witness = _read_witness(path)
+    if witness is None:
+        key_path = signing_key_path(workspace)
+        if not key_path.exists() and not _pending_key_path(key_path).exists():
+            # Both gone: most likely $CANDOR_AUDIT_KEY names the wrong place.
+            raise _missing_key(key_path, "audit signing key")
+        if workspace.keeps_audit_witness:
+            raise WitnessMismatchError(
+                f"the audit witness {path} is missing ({_key_source(signing_key_path(workspace))}"
+                "); it is the log's own record of what it last signed and is never made again "
+                "from the database: restore it from a backup, or point "
+                f"{KEY_ENV} at the key it lies beside"
+            )
+        return _witness_on_first_use(session, workspace, path)
+    if witness.keys.name != log_origin(workspace):
+        raise WitnessMismatchError(
+            f"the audit witness {path} belongs to the log {witness.keys.name}, not to this "
+            f"workspace's log {log_origin(workspace)}; {_key_source(signing_key_path(workspace))}"
+        )
+    workspace.mark_audit_witness()
+    return witness
+
+
+# -- checking the store against the witness -----------------------------------------------
+
+
+def _rotation(body: bytes, seq: int, keys: KeyRing) -> KeyRing:
+    """`keys` after the rotation that entry `seq` records; refused unless it hands over
+    from the key that signs at that point."""
+    details = parse_entry(body)["details"]
+    previous = details.get("previous_key") if isinstance(details, dict) else None
+    new = details.get("key") if isinstance(details, dict) else None
+    if previous != str(keys.current) or not isinstance(new, str):
+        raise WitnessMismatchError(
+            f"entry {seq} records a key rotation from {previous!r}, but the log's key at that "
+            f"point is {keys.current}"
+        )
+    try:
+        return keys.rotated(VerifierKey.parse(new), seq)
+    except SignatureError as error:
+        raise WitnessMismatchError(f"entry {seq} records a key rotation: {error}") from None
+
+
+def _rotations(entries: Iterable[tuple[int, bytes]], keys: KeyRing) -> KeyRing:
+    """`keys` with every rotation that the (seq, entry) pairs record, in order."""
+    for seq, body in entries:
+        if body.startswith(_ROTATION_PREFIX):
+            keys = _rotation(body, seq, keys)
+    return keys
+
+
+def log_keys(workspace: Workspace) -> KeyRing:
+    """The keys the log has signed with, each with the sizes it covers (public keys only):
+    the witness's, and any rotation committed after it."""
+    with workspace.session() as session, session.begin():
+        witness = current_witness(session, workspace)
+        later = session.connection().execute(
+            select(_ENTRIES.seq, _ENTRIES.body)
+            .where(_ENTRIES.seq > witness.size)
+            .order_by(_ENTRIES.seq)
+        )
+        return _rotations(((row.seq, row.body) for row in later), witness.keys)
+
+
+@dataclass
+class _Extension:
+    """The log up to its last entry, grown from the witness after checking the store."""
+
+    keys: KeyRing
+    tree: MerkleAccumulator
+    before_last: MerkleAccumulator
+    last_leaf: bytes
+    checkpoints: int
+    catch_up: Witness | None = None
+
+
+def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
+    """Check the store against `witness` and grow its tree over the entries after it.
+
+    Reads the checkpoint rows (a count up to the witness, and those after it) and the
+    entries from the witness's last one on: the cost is the entries since the witness."""
+    connection = session.connection()
+    size = witness.size
+    held = connection.execute(
+        select(func.count()).select_from(AuditCheckpoint).where(_CHECKPOINTS.tree_size <= size)
+    ).scalar_one()
+    if witness.checkpoint is not None:
+        root = connection.execute(
+            select(_CHECKPOINTS.root_hash).where(_CHECKPOINTS.tree_size == size)
+        ).scalar()
+        if root is None:
+            raise WitnessMismatchError(
+                f"the log has no checkpoint of size {size}, which the witness {where} holds: "
+                "checkpoint rows were removed; nothing more is signed"
+            )
+        if root != witness.checkpoint.root.hex():
+            raise WitnessMismatchError(
+                f"the stored checkpoint of size {size} has root {root}, but the witness {where} "
+                f"signed {witness.checkpoint.root.hex()}; nothing more is signed"
+            )
+    if held != witness.checkpoints:
+        raise WitnessMismatchError(
+            f"the log holds {held} checkpoints up to size {size}, but held {witness.checkpoints} "
+            f"when the witness {where} was signed: checkpoint rows were removed; nothing more "
+            "is signed"
+        )
+    later = connection.execute(
+        select(_CHECKPOINTS.tree_size, _CHECKPOINTS.root_hash, _CHECKPOINTS.note)
+        .where(_CHECKPOINTS.tree_size > size)
+        .order_by(_CHECKPOINTS.tree_size)
+    ).all()
+    rows = connection.execute(
+        select(_ENTRIES.seq, _ENTRIES.body, _ENTRIES.leaf_hash)
+        .where(_ENTRIES.seq >= max(size, 1))
+        .order_by(_ENTRIES.seq)
+    ).all()
+    position = 0
+    prev = GENESIS_PREV
+    if witness.last_leaf is not None:
+        first = rows[0] if rows else None
+        if first is None or first.seq != size:
+            raise WitnessMismatchError(
+                f"entry {size}, the last the witness {where} covers, is missing: the log was "
+                "cut short; nothing more is signed"
+            )
+        if leaf_hash(first.body) != witness.last_leaf or first.leaf_hash != witness.last_leaf.hex():
+            raise WitnessMismatchError(
+                f"entry {size} is not the entry the witness {where} signed: the log was "
+                "rewritten; nothing more is signed"
+            )
+        prev = witness.last_leaf.hex()
+        position = 1
+    keys = witness.keys
+    tree = witness.tree()
+    before_last = tree
+    roots: dict[int, bytes] = {}
+    wanted = {row.tree_size for row in later}
+    for row in rows[position:]:
+        expected = tree.size + 1
+        problem = None
+        if row.seq != expected:
+            problem = f"entry {expected} is missing"
+        else:
+            try:
+                entry = parse_entry(row.body)
+            except EntryError as error:
+                problem = f"entry {expected} is malformed: {error}"
+            else:
+                if entry["seq"] != expected or entry["prev"] != prev:
+                    problem = f"entry {expected} does not link to entry {expected - 1}"
+        digest = leaf_hash(row.body)
+        if problem is None and digest.hex() != row.leaf_hash:
+            problem = f"entry {expected} does not hash to its stored leaf hash"
+        if problem is not None:
+            raise WitnessMismatchError(
+                f"{problem}, after the witness {where} (entries 1..{size}); nothing more is signed"
+            )
+        if row.body.startswith(_ROTATION_PREFIX):
+            keys = _rotation(row.body, row.seq, keys)
+        before_last = MerkleAccumulator.resume(tree.size, tree.subtrees)
+        tree.append(digest)
+        prev = digest.hex()
+        if tree.size in wanted:
+            roots[tree.size] = tree.root()
+    extension = _Extension(
+        keys,
+        tree,
+        before_last,
+        bytes.fromhex(prev),
+        held + len(later),
+    )
+    for row in later:
+        if row.tree_size > tree.size:
+            raise WitnessMismatchError(
+                f"a stored checkpoint covers {row.tree_size} entries but the log holds "
+                f"{tree.size}: entries were removed; nothing more is signed"
+            )
+        try:
+            signed = open_with(row.note, keys)
+        except SignatureError as error:
+            raise WitnessMismatchError(
+                f"the stored checkpoint of size {row.tree_size} was rejected: {error}"
+            ) from None
+        if signed.root != roots[row.tree_size] or row.root_hash != signed.root.hex():
+            raise WitnessMismatchError(
+                f"the stored checkpoint of size {row.tree_size} does not match entries "
+                f"1..{row.tree_size}; nothing more is signed"
+            )
+    if later and later[-1].tree_size == tree.size:
+        extension.catch_up = Witness.signed(
+            keys, later[-1].note, before_last, bytes.fromhex(prev), held + len(later),
+            witness.started,
+        )  # fmt: skip
+    return extension
+
+
+# -- after the transaction ----------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """A witness this session signed, to be written once its transaction commits."""
+
+    transaction: SessionTransaction | None
+    witness: Witness
+    path: Path
+    key_moves: list[tuple[Path, Path]] = field(default_factory=list)
+
+
+def _pending(session: Session) -> list[_Pending]:
+    found = session.info.get(_PENDING_KEY)
+    return found if isinstance(found, list) else []
+
+
+def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ended:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _after_commit(session: Session) -> None:
+    # Fired for savepoints too: the witness waits for the outermost commit.
+    if session.in_nested_transaction():
+        return
+    pending = session.info.pop(_PENDING_KEY, None)
+    if not pending:
+        return
+    latest = max(pending, key=lambda item: _progress(item.witness))
+    try:
+        _store_witness(latest.path, latest.witness, first=False)
+    except WitnessMismatchError as error:
+        # The checkpoint has committed; the next one catches the witness up, or refuses.
+        _log.warning("%s", error)
+    for item in pending:
+        for source, target in item.key_moves:
+            _move_key_into_place(source, target)
+
+
+def _after_soft_rollback(session: Session, ended: SessionTransaction) -> None:
+    pending = _pending(session)
+    if pending:
+        session.info[_PENDING_KEY] = [
+            item for item in pending if not _within(item.transaction, ended)
+        ]
+
+
+def _move_key_into_place(source: Path, target: Path) -> None:
+    try:
+        with _folder_lock(target.parent):
+            if source.exists():
+                source.replace(target)
+                fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+    except OSError as error:
+        # The pending key keeps signing until a later commit manages the move.
+        _log.warning("cannot move the new audit signing key %s into place: %s", source, error)
+
+
+def _remember(session: Session, item: _Pending) -> None:
+    if not event.contains(session, "after_commit", _after_commit):
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_soft_rollback)
+    session.info[_PENDING_KEY] = [*_pending(session), item]
+
+
+# -- appending entries and signing ----------------------------------------------------------
 
 
 @dataclass
@@ -129,11 +682,14 @@ def record(
     details: Mapping[str, object],
     *,
     schedule: CheckpointSchedule | None = None,
+    auto_checkpoint: bool = True,
 ) -> int:
     """Append one entry in `session`'s transaction and return its sequence number.
 
     workspace: a Workflow (its clock dates the entry, its schedule applies) or a
         Workspace (the system clock, the schedule given or the environment's).
+    auto_checkpoint: False when the caller signs a checkpoint itself right after (a key
+        rotation, whose checkpoint needs its own signers).
     """
     _, now = _clock_of(workspace)
     if schedule is None and not isinstance(workspace, Workspace):
@@ -163,18 +719,19 @@ def record(
     transaction = _innermost_transaction(session)
     if transaction is not None:
         session.info[_TAIL_KEY] = _Tail(transaction, seq, entry_hash, checkpoint)
-    if _checkpoint_due(checkpoint, seq, now, schedule or CheckpointSchedule.from_environment()):
+    if auto_checkpoint and _checkpoint_due(
+        checkpoint, seq, now, schedule or CheckpointSchedule.from_environment()
+    ):
         make_checkpoint(session, workspace)
     return seq
 
 
 def _latest_checkpoint(session: Session) -> tuple[int, datetime] | None:
-    checkpoints = AuditCheckpoint.__table__.c
     latest = (
         session.connection()
         .execute(
-            select(checkpoints.tree_size, checkpoints.created_at)
-            .order_by(checkpoints.tree_size.desc())
+            select(_CHECKPOINTS.tree_size, _CHECKPOINTS.created_at)
+            .order_by(_CHECKPOINTS.tree_size.desc())
             .limit(1)
         )
         .first()
@@ -193,28 +750,61 @@ def _checkpoint_due(
     return now - made_at >= timedelta(seconds=schedule.every_seconds)
 
 
-def make_checkpoint(session: Session, workspace: Workspace | Workflow) -> AuditCheckpoint | None:
+def make_checkpoint(
+    session: Session,
+    workspace: Workspace | Workflow,
+    *,
+    cosigners: Sequence[SigningKey] = (),
+) -> AuditCheckpoint | None:
     """Sign a checkpoint of the whole log as it stands in `session`; None if nothing new.
 
+    Refuses (AuditSigningError, saying why) when the key is missing or not the log's, the
+    witness is missing, or the store disagrees with the witness (see the module
+    docstring). The witness moves on when the transaction commits.
+
     workspace: a Workflow (its clock dates the checkpoint) or a Workspace (the system clock).
+    cosigners: keys that sign the same note too (a rotation's outgoing key).
     """
     space, now = _clock_of(workspace)
-    size = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+    size = session.connection().execute(select(func.max(_ENTRIES.seq))).scalar() or 0
     existing = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.tree_size == size))
     if size == 0 or existing is not None:
         _note_checkpoint(session, existing)
         return existing
-    leaves = [
-        bytes.fromhex(h)
-        for h in session.scalars(select(AuditEntry.leaf_hash).order_by(AuditEntry.seq))
-    ]
-    checkpoint = Checkpoint(origin=log_origin(space), size=size, root=merkle_root(leaves), time=now)
-    note = ensure_signing_key(space).sign(checkpoint)
+    path = witness_path(space)
+    from_file = not _pending(session)
+    witness = current_witness(session, space)
+    extension = _extend(session, witness, path)
+    if extension.tree.size != size:
+        raise WitnessMismatchError(
+            f"the log's entries end at {size} but run unbroken only to {extension.tree.size}"
+        )
+    if from_file and extension.catch_up is not None:
+        # Checkpoints committed after the witness was last written (a crash, or a write
+        # that failed): bring it up to them before signing more.
+        _store_witness(path, extension.catch_up, first=False)
+    key, pending_key = _signer(space, extension.keys)
+    checkpoint = Checkpoint(
+        origin=extension.keys.name, size=size, root=extension.tree.root(), time=now
+    )
+    note = key.sign(checkpoint)
+    for other in cosigners:
+        note = cosign(note, other)
     row = AuditCheckpoint(
         tree_size=size, root_hash=checkpoint.root.hex(), note=note, created_at=now
     )
     session.add(row)
     session.flush()
+    signed = Witness.signed(
+        extension.keys,
+        note,
+        extension.before_last,
+        extension.last_leaf,
+        extension.checkpoints + 1,
+        witness.started,
+    )
+    moves = [] if pending_key is None else [(pending_key, signing_key_path(space))]
+    _remember(session, _Pending(_innermost_transaction(session), signed, path, moves))
     _note_checkpoint(session, row)
     return row
 
@@ -223,3 +813,148 @@ def _note_checkpoint(session: Session, row: AuditCheckpoint | None) -> None:
     tail = _cached_tail(session)
     if tail is not None and row is not None:
         tail.checkpoint = (row.tree_size, row.created_at)
+
+
+# -- the whole log, for verification, export and rotation -----------------------------------
+
+
+def stored_log(session: Session) -> tuple[list[bytes], list[str]]:
+    """Every entry's bytes in seq order and every checkpoint note in tree-size order."""
+    connection = session.connection()
+    entries = list(connection.execute(select(_ENTRIES.body).order_by(_ENTRIES.seq)).scalars())
+    notes = list(
+        connection.execute(select(_CHECKPOINTS.note).order_by(_CHECKPOINTS.tree_size)).scalars()
+    )
+    return entries, notes
+
+
+@dataclass(frozen=True)
+class LogState:
+    """The stored log read in one transaction, checked against its witness."""
+
+    entries: list[bytes]
+    notes: list[str]
+    witness: Witness
+    keys: KeyRing
+    report: VerificationReport
+
+
+def check_stored_log(session: Session, workspace: Workspace, held: Sequence[str] = ()) -> LogState:
+    """Verify the whole stored log (every entry re-hashed, the chain, every checkpoint and
+    its root) against the witness and the checkpoints an auditor holds (`held`).
+
+    The keys are those its rotation entries tell, from the witness's first key; they must
+    be the witness's own. Raises AuditSigningError only when the witness or the keys
+    cannot be had; every disagreement is a failed report."""
+    witness = current_witness(session, workspace)
+    entries, notes = stored_log(session)
+    problem = None
+    keys = witness.keys
+    try:
+        numbered = list(enumerate(entries, start=1))
+        keys = _rotations(numbered[witness.size :], witness.keys)
+        told = _rotations(numbered, KeyRing.single(witness.keys.spans[0].key))
+    except WitnessMismatchError as error:
+        problem = str(error)
+    else:
+        if told != keys:
+            problem = (
+                f"the key rotations recorded in the log do not match the keys of the witness "
+                f"{witness_path(workspace)}: the log tells {told}, the witness {keys}"
+            )
+    report = verify_entries(entries, notes, keys, held, witness=witness)
+    if problem is not None and report.ok:
+        report = _failed(report, problem)
+    return LogState(entries, notes, witness, keys, report)
+
+
+def _failed(report: VerificationReport, problem: str) -> VerificationReport:
+    return replace(report, ok=False, problem=problem, witness_size=None)
+
+
+@contextmanager
+def prepared_rotation(workspace: Workspace) -> Iterator[tuple[SigningKey | None, SigningKey]]:
+    """The outgoing key (None when its file is lost) and a new key, written beside the key
+    file as `<key file>.new`. Inside, the caller records the rotation and signs its
+    checkpoint (the log's keys then say the new key signs); when that commits, the new
+    key replaces the key file. If it does not commit, the new key is removed."""
+    path = signing_key_path(workspace)
+    pending = _pending_key_path(path)
+    old = _load_key(path) if path.exists() or path.is_symlink() else None
+    if not path.parent.is_dir():
+        raise SigningKeyError(
+            f"the folder of the audit signing key, {path.parent}, does not exist "
+            f"({_key_source(path)})"
+        )
+    with _folder_lock(path.parent):
+        if pending.exists() or pending.is_symlink():
+            raise AuditSigningError(
+                f"{pending} exists: a key rotation is under way, or one was cut short before "
+                "it committed. If `candor keys show` does not list that key among the log's "
+                "keys, nothing was signed with it: remove the file and rotate again"
+            )
+        try:
+            new = SigningKey.generate(pending, log_origin(workspace))
+        except KeyFileError as error:
+            raise SigningKeyError(f"cannot make the new signing key: {error}") from None
+    try:
+        yield old, new
+    except BaseException:
+        if pending.exists() and not _signed_by(workspace, new):
+            pending.unlink(missing_ok=True)
+        raise
+
+
+def _signed_by(workspace: Workspace, key: SigningKey) -> bool:
+    """Whether the latest stored checkpoint carries `key`'s signature (a rotation committed)."""
+    with workspace.session() as session:
+        note = (
+            session.connection()
+            .execute(select(_CHECKPOINTS.note).order_by(_CHECKPOINTS.tree_size.desc()).limit(1))
+            .scalar()
+        )
+    if note is None:
+        return False
+    try:
+        open_with(note, key.verifier_key())
+    except SignatureError:
+        return False
+    return True
+
+
+def describe_witness(workspace: Workspace) -> dict[str, object] | None:
+    """What the witness file says (no secrets), or None when there is none."""
+    witness = _read_witness(witness_path(workspace))
+    if witness is None:
+        return None
+    return {
+        "tree_size": witness.size,
+        "root_hash": None if witness.checkpoint is None else witness.checkpoint.root.hex(),
+        "checkpoints": witness.checkpoints,
+        "started": witness.started,
+        "keys": [str(span) for span in witness.keys.spans],
+    }
+
+
+__all__ = [
+    "KEY_ENV",
+    "ROTATION_ACTION",
+    "AuditSigningError",
+    "CheckpointSchedule",
+    "LogState",
+    "SigningKeyError",
+    "WitnessMismatchError",
+    "check_stored_log",
+    "current_witness",
+    "describe_witness",
+    "load_signing_key",
+    "log_keys",
+    "log_origin",
+    "make_checkpoint",
+    "prepared_rotation",
+    "record",
+    "signing_key_path",
+    "start_audit_log",
+    "stored_log",
+    "witness_path",
+]

@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 
 from candor.store import Workspace
 from candor.workflow.accounts import Actor
-from candor.workflow.audit_trail import ensure_signing_key, record
+from candor.workflow.audit_trail import log_keys, record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
@@ -71,7 +71,7 @@ def generate_report(
         raise WorkflowError(f"unknown report kind {kind!r}; one of {', '.join(REPORT_KINDS)}")
     require_permission(workflow, actor, "reports.read")
     workspace = workflow.workspace
-    source = ReportSource(workspace, ensure_signing_key(workspace).verifier_key())
+    source = ReportSource(workspace, str(log_keys(workspace)))
     try:
         report = compute(source)
     except refusals as error:

@@ -7,6 +7,7 @@ from pathlib import Path
 from candor.faces import EngineSettings
 from candor.images import ImageError
 from candor.store import PURPOSES, StoreError, Workspace, workspace_home_from_env
+from candor.workflow.audit_trail import start_audit_log
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 
@@ -17,8 +18,11 @@ USER_ERRORS: tuple[type[Exception], ...] = (WorkflowError, StoreError, ImageErro
 def create_workspace(
     home: Path, *, purpose: str = "operational", timezone: str = "UTC"
 ) -> Workspace:
-    """Make a workspace in a new or empty folder (see DESIGN.md, Workspaces)."""
-    return Workspace.create(home, purpose=purpose, timezone=timezone)
+    """Make a workspace in a new or empty folder (see DESIGN.md, Workspaces), with its
+    audit log's signing key and witness: the only time a key is made without a rotation."""
+    return Workspace.create(
+        home, purpose=purpose, timezone=timezone, start_audit_log=start_audit_log
+    )
 
 
 def upgrade_workspace(home: Path) -> Workspace:

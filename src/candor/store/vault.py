@@ -9,9 +9,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import tempfile
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import Engine
@@ -29,6 +33,15 @@ from candor.store.errors import (
 _HEX = frozenset("0123456789abcdef")
 _TEMPLATE_DTYPE = np.dtype("<f4")
 _ZEROS = bytes(1 << 16)
+# A write whose folder another process removed as empty (see _remove_empty_folders)
+# makes the folder again; more than a few such losses in a row is not a race.
+_WRITE_ATTEMPTS = 5
+
+PENDING_FOLDER = "pending"
+SCRUB_RECORD = "scrub-database"
+UPLOADS_FOLDER = "uploads"
+# Files whose row may not have committed: images (with their crops) and probes.
+PendingKind = Literal["images", "probes"]
 
 
 def is_sha256(value: str) -> bool:
@@ -83,6 +96,12 @@ class BiometricVault:
     written to tmp/ then renamed into place. Probes are kept apart from gallery images, so
     that expunging a gallery image never takes a probe with it (the same photo may be both)
     and purging a probe under retention never touches the gallery.
+
+    Work that a crash or a busy reader can leave half done is recorded in pending/: a
+    marker pending/images/<sha256> or pending/probes/<sha256> for each file written
+    before the row that names it commits (and for each image an expungement is about to
+    erase), and pending/scrub-database while deleted rows may still have bytes in the
+    database file or its write-ahead log. candor.store.upkeep finishes that work.
     """
 
     def __init__(self, home: Path) -> None:
@@ -91,14 +110,20 @@ class BiometricVault:
         self._crops = home / "crops"
         self._probes = home / "probes"
         self._tmp = home / "tmp"
+        self._pending = home / PENDING_FOLDER
 
     @classmethod
     def initialise(cls, home: Path) -> BiometricVault:
         """Make the vault's folders in a new workspace."""
-        for folder in ("images", "crops", "probes", "tmp"):
+        for folder in ("images", "crops", "probes", "tmp", PENDING_FOLDER):
             (home / folder).mkdir(mode=0o700)
         _fsync_one(home)
         return cls(home)
+
+    @property
+    def pending_folder(self) -> Path:
+        """Where unfinished work is recorded (made on first use in older workspaces)."""
+        return self._pending
 
     def image_path(self, sha256: str) -> Path:
         """Where the image with this content address is (or would be) stored."""
@@ -116,7 +141,11 @@ class BiometricVault:
         return self._probes / sha256[:2] / sha256[2:4] / sha256
 
     def put_image(self, sha256: str, data: bytes) -> None:
-        """Store `data` under its sha256; idempotent, and a damaged stored copy is replaced."""
+        """Store `data` under its sha256; idempotent, and a damaged stored copy is replaced.
+
+        A new file is marked pending until the next tidy finds its row (see the class
+        docstring); an intact file already there is left as it is.
+        """
         _check_address(sha256)
         if sha256_hex(data) != sha256:
             raise BiometricIntegrityError(f"the bytes offered for image {sha256} have another hash")
@@ -125,7 +154,7 @@ class BiometricVault:
             with contextlib.suppress(BiometricIntegrityError):
                 self.get_image(sha256)
                 return
-        self._write(path, data)
+        self._write(path, data, pending=("images", sha256))
 
     def get_image(self, sha256: str) -> bytes:
         """The stored bytes of an image, checked against their content address."""
@@ -161,7 +190,7 @@ class BiometricVault:
                 self.get_probe(sha256)
                 _fsync_all([path, path.parent, path.parent.parent, self._probes])
                 return
-        self._write_checked_name(path, data)
+        self._write_checked_name(path, data, pending=("probes", sha256))
 
     def get_probe(self, sha256: str) -> bytes:
         """The stored bytes of a probe, checked against their content address."""
@@ -183,15 +212,17 @@ class BiometricVault:
     def erase_probe(self, sha256: str) -> None:
         """Overwrite the probe file with zeros, fsync, then unlink; an absent file passes.
 
-        The limits of erase_image apply here too.
+        Folders left empty go too. The limits of erase_image apply here as well.
         """
-        _erase_file(self.probe_path(sha256))
+        path = self.probe_path(sha256)
+        _erase_file(path)
+        _remove_empty_folders(path.parent, self._probes)
 
     def put_crop(self, sha256: str, png: bytes) -> None:
         """Store the crop of the face chosen in image `sha256`, replacing an earlier one."""
         if not png:
             raise VaultError(f"the crop offered for image {sha256} is empty")
-        self._write(self.crop_path(sha256), png)
+        self._write(self.crop_path(sha256), png, pending=("images", sha256))
 
     def get_crop(self, sha256: str) -> bytes:
         """The stored crop of the face chosen in image `sha256`."""
@@ -227,6 +258,9 @@ class BiometricVault:
     def erase_image(self, sha256: str) -> None:
         """Overwrite the image and crop files with zeros, fsync, then unlink; absent files pass.
 
+        Folders left empty go too, up to images/ and crops/: their names are the first
+        digits of the content address.
+
         This defeats recovery of the bytes from the file's blocks on an ordinary
         overwrite-in-place filesystem (ext4 in its default ordered mode, XFS). It cannot
         reach copies the storage keeps elsewhere: copy-on-write filesystems (btrfs, ZFS,
@@ -234,25 +268,76 @@ class BiometricVault:
         copy in its journal, SSDs remap blocks, and backups are out of reach. Only
         encryption at rest with the key destroyed covers those cases.
         """
-        for path in (self.image_path(sha256), self.crop_path(sha256)):
+        for path, root in (
+            (self.image_path(sha256), self._images),
+            (self.crop_path(sha256), self._crops),
+        ):
             _erase_file(path)
+            _remove_empty_folders(path.parent, root)
 
-    def erase_stray_temporaries(self) -> int:
-        """Erase files left in tmp/ by an interrupted write; returns how many there were."""
-        strays = [entry for entry in self._tmp.iterdir() if entry.is_file()]
-        for entry in strays:
-            _erase_file(entry)
-        return len(strays)
+    # -- unfinished work ---------------------------------------------------------------
 
-    def scrub_database(self, session: Session | Engine) -> None:
+    def note_pending(self, kind: PendingKind, hashes: Sequence[str]) -> None:
+        """Mark these files as awaiting a check against the rows, durably.
+
+        An expungement calls this before its deletion commits: should it die before the
+        files are erased, the next tidy erases them.
+        """
+        folders: set[Path] = set()
+        for sha256 in hashes:
+            folders.update(self._mark_pending(kind, sha256))
+        if folders:
+            _fsync_all(sorted(folders))
+
+    def pending(self, kind: PendingKind) -> list[str]:
+        """The content addresses marked pending of this kind."""
+        folder = self._pending / kind
+        try:
+            names = [entry.name for entry in folder.iterdir()]
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in names if is_sha256(name))
+
+    def settle(self, kind: PendingKind, sha256: str) -> None:
+        """Drop the pending marker of a file now named by a row, or erased."""
+        _check_address(sha256)
+        (self._pending / kind / sha256).unlink(missing_ok=True)
+
+    def note_scrub_needed(self, reason: str) -> None:
+        """Record, durably, that deleted rows may have bytes left in the database files.
+
+        Each call appends a line saying why (ids and counts only, never biometric data).
+        """
+        created = _make_dirs(self.home, self._pending)
+        record = self._pending / SCRUB_RECORD
+        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {' '.join(reason.split())}\n"
+        fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode())
+            _fsync_all([fd, self._pending, *created])
+        finally:
+            os.close(fd)
+
+    def scrub_reasons(self) -> list[str]:
+        """Why a scrub of the database is still owed; empty when none is."""
+        try:
+            text = (self._pending / SCRUB_RECORD).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if line.strip()] or ["(no reason given)"]
+
+    def scrub_database(self, session: Session | Engine, *, wait_ms: int | None = None) -> None:
         """Checkpoint the write-ahead log into the database and truncate it to zero bytes.
 
         secure_delete (on for every connection) has already zeroed the freed pages and
         cells in the pages written by deletions; this moves those zeroed pages into the
         database file and drops the WAL's older copies of them. Call it after the
-        deletion has committed; a session still inside a transaction is refused, and any
-        other connection holding a transaction open makes this raise ScrubError once the
-        busy timeout has passed.
+        deletion has committed; a session still inside a transaction is refused.
+
+        Another connection holding a read transaction open pins the older pages: the
+        checkpoint waits up to `wait_ms` (default: the connections' busy timeout) for it,
+        then gives up, records the scrub as owed (pending/scrub-database) and raises
+        ScrubError. A successful scrub clears any such record.
         """
         if isinstance(session, Session):
             if session.in_transaction():
@@ -261,33 +346,163 @@ class BiometricVault:
             engine = bind if isinstance(bind, Engine) else bind.engine
         else:
             engine = session
+        record = self._pending / SCRUB_RECORD
+        # Read before the checkpoint: a reason noted while it runs may not be covered.
+        owed = record.stat() if record.exists() else None
         with raw_autocommit(engine) as connection:
-            row = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if wait_ms is None:
+                row = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            else:
+                (usual,) = connection.execute("PRAGMA busy_timeout").fetchone()
+                connection.execute(f"PRAGMA busy_timeout = {max(0, int(wait_ms))}")
+                try:
+                    row = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    connection.execute(f"PRAGMA busy_timeout = {int(usual)}")
         if row is None or row[0] != 0:
+            if not record.exists():
+                self.note_scrub_needed("a checkpoint of the write-ahead log was blocked")
             raise ScrubError(
                 "the write-ahead log could not be truncated because another connection "
-                "holds a transaction open; close it and scrub again"
+                "holds a transaction open, so bytes of deleted rows remain in the database "
+                "file and its write-ahead log; the scrub is recorded and finishes at the "
+                "next start of any candor command, or run `candor scrub` once that "
+                "connection has closed"
             )
+        if owed is not None:
+            with contextlib.suppress(FileNotFoundError):
+                now = record.stat()
+                # Only a record this checkpoint covered goes; one appended to meanwhile stays.
+                if (now.st_ino, now.st_size) == (owed.st_ino, owed.st_size):
+                    record.unlink()
 
-    def _write(self, path: Path, data: bytes) -> None:
-        created = _make_dirs(self.home, path.parent)
-        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
-        temporary = Path(name)
+    # -- temporary files ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def upload_folder(self) -> Iterator[Path]:
+        """A private folder (0700) for uploaded files inside the workspace, erased on exit.
+
+        Uploads are probe photos: they never go to a shared temporary folder such as
+        /tmp, where a killed server would leave them for anyone to read. What a killed
+        server leaves here goes at the next start (erase_stray_temporaries).
+        """
+        parent = self._tmp / UPLOADS_FOLDER
+        _make_dirs(self.home, parent)
+        folder = parent / secrets.token_hex(8)
+        folder.mkdir(mode=0o700)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                # The bytes are durable before they get their name, so a file found at
-                # its final path after a power cut is never torn; the new folders'
-                # entries need not wait for them, and concurrent fsyncs cost about one.
-                _fsync_all([handle.fileno(), *created])
-            temporary.replace(path)
-        except BaseException:
-            _erase_file(temporary)
-            raise
-        _fsync_one(path.parent)
+            yield folder
+        finally:
+            _erase_tree(folder)
 
-    def _write_checked_name(self, path: Path, data: bytes) -> None:
+    def erase_stray_temporaries(self) -> int:
+        """Erase files left in tmp/ by interrupted writes and uploads; returns how many.
+
+        Only for a workspace no other process has open: a live writer's temporaries
+        look the same as a dead one's.
+        """
+        strays = 0
+        for entry in list(self._tmp.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                strays += _erase_tree(entry) if entry.name == UPLOADS_FOLDER else 0
+            else:
+                _erase_file(entry)
+                strays += 1
+        return strays
+
+    # -- whole-vault scans (candor check) ----------------------------------------------
+
+    def stored(self, kind: Literal["images", "crops", "probes"], prefix: str) -> list[str]:
+        """Content addresses of the files stored under one two-digit prefix folder."""
+        root = {"images": self._images, "crops": self._crops, "probes": self._probes}[kind]
+        folder = root / prefix
+        if not folder.is_dir():
+            return []
+        return sorted(
+            path.name
+            for path in folder.glob("*/*")
+            if path.is_file()
+            and is_sha256(path.name)
+            and path.name[:4] == prefix + path.parent.name
+        )
+
+    def prefixes(self, kind: Literal["images", "crops", "probes"]) -> list[str]:
+        """The two-digit prefix folders present under images/, crops/ or probes/."""
+        root = {"images": self._images, "crops": self._crops, "probes": self._probes}[kind]
+        try:
+            return sorted(e.name for e in root.iterdir() if e.is_dir() and len(e.name) == 2)
+        except FileNotFoundError:
+            return []
+
+    def erase_crop(self, sha256: str) -> None:
+        """Erase a crop alone (one whose image row is gone but whose image file is not)."""
+        path = self.crop_path(sha256)
+        _erase_file(path)
+        _remove_empty_folders(path.parent, self._crops)
+
+    def remove_empty_folders(self) -> int:
+        """Remove empty prefix folders under images/, crops/ and probes/; returns how many."""
+        removed = 0
+        for root in (self._images, self._crops, self._probes):
+            if not root.is_dir():
+                continue
+            for first in sorted(root.iterdir()):
+                if not first.is_dir() or first.is_symlink():
+                    continue
+                for second in sorted(first.iterdir()):
+                    if second.is_dir() and not second.is_symlink():
+                        with contextlib.suppress(OSError):
+                            second.rmdir()
+                            removed += 1
+                with contextlib.suppress(OSError):
+                    first.rmdir()
+                    removed += 1
+        return removed
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _mark_pending(self, kind: PendingKind, sha256: str) -> list[Path]:
+        """Create the marker; returns the folders whose entries must be synced for it."""
+        _check_address(sha256)
+        folder = self._pending / kind
+        created = _make_dirs(self.home, folder)
+        try:
+            fd = os.open(folder / sha256, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return created
+        os.close(fd)
+        return [folder, *created]
+
+    def _write(self, path: Path, data: bytes, *, pending: tuple[PendingKind, str]) -> None:
+        for attempt in range(_WRITE_ATTEMPTS):
+            marked = self._mark_pending(*pending)
+            created = _make_dirs(self.home, path.parent)
+            fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+            temporary = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    # The bytes are durable before they get their name, so a file found at
+                    # its final path after a power cut is never torn; the new folders'
+                    # entries need not wait for them, and concurrent fsyncs cost about one.
+                    # The pending marker is durable before the name, too.
+                    _fsync_all([handle.fileno(), *created, *marked])
+                temporary.replace(path)
+            except FileNotFoundError:
+                _erase_file(temporary)
+                if path.parent.is_dir() or attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                continue  # another process removed the folder as empty: make it again
+            except BaseException:
+                _erase_file(temporary)
+                raise
+            _fsync_one(path.parent)
+            return
+
+    def _write_checked_name(
+        self, path: Path, data: bytes, *, pending: tuple[PendingKind, str]
+    ) -> None:
         """`_write` for a file whose name is the hash of its bytes, checked by every read.
 
         The temporary takes its name first and all the fsyncs are issued together, one
@@ -296,51 +511,104 @@ class BiometricVault:
         this returns), reads refuse it as damaged and the next put of those bytes
         replaces it.
         """
-        created = _make_dirs(self.home, path.parent)
-        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
-        temporary = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                temporary.replace(path)
-                try:
-                    _fsync_all([handle.fileno(), path.parent, *created])
-                except BaseException:
-                    # Not durable: no later put may find it intact and skip its own write.
-                    # The disk that failed the fsync may fail the erasure's too: the name
-                    # goes whatever happens to the zeros.
-                    with contextlib.suppress(OSError):
-                        _erase_file(path)
-                    path.unlink(missing_ok=True)
-                    raise
-        except BaseException:
-            _erase_file(temporary)
-            raise
+        for attempt in range(_WRITE_ATTEMPTS):
+            marked = self._mark_pending(*pending)
+            created = _make_dirs(self.home, path.parent)
+            fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+            temporary = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    try:
+                        temporary.replace(path)
+                    except FileNotFoundError:
+                        if path.parent.is_dir() or attempt == _WRITE_ATTEMPTS - 1:
+                            raise
+                        continue  # the folder was removed as empty meanwhile: again
+                    try:
+                        _fsync_all([handle.fileno(), path.parent, *created, *marked])
+                    except BaseException:
+                        # Not durable: no later put may find it intact and skip its own
+                        # write. The disk that failed the fsync may fail the erasure's
+                        # too: the name goes whatever happens to the zeros.
+                        with contextlib.suppress(OSError):
+                            _erase_file(path)
+                        path.unlink(missing_ok=True)
+                        raise
+                    return
+            finally:
+                _erase_file(temporary)
 
 
 def _make_dirs(home: Path, folder: Path) -> list[Path]:
     """Create `folder` and missing parents (0700); returns the parents whose entries changed."""
     changed: list[Path] = []
-    missing: list[Path] = []
-    current = folder
-    while not current.exists() and current != home:
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
+    for _ in range(_WRITE_ATTEMPTS):
+        missing: list[Path] = []
+        current = folder
+        while not current.exists() and current != home:
+            missing.append(current)
+            current = current.parent
         try:
-            directory.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        changed.append(directory.parent)
-    return changed
+            for directory in reversed(missing):
+                try:
+                    directory.mkdir(mode=0o700)
+                except FileExistsError:
+                    continue
+                changed.append(directory.parent)
+        except FileNotFoundError:
+            continue  # another process removed a parent as empty meanwhile: again
+        return changed
+    raise VaultError(f"the vault folder {folder} kept disappearing while it was made")
+
+
+def _remove_empty_folders(folder: Path, root: Path) -> None:
+    """Remove `folder` and its parents below `root` while they are empty.
+
+    rmdir refuses a folder with anything in it, so a file another process has just put
+    there is safe; a writer that finds its folder gone makes it again (see _write).
+    """
+    removed_from: Path | None = None
+    current = folder
+    while current != root and root in current.parents:
+        try:
+            current.rmdir()
+        except OSError:  # not empty, or already gone
+            break
+        removed_from = current.parent
+        current = current.parent
+    if removed_from is not None:
+        with contextlib.suppress(FileNotFoundError):
+            _fsync_one(removed_from)
+
+
+def _erase_tree(folder: Path) -> int:
+    """Erase every file under `folder`, then the folders; returns how many files."""
+    erased = 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            _erase_file(path)
+            erased += 1
+    folder.rmdir()
+    return erased
 
 
 def _erase_file(path: Path) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: a FIFO someone left in tmp/ must not hang the start-up.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         return
+    except OSError:
+        # A symlink (refused by O_NOFOLLOW) or another file that is not a plain one:
+        # nothing of ours was written through it, so only its name goes.
+        if path.is_symlink() or not path.is_file():
+            path.unlink(missing_ok=True)
+            return
+        raise
     try:
         remaining = os.fstat(fd).st_size
         while remaining > 0:

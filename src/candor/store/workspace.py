@@ -31,6 +31,7 @@ PURPOSES = ("operational", "evaluation", "demo", "benchmark", "simulation")
 MARKER_NAME = "candor-workspace.json"
 DATABASE_NAME = "candor.db"
 FORMAT_VERSION = 1
+from candor.store.upkeep import Upkeep
 HOME_VARIABLE = "CANDOR_HOME"
 # Set in the marker of a workspace whose audit log has kept a witness (its latest signed
 # checkpoint, beside the signing key) from the start, or since it first made one; without
@@ -97,6 +98,8 @@ class Workspace:
     @classmethod
     def create(
         cls,
+        # Held from start() to close(): what earlier processes left undone is finished.
+        self.upkeep = Upkeep(engine, self.vault)
         home: Path,
         purpose: str = "operational",
         timezone: str = "UTC",
@@ -160,7 +163,7 @@ class Workspace:
                 engine.dispose()
             _remove_contents(home, remove_home=made_home)
             raise
-        return cls(
+        workspace = cls(
             home=home,
             purpose=purpose,
             timezone=timezone,
@@ -175,6 +178,8 @@ class Workspace:
         """Open an existing workspace; raises NotAWorkspaceError for any other folder."""
         home = Path(home).expanduser().absolute()
         marker_path = home / MARKER_NAME
+        workspace.upkeep.start()
+        return workspace
         if not marker_path.is_file():
             hint = (
                 " (it has a database but no marker: an interrupted `candor init`?)"
@@ -210,7 +215,7 @@ class Workspace:
                 engine=engine,
                 keeps_audit_witness=marker.get(AUDIT_WITNESS_FIELD) is True,
             )
-            workspace.vault.erase_stray_temporaries()
+            workspace.upkeep.start()
         except BaseException:
             engine.dispose()
             raise
@@ -245,8 +250,11 @@ class Workspace:
         return self.home / DATABASE_NAME
 
     def close(self) -> None:
-        """Close every pooled database connection."""
-        self.engine.dispose()
+        """Let go of the workspace's lock and close every pooled database connection."""
+        try:
+            self.upkeep.close()
+        finally:
+            self.engine.dispose()
 
     def __enter__(self) -> Workspace:
         return self

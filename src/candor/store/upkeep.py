@@ -1,0 +1,362 @@
+"""Finishing what a crash or a busy reader left undone: orphaned files, an owed scrub.
+
+Three things can be left behind. A process killed between writing a photo to the vault
+and committing the row that names it leaves an image, crop or probe file that nothing
+names. An expungement killed after its deletion committed leaves files to erase. A
+reader holding a transaction open while an expungement scrubs the database leaves the
+deleted rows' bytes in the database file and its write-ahead log. The vault records
+each of these in pending/ before it can happen (see BiometricVault), so finishing them
+costs a look at a few small files, not a walk over the vault.
+
+Who may erase a file that no committed row names? Another process may have written it
+an instant ago and be about to commit its row. The database's write lock does not tell:
+not every writer holds it from its first file to its commit (a search stores its probe
+photos while it waits for the lock). So every process that has the workspace open
+holds a shared lock (flock) on pending/open.lock for as long as it does, and files are
+erased as orphans only by a process that holds that lock exclusively: no other process
+has the workspace open, so no write is in flight anywhere (Upkeep explains the gate
+that makes taking it safe). A grace period instead would guess at how long a write can
+take, and would still race with a writer that finds an old orphan and reuses it. The
+scrub is different: SQLite's checkpoint is safe beside any other connection, so every
+start-up tries it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from candor.store.errors import ScrubError, StoreError, WorkspaceError
+from candor.store.governance import SearchRequest
+from candor.store.models import GalleryImage
+from candor.store.vault import BiometricVault
+
+LOCK_NAME = "open.lock"
+GATE_NAME = "gate.lock"
+# A start-up waits this long for a reader to let the owed scrub through; `candor scrub`
+# waits longer. Either way the scrub stays owed until it has run.
+START_SCRUB_WAIT_MS = 250
+# How long an opening waits while another process tidies the workspace alone.
+LOCK_WAIT_SECONDS = 30.0
+_QUERY_CHUNK = 500
+_PREFIXES = tuple(f"{number:02x}" for number in range(256))
+
+
+@dataclass(frozen=True)
+class Tidied:
+    """What one tidy did.
+
+    exclusive: whether it held the workspace alone (only then are files erased).
+    temporaries: files erased from tmp/ (interrupted writes, a killed server's uploads).
+    erased: pending images and probes whose row never committed (or was deleted), erased.
+    settled: pending markers dropped because a committed row names the file.
+    scrub_owed: why a scrub of the database is still owed; empty when none is.
+    problems: what went wrong (the work stays recorded and is tried again).
+    """
+
+    exclusive: bool
+    temporaries: int = 0
+    erased: int = 0
+    settled: int = 0
+    scrub_owed: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VaultCheck:
+    """Files and rows that disagree, by content address (no biometric data).
+
+    orphan_images / orphan_crops / orphan_probes: files no committed row names.
+    missing_images: gallery rows whose image file is absent (never fixed here).
+    temporaries: files in tmp/. pending: markers of unfinished writes or erasures.
+    scrub_owed: why a scrub of the database is still owed.
+    """
+
+    orphan_images: tuple[str, ...]
+    orphan_crops: tuple[str, ...]
+    orphan_probes: tuple[str, ...]
+    missing_images: tuple[str, ...]
+    temporaries: int
+    pending: int
+    scrub_owed: tuple[str, ...]
+
+    @property
+    def leftovers(self) -> int:
+        """Orphans, temporaries and markers: what a fix removes."""
+        return (
+            len(self.orphan_images)
+            + len(self.orphan_crops)
+            + len(self.orphan_probes)
+            + self.temporaries
+            + self.pending
+        )
+
+
+class Upkeep:
+    """One open workspace's share of the lock, and the tidying it does at start and close.
+
+    Two flocks in pending/: every process with the workspace open holds open.lock
+    shared; a process that wants to know whether it is alone takes gate.lock first,
+    which every process joining also takes for a moment. flock turns a shared lock into
+    an exclusive one by letting go first; behind the gate, nobody can join or tidy in
+    that instant.
+    """
+
+    def __init__(self, engine: Engine, vault: BiometricVault) -> None:
+        self._engine = engine
+        self._vault = vault
+        self._fds: tuple[int, int] | None = None  # (gate, open) once started
+        self._threads = threading.Lock()
+        self.at_start: Tidied | None = None
+
+    def start(self) -> Tidied:
+        """Take the workspace's lock and finish what earlier processes left undone."""
+        folder = self._vault.pending_folder
+        folder.mkdir(mode=0o700, exist_ok=True)
+        gate = _open_lock_file(folder / GATE_NAME)
+        try:
+            held = _open_lock_file(folder / LOCK_NAME)
+        except BaseException:
+            os.close(gate)
+            raise
+        try:
+            _wait_for_gate(gate)
+            try:
+                # Behind the gate no other process is tidying, so the shared lock is
+                # granted at once when the exclusive one is not.
+                alone = _try_lock(held, fcntl.LOCK_EX)
+                if not alone:
+                    fcntl.flock(held, fcntl.LOCK_SH)
+                tidied = tidy(self._engine, self._vault, exclusive=alone)
+                if alone:
+                    fcntl.flock(held, fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        except BaseException:
+            os.close(held)
+            os.close(gate)
+            raise
+        self._fds = (gate, held)
+        self.at_start = tidied
+        return tidied
+
+    @contextlib.contextmanager
+    def exclusively(self) -> Iterator[bool]:
+        """Yield whether this is the only process with the workspace open.
+
+        While the block runs with True, no other process can open the workspace (an
+        opening waits up to LOCK_WAIT_SECONDS, then says why it cannot).
+        """
+        if self._fds is None:
+            raise WorkspaceError("the workspace is closed")
+        gate, held = self._fds
+        with self._threads:
+            _wait_for_gate(gate)
+            try:
+                fcntl.flock(held, fcntl.LOCK_UN)
+                alone = _try_lock(held, fcntl.LOCK_EX)
+                try:
+                    yield alone
+                finally:
+                    fcntl.flock(held, fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Tidy once more if this is the last process with the workspace open; let go.
+
+        Markers of this process's own committed writes are dropped here, so pending/
+        stays small. Nothing here may fail a close or make it wait: what is not done
+        stays recorded for the next start.
+        """
+        fds, self._fds = self._fds, None
+        if fds is None:
+            return
+        gate, held = fds
+        try:
+            with contextlib.suppress(OSError, StoreError, SQLAlchemyError):
+                if _try_lock(gate, fcntl.LOCK_EX):
+                    fcntl.flock(held, fcntl.LOCK_UN)
+                    if _try_lock(held, fcntl.LOCK_EX):
+                        tidy(self._engine, self._vault, exclusive=True, scrub_wait_ms=0)
+        finally:
+            os.close(held)
+            os.close(gate)
+
+
+def tidy(
+    engine: Engine,
+    vault: BiometricVault,
+    *,
+    exclusive: bool,
+    scrub_wait_ms: int = START_SCRUB_WAIT_MS,
+) -> Tidied:
+    """Finish recorded work: erase leftovers when `exclusive`, and run an owed scrub.
+
+    Cheap when nothing is owed: a look at tmp/ and pending/.
+    """
+    problems: list[str] = []
+    temporaries = erased = settled = 0
+    if exclusive:
+        try:
+            temporaries = vault.erase_stray_temporaries()
+            erased, settled = _settle_pending(engine, vault)
+        except (OSError, StoreError, SQLAlchemyError) as error:
+            problems.append(" ".join(str(error).split()) or type(error).__name__)
+    owed = tuple(vault.scrub_reasons())
+    if owed:
+        try:
+            vault.scrub_database(engine, wait_ms=scrub_wait_ms)
+        except ScrubError:
+            pass  # still owed, and still recorded
+        except (OSError, StoreError, SQLAlchemyError) as error:
+            problems.append(" ".join(str(error).split()) or type(error).__name__)
+        owed = tuple(vault.scrub_reasons())
+    return Tidied(exclusive, temporaries, erased, settled, owed, tuple(problems))
+
+
+def _settle_pending(engine: Engine, vault: BiometricVault) -> tuple[int, int]:
+    erased = settled = 0
+    with Session(engine) as session:
+        images = vault.pending("images")
+        held = held_images(session, images)
+        probes = vault.pending("probes")
+        held_p = held_probes(session, probes)
+    for sha256 in images:
+        if sha256 in held:
+            settled += 1
+        else:
+            vault.erase_image(sha256)
+            erased += 1
+        vault.settle("images", sha256)
+    for sha256 in probes:
+        if sha256 in held_p:
+            settled += 1
+        else:
+            vault.erase_probe(sha256)
+            erased += 1
+        vault.settle("probes", sha256)
+    return erased, settled
+
+
+def held_images(session: Session, hashes: Iterable[str]) -> set[str]:
+    """Which of these content addresses a gallery row names."""
+    wanted = list(hashes)
+    held: set[str] = set()
+    for start in range(0, len(wanted), _QUERY_CHUNK):
+        chunk = wanted[start : start + _QUERY_CHUNK]
+        held.update(
+            session.scalars(select(GalleryImage.sha256).where(GalleryImage.sha256.in_(chunk)))
+        )
+    return held
+
+
+def held_probes(session: Session, hashes: Iterable[str] | None = None) -> set[str]:
+    """Which of these content addresses (or, with None, which at all) a search still holds.
+
+    A request holds its probe photos until retention purges them (probe_purged_at).
+    """
+    columns = (
+        SearchRequest.probe_sha256,
+        SearchRequest.original_probe_sha256,
+        SearchRequest.second_probe_sha256,
+    )
+    unpurged = SearchRequest.probe_purged_at.is_(None)
+    held: set[str] = set()
+    if hashes is None:
+        for row in session.execute(select(*columns).where(unpurged)):
+            held.update(value for value in row if value is not None)
+        return held
+    wanted = list(hashes)
+    for start in range(0, len(wanted), _QUERY_CHUNK):
+        chunk = wanted[start : start + _QUERY_CHUNK]
+        query = select(*columns).where(unpurged, or_(*(column.in_(chunk) for column in columns)))
+        for row in session.execute(query):
+            held.update(value for value in row if value in chunk)
+    return held
+
+
+def check_vault(engine: Engine, vault: BiometricVault) -> VaultCheck:
+    """Compare every file in the vault with the rows, one prefix folder at a time.
+
+    Memory stays bounded by one prefix's share of the gallery (1/256 of it).
+    """
+    orphan_images: list[str] = []
+    orphan_crops: list[str] = []
+    missing: list[str] = []
+    with Session(engine) as session:
+        for prefix in _PREFIXES:
+            rows = set(
+                session.scalars(
+                    select(GalleryImage.sha256).where(
+                        GalleryImage.sha256 >= prefix, GalleryImage.sha256 < prefix + "g"
+                    )
+                )
+            )
+            images = set(vault.stored("images", prefix))
+            orphan_images.extend(sorted(images - rows))
+            missing.extend(sorted(rows - images))
+            orphan_crops.extend(sorted(set(vault.stored("crops", prefix)) - rows - images))
+        probes = {
+            sha for prefix in vault.prefixes("probes") for sha in vault.stored("probes", prefix)
+        }
+        orphan_probes = sorted(probes - held_probes(session))
+    temporaries = sum(1 for path in (vault.home / "tmp").rglob("*") if not path.is_dir())
+    return VaultCheck(
+        orphan_images=tuple(orphan_images),
+        orphan_crops=tuple(orphan_crops),
+        orphan_probes=tuple(orphan_probes),
+        missing_images=tuple(missing),
+        temporaries=temporaries,
+        pending=len(vault.pending("images")) + len(vault.pending("probes")),
+        scrub_owed=tuple(vault.scrub_reasons()),
+    )
+
+
+def remove_leftovers(engine: Engine, vault: BiometricVault, found: VaultCheck) -> Tidied:
+    """Erase what `check_vault` found, and finish recorded work; hold the workspace alone.
+
+    An orphan image takes its crop with it. A crop is an orphan only when its image has
+    neither a row nor a file: a crop beside an orphan image goes with that image.
+    """
+    for sha256 in found.orphan_images:
+        vault.erase_image(sha256)
+    for sha256 in found.orphan_crops:
+        vault.erase_crop(sha256)
+    for sha256 in found.orphan_probes:
+        vault.erase_probe(sha256)
+    vault.remove_empty_folders()
+    return tidy(engine, vault, exclusive=True)
+
+
+def _open_lock_file(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def _try_lock(fd: int, operation: int) -> bool:
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _wait_for_gate(fd: int) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not _try_lock(fd, fcntl.LOCK_EX):
+        if time.monotonic() > deadline:
+            raise WorkspaceError(
+                "another Candor process has held this workspace alone for "
+                f"{LOCK_WAIT_SECONDS:.0f} s (`candor check --fix`?); try again when it is done"
+            )
+        time.sleep(0.05)

@@ -25,13 +25,13 @@ from candor.store.errors import (
     WorkspaceHomeUnsetError,
 )
 from candor.store.models import OPERATIONAL_SOURCES, WorkspaceInfo, utc_now
+from candor.store.upkeep import Upkeep
 from candor.store.vault import BiometricVault
 
 PURPOSES = ("operational", "evaluation", "demo", "benchmark", "simulation")
 MARKER_NAME = "candor-workspace.json"
 DATABASE_NAME = "candor.db"
 FORMAT_VERSION = 1
-from candor.store.upkeep import Upkeep
 HOME_VARIABLE = "CANDOR_HOME"
 # Set in the marker of a workspace whose audit log has kept a witness (its latest signed
 # checkpoint, beside the signing key) from the start, or since it first made one; without
@@ -92,14 +92,14 @@ class Workspace:
         self.engine = engine
         self.keeps_audit_witness = keeps_audit_witness
         self.vault = BiometricVault(home)
+        # Held from start() to close(): what earlier processes left undone is finished.
+        self.upkeep = Upkeep(engine, self.vault)
         # Objects stay readable after commit, so workflow can report what it just wrote.
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     @classmethod
     def create(
         cls,
-        # Held from start() to close(): what earlier processes left undone is finished.
-        self.upkeep = Upkeep(engine, self.vault)
         home: Path,
         purpose: str = "operational",
         timezone: str = "UTC",
@@ -172,14 +172,14 @@ class Workspace:
             engine=engine,
             keeps_audit_witness=start_audit_log is not None,
         )
+        workspace.upkeep.start()
+        return workspace
 
     @classmethod
     def open(cls, home: Path, *, upgrade: bool = False) -> Workspace:
         """Open an existing workspace; raises NotAWorkspaceError for any other folder."""
         home = Path(home).expanduser().absolute()
         marker_path = home / MARKER_NAME
-        workspace.upkeep.start()
-        return workspace
         if not marker_path.is_file():
             hint = (
                 " (it has a database but no marker: an interrupted `candor init`?)"

@@ -91,6 +91,8 @@ NOT_TOUCHING_FACES = {
     "report usage",
     "report transparency",
     "serve",
+    "scrub",
+    "check",
 }
 
 

@@ -31,6 +31,7 @@ from candor.cli import (
     reports,
     serve,
     simulate,
+    upkeep,
 )
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
@@ -288,6 +289,14 @@ def expunge(
         )
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
         report = expunge_subject(workflow, actor, subject)
+    if report.remaining:
+        fail(
+            f"expunged {subject} ({len(report.image_ids)} image(s), "
+            f"{len(report.template_ids)} template(s)) from the gallery and the index, but "
+            f"not yet from every file: {'; '.join(report.remaining)}",
+            as_json=as_json,
+            report=_fields(report),
+        )
     if as_json:
         emit_json({"ok": True, **_fields(report)})
         return
@@ -364,6 +373,7 @@ evaluate.register(app)
 reports.register(app)
 serve.register(app)
 reenrol.register(app)
+upkeep.register(app)
 
 
 def main() -> None:

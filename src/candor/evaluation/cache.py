@@ -10,15 +10,21 @@ chosen face's measures and template whatever the limits; each run then judges th
 measures with its own limits through `judge_quality`, the function the gate itself uses.
 The outcome is the one `extract_faces` gives with those limits, and a sweep over quality
 limits costs no extraction.
+
+Entries are filed by photo (photos/ab/<sha256>/<context>.json), so that everything cached
+of one photo can be erased at once: an expungement does, when the photo was also
+evaluated here (`drop_photos`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,12 @@ from candor.faces.quality import OPEN_GATE, judge_quality
 from candor.faces.recipe import Views
 
 _FORMAT = 2
+_PHOTOS = "photos"
+# Before entries were filed by photo, their names hashed the photo with the settings
+# together; such a folder cannot be searched by photo.
+_UNFILED = "templates"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PUT_ATTEMPTS = 3
 
 
 def default_cache_dir() -> Path:
@@ -165,13 +177,13 @@ class TemplateCache:
         self, root: Path, settings: EngineSettings, model_key: str, views: Views = "plain"
     ) -> None:
         self.root = root
-        self._context = "\n".join(
+        context = "\n".join(
             [model_key, settings.key, _template_context(views), settings.quality.key]
         )
+        self._context_key = hashlib.sha256(context.encode()).hexdigest()
 
     def _file(self, image_sha256: str) -> Path:
-        key = hashlib.sha256(f"{image_sha256}\n{self._context}".encode()).hexdigest()
-        return self.root / "templates" / key[:2] / f"{key}.json"
+        return _photo_folder(self.root, image_sha256) / f"{self._context_key}.json"
 
     def get(self, path: Path, image_sha256: str) -> PhotoOutcome | None:
         """The cached outcome for these bytes, or None (also for an unreadable entry)."""
@@ -191,15 +203,80 @@ class TemplateCache:
         if outcome.sha256 is None:
             return
         target = self._file(outcome.sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(_entry_of(outcome), stream)
-            Path(temporary).replace(target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        for attempt in range(_PUT_ATTEMPTS):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+            except FileNotFoundError:
+                # drop_photos removed the photo's folder meanwhile: make it again.
+                if attempt == _PUT_ATTEMPTS - 1:
+                    raise
+                continue
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                    json.dump(_entry_of(outcome), stream)
+                Path(temporary).replace(target)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+            return
+
+
+def _photo_folder(root: Path, image_sha256: str) -> Path:
+    if not _SHA256.fullmatch(image_sha256):
+        raise ValueError("a photo's content address is 64 lower-case hex digits")
+    return root / _PHOTOS / image_sha256[:2] / image_sha256
+
+
+def drop_photos(image_sha256s: Iterable[str], cache_dir: Path | None = None) -> int:
+    """Erase everything cached of these photos, under every model and setting.
+
+    Entries made before the cache was filed by photo cannot be told apart, so when any
+    remain they are all erased (they are only a cache). Files are overwritten with
+    zeros before they are unlinked, as the vault does. Returns how many files went.
+    """
+    root = cache_dir or default_cache_dir()
+    erased = 0
+    for image_sha256 in image_sha256s:
+        folder = _photo_folder(root, image_sha256)
+        if folder.is_dir():
+            erased += _erase_tree(folder)
+    unfiled = root / _UNFILED
+    if unfiled.is_dir():
+        erased += _erase_tree(unfiled)
+    return erased
+
+
+def _erase_tree(folder: Path) -> int:
+    erased = 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):  # a concurrent put may have refilled it
+                path.rmdir()
+        else:
+            _erase_file(path)
+            erased += 1
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    return erased
+
+
+def _erase_file(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return
+    except OSError:
+        path.unlink(missing_ok=True)  # a link or a special file: only its name is ours
+        return
+    try:
+        remaining = os.fstat(fd).st_size
+        while remaining > 0:
+            remaining -= os.write(fd, bytes(min(remaining, 1 << 16)))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    path.unlink(missing_ok=True)
 
 
 def _file_sha256(path: Path) -> str | None:

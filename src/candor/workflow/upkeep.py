@@ -1,0 +1,133 @@
+"""Workspace upkeep for the interfaces: finish an owed scrub, find and remove leftovers.
+
+Every start of a command or server already does the cheap part of this (see
+candor.store.upkeep); `candor scrub` waits longer for a reader to let the scrub
+through, and `candor check` compares the whole vault with the rows, for leftovers no
+record names (a workspace older than the records, or files put there by hand). Neither
+shows or compares faces, and neither needs a login: what they remove is what no record
+holds, and they say so by content address and count only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from candor.store import ScrubError, StoreError
+from candor.store.upkeep import VaultCheck, check_vault, held_probes, remove_leftovers, tidy
+from candor.workflow.context import Workflow
+
+SCRUB_WAIT_SECONDS = 10.0
+_NOT_ALONE = (
+    "another process has this workspace open (a running `candor serve`?) and may be "
+    "writing files whose rows are not committed yet, so nothing was removed; run this "
+    "again when it has stopped"
+)
+
+
+@dataclass(frozen=True)
+class ScrubOutcome:
+    """What `candor scrub` finished, and what is still owed (empty when nothing is).
+
+    erased: leftover files erased (only when no other process had the workspace open).
+    """
+
+    scrubbed: bool
+    erased: int
+    still_owed: tuple[str, ...]
+    not_alone: str | None
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What `candor check` found (before any fix), and what is left after it."""
+
+    found: VaultCheck
+    fixed: bool
+    left: VaultCheck
+    not_alone: str | None
+
+
+def scrub_workspace(
+    workflow: Workflow, *, wait_seconds: float = SCRUB_WAIT_SECONDS
+) -> ScrubOutcome:
+    """Checkpoint and truncate the write-ahead log, waiting up to `wait_seconds` for readers.
+
+    Runs whether or not a scrub is owed. Also erases the leftovers on record (files of
+    an interrupted enrolment or expungement) when no other process has the workspace
+    open.
+    """
+    workspace = workflow.workspace
+    vault = workspace.vault
+    with workspace.upkeep.exclusively() as alone:
+        done = tidy(workspace.engine, vault, exclusive=alone, scrub_wait_ms=0)
+    try:
+        vault.scrub_database(workspace.engine, wait_ms=round(wait_seconds * 1000))
+        scrubbed = True
+    except ScrubError:
+        scrubbed = False
+    return ScrubOutcome(
+        scrubbed=scrubbed,
+        erased=done.erased + done.temporaries,
+        still_owed=tuple(vault.scrub_reasons()),
+        not_alone=None if alone or not _markers(workflow) else _NOT_ALONE,
+    )
+
+
+def _markers(workflow: Workflow) -> int:
+    vault = workflow.workspace.vault
+    return len(vault.pending("images")) + len(vault.pending("probes"))
+
+
+def check_workspace(workflow: Workflow, *, fix: bool) -> CheckOutcome:
+    """Compare the vault with the rows; with `fix`, remove what no row names.
+
+    Files are removed only while no other process has the workspace open (see
+    candor.store.upkeep for why). Rows whose image file is missing are reported, never
+    changed: that needs a person.
+    """
+    workspace = workflow.workspace
+    if not fix:
+        found = check_vault(workspace.engine, workspace.vault)
+        return CheckOutcome(found, False, found, None)
+    with workspace.upkeep.exclusively() as alone:
+        found = check_vault(workspace.engine, workspace.vault)
+        if not alone:
+            return CheckOutcome(found, False, found, _NOT_ALONE)
+        remove_leftovers(workspace.engine, workspace.vault, found)
+        left = check_vault(workspace.engine, workspace.vault)
+    return CheckOutcome(found, True, left, None)
+
+
+def erase_unheld_probes(workflow: Workflow, hashes: Sequence[str]) -> None:
+    """Erase probe photos a failed request stored, unless a committed request holds them.
+
+    Only while no other process has the workspace open: another may be about to commit
+    a request on the same photo. Otherwise, and should erasing fail, the photos' pending
+    markers leave them to the next tidy. Never raises: it runs while a failure unwinds.
+    """
+    workspace = workflow.workspace
+    with (
+        contextlib.suppress(OSError, StoreError, SQLAlchemyError),
+        workspace.upkeep.exclusively() as alone,
+    ):
+        if not alone:
+            return
+        with workspace.session() as session:
+            held = held_probes(session, hashes)
+        for sha256 in hashes:
+            if sha256 not in held:
+                workspace.vault.erase_probe(sha256)
+                workspace.vault.settle("probes", sha256)
+
+
+@contextmanager
+def upload_folder(workflow: Workflow) -> Iterator[Path]:
+    """A private folder for uploaded photos inside the workspace, erased afterwards."""
+    with workflow.workspace.vault.upload_folder() as folder:
+        yield folder

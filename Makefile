@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test test-deps lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml scripts/install-build-deps.sh
 	@bash scripts/install-build-deps.sh $(PYTHON)
@@ -26,7 +26,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# Chromium for the browser tests, installed when missing (as root, like the build deps).
+test-deps:
+	@bash scripts/install-test-deps.sh
+
+unit: $(STAMP) test-deps
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck unit

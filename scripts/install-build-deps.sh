@@ -10,29 +10,10 @@ set -euo pipefail
 python=${1:-python3.11}
 
 packages=(cmake g++ make libopenblas-dev liblapack-dev)
-missing=()
-for package in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$package")
-    fi
-done
 include=$("$python" -c 'import sysconfig; print(sysconfig.get_path("include"))')
 if [ ! -f "$include/Python.h" ]; then
     version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-    missing+=("python$version-dev")
+    packages+=("python$version-dev")
 fi
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
-fi
-if ! command -v apt-get >/dev/null; then
-    echo "install-build-deps: need ${missing[*]} (CMake, a C++ compiler, OpenBLAS and LAPACK headers), and this is not a Debian system; install their equivalents, then run make again" >&2
-    exit 1
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-build-deps: missing Debian packages: ${missing[*]}" >&2
-    echo "run: sudo apt-get install -y ${missing[*]}   then run make again" >&2
-    exit 1
-fi
-echo "install-build-deps: installing ${missing[*]}"
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+exec "$(dirname "$0")/install-debian-packages.sh" \
+    "building dlib (CMake, a C++ compiler, OpenBLAS and LAPACK headers)" "${packages[@]}"

@@ -1,0 +1,121 @@
+"""A workspace made by an earlier release keeps working after `candor upgrade`.
+
+tests/fixtures/workspace-95e4ed1.tar.gz is the demo's workspace as the release at commit
+95e4ed1 left it (schema 0005): seven users, four searches, a released lead, and the
+second portrait expunged while two candidate rows still point at its ids. Every migration
+since is run on a copy of it here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tarfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from candor.cli.app import app
+from candor.store.database import head_revision
+from candor.workflow.demo_photos import demo_variants, save_photos
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "workspace-95e4ed1.tar.gz"
+PROVENANCE = [
+    "--source", "demo",
+    "--source-ref", "public-domain portraits shipped in scikit-image and matplotlib",
+    "--legal-basis", "public domain (US government works); demonstration only",
+    "--collected", "2024-01-01",
+    "--retain-until", "2030-12-31",
+]  # fmt: skip
+
+runner = CliRunner()
+
+
+def candor(home: Path, *args: str) -> dict[str, object]:
+    result = runner.invoke(app, [*args, "--json"], env={"CANDOR_HOME": str(home)})
+    assert result.exit_code == 0, (args, result.stdout, result.stderr)
+    answer = json.loads(result.stdout)
+    assert isinstance(answer, dict)
+    return answer
+
+
+def login(root: Path, name: str) -> None:
+    password = root / "secrets" / f"{name}.password"
+    candor(root / "workspace", "login", "--user", name, "--password-file", str(password))
+
+
+def ids(database: Path, table: str) -> set[int]:
+    connection = sqlite3.connect(database)
+    try:
+        return {row[0] for row in connection.execute(f"SELECT id FROM {table}")}
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def release_workspace(tmp_path: Path) -> Path:
+    with tarfile.open(FIXTURE) as archive:
+        archive.extractall(tmp_path, filter="data")
+    return tmp_path
+
+
+def test_the_release_workspace_is_at_the_old_schema(release_workspace: Path) -> None:
+    connection = sqlite3.connect(release_workspace / "workspace" / "candor.db")
+    try:
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    finally:
+        connection.close()
+    assert revision == "0005_repeat_search_index"
+    assert revision != head_revision()
+
+
+def test_commands_refuse_the_old_schema_until_upgrade(release_workspace: Path) -> None:
+    home = release_workspace / "workspace"
+    password = release_workspace / "secrets" / "ada.password"
+    result = runner.invoke(
+        app,
+        ["login", "--user", "ada", "--password-file", str(password)],
+        env={"CANDOR_HOME": str(home)},
+    )
+    assert result.exit_code == 1
+    assert "candor upgrade" in result.stderr
+
+
+def test_upgraded_release_workspace_verifies_and_never_reuses_an_expunged_id(
+    release_workspace: Path, tmp_path: Path
+) -> None:
+    home = release_workspace / "workspace"
+    database = home / "candor.db"
+    subjects_before, images_before = ids(database, "subjects"), ids(database, "gallery_images")
+    templates_before = ids(database, "face_templates")
+    assert subjects_before == images_before == templates_before == {1}  # 2 was expunged
+
+    assert candor(home, "upgrade", "--home", str(home))["ok"] is True
+
+    login(release_workspace, "ada")
+    assert candor(home, "audit", "verify")["ok"] is True
+
+    login(release_workspace, "avery")
+    photo = save_photos(demo_variants(), tmp_path / "photos")["hopper.jpg"]
+    candor(home, "enrol", str(photo), "--subject", "DEMO-0003", *PROVENANCE)
+    for table, before in (
+        ("subjects", subjects_before),
+        ("gallery_images", images_before),
+        ("face_templates", templates_before),
+    ):
+        new = ids(database, table) - before
+        assert len(new) == 1, table
+        assert min(new) > 2, f"{table} gave id {new} again: the release's expunged person had 2"
+
+    # The release's candidate lists still point at the expunged person's ids: they say so.
+    login(release_workspace, "eve")
+    listing = candor(home, "candidates", "2")
+    rows = listing["candidates"]
+    assert isinstance(rows, list)
+    second = next(row for row in rows if row["rank"] == 2)
+    assert second["expunged"] is True
+    assert second["subject_ref"] is None
+
+    login(release_workspace, "ada")
+    assert candor(home, "audit", "verify")["ok"] is True

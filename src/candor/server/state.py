@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ParamSpec, TypeVar
@@ -26,6 +24,7 @@ from candor.server.errors import RefusedError
 from candor.server.security import Guard, token_digest
 from candor.workflow import Workflow
 from candor.workflow.probe_check import UPLOAD_MAX_BYTES
+from candor.workflow.upkeep import upload_folder
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -94,14 +93,10 @@ class ServerState:
         with self.lock:
             return function(*args, **kwargs)
 
-    @contextmanager
-    def upload_folder(self) -> Iterator[Path]:
-        """A private temporary folder for uploaded files, removed with everything in it."""
-        folder = Path(tempfile.mkdtemp(prefix="candor-upload-"))
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    def upload_folder(self) -> AbstractContextManager[Path]:
+        """A private folder for uploaded files inside the workspace, erased with everything
+        in it (never the shared /tmp, where a killed server would leave probe photos)."""
+        return upload_folder(self.workflow)
 
     # -- staged probes -------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from candor.workflow.permissions import (
 )
 from candor.workflow.probes import Probe, probe_for
 from candor.workflow.thresholds import VERIFY_THRESHOLD
+from candor.workflow.upkeep import erase_unheld_probes
 
 # Templates fetched per candidate place, so subjects with several photos fill one place.
 PHOTOS_FETCHED_PER_CANDIDATE = 3
@@ -303,6 +304,14 @@ def _request(
                 outcome = _outcome(row, found, above)
             # The row names the photos by hash: they are durable before it commits.
             storing.result()
+    except BaseException:
+        # No row names the photos now: they go, unless another request holds them.
+        wait([storing])
+        stored = [probe.image.sha256 for probe in probes]
+        erase_unheld_probes(
+            workflow, [*stored, *([] if original is None else [sha256_hex(original)])]
+        )
+        raise
     finally:
         wait([storing])
     if outcome is not None:

@@ -61,6 +61,7 @@ from candor.store import (
     users_with_role,
 )
 from candor.store.governance import PolicyRecord
+from candor.store.reconciliation import password_digest
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
@@ -355,6 +356,9 @@ def _user_details(user: User) -> dict[str, object]:
         "roles": sorted(user.roles),
         "certificate_ref": user.certificate_ref,
         "certificate_expires": user.certificate_expires.isoformat(),
+        # So `audit verify` sees a password hash replaced in the database (a digest,
+        # salted hash and all: nothing to guess a password against).
+        "password_sha256": password_digest(user.password_hash),
     }
 
 
@@ -474,8 +478,10 @@ def login(
             )
         else:
             assert user is not None
+            rehashed: dict[str, str] = {}
             if PASSWORD_HASHER.check_needs_rehash(user.password_hash):
                 user.password_hash = PASSWORD_HASHER.hash(password)
+                rehashed = {"password_sha256": password_digest(user.password_hash)}
             token = secrets.token_urlsafe(32)
             now = workflow.now()
             row = create_session(
@@ -487,7 +493,7 @@ def login(
                 user.username,
                 "auth.login",
                 {"user": user.id, "session": row.id},
-                {"expires_at": row.expires_at.isoformat()},
+                {"expires_at": row.expires_at.isoformat(), **rehashed},
             )
             return LoginResult(token=token, username=user.username, expires_at=row.expires_at)
     if failure == "disabled":
@@ -557,7 +563,14 @@ def change_password(workflow: Workflow, actor: Actor, new_password: str) -> None
         if user is None or user.disabled:
             raise NotAuthenticatedError(f"{actor.username} is disabled and can do nothing")
         user.password_hash = encoded
-        record(session, workflow, actor.username, "user.password_changed", {"user": user.id}, {})
+        record(
+            session,
+            workflow,
+            actor.username,
+            "user.password_changed",
+            {"user": user.id},
+            {"password_sha256": password_digest(encoded)},
+        )
 
 
 # Users and roles -------------------------------------------------------------------------

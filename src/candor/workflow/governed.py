@@ -46,6 +46,7 @@ from candor.store import (
 )
 from candor.store import Candidate as CandidateRow
 from candor.store import Release as ReleaseRow
+from candor.store.reconciliation import CandidateRecord, candidate_record
 from candor.workflow.accounts import Actor, policy_in_force
 from candor.workflow.audit_trail import record
 from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
@@ -792,15 +793,22 @@ def _run_search(
         )
     found = len(candidates)
     above = sum(1 for candidate in candidates if candidate["above_threshold"])
+    listed: list[CandidateRecord] = []
     if candidates:
-        # One executemany; ORM objects for rows this transaction never reads back
-        # cost more than the insert itself.
-        session.connection().execute(insert(CandidateRow), candidates)
+        # One INSERT; ORM objects for rows this transaction never reads back cost more
+        # than the insert itself. The ids come back for the run's entry, which lists
+        # every row so that `audit verify` can prove the candidate list.
+        inserted = session.connection().execute(
+            insert(CandidateRow).returning(CandidateRow.id, CandidateRow.rank), candidates
+        )
+        ids = {rank: candidate_id for candidate_id, rank in inserted}
+        listed = [candidate_record(ids[rank], c) for rank, c in enumerate(candidates, start=1)]
     details: dict[str, object] = {
         "gallery_size": len(workflow.index),
         "model": workflow.engine.model.key,
         "recipe": workflow.recipe.key,
         "candidates": min(top, len(subjects)),
+        "candidate_rows": listed,
         "above_threshold": above,
         "threshold": f"{threshold:.6f}",
         "score": kind,

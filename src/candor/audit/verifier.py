@@ -41,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = verify_export(arguments.export, arguments.against)
     print(f"Candor audit export: {arguments.export}")
     print(report.summary())
+    # An export holds no tables: say so, lest an OK read as "the database is sound".
+    print(
+        "scope: this proves the log only (entries, chain, signed checkpoints); it cannot "
+        "see the workspace's tables, which `candor audit verify` reconciles with the log"
+    )
     if report.ok and not arguments.against:
         print(
             "note: no held checkpoints given; a history rewritten and re-signed with the "

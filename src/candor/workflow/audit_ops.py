@@ -47,6 +47,7 @@ from candor.workflow.audit_trail import (
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
+from candor.workflow.reconciliation import log_only, with_store_check
 
 __all__ = [
     "ROTATE_PERMISSION",
@@ -126,12 +127,12 @@ def verify_log(
     workflow: Workflow, actor: Actor, against: list[Path] | None = None
 ) -> VerificationReport:
     """Check the whole log in the database against its checkpoints, its witness and any
-    held ones."""
+    held ones, then the store's tables against the log (see candor.workflow.reconciliation)."""
     require_permission(workflow, actor, "audit.read")
     held = [path.read_text() for path in against or []]
     with workflow.workspace.session() as session, session.begin():
         report = check_stored_log(session, workflow.workspace, held).report
-    return report
+    return with_store_check(workflow, report)
 
 
 def prove_entry(workflow: Workflow, actor: Actor, seq: int) -> InclusionProof:
@@ -263,7 +264,7 @@ def verify_export_folder(directory: Path, against: list[Path] | None = None) -> 
 
     The same check runs without Candor installed: `python -m candor.audit.verifier`.
     """
-    return verify_export(directory, against or [])
+    return log_only(verify_export(directory, against or []))
 
 
 def rotate_signing_key(workflow: Workflow, actor: Actor) -> KeyRotation:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from candor.store.models import Base, UTCDateTime, _hex64, _non_blank
+from candor.store.models import NEVER_REUSED_IDS, Base, UTCDateTime, _hex64, _non_blank
 
 
 class ReportCard(Base):
@@ -34,6 +34,7 @@ class ReportCard(Base):
         CheckConstraint(_non_blank("model_key"), name="model_key_not_blank"),
         CheckConstraint(_non_blank("dataset_limits"), name="dataset_limits_not_blank"),
         Index("ix_report_cards_created_at", "created_at"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -193,6 +193,28 @@ def get_or_create_subject(
     return subject, True
 
 
+def gallery_rows_named(
+    session: Session, subject_id: int, image_id: int, *, named_at: datetime | None
+) -> tuple[Subject | None, GalleryImage | None]:
+    """The subject and image a record (a candidate) names by id, each None once gone.
+
+    named_at: when the record was made. Before schema revision 0006 SQLite gave an
+    expunged person's ids to the next person enrolled; a row enrolled after the record,
+    or an image now another subject's, is not the one it named, so it reads as gone.
+    """
+    image = session.get(GalleryImage, image_id)
+    if (
+        image is not None
+        and image.subject_id == subject_id
+        and (named_at is None or image.enrolled_at <= named_at)
+    ):
+        return image.subject, image
+    subject = session.get(Subject, subject_id)
+    if subject is None or (named_at is not None and subject.created_at > named_at):
+        return None, None
+    return subject, None
+
+
 def image_by_sha256(session: Session, sha256: str) -> GalleryImage | None:
     """The gallery image with this content address, if enrolled."""
     return session.scalar(select(GalleryImage).where(GalleryImage.sha256 == sha256))

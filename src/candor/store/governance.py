@@ -20,6 +20,8 @@ Tables (every timestamp a timezone-aware UTC `UTCDateTime`):
 - candidates: id, search_id, rank (unique per search), score, subject_id, image_id,
   template_id, above_threshold. The three gallery ids are plain integers without foreign
   keys: expungement deletes gallery rows, and the search record keeps internal ids only.
+  No id is ever given twice (AUTOINCREMENT, revision 0006), so a gallery row that is
+  gone reads as expunged, never as someone enrolled later.
 - approvals: id, search_id (unique), supervisor_id, decision (approved|rejected), reason,
   decided_at.
 - verdicts: id, candidate_id, examiner_id, verdict (VERDICTS), rationale, created_at;
@@ -59,7 +61,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from candor.store.models import Base, UTCDateTime, _hex64, _non_blank, _sql_list
+from candor.store.models import (
+    NEVER_REUSED_IDS,
+    Base,
+    UTCDateTime,
+    _hex64,
+    _non_blank,
+    _sql_list,
+)
 
 ROLES = ("analyst", "examiner", "supervisor", "auditor", "admin")
 BOOTSTRAP_CREATOR = "bootstrap"
@@ -98,6 +107,7 @@ class User(Base):
         CheckConstraint("password_hash LIKE '$argon2id$%'", name="password_hash_argon2id"),
         CheckConstraint(_non_blank("certificate_ref"), name="certificate_ref_not_blank"),
         CheckConstraint(_non_blank("created_by"), name="created_by_not_blank"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -145,6 +155,7 @@ class AuthSession(Base):
     __table_args__ = (
         CheckConstraint(_hex64("token_sha256"), name="token_sha256_hex"),
         CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -178,6 +189,7 @@ class AdminChange(Base):
             name="rejection_has_reason",
         ),
         Index("ix_admin_changes_state_id", "state", "id"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -206,6 +218,7 @@ class PolicyRecord(Base):
             "(activated_at IS NULL) = (confirmed_by IS NULL)", name="activation_confirmed"
         ),
         Index("ix_policies_activated_at", "activated_at"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -265,6 +278,7 @@ class SearchRequest(Base):
         Index("ix_search_requests_probe_sha256", "probe_sha256"),
         # The repeat-search check reads one kind's requests inside the policy's window.
         Index("ix_search_requests_kind_created_at", "kind", "created_at"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -324,6 +338,7 @@ class Candidate(Base):
     __table_args__ = (
         UniqueConstraint("search_id", "rank"),
         CheckConstraint("rank >= 1", name="rank_positive"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -357,6 +372,7 @@ class Approval(Base):
     __table_args__ = (
         CheckConstraint(f"decision IN ({_sql_list(APPROVAL_DECISIONS)})", name="decision_known"),
         CheckConstraint(_non_blank("reason"), name="reason_not_blank"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -379,6 +395,7 @@ class Verdict(Base):
         UniqueConstraint("candidate_id", "examiner_id"),
         CheckConstraint(f"verdict IN ({_sql_list(VERDICTS)})", name="verdict_known"),
         CheckConstraint(_non_blank("rationale"), name="rationale_not_blank"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -398,6 +415,7 @@ class Release(Base):
     __table_args__ = (
         CheckConstraint(_non_blank("reason"), name="reason_not_blank"),
         CheckConstraint(_non_blank("label"), name="label_not_blank"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -423,6 +441,7 @@ class Calibration(Base):
         CheckConstraint("impostor_pairs > 0", name="impostor_pairs_positive"),
         CheckConstraint(_non_blank("score"), name="score_not_blank"),
         Index("ix_calibrations_model_key_score_active", "model_key", "score", "active"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -466,6 +485,7 @@ class AuditCheckpoint(Base):
         CheckConstraint("tree_size >= 0", name="tree_size_not_negative"),
         CheckConstraint(_hex64("root_hash"), name="root_hash_hex"),
         CheckConstraint(_non_blank("note"), name="note_not_blank"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -38,6 +38,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# For every table whose rows are named by id elsewhere (other rows, audit entries): without
+# AUTOINCREMENT SQLite gives max(id) + 1, so an expunged person's ids went to the next
+# person enrolled. PostgreSQL ignores the option; its SERIAL sequences never go back.
+NEVER_REUSED_IDS: dict[str, Any] = {"sqlite_autoincrement": True}
+
 
 def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{value}'" for value in values)
@@ -97,7 +102,10 @@ class Subject(Base):
     """A person in the gallery, known by an agency reference such as a booking number."""
 
     __tablename__ = "subjects"
-    __table_args__ = (CheckConstraint(_non_blank("external_ref"), name="external_ref_not_blank"),)
+    __table_args__ = (
+        CheckConstraint(_non_blank("external_ref"), name="external_ref_not_blank"),
+        NEVER_REUSED_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_ref: Mapped[str] = mapped_column(String(200), unique=True)
@@ -140,6 +148,7 @@ class GalleryImage(Base):
         CheckConstraint(
             "face_left < face_right AND face_top < face_bottom", name="face_box_ordered"
         ),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -191,6 +200,7 @@ class FaceTemplate(Base):
         CheckConstraint("length(vector) = 4 * dimension", name="vector_length"),
         CheckConstraint(_hex64("weights_sha256"), name="weights_sha256_hex"),
         Index("ix_face_templates_model_key_id", "model_key", "id"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

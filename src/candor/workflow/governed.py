@@ -38,10 +38,9 @@ from candor.policy import (
 from candor.store import (
     Approval,
     FaceTemplate,
-    GalleryImage,
     SearchRequest,
-    Subject,
     Verdict,
+    gallery_rows_named,
     sha256_hex,
 )
 from candor.store import Candidate as CandidateRow
@@ -130,10 +129,12 @@ class CandidateView:
     subject_id: int
     subject_ref: str | None  # None once the subject has been expunged
     image_id: int
-    image_sha256: str | None
+    image_sha256: str | None  # None once the image has been expunged or purged
     verdicts: tuple[dict[str, str], ...] = ()
     released: bool = False
     normalised_score: float | None = None
+    # Said outright, so no reader takes a missing reference for someone else's.
+    expunged: bool = False
 
 
 @dataclass(frozen=True)
@@ -919,8 +920,9 @@ def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> Candida
 
 
 def _candidate_view(session: Session, candidate: CandidateRow) -> CandidateView:
-    subject = session.get(Subject, candidate.subject_id)
-    image = session.get(GalleryImage, candidate.image_id)
+    subject, image = gallery_rows_named(
+        session, candidate.subject_id, candidate.image_id, named_at=candidate.search.ran_at
+    )
     return CandidateView(
         rank=candidate.rank,
         score=candidate.score,
@@ -930,6 +932,7 @@ def _candidate_view(session: Session, candidate: CandidateRow) -> CandidateView:
         subject_ref=subject.external_ref if subject else None,
         image_id=candidate.image_id,
         image_sha256=image.sha256 if image else None,
+        expunged=subject is None,
         verdicts=tuple(
             {
                 "examiner": _username(session, v.examiner_id),

@@ -20,7 +20,12 @@ from PIL import Image
 from candor.faces import DetectedFace
 from candor.images import DecodedImage, ImageLimits, decode_image, load_image
 from candor.policy import has_permission
-from candor.store import BiometricNotFoundError, GalleryImage, SearchRequest
+from candor.store import (
+    BiometricNotFoundError,
+    GalleryImage,
+    SearchRequest,
+    gallery_rows_named,
+)
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
@@ -186,7 +191,9 @@ def review_material(workflow: Workflow, actor: Actor, search_id: int) -> ReviewM
             raise WorkflowError(f"request {search_id} has no candidate list ({row.status})")
         candidates = []
         for candidate in row.candidates:
-            image = session.get(GalleryImage, candidate.image_id)
+            _, image = gallery_rows_named(
+                session, candidate.subject_id, candidate.image_id, named_at=row.ran_at
+            )
             candidates.append(
                 CandidateMaterial(
                     rank=candidate.rank,

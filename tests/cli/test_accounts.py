@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from candor.cli.accounts import register
 from candor.cli.session import token_path
 from candor.policy import example_policy_path
-from candor.store import Workspace
 from candor.workflow import accounts as accounts_module
+from candor.workflow.workspaces import create_workspace
 
 runner = CliRunner()
 PASSWORDS = {
@@ -46,7 +46,7 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    Workspace.create(tmp_path / "ws").close()
+    create_workspace(tmp_path / "ws").close()
     return tmp_path / "ws"
 
 

@@ -71,6 +71,8 @@ NOT_TOUCHING_FACES = {
     "audit prove",
     "audit checkpoint",
     "audit export",
+    "keys show",
+    "keys rotate",
     "bootstrap",
     "login",
     "logout",

@@ -13,7 +13,7 @@ from argon2 import PasswordHasher, Type
 from sqlalchemy import select, text
 
 from candor.policy import example_policy_path
-from candor.store import AdminChange, AuditEntry, AuthSession, User, Workspace
+from candor.store import AdminChange, AuditEntry, AuthSession, User
 from candor.workflow import Workflow
 from candor.workflow import accounts as accounts_module
 from candor.workflow.accounts import (
@@ -47,6 +47,7 @@ from candor.workflow.accounts import (
     session_view,
     update_certificate,
 )
+from candor.workflow.workspaces import create_workspace
 
 PASSWORDS = {
     "alice": "alice-correct-horse-1",
@@ -67,7 +68,7 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def workflow(tmp_path: Path, cheap_hashing: None) -> Iterator[Workflow]:
-    with Workflow(Workspace.create(tmp_path / "ws")) as opened:
+    with Workflow(create_workspace(tmp_path / "ws")) as opened:
         yield opened
 
 
@@ -634,7 +635,7 @@ def test_production_hashes_are_argon2id_with_the_documented_parameters(
         accounts_module.hash_password("eleven char")
     # A hash made with weaker parameters is upgraded at the next successful login.
     monkeypatch.setattr(accounts_module, "PASSWORD_HASHER", CHEAP_HASHER)
-    with Workflow(Workspace.create(tmp_path / "ws")) as workflow:
+    with Workflow(create_workspace(tmp_path / "ws")) as workflow:
         bootstrap(workflow, new_user("alice"), new_user("bob"))
         monkeypatch.undo()
         login(workflow, "alice", PASSWORDS["alice"])

@@ -111,7 +111,7 @@ def test_an_older_users_password_hash_is_said_to_be_unchecked() -> None:
     )
     assert result.ok
     [users] = [table for table in result.partly if table.table == "users"]
-    assert "the password hash of 1 (admin1)" in users.what
+    assert "the password hash of 1 user (admin1)" in users.what
     assert "user_roles" in {table.table for table in result.proved}
 
 

@@ -538,9 +538,10 @@ def _users(log: _Log, rows: ReconciledRows, partly: dict[str, str]) -> list[Diff
                 )
             )
     if unproved_passwords:
+        older = _some(unproved_passwords, "user", "users")
         partly["users"] = (
-            f"{_PROVED['users']}; but the password hash of {_some(unproved_passwords)}, set "
-            "before entries recorded its digest, is not checked"
+            f"{_PROVED['users']}; but the password hash of {older}, set before entries "
+            "recorded its digest, is not checked"
         )
     wanted = {(user_id, role) for user_id, user in log.users.items() for role in user.roles}
     held = set(rows.roles)
@@ -568,10 +569,12 @@ def _users(log: _Log, rows: ReconciledRows, partly: dict[str, str]) -> list[Diff
     return differences
 
 
-def _some(names: Sequence[Any], limit: int = 5) -> str:
+def _some(names: Sequence[Any], one: str, many: str, limit: int = 5) -> str:
+    """e.g. "7 users (admin1, admin2, ana, sam, eve and 2 more)"."""
     shown = ", ".join(str(n) for n in names[:limit])
     more = len(names) - limit
-    return f"{len(names)} ({shown}{f' and {more} more' if more > 0 else ''})"
+    noun = one if len(names) == 1 else many
+    return f"{len(names)} {noun} ({shown}{f' and {more} more' if more > 0 else ''})"
 
 
 def _searches(log: _Log, rows: ReconciledRows, name: Callable[[int], str]) -> list[Difference]:
@@ -654,10 +657,11 @@ def _candidates(log: _Log, rows: ReconciledRows, partly: dict[str, str]) -> list
                 unlisted.append(search_id)
             differences += _unlisted_candidates(log, search_id, run, held)
     if unlisted:
+        older = _some(unlisted, "search", "searches")
         partly["candidates"] = (
-            f"the candidates of {_some(unlisted)} searches, run before entries listed "
-            "candidate rows, are checked only for their number, the ranks reviewed and each "
-            "image's subject; every later row fully"
+            f"the candidates of {older}, run before entries listed candidate rows, are "
+            "checked only for their number, the ranks reviewed and each image's subject; "
+            "every later row fully"
         )
     return differences
 

@@ -131,29 +131,34 @@ def test_an_erased_image_leaves_no_folder_behind(workspace: Workspace) -> None:
     assert vault.image_path(other).exists()
 
 
+@pytest.mark.parametrize("kind", ["image", "probe"])
 def test_a_write_into_a_folder_removed_meanwhile_makes_it_again(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     import tempfile
 
     from candor.store import vault as vault_module
 
     vault = workspace.vault
+    path = vault.image_path(SHA) if kind == "image" else vault.probe_path(SHA)
     real_mkstemp = tempfile.mkstemp
     removed: list[Path] = []
 
     def racing_mkstemp(*args: object, **kwargs: object) -> tuple[int, str]:
         # Another process erases the last photo of the folder and removes it as empty.
-        folder = vault.image_path(SHA).parent
-        if not removed and folder.is_dir():
-            folder.rmdir()
-            removed.append(folder)
+        if not removed and path.parent.is_dir():
+            path.parent.rmdir()
+            removed.append(path.parent)
         return real_mkstemp(*args, **kwargs)  # type: ignore[call-overload,no-any-return]
 
     monkeypatch.setattr(vault_module.tempfile, "mkstemp", racing_mkstemp)
-    vault.put_image(SHA, DATA)
+    if kind == "image":
+        vault.put_image(SHA, DATA)
+        assert vault.get_image(SHA) == DATA
+    else:
+        vault.put_probe(SHA, DATA)
+        assert vault.get_probe(SHA) == DATA
     assert removed
-    assert vault.get_image(SHA) == DATA
 
 
 def test_a_scrub_a_reader_blocked_is_recorded_and_finished_at_the_next_start(

@@ -520,12 +520,7 @@ class BiometricVault:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
                     handle.flush()
-                    try:
-                        temporary.replace(path)
-                    except FileNotFoundError:
-                        if path.parent.is_dir() or attempt == _WRITE_ATTEMPTS - 1:
-                            raise
-                        continue  # the folder was removed as empty meanwhile: again
+                    temporary.replace(path)
                     try:
                         _fsync_all([handle.fileno(), path.parent, *created, *marked])
                     except BaseException:
@@ -536,9 +531,15 @@ class BiometricVault:
                             _erase_file(path)
                         path.unlink(missing_ok=True)
                         raise
-                    return
-            finally:
+                return
+            except FileNotFoundError:
                 _erase_file(temporary)
+                if path.parent.is_dir() or attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                # the folder was removed as empty meanwhile: make it again
+            except BaseException:
+                _erase_file(temporary)
+                raise
 
 
 def _make_dirs(home: Path, folder: Path) -> list[Path]:

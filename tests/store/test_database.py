@@ -48,8 +48,8 @@ def test_pragmas_on_every_connection(workspace: Workspace, pragma: str, expected
 
 
 def test_session_reads_one_snapshot(workspace: Workspace) -> None:
+    # Autobegun: a reading session (an explicit begin() would take the write lock).
     with workspace.session() as reader:
-        reader.begin()
         assert reader.execute(text("SELECT count(*) FROM subjects")).scalar() == 0
         with workspace.session() as writer, writer.begin():
             make_subject(writer, "B-1")

@@ -20,10 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from candor.server import admin_pages, api, reports, web
 from candor.server.auth import authorise, is_api
-from candor.server.errors import RefusedError
+from candor.server.errors import RefusedError, as_refused
 from candor.server.security import IDLE_SECONDS, Guard, new_secret
 from candor.server.state import STATIC, ServerState, monotonic
-from candor.workflow import Workflow, open_workflow
+from candor.workflow import Workflow, WorkspaceBusyError, open_workflow
 from candor.workflow.probe_check import UPLOAD_MAX_BYTES
 from candor.workflow.worklists import workspace_state
 
@@ -144,6 +144,12 @@ def create_app(
         if error.status == 401:
             return RedirectResponse("/login", status_code=303)
         return web.error_page(request, error)
+
+    @app.exception_handler(WorkspaceBusyError)
+    async def busy(request: Request, error: WorkspaceBusyError) -> Response:
+        # Wherever it surfaces (a dependency, a route that reads without `run`): a
+        # 503 to try again, never a 500.
+        return await refused(request, as_refused(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:

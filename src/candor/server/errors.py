@@ -13,6 +13,7 @@ from candor.workflow import (
     MultipleFacesError,
     PermissionDeniedError,
     SubjectNotFoundError,
+    WorkspaceBusyError,
 )
 from candor.workflow.accounts import (
     ChangeNotFoundError,
@@ -26,6 +27,8 @@ from candor.workflow.governed import RequestStateError
 
 # Which header says that the server's route table (not the workflow) refused a call.
 REFUSED_BY_HEADER = "X-Candor-Refused-By"
+# When a caller refused because another process held the database may try again.
+BUSY_RETRY_SECONDS = 1
 
 
 class RefusedError(Exception):
@@ -66,15 +69,20 @@ def status_for(error: BaseException) -> int:
         return 409
     if isinstance(error, MultipleFacesError):
         return 422
+    if isinstance(error, WorkspaceBusyError):
+        return 503
     return 400
 
 
 def as_refused(error: BaseException) -> RefusedError:
     """A caught workflow error as the refusal the caller sees."""
     extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
     if isinstance(error, MultipleFacesError):
         extra["faces"] = error.faces
-    return RefusedError(status_for(error), one_line(error), extra=extra)
+    if isinstance(error, WorkspaceBusyError):
+        headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+    return RefusedError(status_for(error), one_line(error), extra=extra, headers=headers)
 
 
 __all__ = [

@@ -39,6 +39,7 @@ from candor.store.errors import (
     StoreError,
     TemplateFormatError,
     VaultError,
+    WorkspaceBusyError,
     WorkspaceError,
     WorkspaceHomeUnsetError,
 )
@@ -155,6 +156,7 @@ __all__ = [
     "VaultError",
     "Verdict",
     "Workspace",
+    "WorkspaceBusyError",
     "WorkspaceError",
     "WorkspaceHomeUnsetError",
     "WorkspaceInfo",

@@ -1,33 +1,69 @@
-"""The workspace database: engine, per-connection pragmas, and Alembic migrations."""
+"""The workspace database: engine, per-connection pragmas, and Alembic migrations.
+
+Several processes share one workspace (a server beside `candor enrol`, a second
+`candor enrol`), and SQLite lets one of them write at a time. A transaction that may
+write takes the write lock when it begins (BEGIN IMMEDIATE): it waits its turn, up to
+the busy timeout, before it reads anything. One that began deferred, read, and only
+then wrote would be refused at once ("database is locked", no waiting) whenever another
+process had committed since its read, because its snapshot is stale. Sessions begun
+explicitly (`with ws.session() as s, s.begin():`, the way every writer opens one) are
+immediate; sessions that only read (autobegin) stay deferred, so readers never wait
+for writers, as WAL promises. A wait longer than the busy timeout becomes a
+WorkspaceBusyError that says so, never a raw sqlite3 error.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, ExceptionContext, create_engine, event
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
-from candor.store.errors import SchemaVersionError, WorkspaceError
+from candor.store.errors import SchemaVersionError, WorkspaceBusyError, WorkspaceError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# How long a transaction waits for another process's write lock before giving up.
 BUSY_TIMEOUT_MS = 10_000
+# The execution option that makes a connection's next BEGIN take the write lock.
+WRITES: Final = "candor_writes"
+_SQLITE_BUSY: Final = 5  # the primary result code; extended codes add 256 * n
+_SQLITE_BUSY_SNAPSHOT: Final = 517
 
 
-def sqlite_engine(path: Path, *, create: bool) -> Engine:
+class WorkspaceSession(Session):
+    """A session whose explicit `begin()` takes the database's write lock at once.
+
+    Autobegun sessions (reads) stay deferred; see the module's notes.
+    """
+
+    def begin(self, nested: bool = False) -> SessionTransaction:
+        transaction = super().begin(nested=nested)
+        if not nested:
+            # The connection is made (and BEGIN emitted) now, with the option set.
+            self.connection(execution_options={WRITES: True})
+        return transaction
+
+
+def sqlite_engine(path: Path, *, create: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """An engine on the SQLite file at `path`; with create=False a missing file is an error.
 
     Every connection gets WAL mode, foreign keys, secure_delete and a busy timeout, and
     SQLAlchemy's transactions become real SQLite transactions (BEGIN emitted explicitly),
     so reads inside a session see one snapshot and migrations are atomic.
+
+    busy_timeout_ms: how long a connection waits for another's lock; past it, the
+        statement raises WorkspaceBusyError.
     """
     # A file: URI with mode=rw makes sqlite refuse to invent an empty database on open.
     uri = f"file:{quote(str(path))}?mode={'rwc' if create else 'rw'}"
@@ -37,15 +73,18 @@ def sqlite_engine(path: Path, *, create: bool) -> Engine:
 
     # "sqlite://" with a creator would otherwise get the in-memory SingletonThreadPool.
     engine = create_engine("sqlite+pysqlite://", creator=connect, poolclass=QueuePool)
-    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "connect", partial(_on_connect, busy_timeout_ms=busy_timeout_ms))
     event.listen(engine, "begin", _on_begin)
+    event.listen(engine, "handle_error", partial(_on_error, busy_timeout_ms=busy_timeout_ms))
     return engine
 
 
-def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+def _on_connect(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, *, busy_timeout_ms: int
+) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         (mode,) = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
         if str(mode).lower() != "wal":
             raise WorkspaceError(
@@ -65,7 +104,26 @@ def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
 
 
 def _on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    writes = connection.get_execution_options().get(WRITES, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def _on_error(context: ExceptionContext, *, busy_timeout_ms: int) -> None:
+    error = context.original_exception
+    if not isinstance(error, sqlite3.OperationalError):
+        return
+    code = error.sqlite_errorcode
+    if code == _SQLITE_BUSY_SNAPSHOT:
+        # Only a deferred transaction that reads, then writes, meets this: no wait helps.
+        raise WorkspaceBusyError(
+            "another Candor process changed the workspace database while this action "
+            "read it; try again"
+        ) from error
+    if code & 0xFF == _SQLITE_BUSY:
+        raise WorkspaceBusyError(
+            f"the workspace database stayed busy for {busy_timeout_ms / 1000:g} s: another "
+            "Candor process is writing; try again"
+        ) from error
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
@@ -96,8 +154,10 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade_to_head(engine: Engine) -> None:
     """Run every migration the database lacks, in one transaction."""
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITES: True})
+        with connection.begin():
+            command.upgrade(_alembic_config(connection), "head")
 
 
 def check_schema(engine: Engine, *, upgrade: bool, where: Path) -> None:

@@ -27,6 +27,10 @@ class SchemaVersionError(WorkspaceError):
     """The workspace database is not at the schema revision this Candor expects."""
 
 
+class WorkspaceBusyError(WorkspaceError):
+    """Another connection kept the workspace database's write lock past the busy timeout."""
+
+
 class ProvenanceError(StoreError, ValueError):
     """A gallery image's provenance is incomplete or not allowed in this workspace."""
 

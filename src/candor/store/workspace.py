@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from candor.store.database import check_schema, sqlite_engine, upgrade_to_head
+from candor.store.database import (
+    BUSY_TIMEOUT_MS,
+    WorkspaceSession,
+    check_schema,
+    sqlite_engine,
+    upgrade_to_head,
+)
 from candor.store.errors import (
     CannotCreateWorkspaceError,
     NotAWorkspaceError,
@@ -95,7 +101,7 @@ class Workspace:
         # Held from start() to close(): what earlier processes left undone is finished.
         self.upkeep = Upkeep(engine, self.vault)
         # Objects stay readable after commit, so workflow can report what it just wrote.
-        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        self._sessions = sessionmaker(bind=engine, class_=WorkspaceSession, expire_on_commit=False)
 
     @classmethod
     def create(
@@ -176,8 +182,14 @@ class Workspace:
         return workspace
 
     @classmethod
-    def open(cls, home: Path, *, upgrade: bool = False) -> Workspace:
-        """Open an existing workspace; raises NotAWorkspaceError for any other folder."""
+    def open(
+        cls, home: Path, *, upgrade: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> Workspace:
+        """Open an existing workspace; raises NotAWorkspaceError for any other folder.
+
+        busy_timeout_ms: how long a transaction waits for another process's write lock
+            before it fails with WorkspaceBusyError.
+        """
         home = Path(home).expanduser().absolute()
         marker_path = home / MARKER_NAME
         if not marker_path.is_file():
@@ -193,7 +205,7 @@ class Workspace:
         database = home / DATABASE_NAME
         if not database.is_file():
             raise WorkspaceError(f"the workspace {home} has no database {DATABASE_NAME}")
-        engine = sqlite_engine(database, create=False)
+        engine = sqlite_engine(database, create=False, busy_timeout_ms=busy_timeout_ms)
         try:
             check_schema(engine, upgrade=upgrade, where=home)
             with Session(engine) as session:
@@ -233,7 +245,11 @@ class Workspace:
         self.keeps_audit_witness = True
 
     def session(self) -> Session:
-        """A new SQLAlchemy session; use `with ws.session() as s, s.begin():`."""
+        """A new SQLAlchemy session; use `with ws.session() as s, s.begin():`.
+
+        `begin()` takes the database's write lock at once (see candor.store.database);
+        a session used without it only reads.
+        """
         return self._sessions()
 
     def allowed_source_types(self) -> tuple[str, ...]:

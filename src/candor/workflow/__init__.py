@@ -12,6 +12,7 @@ from candor.store import (
     Provenance,
     SubjectDetail,
     SubjectSummary,
+    WorkspaceBusyError,
 )
 from candor.workflow.accounts import Actor, active_policy, authenticate
 from candor.workflow.context import Workflow
@@ -89,6 +90,7 @@ __all__ = [
     "VerifyThreshold",
     "Workflow",
     "WorkflowError",
+    "WorkspaceBusyError",
     "active_policy",
     "authenticate",
     "create_workspace",

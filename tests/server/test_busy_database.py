@@ -1,0 +1,39 @@
+"""Another process holding the database's write lock past the wait is a 503, never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from candor.server.app import create_app
+from candor.store import Workspace
+from candor.workflow import Workflow
+from tests.agency import PASSWORD, Agency
+from tests.server.support import CASE
+from tests.store.test_write_lock import write_lock_held
+
+BUSY = "the workspace database stayed busy for 0.2 s: another Candor process is writing; try again"
+
+
+def test_a_search_while_another_process_writes_too_long_answers_503(
+    demo_home: tuple[Agency, dict[str, Path]],
+) -> None:
+    agency, photos = demo_home
+    home = agency.workflow.workspace.home
+    with Workflow(Workspace.open(home, busy_timeout_ms=200)) as workflow:
+        client = TestClient(create_app(workflow))
+        login = client.post("/api/login", json={"username": "ana", "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        probe = photos["collins-probe.jpg"]
+        with write_lock_held(home / "candor.db"):
+            answer = client.post(
+                "/api/searches",
+                headers=headers,
+                data={**CASE, "case_number": "2026-BUSY-1"},
+                files={"probe": (probe.name, probe.read_bytes(), "image/jpeg")},
+            )
+        assert answer.status_code == 503
+        assert answer.json() == {"error": BUSY}
+        assert answer.headers["Retry-After"] == "1"

@@ -1,0 +1,81 @@
+"""Two processes write to one workspace at once: each waits its turn, none fails.
+
+Each case runs `enrol_files` in spawned processes, as `candor enrol` does: photos are
+read first, then enrolled one transaction after another, so the two processes'
+transactions interleave closely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+
+from candor.store import Workspace
+from candor.workflow import (
+    Actor,
+    EnrolmentRequest,
+    Workflow,
+    enrol_files,
+    request_search,
+)
+from candor.workflow.demo_photos import probe_variants, save_photos
+from tests.agency import Agency, make_agency
+from tests.workflow.test_governed import FORM, PROVENANCE
+
+pytestmark = pytest.mark.xdist_group("workflow")
+
+PHOTOS_PER_PROCESS = 12
+
+
+@pytest.fixture
+def agency(tmp_path: Path) -> Iterator[Agency]:
+    made = make_agency(tmp_path)
+    yield made
+    made.workflow.close()
+
+
+def enrol_in_own_process(home: Path, actor: Actor, photos: list[Path], prefix: str) -> list[str]:
+    """What `candor enrol` does in its own process; returns each photo's status."""
+    with Workflow(Workspace.open(home)) as workflow:
+        requests = [
+            EnrolmentRequest(photo, f"{prefix}-{number}") for number, photo in enumerate(photos)
+        ]
+        summary = enrol_files(workflow, actor, requests, PROVENANCE, workers=1)
+    return [outcome.status.value for outcome in summary.outcomes]
+
+
+def photo_batches(folder: Path, batches: int) -> list[list[Path]]:
+    pictures = probe_variants(PHOTOS_PER_PROCESS * batches, seed=7)
+    paths = sorted(save_photos(pictures, folder).values())
+    return [paths[start::batches] for start in range(batches)]
+
+
+def test_two_enrolments_at_once_both_complete(agency: Agency, tmp_path: Path) -> None:
+    home = agency.workflow.workspace.home
+    first, second = photo_batches(tmp_path / "photos", 2)
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+        runs = [
+            pool.submit(enrol_in_own_process, home, agency["admin1"], first, "FIRST"),
+            pool.submit(enrol_in_own_process, home, agency["admin2"], second, "SECOND"),
+        ]
+        statuses = [run.result() for run in runs]
+    assert statuses == [["enrolled"] * PHOTOS_PER_PROCESS] * 2
+
+
+def test_searches_while_another_process_enrols_all_complete(agency: Agency, tmp_path: Path) -> None:
+    home = agency.workflow.workspace.home
+    enrolled, probes = photo_batches(tmp_path / "photos", 2)
+    searches = 0
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        run = pool.submit(enrol_in_own_process, home, agency["admin1"], enrolled, "GALLERY")
+        while not run.done():
+            # Any outcome will do (a probe searched before waits for approval); what may
+            # not happen is an error.
+            request_search(agency.workflow, agency["ana"], probes[searches % len(probes)], FORM)
+            searches += 1
+        assert run.result() == ["enrolled"] * PHOTOS_PER_PROCESS
+    assert searches > 0

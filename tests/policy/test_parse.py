@@ -519,3 +519,21 @@ def test_load_of_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     )
     with pytest.raises(PolicyError, match="not UTF-8"):
         load_policy(path)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 5000 + "]" * 5000, "{ a = " * 5000 + "1" + " }" * 5000],
+    ids=["arrays", "inline tables"],
+)
+def test_values_nested_thousands_deep_are_a_policy_error(value: str) -> None:
+    # tomllib recurses once per level: 5,000 levels used to escape as a RecursionError.
+    error = error_for(f"{example_text('moratorium')}\n[extra]\nvalue = {value}\n")
+    assert str(error).startswith(f"{FILE}: ")
+    assert "nested too deeply" in error.problem
+
+
+def test_keys_dotted_thousands_deep_are_refused_by_name() -> None:
+    dotted = ".".join(["deeper"] * 5000)
+    error = error_for(edited("per_user_per_day = 5", f"per_user_per_day.{dotted} = 5"))
+    assert error.key == "quotas.per_user_per_day"

@@ -184,6 +184,15 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
 def _parse_toml(text: str, file: str) -> dict[str, object]:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        # tomllib reads nested arrays and inline tables recursively, so a file nesting
+        # them thousands deep exhausts the stack; no policy value nests beyond one list.
+        raise PolicyError(
+            file,
+            "",
+            "arrays or inline tables are nested too deeply to read; a policy's values "
+            "are single values or lists of them",
+        ) from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         located = _TOML_LOCATION.search(message)

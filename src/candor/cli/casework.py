@@ -20,6 +20,7 @@ from candor.cli.render import (
 from candor.cli.session import logged_in
 from candor.workflow import (
     RequestForm,
+    Verdict,
     decide_approval,
     outcome_of,
     pending_approvals,
@@ -237,14 +238,14 @@ def candidates(
 def review(
     search_id: Annotated[int, typer.Argument(help="The request number.")],
     candidate: Annotated[int, typer.Option(help="The candidate's rank.")],
-    verdict: Annotated[str, typer.Option(help="possible_match, not_a_match or inconclusive.")],
+    verdict: Annotated[Verdict, typer.Option(help="Your verdict on the candidate.")],
     rationale: Annotated[str, typer.Option(help="Why: the features compared.")],
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Give your verdict on one candidate (an examiner who did not request the search)."""
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
-        view = record_verdict(workflow, actor, search_id, candidate, verdict, rationale)
+        view = record_verdict(workflow, actor, search_id, candidate, verdict.value, rationale)
     if as_json:
         emit_json({"ok": True, **to_jsonable(view)})
         return

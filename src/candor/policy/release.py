@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
-POSSIBLE_MATCH = "possible_match"
-NOT_A_MATCH = "not_a_match"
-INCONCLUSIVE = "inconclusive"
-VERDICTS: tuple[str, ...] = (POSSIBLE_MATCH, NOT_A_MATCH, INCONCLUSIVE)
+
+class Verdict(StrEnum):
+    """What an examiner may say of one candidate: the one list of verdicts.
+
+    The command line offers these as its choices and the workflow refuses anything else;
+    the database's CHECK constraint (candor.store) is only the last line.
+    """
+
+    POSSIBLE_MATCH = "possible_match"
+    NOT_A_MATCH = "not_a_match"
+    INCONCLUSIVE = "inconclusive"
+
+
+POSSIBLE_MATCH = Verdict.POSSIBLE_MATCH.value
+NOT_A_MATCH = Verdict.NOT_A_MATCH.value
+INCONCLUSIVE = Verdict.INCONCLUSIVE.value
+VERDICTS: tuple[str, ...] = tuple(verdict.value for verdict in Verdict)
 
 
 def release_ready(

@@ -16,10 +16,10 @@ from pydantic import BaseModel
 
 from candor.server.api import (
     CallerDep,
+    CertificateRef,
     FaceIndex,
     FormDep,
     Json,
-    ShortText,
     StateDep,
     Username,
     json_of,
@@ -27,6 +27,7 @@ from candor.server.api import (
     verify_uploads,
 )
 from candor.server.web import _users_page, render, see
+from candor.workflow import limits
 from candor.workflow.accounts import (
     request_enable,
     request_role_grant,
@@ -95,7 +96,9 @@ def certificate_form(
     state: StateDep,
     who: CallerDep,
     username: Username,
-    certificate_ref: Annotated[str, Form(min_length=1, max_length=200)],
+    certificate_ref: Annotated[
+        str, Form(min_length=1, max_length=limits.CERTIFICATE_REF.max_length)
+    ],
     certificate_expires: Annotated[date, Form()],
 ) -> Response:
     user = run(
@@ -112,7 +115,7 @@ def certificate_form(
 
 
 class CertificateBody(BaseModel):
-    certificate_ref: ShortText
+    certificate_ref: CertificateRef
     certificate_expires: date
 
 

@@ -17,15 +17,25 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
+from candor.server.auth import Caller, caller, server_state
+from candor.server.errors import USER_ERRORS, RefusedError, as_refused
+from candor.server.state import ServerState, read_limited, safe_filename
+from candor.workflow.audit_ops import checkpoint_now, export_log, prove_entry, verify_log
+from candor.workflow.probe_check import UPLOAD_MAX_BYTES, check_probe, review_material
+from candor.workflow.worklists import (
+    latest_checkpoint,
+    my_requests,
+    request_status,
+    review_queue,
+    workspace_state,
+)
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from candor.server.auth import Caller, caller, server_state
-from candor.server.errors import USER_ERRORS, RefusedError, as_refused
-from candor.server.state import ServerState, read_limited, safe_filename
 from candor.workflow import (
+    VERDICTS,
     EnrolmentRequest,
     Provenance,
     RequestForm,
@@ -34,6 +44,7 @@ from candor.workflow import (
     enrol_files,
     gallery_subject,
     gallery_subjects,
+    limits,
     pending_approvals,
     record_verdict,
     release_lead,
@@ -60,15 +71,6 @@ from candor.workflow.accounts import (
     request_user,
     session_view,
 )
-from candor.workflow.audit_ops import checkpoint_now, export_log, prove_entry, verify_log
-from candor.workflow.probe_check import UPLOAD_MAX_BYTES, check_probe, review_material
-from candor.workflow.worklists import (
-    latest_checkpoint,
-    my_requests,
-    request_status,
-    review_queue,
-    workspace_state,
-)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -80,10 +82,12 @@ MAX_ID = 2**62
 SearchId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="The request's id.")]
 Rank = Annotated[int, PathParam(ge=1, le=10_000, description="The candidate's rank, from 1.")]
 ChangeId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="The admin change's id.")]
-Username = Annotated[str, PathParam(min_length=1, max_length=200)]
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
-VerdictName = Literal["possible_match", "not_a_match", "inconclusive"]
+Username = Annotated[str, PathParam(min_length=1, max_length=limits.USERNAME.max_length)]
+Reason = Annotated[str, Field(min_length=1, max_length=limits.REASON.max_length)]
+Password = Annotated[str, Field(min_length=1, max_length=limits.PASSWORD.max_length)]
+CertificateRef = Annotated[str, Field(min_length=1, max_length=limits.CERTIFICATE_REF.max_length)]
+SubjectRef = Annotated[str, Form(min_length=1, max_length=limits.SUBJECT_REF.max_length)]
+SubjectRefPath = Annotated[str, PathParam(max_length=limits.SUBJECT_REF.max_length)]
 RoleName = Literal["analyst", "examiner", "supervisor", "auditor", "admin"]
 Json = dict[str, Any]
 
@@ -135,8 +139,8 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 
 class LoginBody(BaseModel):
-    username: ShortText
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    username: Annotated[str, Field(min_length=1, max_length=limits.USERNAME.max_length)]
+    password: Password
 
 
 @router.get("/status", summary="The workspace's purpose and whether it is set up (public)")
@@ -200,14 +204,24 @@ def me(state: StateDep, who: CallerDep) -> Json:
 
 
 def request_form(
-    case_number: Annotated[str, Form(min_length=1, max_length=200)],
-    offence_category: Annotated[str, Form(min_length=1, max_length=100)],
-    purpose: Annotated[str, Form(min_length=1, max_length=100)],
-    requesting_agency: Annotated[str, Form(min_length=1, max_length=200)],
-    requesting_unit: Annotated[str, Form(min_length=1, max_length=200)],
-    probe_kind: Annotated[str, Form(min_length=1, max_length=50)] = "still_photo",
-    authorisation_ref: Annotated[str | None, Form(max_length=200)] = None,
-    edits: Annotated[str | None, Form(max_length=2000)] = None,
+    case_number: Annotated[str, Form(min_length=1, max_length=limits.CASE_NUMBER.max_length)],
+    offence_category: Annotated[
+        str, Form(min_length=1, max_length=limits.OFFENCE_CATEGORY.max_length)
+    ],
+    purpose: Annotated[str, Form(min_length=1, max_length=limits.PURPOSE.max_length)],
+    requesting_agency: Annotated[
+        str, Form(min_length=1, max_length=limits.REQUESTING_AGENCY.max_length)
+    ],
+    requesting_unit: Annotated[
+        str, Form(min_length=1, max_length=limits.REQUESTING_UNIT.max_length)
+    ],
+    probe_kind: Annotated[
+        str, Form(min_length=1, max_length=limits.PROBE_KIND.max_length)
+    ] = "still_photo",
+    authorisation_ref: Annotated[
+        str | None, Form(max_length=limits.AUTHORISATION_REF.max_length)
+    ] = None,
+    edits: Annotated[str | None, Form(max_length=limits.EDITS.max_length)] = None,
 ) -> RequestForm:
     """The case form every search and verification states."""
     return RequestForm(
@@ -335,7 +349,7 @@ def api_leads(state: StateDep, who: CallerDep, search_id: SearchId) -> Json:
 
 class ApprovalBody(BaseModel):
     decision: Literal["approve", "reject"]
-    reason: Text
+    reason: Reason
 
 
 @router.get("/approvals", summary="Requests waiting for a supervisor")
@@ -361,12 +375,13 @@ def api_decide(state: StateDep, who: CallerDep, search_id: SearchId, body: Appro
 
 
 class VerdictBody(BaseModel):
-    verdict: VerdictName
-    rationale: Text
+    # One of VERDICTS: the workflow refuses any other, naming them; the schema lists them.
+    verdict: Annotated[str, Field(max_length=50, json_schema_extra={"enum": list(VERDICTS)})]
+    rationale: Annotated[str, Field(min_length=1, max_length=limits.RATIONALE.max_length)]
 
 
 class ReleaseBody(BaseModel):
-    reason: Text
+    reason: Reason
 
 
 @router.get("/reviews", summary="Candidate lists I may review")
@@ -502,13 +517,13 @@ def api_policy_change(
 
 
 class NewUserBody(BaseModel):
-    username: ShortText
-    unit: ShortText
+    username: Annotated[str, Field(min_length=1, max_length=limits.USERNAME.max_length)]
+    unit: Annotated[str, Field(min_length=1, max_length=limits.UNIT.max_length)]
     roles: Annotated[list[RoleName], Field(min_length=1, max_length=5)]
-    certificate_ref: ShortText
+    certificate_ref: CertificateRef
     certificate_expires: date
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
-    display_name: Annotated[str | None, Field(max_length=200)] = None
+    password: Password
+    display_name: Annotated[str | None, Field(max_length=limits.DISPLAY_NAME.max_length)] = None
 
 
 class RoleBody(BaseModel):
@@ -516,7 +531,7 @@ class RoleBody(BaseModel):
 
 
 class ReasonBody(BaseModel):
-    reason: Text
+    reason: Reason
 
 
 @router.get("/users", summary="Every user (admins and auditors)")
@@ -596,16 +611,14 @@ def api_subjects(
 
 
 @router.get("/gallery/subjects/{subject_ref}", summary="One subject with provenance")
-def api_subject(
-    state: StateDep, who: CallerDep, subject_ref: Annotated[str, PathParam(max_length=200)]
-) -> Json:
+def api_subject(state: StateDep, who: CallerDep, subject_ref: SubjectRefPath) -> Json:
     return json_of(run(state, gallery_subject, state.workflow, who.signed_in, subject_ref))
 
 
 def provenance_form(
-    source_type: Annotated[str, Form(min_length=1, max_length=32)],
-    source_ref: Annotated[str, Form(min_length=1, max_length=500)],
-    legal_basis: Annotated[str, Form(min_length=1, max_length=2000)],
+    source_type: Annotated[str, Form(min_length=1, max_length=limits.SOURCE_TYPE.max_length)],
+    source_ref: Annotated[str, Form(min_length=1, max_length=limits.SOURCE_REF.max_length)],
+    legal_basis: Annotated[str, Form(min_length=1, max_length=limits.LEGAL_BASIS.max_length)],
     collected_on: Annotated[date, Form()],
     retain_until: Annotated[date, Form()],
 ) -> Provenance:
@@ -658,7 +671,7 @@ def api_enrol(
     state: StateDep,
     who: CallerDep,
     provenance: ProvenanceDep,
-    subject_ref: Annotated[str, Form(min_length=1, max_length=200)],
+    subject_ref: SubjectRef,
     photos: Annotated[list[UploadFile], File()],
     face_index: FaceIndex = None,
 ) -> Json:

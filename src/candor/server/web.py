@@ -12,24 +12,6 @@ import contextlib
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-
-from candor.server.api import (
-    MAX_ID,
-    ChangeId,
-    FaceIndex,
-    FormDep,
-    ProvenanceDep,
-    SearchId,
-    StateDep,
-    do_login,
-    enrol_uploads,
-    export_archive,
-    run,
-    saved,
-)
 from candor.server.auth import (
     PRE_LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -43,11 +25,41 @@ from candor.server.auth import (
 from candor.server.errors import USER_ERRORS, RefusedError, as_refused, one_line
 from candor.server.rules import rule_for
 from candor.server.state import read_limited, safe_filename
+from candor.workflow.audit_ops import checkpoint_now, prove_entry, verify_log
+from candor.workflow.probe_check import check_probe, review_material
+from candor.workflow.worklists import (
+    latest_checkpoint,
+    my_requests,
+    request_status,
+    review_queue,
+    workspace_state,
+)
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from candor.server.api import (
+    MAX_ID,
+    ChangeId,
+    FaceIndex,
+    FormDep,
+    ProvenanceDep,
+    SearchId,
+    StateDep,
+    SubjectRef,
+    SubjectRefPath,
+    do_login,
+    enrol_uploads,
+    export_archive,
+    run,
+    saved,
+)
 from candor.workflow import (
+    VERDICTS,
     RequestForm,
     decide_approval,
     gallery_subject,
     gallery_subjects,
+    limits,
     pending_approvals,
     record_verdict,
     release_lead,
@@ -68,15 +80,6 @@ from candor.workflow.accounts import (
     reject_change,
     request_policy_change,
     request_user,
-)
-from candor.workflow.audit_ops import checkpoint_now, prove_entry, verify_log
-from candor.workflow.probe_check import check_probe, review_material
-from candor.workflow.worklists import (
-    latest_checkpoint,
-    my_requests,
-    request_status,
-    review_queue,
-    workspace_state,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -102,11 +105,14 @@ NAVIGATION = (
     ("/users", "Users"),
     ("/policy", "Policy"),
 )
-VERDICTS = (
-    ("possible_match", "Possible match"),
-    ("not_a_match", "Not a match"),
-    ("inconclusive", "Inconclusive"),
-)
+# Each verdict with its label on the review page ("possible_match": "Possible match").
+VERDICT_CHOICES = tuple((verdict, verdict.replace("_", " ").capitalize()) for verdict in VERDICTS)
+# The caps of the pages' text fields, from the workflow's one list of limits.
+UsernameField = Annotated[str, Form(max_length=limits.USERNAME.max_length)]
+PasswordField = Annotated[str, Form(max_length=limits.PASSWORD.max_length)]
+UnitField = Annotated[str, Form(max_length=limits.UNIT.max_length)]
+CertificateRefField = Annotated[str, Form(max_length=limits.CERTIFICATE_REF.max_length)]
+ReasonField = Annotated[str, Form(max_length=limits.REASON.max_length)]
 ROLE_CHOICES = ("analyst", "examiner", "supervisor", "auditor", "admin")
 
 
@@ -183,16 +189,16 @@ def first_run(
     request: Request,
     state: StateDep,
     setup_token: Annotated[str, Form(max_length=200)],
-    first_username: Annotated[str, Form(max_length=200)],
-    first_unit: Annotated[str, Form(max_length=200)],
-    first_certificate_ref: Annotated[str, Form(max_length=200)],
+    first_username: UsernameField,
+    first_unit: UnitField,
+    first_certificate_ref: CertificateRefField,
     first_certificate_expires: Annotated[date, Form()],
-    first_password: Annotated[str, Form(max_length=1024)],
-    second_username: Annotated[str, Form(max_length=200)],
-    second_unit: Annotated[str, Form(max_length=200)],
-    second_certificate_ref: Annotated[str, Form(max_length=200)],
+    first_password: PasswordField,
+    second_username: UsernameField,
+    second_unit: UnitField,
+    second_certificate_ref: CertificateRefField,
     second_certificate_expires: Annotated[date, Form()],
-    second_password: Annotated[str, Form(max_length=1024)],
+    second_password: PasswordField,
 ) -> Response:
     def again(status: int, message: str) -> Response:
         return render(
@@ -243,8 +249,8 @@ def login_page(request: Request, state: StateDep) -> Response:
 def login_form(
     request: Request,
     state: StateDep,
-    username: Annotated[str, Form(max_length=200)],
-    password: Annotated[str, Form(max_length=1024)],
+    username: UsernameField,
+    password: PasswordField,
 ) -> Response:
     try:
         token, _ = do_login(state, username, password)
@@ -466,7 +472,7 @@ def approvals_decide(
     who: CallerDep,
     search_id: SearchId,
     decision: Annotated[str, Form(pattern="^(approve|reject)$")],
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: ReasonField = "",
 ) -> Response:
     outcome = run(
         state,
@@ -521,7 +527,7 @@ def review_page(request: Request, state: StateDep, who: CallerDep, search_id: Se
         probe=data_uri(material.probe_png),
         threshold=material.threshold,
         candidates=candidates,
-        verdicts=VERDICTS,
+        verdicts=VERDICT_CHOICES,
         may_review="examiner" in actor.roles,
     )
 
@@ -532,8 +538,8 @@ def review_verdict(
     who: CallerDep,
     search_id: SearchId,
     rank: Annotated[int, Form(ge=1, le=10_000)],
-    verdict: Annotated[str, Form(pattern="^(possible_match|not_a_match|inconclusive)$")],
-    rationale: Annotated[str, Form(max_length=2000)] = "",
+    verdict: Annotated[str, Form(max_length=50)],
+    rationale: Annotated[str, Form(max_length=limits.RATIONALE.max_length)] = "",
 ) -> Response:
     run(state, record_verdict, state.workflow, who.signed_in, search_id, rank, verdict, rationale)
     return see(f"/review/{search_id}#candidate-{rank}")
@@ -545,7 +551,7 @@ def review_release(
     who: CallerDep,
     search_id: SearchId,
     rank: Annotated[int, Form(ge=1, le=10_000)],
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: ReasonField = "",
 ) -> Response:
     run(state, release_lead, state.workflow, who.signed_in, search_id, rank, reason)
     return see(f"/review/{search_id}#candidate-{rank}")
@@ -628,7 +634,7 @@ def subject_page(
     request: Request,
     state: StateDep,
     who: CallerDep,
-    subject_ref: Annotated[str, PathParam(max_length=200)],
+    subject_ref: SubjectRefPath,
 ) -> Response:
     detail = run(state, gallery_subject, state.workflow, who.signed_in, subject_ref)
     return render(request, "subject.html", title=f"Subject {subject_ref}", detail=detail)
@@ -640,7 +646,7 @@ def gallery_enrol(
     state: StateDep,
     who: CallerDep,
     provenance: ProvenanceDep,
-    subject_ref: Annotated[str, Form(min_length=1, max_length=200)],
+    subject_ref: SubjectRef,
     photos: Annotated[list[UploadFile], File()],
     face_index: FaceIndex = None,
 ) -> Response:
@@ -677,12 +683,12 @@ def users_add(
     request: Request,
     state: StateDep,
     who: CallerDep,
-    username: Annotated[str, Form(max_length=200)],
-    unit: Annotated[str, Form(max_length=200)],
+    username: UsernameField,
+    unit: UnitField,
     role: Annotated[str, Form(max_length=20)],
-    certificate_ref: Annotated[str, Form(max_length=200)],
+    certificate_ref: CertificateRefField,
     certificate_expires: Annotated[date, Form()],
-    password: Annotated[str, Form(max_length=1024)],
+    password: PasswordField,
 ) -> Response:
     new = NewUser(
         username=username,
@@ -715,7 +721,7 @@ def change_reject(
     state: StateDep,
     who: CallerDep,
     change_id: ChangeId,
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: ReasonField = "",
 ) -> Response:
     change = run(state, reject_change, state.workflow, who.signed_in, change_id, reason)
     return _users_page(request, state, who, message=f"Change {change.id} rejected.")

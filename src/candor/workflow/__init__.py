@@ -5,7 +5,7 @@ release); enrolment, expungement and retention need the policy's permission; eve
 action writes its audit entry in its own transaction.
 """
 
-from candor.policy import example_policy_path
+from candor.policy import VERDICTS, Verdict, example_policy_path
 from candor.store import (
     OPERATIONAL_SOURCES,
     SOURCE_TYPES,
@@ -14,16 +14,7 @@ from candor.store import (
     SubjectSummary,
     WorkspaceBusyError,
 )
-from candor.workflow.accounts import Actor, active_policy, authenticate
 from candor.workflow.context import Workflow
-from candor.workflow.enrolment import (
-    EnrolmentOutcome,
-    EnrolmentRequest,
-    EnrolmentStatus,
-    EnrolmentSummary,
-    enrol_files,
-    requests_from_folders,
-)
 from candor.workflow.errors import (
     FaceIndexError,
     MultipleFacesError,
@@ -33,6 +24,26 @@ from candor.workflow.errors import (
 )
 from candor.workflow.expunge import ExpungeReport, expunge_subject
 from candor.workflow.gallery import gallery_subject, gallery_subjects
+from candor.workflow.permissions import PermissionDeniedError
+from candor.workflow.retention import RetentionReport, run_retention
+from candor.workflow.thresholds import VERIFY_THRESHOLD, VerifyThreshold
+from candor.workflow.workspaces import (
+    PURPOSES,
+    USER_ERRORS,
+    create_workspace,
+    open_workflow,
+    upgrade_workspace,
+)
+
+from candor.workflow.accounts import Actor, active_policy, authenticate
+from candor.workflow.enrolment import (
+    EnrolmentOutcome,
+    EnrolmentRequest,
+    EnrolmentStatus,
+    EnrolmentSummary,
+    enrol_files,
+    requests_from_folders,
+)
 from candor.workflow.governed import (
     CandidateReview,
     CandidateView,
@@ -50,22 +61,13 @@ from candor.workflow.governed import (
     run_approved,
     view_candidates,
 )
-from candor.workflow.permissions import PermissionDeniedError
-from candor.workflow.retention import RetentionReport, run_retention
-from candor.workflow.thresholds import VERIFY_THRESHOLD, VerifyThreshold
-from candor.workflow.workspaces import (
-    PURPOSES,
-    USER_ERRORS,
-    create_workspace,
-    open_workflow,
-    upgrade_workspace,
-)
 
 __all__ = [
     "OPERATIONAL_SOURCES",
     "PURPOSES",
     "SOURCE_TYPES",
     "USER_ERRORS",
+    "VERDICTS",
     "VERIFY_THRESHOLD",
     "Actor",
     "CandidateReview",
@@ -87,6 +89,7 @@ __all__ = [
     "SubjectDetail",
     "SubjectNotFoundError",
     "SubjectSummary",
+    "Verdict",
     "VerifyThreshold",
     "Workflow",
     "WorkflowError",

@@ -30,8 +30,6 @@ from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.orm import Session
-
 from candor.policy import ROLES, Policy, PolicyError, load_policy, parse_policy, role_conflict
 from candor.store import (
     BOOTSTRAP_CREATOR,
@@ -65,10 +63,12 @@ from candor.store.reconciliation import password_digest
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
+from sqlalchemy.orm import Session
+
+from candor.workflow import limits
 
 MIN_PASSWORD_LENGTH = 12
-# Long enough for any passphrase, short enough that hashing it is no denial of service.
-MAX_PASSWORD_LENGTH = 1024
+MAX_PASSWORD_LENGTH = limits.PASSWORD.max_length
 DEFAULT_SESSION_LIFETIME = timedelta(hours=8)
 MAX_SESSION_LIFETIME = timedelta(days=7)
 # Admin changes need a second admin; fewer than this many enabled admins could confirm nothing.
@@ -377,6 +377,8 @@ def _check_new_user_text(fields: Mapping[str, Any]) -> None:
     for key, label in (("unit", "unit"), ("certificate_ref", "certificate reference")):
         if not fields[key]:
             raise AccountWorkflowError(f"the {label} of {fields['username']!r} must not be blank")
+    for limit in (limits.DISPLAY_NAME, limits.UNIT, limits.CERTIFICATE_REF):
+        limit.check(fields[limit.field])
 
 
 # Bootstrap ------------------------------------------------------------------------------
@@ -754,6 +756,7 @@ def update_certificate(
     reference = certificate_ref.strip()
     if not reference:
         raise AccountWorkflowError("the certificate reference must not be blank")
+    limits.CERTIFICATE_REF.check(reference)
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
         _require_admin(session, actor)
@@ -933,6 +936,7 @@ def reject_change(workflow: Workflow, actor: Actor, change_id: int, reason: str)
     """An admin (the requester too, withdrawing it) rejects a pending change, with a reason."""
     if not reason.strip():
         raise AccountWorkflowError("a rejection needs a reason (--reason)")
+    limits.REASON.check(reason.strip())
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
         admin = _require_admin(session, actor)

@@ -27,11 +27,13 @@ from candor.store import (
     image_by_sha256,
     validate_provenance,
 )
-from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
+
+from candor.workflow import limits
+from candor.workflow.accounts import Actor
 
 
 class EnrolmentStatus(StrEnum):
@@ -113,6 +115,11 @@ def enrol_files(
     """
     workspace = workflow.workspace
     policy = require_permission(workflow, actor, "gallery.enrol")
+    limits.SOURCE_TYPE.check(provenance.source_type)
+    limits.SOURCE_REF.check(provenance.source_ref.strip())
+    limits.LEGAL_BASIS.check(provenance.legal_basis.strip())
+    for request in requests:
+        limits.SUBJECT_REF.check(request.subject_ref.strip())
     checked = validate_provenance(
         provenance,
         allowed_source_types=_allowed_sources(workflow, policy),

@@ -1,0 +1,96 @@
+"""How long each free-text field may be: the one list the CLI, the API and the pages read.
+
+The workflow refuses a value over its limit, naming the field and the limit, whichever
+interface it came through; the API's and the pages' declared caps are these same numbers,
+so their schemas say what the workflow enforces. The limits match the store's columns
+(String(200) for a case number): SQLite would keep a pasted essay as a case number and
+PostgreSQL would refuse it with a database error, so neither is left to the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from candor.workflow.errors import WorkflowError
+
+
+class TextTooLongError(WorkflowError):
+    """A free-text value is longer than its field allows."""
+
+    def __init__(self, limit: TextLimit, length: int) -> None:
+        self.limit = limit
+        self.length = length
+        super().__init__(
+            f"the {limit.label} ({limit.field}) has {length:,} characters; "
+            f"at most {limit.max_length:,} are allowed"
+        )
+
+
+@dataclass(frozen=True)
+class TextLimit:
+    """One free-text field: its name in forms and JSON, its name in sentences, its cap."""
+
+    field: str
+    label: str
+    max_length: int
+
+    def check(self, value: str) -> str:
+        """The value itself when it is short enough; TextTooLongError otherwise."""
+        if len(value) > self.max_length:
+            raise TextTooLongError(self, len(value))
+        return value
+
+    def check_optional(self, value: str | None) -> str | None:
+        return None if value is None else self.check(value)
+
+
+# The case form of every search and verification.
+CASE_NUMBER = TextLimit("case_number", "case number", 200)
+OFFENCE_CATEGORY = TextLimit("offence_category", "offence category", 100)
+PURPOSE = TextLimit("purpose", "purpose", 100)
+REQUESTING_AGENCY = TextLimit("requesting_agency", "requesting agency", 200)
+REQUESTING_UNIT = TextLimit("requesting_unit", "requesting unit", 200)
+PROBE_KIND = TextLimit("probe_kind", "probe kind", 50)
+AUTHORISATION_REF = TextLimit("authorisation_ref", "authorisation reference", 200)
+EDITS = TextLimit("edits", "description of the edits", 2000)
+
+# Why a person decided as they did: approvals, verdicts, releases, rejected changes.
+REASON = TextLimit("reason", "reason", 2000)
+RATIONALE = TextLimit("rationale", "rationale", 2000)
+
+# Gallery enrolment: who the photos show and where they came from.
+SUBJECT_REF = TextLimit("subject_ref", "subject reference", 200)
+SOURCE_TYPE = TextLimit("source_type", "source type", 32)
+SOURCE_REF = TextLimit("source_ref", "source reference", 500)
+LEGAL_BASIS = TextLimit("legal_basis", "legal basis", 2000)
+
+# Accounts. A username's form (2 to 64 characters) is the store's rule; the cap is here so
+# that the interfaces declare it too.
+USERNAME = TextLimit("username", "username", 64)
+DISPLAY_NAME = TextLimit("display_name", "display name", 200)
+UNIT = TextLimit("unit", "unit", 200)
+CERTIFICATE_REF = TextLimit("certificate_ref", "certificate reference", 200)
+# Long enough for any passphrase, short enough that hashing it is no denial of service.
+PASSWORD = TextLimit("password", "password", 1024)
+
+TEXT_LIMITS: tuple[TextLimit, ...] = (
+    CASE_NUMBER,
+    OFFENCE_CATEGORY,
+    PURPOSE,
+    REQUESTING_AGENCY,
+    REQUESTING_UNIT,
+    PROBE_KIND,
+    AUTHORISATION_REF,
+    EDITS,
+    REASON,
+    RATIONALE,
+    SUBJECT_REF,
+    SOURCE_TYPE,
+    SOURCE_REF,
+    LEGAL_BASIS,
+    USERNAME,
+    DISPLAY_NAME,
+    UNIT,
+    CERTIFICATE_REF,
+    PASSWORD,
+)

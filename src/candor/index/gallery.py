@@ -19,8 +19,9 @@ unlinked, for the same reason.
 Files in the folder (all owned by this module): vectors.f32, ids.i64, live.u8 and
 codes.u8 (row arrays, `capacity` rows); centre.f32 and planes.f32 (the codes' centre
 and hyperplanes, once there are codes); meta.json (model key, dimension, row count, the
-codes' bits and seed, whether the codes are made). The centre is a mean over at least
-`approximate_from` templates; an expunged template's share of it is not removed.
+codes' bits and seed, whether the codes are made, the last gallery change the rows
+reflect). The centre is a mean over at least `approximate_from` templates; an expunged
+template's share of it is not removed.
 Adding a template appends a row: nothing else is built in one go, and nothing is
 rebuilt when the folder is opened.
 
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+
 from candor.index.exact import TemplateIndex, _as_id
 from candor.index.signcodes import (
     CODE_BITS,
@@ -137,6 +139,9 @@ class GalleryIndex:
         self._rows: dict[int, int] = {}
         self._dead = 0
         self._changes = 0  # adds and removes since this object was made
+        # The last gallery change (candor.store.changes) the rows reflect, kept in
+        # meta.json so a reopened folder catches up from there; None: not known.
+        self.change_seq: int | None = None
         self._holder: weakref.finalize[[int], GalleryIndex] | None = None
         if folder is not None:
             _make_private_folder(folder)
@@ -236,6 +241,8 @@ class GalleryIndex:
             raise IndexFolderError(f"{folder}: an id appears on two live rows")
         index._dead = count - len(live)
         index._changes = 0
+        change_seq = meta.get("change_seq")
+        index.change_seq = change_seq if isinstance(change_seq, int) else None
         return index
 
     def flush(self) -> None:
@@ -585,6 +592,7 @@ class GalleryIndex:
             "code_bits": CODE_BITS,
             "code_seed": CODE_SEED,
             "coded": self._coder is not None,
+            "change_seq": self.change_seq,
         }
         _write_file(self.folder / "meta.json", json.dumps(meta).encode("utf-8"))
 

@@ -27,6 +27,7 @@ from candor.store.accounts import (
     user_by_name,
     users_with_role,
 )
+from candor.store.changes import GalleryChange
 from candor.store.errors import (
     BiometricIntegrityError,
     BiometricNotFoundError,
@@ -131,6 +132,7 @@ __all__ = [
     "Candidate",
     "CannotCreateWorkspaceError",
     "FaceTemplate",
+    "GalleryChange",
     "GalleryError",
     "GalleryImage",
     "ImageDetail",

@@ -3,10 +3,20 @@
 Every verb in this package takes a `Workflow`. The face engine and the index are made
 on first use, so commands that never compare faces (listing subjects, say) load no
 model. The index lives in the workspace (index/<model>/, see candor.index.gallery): it
-is opened, checked against the store's template ids (templates enrolled or removed by
-another process are added or dropped) and then kept in step with every enrolment and
-expungement made through the same `Workflow`. While another Workflow holds the folder,
-this one builds an in-memory index from the store, as before the index was persisted.
+is opened, brought in step with the store, and then kept in step with every enrolment
+and expungement made through the same `Workflow`. While another Workflow holds the
+folder, this one builds an in-memory index from the store, as before the index was
+persisted.
+
+Other processes (a `candor enrol` beside a running server, another server worker)
+change the gallery too. The store logs every template added or removed
+(candor.store.changes), and the index remembers the last change it reflects (its
+`change_seq`, kept in the folder's meta.json, so a restart catches up on what it
+missed). Each search calls `index_in_step` in its own transaction: one indexed lookup
+of the newest change, and when it moved, the missing changes are applied before the
+index is searched. An index folder that records no change (made before the log
+existed) or one the log cannot vouch for is reconciled with the store's template ids
+in full.
 
 Every time the workflow records (a request's creation, a run, an approval, an audit
 entry, a login's expiry, whether a certificate is still valid) comes from the
@@ -27,12 +37,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from candor.faces import EngineSettings, FaceEngine, ModelId
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe
 from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError
 from candor.index.cohort import COHORT_SIZE, CohortNormaliser, gallery_cohort_ids, score_name
 from candor.store import FaceTemplate, Workspace, templates_for_model
+from candor.store.changes import (
+    ADDED,
+    REMOVED,
+    changes_after,
+    earliest_change,
+    latest_change,
+    template_vectors,
+)
 
 if TYPE_CHECKING:
     from candor.workflow.audit_trail import CheckpointSchedule
@@ -132,10 +151,30 @@ class Workflow:
 
     @property
     def index(self) -> GalleryIndex:
-        """Every template of the engine's model in the store, ready to search."""
+        """Every template of the engine's model in the store, ready to search.
+
+        In step with the store when first opened, and with every change made through this
+        Workflow since; a search calls `index_in_step` to see other processes' changes.
+        """
         if self._index is None:
-            self._index = self._open_index()
+            with self.workspace.session() as session:
+                self._index = self._open_index(session, latest_change(session))
         return self._index
+
+    def index_in_step(self, session: Session) -> GalleryIndex:
+        """The index, brought in step with the gallery as committed in `session`'s snapshot.
+
+        Called at the start of a search's transaction, before anything else reads the
+        index (the gallery's size sets the threshold). Costs one indexed query when no
+        template was added or removed since the last call.
+        """
+        # Opened first on a reading connection of its own: a first reconcile reads every
+        # template id, too long to hold the write lock `session` may hold through.
+        index = self.index
+        latest = latest_change(session)
+        if index.change_seq != latest:
+            self._catch_up(session, index, latest)
+        return index
 
     @property
     def score_in_use(self) -> str:
@@ -185,7 +224,7 @@ class Workflow:
                 if folder.is_dir() and folder != held:
                     GalleryIndex.scrub(folder, ids)
 
-    def _open_index(self) -> GalleryIndex:
+    def _open_index(self, session: Session, latest: int) -> GalleryIndex:
         model = self.engine.model
         folder = self.index_folder(model)
         try:
@@ -196,16 +235,52 @@ class Workflow:
             # A derived cache: damaged or foreign files are erased and rebuilt from the store.
             GalleryIndex.erase_folder(folder)
             index = GalleryIndex(model, folder)
-        self._reconcile(index)
+        self._catch_up(session, index, latest)
         return index
 
-    def _reconcile(self, index: GalleryIndex) -> None:
+    def _catch_up(self, session: Session, index: GalleryIndex, latest: int) -> None:
+        """Apply the changes logged after the index's `change_seq`, up to `latest`.
+
+        An index that records no change seq, or one the log cannot take forward (the
+        database went back to an older copy, or lacks rows the index needs), is
+        reconciled with the store's template ids in full instead.
+        """
+        applied = index.change_seq
+        if applied is None or applied > latest or earliest_change(session) > applied + 1:
+            self._reconcile(session, index)
+        elif applied < latest:
+            changes = changes_after(session, applied, index.model.key, up_to=latest)
+            self._apply_changes(session, index, changes)
+        index.change_seq = latest
+        index.flush()
+
+    def _apply_changes(
+        self, session: Session, index: GalleryIndex, changes: list[tuple[int, str]]
+    ) -> None:
+        """Replay logged changes; safe to replay ones the index already has.
+
+        This Workflow's own enrolments reach the index directly as well, so an add of a
+        template already held is skipped. A template removed at any point in `changes` is
+        dropped first, so a row whose id or vector was replaced is read again.
+        """
+        removed = {template_id for template_id, kind in changes if kind == REMOVED}
+        index.remove(template_id for template_id in removed if template_id in index)
+        last = {template_id: kind for template_id, kind in changes}
+        wanted = [t for t, kind in last.items() if kind == ADDED and t not in index]
+        if not wanted:
+            return
+        found = template_vectors(session, wanted, index.model.key, self.workspace.vault)
+        ids = sorted(found)
+        for start in range(0, len(ids), _REBUILD_BATCH):
+            batch = ids[start : start + _REBUILD_BATCH]
+            index.add(batch, np.stack([found[template_id] for template_id in batch]))
+
+    def _reconcile(self, session: Session, index: GalleryIndex) -> None:
         """Bring the index to exactly the store's templates of its model."""
         model_key = index.model.key
-        with self.workspace.session() as session:
-            stored = set(
-                session.scalars(select(FaceTemplate.id).where(FaceTemplate.model_key == model_key))
-            )
+        stored = set(
+            session.scalars(select(FaceTemplate.id).where(FaceTemplate.model_key == model_key))
+        )
         held = set(index.ids.tolist())
         if held - stored:
             index.remove(held - stored)
@@ -214,19 +289,17 @@ class Workflow:
             return
         ids: list[int] = []
         vectors: list[np.ndarray] = []
-        with self.workspace.session() as session:
-            rows = templates_for_model(session, model_key, self.workspace.vault)
-            for template_id, _subject_id, _image_id, vector in rows:
-                if template_id not in missing:
-                    continue
-                ids.append(template_id)
-                vectors.append(vector)
-                if len(ids) >= _REBUILD_BATCH:
-                    index.add(ids, np.stack(vectors))
-                    ids, vectors = [], []
+        rows = templates_for_model(session, model_key, self.workspace.vault)
+        for template_id, _subject_id, _image_id, vector in rows:
+            if template_id not in missing:
+                continue
+            ids.append(template_id)
+            vectors.append(vector)
+            if len(ids) >= _REBUILD_BATCH:
+                index.add(ids, np.stack(vectors))
+                ids, vectors = [], []
         if ids:
             index.add(ids, np.stack(vectors))
-        index.flush()
 
     def close(self) -> None:
         """Write the index's pending changes, let go of its folder, close the database."""

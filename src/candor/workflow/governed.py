@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import ColumnElement, case, func, insert, inspect, select
-from sqlalchemy.orm import Session
-
 from candor.faces import cosine_score, euclidean_distance
 from candor.index.cohort import fuse_subject_scores
 from candor.policy import (
+    VERDICTS,
     Decision,
     Outcome,
     Policy,
@@ -46,7 +44,6 @@ from candor.store import (
 from candor.store import Candidate as CandidateRow
 from candor.store import Release as ReleaseRow
 from candor.store.reconciliation import CandidateRecord, candidate_record
-from candor.workflow.accounts import Actor, policy_in_force
 from candor.workflow.audit_trail import record
 from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
 from candor.workflow.context import Workflow
@@ -60,6 +57,11 @@ from candor.workflow.permissions import (
 from candor.workflow.probes import Probe, probe_for
 from candor.workflow.thresholds import VERIFY_THRESHOLD
 from candor.workflow.upkeep import erase_unheld_probes
+from sqlalchemy import ColumnElement, case, func, insert, inspect, select
+from sqlalchemy.orm import Session
+
+from candor.workflow import limits
+from candor.workflow.accounts import Actor, policy_in_force
 
 # Templates fetched per candidate place, so subjects with several photos fill one place.
 PHOTOS_FETCHED_PER_CANDIDATE = 3
@@ -98,7 +100,7 @@ class RequestForm:
     edits: str | None = None
 
     def checked(self) -> RequestForm:
-        """The form with text stripped; WorkflowError naming the first empty field."""
+        """The form with text stripped; WorkflowError naming the first empty or too long field."""
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         for name in (
             "case_number",
@@ -110,7 +112,23 @@ class RequestForm:
         ):
             if not str(values[name]).strip():
                 raise WorkflowError(f"a request needs a {name.replace('_', ' ')}")
-        return RequestForm(**{k: v.strip() if isinstance(v, str) else v for k, v in values.items()})
+        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}
+        for limit in _FORM_LIMITS:
+            limit.check_optional(stripped[limit.field])
+        return RequestForm(**stripped)
+
+
+# Every text field of RequestForm, by the name the form gives it.
+_FORM_LIMITS = (
+    limits.CASE_NUMBER,
+    limits.OFFENCE_CATEGORY,
+    limits.PURPOSE,
+    limits.REQUESTING_AGENCY,
+    limits.REQUESTING_UNIT,
+    limits.PROBE_KIND,
+    limits.AUTHORISATION_REF,
+    limits.EDITS,
+)
 
 
 @dataclass(frozen=True)
@@ -607,6 +625,7 @@ def decide_approval(
     """A supervisor other than the requester approves or rejects a waiting request."""
     if not reason.strip():
         raise WorkflowError("an approval or rejection needs a reason")
+    limits.REASON.check(reason.strip())
     require_permission(workflow, actor, "search.approve")
     with workflow.workspace.session() as session, session.begin():
         row = _request_row(session, search_id)
@@ -965,8 +984,13 @@ def record_verdict(
     workflow: Workflow, actor: Actor, search_id: int, rank: int, verdict: str, rationale: str
 ) -> CandidateView:
     """An examiner's verdict on one candidate, with a rationale; one per examiner."""
+    if verdict not in VERDICTS:
+        raise WorkflowError(
+            f"unknown verdict {verdict!r}; a verdict is one of {', '.join(VERDICTS)}"
+        )
     if not rationale.strip():
         raise WorkflowError("a verdict needs a rationale")
+    limits.RATIONALE.check(rationale.strip())
     require_permission(workflow, actor, "candidate.review")
     require_current_certificate(actor)
     with workflow.workspace.session() as session, session.begin():
@@ -1006,6 +1030,7 @@ def release_lead(
     """Release a candidate as an investigative lead, once enough independent examiners agree."""
     if not reason.strip():
         raise WorkflowError("a release needs a reason")
+    limits.REASON.check(reason.strip())
     policy = require_permission(workflow, actor, "lead.release")
     with workflow.workspace.session() as session, session.begin():
         row = _request_row(session, search_id)

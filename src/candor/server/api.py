@@ -17,23 +17,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
-from candor.server.auth import Caller, caller, server_state
-from candor.server.errors import USER_ERRORS, RefusedError, as_refused
-from candor.server.state import ServerState, read_limited, safe_filename
-from candor.workflow.audit_ops import checkpoint_now, export_log, prove_entry, verify_log
-from candor.workflow.probe_check import UPLOAD_MAX_BYTES, check_probe, review_material
-from candor.workflow.worklists import (
-    latest_checkpoint,
-    my_requests,
-    request_status,
-    review_queue,
-    workspace_state,
-)
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from candor.server.auth import Caller, caller, server_state
+from candor.server.errors import USER_ERRORS, RefusedError, as_refused
+from candor.server.state import ServerState, read_limited, safe_filename
 from candor.workflow import (
     VERDICTS,
     EnrolmentRequest,
@@ -70,6 +61,15 @@ from candor.workflow.accounts import (
     request_role_revoke,
     request_user,
     session_view,
+)
+from candor.workflow.audit_ops import checkpoint_now, export_log, prove_entry, verify_log
+from candor.workflow.probe_check import UPLOAD_MAX_BYTES, check_probe, review_material
+from candor.workflow.worklists import (
+    latest_checkpoint,
+    my_requests,
+    request_status,
+    review_queue,
+    workspace_state,
 )
 
 P = ParamSpec("P")

@@ -12,28 +12,6 @@ import contextlib
 from datetime import date
 from typing import Annotated, Any
 
-from candor.server.auth import (
-    PRE_LOGIN_COOKIE,
-    SESSION_COOKIE,
-    Caller,
-    caller,
-    csrf_token_for,
-    finish_cookies,
-    server_state,
-    set_cookie,
-)
-from candor.server.errors import USER_ERRORS, RefusedError, as_refused, one_line
-from candor.server.rules import rule_for
-from candor.server.state import read_limited, safe_filename
-from candor.workflow.audit_ops import checkpoint_now, prove_entry, verify_log
-from candor.workflow.probe_check import check_probe, review_material
-from candor.workflow.worklists import (
-    latest_checkpoint,
-    my_requests,
-    request_status,
-    review_queue,
-    workspace_state,
-)
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -53,6 +31,19 @@ from candor.server.api import (
     run,
     saved,
 )
+from candor.server.auth import (
+    PRE_LOGIN_COOKIE,
+    SESSION_COOKIE,
+    Caller,
+    caller,
+    csrf_token_for,
+    finish_cookies,
+    server_state,
+    set_cookie,
+)
+from candor.server.errors import USER_ERRORS, RefusedError, as_refused, one_line
+from candor.server.rules import rule_for
+from candor.server.state import read_limited, safe_filename
 from candor.workflow import (
     VERDICTS,
     RequestForm,
@@ -80,6 +71,15 @@ from candor.workflow.accounts import (
     reject_change,
     request_policy_change,
     request_user,
+)
+from candor.workflow.audit_ops import checkpoint_now, prove_entry, verify_log
+from candor.workflow.probe_check import check_probe, review_material
+from candor.workflow.worklists import (
+    latest_checkpoint,
+    my_requests,
+    request_status,
+    review_queue,
+    workspace_state,
 )
 
 router = APIRouter(include_in_schema=False)

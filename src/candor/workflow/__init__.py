@@ -14,7 +14,16 @@ from candor.store import (
     SubjectSummary,
     WorkspaceBusyError,
 )
+from candor.workflow.accounts import Actor, active_policy, authenticate
 from candor.workflow.context import Workflow
+from candor.workflow.enrolment import (
+    EnrolmentOutcome,
+    EnrolmentRequest,
+    EnrolmentStatus,
+    EnrolmentSummary,
+    enrol_files,
+    requests_from_folders,
+)
 from candor.workflow.errors import (
     FaceIndexError,
     MultipleFacesError,
@@ -24,26 +33,6 @@ from candor.workflow.errors import (
 )
 from candor.workflow.expunge import ExpungeReport, expunge_subject
 from candor.workflow.gallery import gallery_subject, gallery_subjects
-from candor.workflow.permissions import PermissionDeniedError
-from candor.workflow.retention import RetentionReport, run_retention
-from candor.workflow.thresholds import VERIFY_THRESHOLD, VerifyThreshold
-from candor.workflow.workspaces import (
-    PURPOSES,
-    USER_ERRORS,
-    create_workspace,
-    open_workflow,
-    upgrade_workspace,
-)
-
-from candor.workflow.accounts import Actor, active_policy, authenticate
-from candor.workflow.enrolment import (
-    EnrolmentOutcome,
-    EnrolmentRequest,
-    EnrolmentStatus,
-    EnrolmentSummary,
-    enrol_files,
-    requests_from_folders,
-)
 from candor.workflow.governed import (
     CandidateReview,
     CandidateView,
@@ -60,6 +49,16 @@ from candor.workflow.governed import (
     request_verify,
     run_approved,
     view_candidates,
+)
+from candor.workflow.permissions import PermissionDeniedError
+from candor.workflow.retention import RetentionReport, run_retention
+from candor.workflow.thresholds import VERIFY_THRESHOLD, VerifyThreshold
+from candor.workflow.workspaces import (
+    PURPOSES,
+    USER_ERRORS,
+    create_workspace,
+    open_workflow,
+    upgrade_workspace,
 )
 
 __all__ = [

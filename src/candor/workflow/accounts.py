@@ -30,6 +30,8 @@ from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.orm import Session
+
 from candor.policy import ROLES, Policy, PolicyError, load_policy, parse_policy, role_conflict
 from candor.store import (
     BOOTSTRAP_CREATOR,
@@ -60,12 +62,10 @@ from candor.store import (
 )
 from candor.store.governance import PolicyRecord
 from candor.store.reconciliation import password_digest
+from candor.workflow import limits
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
-from sqlalchemy.orm import Session
-
-from candor.workflow import limits
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = limits.PASSWORD.max_length

@@ -27,13 +27,12 @@ from candor.store import (
     image_by_sha256,
     validate_provenance,
 )
+from candor.workflow import limits
+from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
-
-from candor.workflow import limits
-from candor.workflow.accounts import Actor
 
 
 class EnrolmentStatus(StrEnum):

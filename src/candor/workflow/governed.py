@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from sqlalchemy import ColumnElement, case, func, insert, inspect, select
+from sqlalchemy.orm import Session
+
 from candor.faces import cosine_score, euclidean_distance
 from candor.index.cohort import fuse_subject_scores
 from candor.policy import (
@@ -44,6 +47,8 @@ from candor.store import (
 from candor.store import Candidate as CandidateRow
 from candor.store import Release as ReleaseRow
 from candor.store.reconciliation import CandidateRecord, candidate_record
+from candor.workflow import limits
+from candor.workflow.accounts import Actor, policy_in_force
 from candor.workflow.audit_trail import record
 from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
 from candor.workflow.context import Workflow
@@ -57,11 +62,6 @@ from candor.workflow.permissions import (
 from candor.workflow.probes import Probe, probe_for
 from candor.workflow.thresholds import VERIFY_THRESHOLD
 from candor.workflow.upkeep import erase_unheld_probes
-from sqlalchemy import ColumnElement, case, func, insert, inspect, select
-from sqlalchemy.orm import Session
-
-from candor.workflow import limits
-from candor.workflow.accounts import Actor, policy_in_force
 
 # Templates fetched per candidate place, so subjects with several photos fill one place.
 PHOTOS_FETCHED_PER_CANDIDATE = 3

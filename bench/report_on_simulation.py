@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from candor.reports import UsageQuery, usage_csv, usage_html, usage_json, usage_report
 from candor.store import AuditEntry, SearchRequest, Workspace
-from candor.workflow.audit_trail import ensure_signing_key
+from candor.workflow.audit_trail import log_keys
 
 RESULTS = Path(__file__).resolve().parent / "results" / "report_on_simulation.json"
 
@@ -45,7 +45,7 @@ def main() -> int:
         date_from=first.astimezone(workspace.zone).date(),
         date_to=last.astimezone(workspace.zone).date(),
     )
-    key = ensure_signing_key(workspace).verifier_key()
+    key = str(log_keys(workspace))
     runs = []
     for _ in range(args.rounds):
         started = time.perf_counter()

@@ -20,7 +20,7 @@ from candor.reports import (
     usage_report,
 )
 from candor.store import Workspace
-from candor.workflow.audit_trail import ensure_signing_key
+from candor.workflow.audit_trail import log_keys
 from report_workspace import build
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -46,7 +46,7 @@ def main() -> None:
         build(home, searches=1_500, first_day=date(2019, 1, 1), last_day=date(2019, 3, 31),
               purpose="simulation", timezone="America/Chicago")  # fmt: skip
         with Workspace.open(home) as workspace:
-            key = ensure_signing_key(workspace).verifier_key()
+            key = str(log_keys(workspace))
             usage = usage_report(workspace, key, UsageQuery(date(2019, 1, 1), date(2019, 3, 31)))
             public = transparency_report(workspace, key, 2019)
         pages = {

@@ -30,7 +30,7 @@ from candor.reports import (
     usage_json,
 )
 from candor.store import Workspace
-from candor.workflow.audit_trail import ensure_signing_key
+from candor.workflow.audit_trail import log_keys
 from report_workspace import build
 
 SEARCHES = 10_000
@@ -65,7 +65,7 @@ def main() -> None:
         activity = build(home, searches=SEARCHES, first_day=FIRST, last_day=LAST)
         build_seconds = time.perf_counter() - started
         with Workspace.open(home) as workspace:
-            key = ensure_signing_key(workspace).verifier_key()
+            key = str(log_keys(workspace))
             runs = [one_run(workspace, key) for _ in range(RUNS)]
             report = compute_usage(establish_basis(workspace, key), UsageQuery(FIRST, LAST))
     totals = [run["total"] for run in runs]

@@ -40,7 +40,7 @@ from candor.store import (
     Verdict,
     Workspace,
 )
-from candor.workflow.audit_trail import ensure_signing_key, log_origin
+from candor.workflow.audit_trail import load_signing_key, log_origin, start_audit_log
 
 UNITS = {"Robbery": 8, "Burglary": 7, "Homicide": 6, "Fraud": 6}
 EXAMINERS = ("exa", "exb", "exc", "exd")
@@ -79,7 +79,7 @@ class _Log:
 
     def rows(self) -> Iterator[tuple[dict[str, Any] | None, dict[str, Any]]]:
         """(checkpoint row or None, entry row) in seq order."""
-        key = ensure_signing_key(self.workspace)
+        key = load_signing_key(self.workspace)
         origin = log_origin(self.workspace)
         tree = MerkleAccumulator()
         prev = "0" * 64
@@ -134,7 +134,9 @@ def build(
 ) -> Activity:
     """Make a workspace at `home` with `searches` requests between the two days."""
     rng = random.Random(seed)
-    workspace = Workspace.create(home, purpose=purpose, timezone=timezone)
+    workspace = Workspace.create(
+        home, purpose=purpose, timezone=timezone, start_audit_log=start_audit_log
+    )
     zone = ZoneInfo(timezone)
     start = datetime.combine(first_day, time(0), tzinfo=zone)
     log = _Log(workspace)

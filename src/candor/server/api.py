@@ -23,7 +23,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from candor.server.auth import Caller, caller, server_state
-from candor.server.errors import USER_ERRORS, RefusedError, as_refused
+from candor.server.errors import (
+    USER_ERRORS,
+    RefusedError,
+    as_refused,
+    one_line,
+    without_server_folders,
+)
 from candor.server.state import ServerState, read_limited, safe_filename
 from candor.workflow import (
     VERDICTS,
@@ -128,7 +134,7 @@ def run(state: ServerState, function: Callable[P, T], *args: P.args, **kwargs: P
     except USER_ERRORS as error:
         raise as_refused(error) from None
     except OSError as error:
-        raise RefusedError(400, " ".join(str(error).split())) from None
+        raise RefusedError(400, one_line(error)) from None
 
 
 StateDep = Annotated[ServerState, Depends(server_state)]
@@ -662,7 +668,14 @@ def enrol_uploads(
             workers=1,
             face_index=face_index,
         )
-    outcomes = [{**to_jsonable(outcome), "path": outcome.path.name} for outcome in summary.outcomes]
+    outcomes = [
+        {
+            **to_jsonable(outcome),
+            "path": outcome.path.name,
+            "reason": None if outcome.reason is None else without_server_folders(outcome.reason),
+        }
+        for outcome in summary.outcomes
+    ]
     return {"outcomes": outcomes}
 
 

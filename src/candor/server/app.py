@@ -8,6 +8,7 @@ page asks for it before it creates the first two admins.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from candor.server import admin_pages, api, reports, web
 from candor.server.auth import authorise, is_api
 from candor.server.errors import RefusedError, as_refused
+from candor.server.form_text import FormTextCheck
 from candor.server.security import IDLE_SECONDS, Guard, new_secret
 from candor.server.state import STATIC, ServerState, monotonic
 from candor.workflow import Workflow, WorkspaceBusyError, open_workflow
@@ -70,27 +72,33 @@ class BodyLimit:
             return
         seen = 0
         started = False
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    too_large = True
                     raise BodyTooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if too_large and not started:
+                # The app's own answer to the cut-off body (FastAPI makes any error while
+                # reading a form "400 There was an error parsing the body") gives way
+                # to the 413 below.
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLargeError):
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLargeError:
-            if not started:
-                await _too_large(scope, receive, send, limit)
+        if too_large and not started:
+            await _too_large(scope, receive, send, limit)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -176,6 +184,7 @@ def create_app(
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    app.add_middleware(FormTextCheck)
     app.add_middleware(BodyLimit)
     return app
 

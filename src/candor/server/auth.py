@@ -16,6 +16,7 @@ from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from candor.server.errors import RefusedError
+from candor.server.form_text import refuse_undecodable_form
 from candor.server.rules import rule_for
 from candor.server.security import new_secret, token_digest
 from candor.server.state import ServerState
@@ -113,6 +114,7 @@ async def authorise(request: Request) -> None:
         request.state.caller = Caller(None, None)
         if unsafe and not is_api(request):
             await _check_csrf(request, state, None)
+        refuse_undecodable_form(request)
         return
     token = request_token(request)
     if token is None:
@@ -137,6 +139,9 @@ async def authorise(request: Request) -> None:
             f"{actor.username} ({held}) may not use {method} {path}",
             refused_by="route-rule",
         )
+    # The form, when the route takes one, has been read by now (FastAPI reads it before
+    # any dependency; the CSRF check above reads it otherwise).
+    refuse_undecodable_form(request)
     request.state.caller = Caller(actor, token)
 
 

@@ -6,6 +6,7 @@ Each error's message is the workflow's one-line reason; JSON routes answer
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from candor.workflow import (
@@ -25,6 +26,9 @@ from candor.workflow.accounts import (
 )
 from candor.workflow.governed import RequestStateError
 
+# The folders of an absolute path ("/srv/x/tmp/" of "/srv/x/tmp/a.jpg"), not after a word
+# ("and/or") or within a relative path ("tmp/a.jpg").
+_SERVER_FOLDERS = re.compile(r"(?<![\w.~/-])(?:/[^\s/'\"`:;,()<>\[\]]+)+/(?=[^\s/'\"`:;,()<>\[\]])")
 # Which header says that the server's route table (not the workflow) refused a call.
 REFUSED_BY_HEADER = "X-Candor-Refused-By"
 # When a caller refused because another process held the database may try again.
@@ -54,7 +58,17 @@ class RefusedError(Exception):
 
 def one_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
-    return " ".join(text.split())
+    return without_server_folders(" ".join(text.split()))
+
+
+def without_server_folders(text: str) -> str:
+    """Text with every absolute path cut to its last part: an upload's own name stays.
+
+    Workflow messages name files by their path, and an upload's path is a folder of the
+    server's ("<workspace>/tmp/uploads/<random>/notes.jpg"); the caller sent "notes.jpg"
+    and learns nothing of the server's disk.
+    """
+    return _SERVER_FOLDERS.sub("", text)
 
 
 def status_for(error: BaseException) -> int:
@@ -92,4 +106,5 @@ __all__ = [
     "as_refused",
     "one_line",
     "status_for",
+    "without_server_folders",
 ]

@@ -78,6 +78,8 @@ def test_reasons_accounts_and_enrolment_text_are_limited(agency: Agency, tmp_pat
     long_reason = "r" * (limits.REASON.max_length + 1)
     with pytest.raises(TextTooLongError, match=r"\(reason\)"):
         decide_approval(workflow, agency["sam"], 1, approve=True, reason=long_reason)
+    with pytest.raises(TextTooLongError, match=r"\(username\) has 100,000 characters"):
+        request_user(workflow, agency["admin1"], new_user("n" * 100_000, "analyst"))
     with pytest.raises(TextTooLongError, match=r"\(unit\)"):
         request_user(workflow, agency["admin1"], new_user("newbie", "analyst", unit="u" * 201))
     with pytest.raises(TextTooLongError, match=r"\(certificate_ref\)"):

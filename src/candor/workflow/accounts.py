@@ -275,6 +275,8 @@ def _check_roles(roles: Iterable[str]) -> frozenset[str]:
 
 
 def _username(username: str) -> str:
+    # Before the form check, whose message repeats the name: not 100,000 characters of it.
+    limits.USERNAME.check(username)
     try:
         return check_username(username)
     except AccountError as error:

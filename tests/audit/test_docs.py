@@ -13,6 +13,8 @@ import pytest
 
 from candor.audit import (
     Checkpoint,
+    KeyRing,
+    VerifierKey,
     build_entry,
     leaf_hash,
     merkle_root,
@@ -103,9 +105,32 @@ def test_the_by_hand_script_rejects_tampering(export: Path, tmp_path: Path) -> N
     lines = (export / "entries.jsonl").read_bytes().split(b"\n")
     (export / "entries.jsonl").write_bytes(b"\n".join([*lines[:250], b""]))
     (export / "checkpoints" / "300.note").unlink()
-    assert run_doc_script(export).returncode == 0  # undetectable without the held note
+    done = run_doc_script(export)  # the export's own witness gives the cut away
+    assert done.returncode != 0 and "not among its notes" in done.stderr
+    # With an older note passed off as the witness, only the held note catches it.
+    (export / "witness.note").write_bytes((export / "checkpoints" / "200.note").read_bytes())
+    assert run_doc_script(export).returncode == 0
     done = run_doc_script(export, held)
     assert done.returncode != 0 and "cut off" in done.stderr
     (export / "entries.jsonl").write_bytes(b"\n".join([*lines[:40], *lines[41:250], b""]))
     done = run_doc_script(export)
     assert done.returncode != 0 and "chain breaks at 41" in done.stderr
+
+
+def test_the_by_hand_script_follows_a_key_rotation(tmp_path: Path) -> None:
+    entries, notes = standard_log()
+    old, new = fixed_key(), fixed_key(seed="the next key")
+    keys = KeyRing.single(old.verifier_key()).rotated(VerifierKey.parse(new.verifier_key()), 200)
+    resigned = [
+        note if open_checkpoint(note, old.verifier_key()).size < 200
+        else new.sign(open_checkpoint(note, old.verifier_key()))
+        for note in notes
+    ]  # fmt: skip
+    write_export(tmp_path / "export", entries, resigned, keys, witness=resigned[-1])
+    done = run_doc_script(tmp_path / "export")
+    assert done.returncode == 0, done.stderr
+    # The old key may not sign past its last size.
+    late = old.sign(open_checkpoint(notes[-1], old.verifier_key()))
+    (tmp_path / "export" / "checkpoints" / "300.note").write_text(late, encoding="utf-8")
+    (tmp_path / "export" / "witness.note").write_text(late, encoding="utf-8")
+    assert run_doc_script(tmp_path / "export").returncode != 0

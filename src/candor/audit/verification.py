@@ -5,7 +5,10 @@ One pass over the entries checks that each is canonical JSON with every field ty
 `MerkleAccumulator` gives the root at every checkpoint size to compare with what was
 signed. Checkpoints held by the verifier (`against`) are compared the same way, so a
 history rewritten and re-signed with the log's own key is caught by any checkpoint that
-left the system before the rewrite.
+left the system before the rewrite. So is the log's witness (the latest checkpoint it
+signed, kept outside its database and put in every export), which its own checkpoints
+must also include: a log cut short, or rewritten with the checkpoints that would show it
+deleted, fails. Each note is opened with the key that covered its size (a KeyRing).
 
 The standard library and `cryptography` are all this module needs.
 """

@@ -159,10 +159,11 @@ def _pending_key_path(key_path: Path) -> Path:
     return key_path.with_name(key_path.name + PENDING_KEY_SUFFIX)
 
 
-def _key_source(path: Path) -> str:
+def _key_source() -> str:
+    """Where the key path came from, for messages about a key or witness not found."""
     if os.environ.get(KEY_ENV):
-        return f"${KEY_ENV} names {path}"
-    return f"the workspace's default key file ({KEY_ENV} is not set)"
+        return f"the key path is set by ${KEY_ENV}"
+    return f"the workspace's default key path; ${KEY_ENV} is not set"
 
 
 def log_origin(workspace: Workspace) -> str:
@@ -207,7 +208,7 @@ def start_audit_log(home: Path, workspace_id: str) -> None:
 
 def _missing_key(path: Path, role: str) -> SigningKeyError:
     return SigningKeyError(
-        f"the {role} {path} does not exist ({_key_source(path)}); Candor never makes a key "
+        f"the {role} {path} does not exist ({_key_source()}); Candor never makes a key "
         f"on demand: restore the key file (or point {KEY_ENV} at it), or, if it is lost, "
         "have an admin run `candor keys rotate`"
     )
@@ -243,7 +244,7 @@ def _signer(workspace: Workspace, keys: KeyRing) -> tuple[SigningKey, Path | Non
     raise SigningKeyError(
         f"the key in {path} ({found.name}+{found.key_id.hex()}) is not the key this log "
         f"signs with ({keys.current.name}+{keys.current.key_id.hex()}, per its witness "
-        f"{_witness_path_for(path)}); {_key_source(path)}: point {KEY_ENV} at the right file"
+        f"{_witness_path_for(path)}; {_key_source()}): point {KEY_ENV} at the right file"
     )
 
 
@@ -375,16 +376,15 @@ def current_witness(session: Session, workspace: Workspace) -> Witness:
             raise _missing_key(key_path, "audit signing key")
         if workspace.keeps_audit_witness:
             raise WitnessMismatchError(
-                f"the audit witness {path} is missing ({_key_source(signing_key_path(workspace))}"
-                "); it is the log's own record of what it last signed and is never made again "
-                "from the database: restore it from a backup, or point "
-                f"{KEY_ENV} at the key it lies beside"
+                f"the audit witness {path} is missing ({_key_source()}); it is the log's "
+                "own record of what it last signed and is never made again from the database: "
+                f"restore it from a backup, or point {KEY_ENV} at the key it lies beside"
             )
         return _witness_on_first_use(session, workspace, path)
     if witness.keys.name != log_origin(workspace):
         raise WitnessMismatchError(
             f"the audit witness {path} belongs to the log {witness.keys.name}, not to this "
-            f"workspace's log {log_origin(workspace)}; {_key_source(signing_key_path(workspace))}"
+            f"workspace's log {log_origin(workspace)}; {_key_source()}"
         )
     workspace.mark_audit_witness()
     return witness
@@ -883,8 +883,7 @@ def prepared_rotation(workspace: Workspace) -> Iterator[tuple[SigningKey | None,
     old = _load_key(path) if path.exists() or path.is_symlink() else None
     if not path.parent.is_dir():
         raise SigningKeyError(
-            f"the folder of the audit signing key, {path.parent}, does not exist "
-            f"({_key_source(path)})"
+            f"the folder of the audit signing key, {path.parent}, does not exist ({_key_source()})"
         )
     with _folder_lock(path.parent):
         if pending.exists() or pending.is_symlink():

@@ -209,3 +209,28 @@ def test_the_witness_lives_beside_a_key_kept_outside_the_workspace(
         create_workspace(tmp_path / "ws2", purpose="evaluation")
     assert not (tmp_path / "ws2").exists()
     shutil.rmtree(outside)
+
+
+def test_a_witness_that_cannot_be_written_stops_the_next_signature(
+    log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from candor.workflow import audit_trail
+
+    before = witness_size(log)
+
+    def disk_full(path: Path, data: bytes, prefix: str, *, replace: bool = True) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(audit_trail, "write_file_atomic", disk_full)
+        # The checkpoint commits (the witness lags, which is safe) ...
+        log.add_entries(5)
+        assert witness_size(log) == before
+        # ... but the next one will not sign past a witness it cannot bring up to date.
+        with pytest.raises(WorkflowError, match="No space left on device"):
+            log.add_entries(5)
+    log.add_entries(5)
+    with log.workflow.workspace.session() as session:
+        sizes = list(session.scalars(select(AuditCheckpoint.tree_size)))
+    assert witness_size(log) == max(sizes)
+    assert verify_log(log.workflow, log["ada"]).ok

@@ -504,6 +504,9 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
     before_last = tree
     roots: dict[int, bytes] = {}
     wanted = {row.tree_size for row in later}
+    # The newest stored checkpoint after the witness, to bring the witness up to it.
+    catch_size = later[-1].tree_size if later else None
+    catch_edge: tuple[KeyRing, MerkleAccumulator, bytes] | None = None
     for row in rows[position:]:
         expected = tree.size + 1
         problem = None
@@ -531,6 +534,8 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
         prev = digest.hex()
         if tree.size in wanted:
             roots[tree.size] = tree.root()
+        if tree.size == catch_size:
+            catch_edge = (keys, before_last, digest)
     extension = _Extension(
         keys,
         tree,
@@ -555,9 +560,10 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
                 f"the stored checkpoint of size {row.tree_size} does not match entries "
                 f"1..{row.tree_size}; nothing more is signed"
             )
-    if later and later[-1].tree_size == tree.size:
+    if catch_edge is not None:
+        catch_keys, catch_before, catch_leaf = catch_edge
         extension.catch_up = Witness.signed(
-            keys, later[-1].note, before_last, bytes.fromhex(prev), held + len(later),
+            catch_keys, later[-1].note, catch_before, catch_leaf, held + len(later),
             witness.started,
         )  # fmt: skip
     return extension

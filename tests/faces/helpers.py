@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import numpy.typing as npt
 
-from candor.faces import DetectedFace, FaceBox, ModelId, QualityReport
+from candor.faces import DetectedFace, FaceBox, FaceDetector, ModelId, QualityReport
 
 FAKE_MODEL = ModelId(name="fake", version="1", weights_sha256="ab" * 32, dimension=4)
 OTHER_MODEL = ModelId(name="fake", version="2", weights_sha256="cd" * 32, dimension=4)
@@ -79,3 +79,30 @@ class FakeEmbedder:
 
     def embed(self, chip: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         return np.array([1.0, 2.0, 3.0, float(chip.mean())], dtype=np.float32)
+
+
+class RecordingDetector:
+    """Wraps a detector (or finds nothing): records the (height, width) of every picture
+    it is handed, and refuses one over `ceiling` pixels.
+
+    The refusal keeps a test of a huge photo quick where the code under test would hand
+    the whole photo to a real detector (minutes) instead of failing on its assertion.
+    """
+
+    def __init__(self, inner: FaceDetector | None = None, ceiling: int | None = None) -> None:
+        self.inner = inner
+        self.ceiling = ceiling
+        self.seen: list[tuple[int, int]] = []
+
+    @property
+    def key(self) -> str:
+        return "recording" if self.inner is None else self.inner.key
+
+    def detect(self, pixels: npt.NDArray[np.uint8]) -> list[tuple[FaceBox, float]]:
+        height, width = pixels.shape[:2]
+        self.seen.append((height, width))
+        if self.ceiling is not None and height * width > self.ceiling:
+            raise AssertionError(
+                f"a detector was handed {width} x {height} pixels, over {self.ceiling:,}"
+            )
+        return [] if self.inner is None else self.inner.detect(pixels)

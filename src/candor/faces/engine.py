@@ -10,20 +10,29 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
+from PIL import Image
 
 from candor.faces.dlib_models import CnnDetector, DlibLandmarks, DlibResNetEmbedder, HogDetector
 from candor.faces.onnx_models import OnnxArcFaceEmbedder, OnnxModelSpec, OnnxScrfdDetector
 from candor.faces.protocols import FaceDetector, FaceEmbedder, LandmarkModel
 from candor.faces.quality import QualityThresholds, assess_quality
 from candor.faces.recipe import Fallback, Views, view_chips
-from candor.faces.records import DetectedFace, Template, UInt8Array
+from candor.faces.records import DetectedFace, FaceBox, Template, UInt8Array
 from candor.faces.registry import ModelId
 
 if TYPE_CHECKING:
     from candor.images import DecodedImage
+
+
+DETECT_MAX_PIXELS: Final = 800_000
+"""Default `EngineSettings.detect_max_pixels`: see there, and docs/performance.md."""
+CNN_MAX_PIXELS: Final = 100_000
+"""Default `EngineSettings.cnn_max_pixels`: see there, and docs/performance.md."""
+# Below this a bound would shrink ordinary photos to where no detector finds a face.
+_MIN_BOUND: Final = 64 * 64
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,20 @@ class EngineSettings:
         of `detector` (None: dlib's). Landmarks stay dlib's 5 points either way.
     fallback: "cnn" runs dlib's CNN detector (seconds per photo) on a photo where the
         detector found nothing at all; "none" does not. It costs only on those photos.
+    detect_max_pixels: the most pixels (width x height) of the picture a detector is
+        given. A larger photo is detected on a copy scaled down to this, keeping its
+        shape, and the boxes are scaled back: landmarks, the quality gate and the aligned
+        chip use the full photo, so the face keeps its detail, and a photo within the
+        bound is detected exactly as before. A detector's cost follows the pixels it
+        scans, so this bounds what any photo costs: HOG (upsample 1) on 800,000 pixels
+        (1033 x 775) takes about 0.7 s of one core with a face, 1.1-1.4 s when its retry
+        runs, where a 4000 x 3000 photo took 10 s (docs/performance.md). In a larger
+        photo, faces narrower than about 40 x sqrt(pixels / detect_max_pixels) are not
+        found (about 150 px in a 4000 x 3000 photo): crop such a photo around the face.
+    cnn_max_pixels: the same bound for dlib's CNN detector, as the fallback or as the
+        detector: it costs about 15 times more per pixel (a 7000 x 7000 photo ran it for
+        284 s at 10 GB). 100,000 pixels (316 x 316) takes about 1.3 s, and lfw's 250 x 250
+        photos are detected as before.
     """
 
     detector: Literal["hog", "cnn"] = "hog"
@@ -52,6 +75,8 @@ class EngineSettings:
     embedder_model: OnnxModelSpec | None = None
     detector_model: OnnxModelSpec | None = None
     fallback: Fallback = "none"
+    detect_max_pixels: int = DETECT_MAX_PIXELS
+    cnn_max_pixels: int = CNN_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if self.fallback not in ("none", "cnn"):
@@ -62,6 +87,10 @@ class EngineSettings:
             raise ValueError("upsample must be between 0 and 4")
         if self.hog_retry_threshold is not None and not self.hog_retry_threshold < 0.0:
             raise ValueError("hog_retry_threshold must be below 0")
+        for name in ("detect_max_pixels", "cnn_max_pixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < _MIN_BOUND:
+                raise ValueError(f"{name} must be a whole number of pixels, {_MIN_BOUND} or more")
 
     @property
     def key(self) -> str:
@@ -74,6 +103,13 @@ class EngineSettings:
             key += f"/retry={self.hog_retry_threshold:g}"
         if self.fallback != "none":
             key += f"/fallback={self.fallback}"
+        # Only a photo beyond a bound detects differently, so the defaults keep the key
+        # that templates were recorded with before the bounds existed.
+        if self.detect_max_pixels != DETECT_MAX_PIXELS:
+            key += f"/max_pixels={self.detect_max_pixels}"
+        uses_cnn = self.detector == "cnn" or self.fallback == "cnn"
+        if uses_cnn and self.cnn_max_pixels != CNN_MAX_PIXELS:
+            key += f"/cnn_max_pixels={self.cnn_max_pixels}"
         return key
 
 
@@ -99,6 +135,39 @@ def choose_face(faces: Sequence[DetectedFace], width: int, height: int) -> int:
         if score > best_score:
             best_index, best_score = index, score
     return best_index
+
+
+def detect_within(
+    detector: FaceDetector, pixels: UInt8Array, max_pixels: int
+) -> list[tuple[FaceBox, float]]:
+    """`detector.detect` on the photo, scaled down first when it has over `max_pixels`.
+
+    The boxes come back in pixels of `pixels`. A photo within the bound is passed as it
+    is, so its faces are exactly what the detector finds on it.
+    """
+    height, width = pixels.shape[:2]
+    if height * width <= max_pixels:
+        return detector.detect(pixels)
+    scale = math.sqrt(max_pixels / (height * width))
+    # Rounded down, so the copy never exceeds the bound.
+    small_width, small_height = max(1, int(width * scale)), max(1, int(height * scale))
+    picture = Image.fromarray(np.ascontiguousarray(pixels))
+    # reducing_gap: an exact box reduction by a whole factor first, then the filter over
+    # a picture at most twice the target, which keeps large photos fast.
+    small = picture.resize((small_width, small_height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    del picture
+    found = detector.detect(np.asarray(small, dtype=np.uint8))
+    x_factor, y_factor = width / small_width, height / small_height
+    return [(_scaled_box(box, x_factor, y_factor), score) for box, score in found]
+
+
+def _scaled_box(box: FaceBox, x_factor: float, y_factor: float) -> FaceBox:
+    return FaceBox(
+        left=round(box.left * x_factor),
+        top=round(box.top * y_factor),
+        right=round(box.right * x_factor),
+        bottom=round(box.bottom * y_factor),
+    )
 
 
 class FaceEngine:
@@ -127,6 +196,9 @@ class FaceEngine:
         if embedder is None and self.settings.embedder_model is not None:
             embedder = OnnxArcFaceEmbedder(self.settings.embedder_model)
         self.detector: FaceDetector = detector
+        self._detect_pixels = self.settings.detect_max_pixels
+        if isinstance(detector, CnnDetector):
+            self._detect_pixels = min(self._detect_pixels, self.settings.cnn_max_pixels)
         self._fallback: FaceDetector | None = None
         self.landmark_model: LandmarkModel = landmarks or DlibLandmarks()
         self.embedder: FaceEmbedder = embedder or DlibResNetEmbedder()
@@ -136,14 +208,16 @@ class FaceEngine:
         """Every face in the image, largest box first, each with landmarks and quality.
 
         Boxes and landmarks are in pixels of `image.pixels`. Faces that fail the quality
-        gate are still listed (with their reasons), so a caller can show them.
+        gate are still listed (with their reasons), so a caller can show them. A detector
+        sees the photo scaled down to `EngineSettings.detect_max_pixels` (`cnn_max_pixels`
+        for dlib's CNN) when it is larger; everything after detection uses the full photo.
         """
         pixels = image.pixels
-        found = self.detector.detect(pixels)
+        found = detect_within(self.detector, pixels, self._detect_pixels)
         if not found and self.settings.fallback == "cnn":
             if self._fallback is None:
                 self._fallback = CnnDetector(self.settings.upsample)
-            found = self._fallback.detect(pixels)
+            found = detect_within(self._fallback, pixels, self.settings.cnn_max_pixels)
         found = sorted(found, key=lambda item: -item[0].area)
         faces: list[DetectedFace] = []
         for box, confidence in found:

@@ -2,6 +2,7 @@
 
 from candor.images.decode import (
     ALLOWED_FORMATS,
+    PROBE_LIMITS,
     CorruptImageError,
     DecodedImage,
     ImageError,
@@ -19,6 +20,7 @@ from candor.images.encode import encode_png
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "PROBE_LIMITS",
     "CorruptImageError",
     "DecodedImage",
     "ImageError",

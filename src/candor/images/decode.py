@@ -53,6 +53,7 @@ from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin, Web
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "PROBE_LIMITS",
     "CorruptImageError",
     "DecodedImage",
     "ImageError",
@@ -151,17 +152,36 @@ class ImageLimits:
         max_pixels: largest accepted ``width * height`` as declared in the file header
             (default 50 million pixels, e.g. 8660 x 5773).
         min_side: smallest accepted width or height, in pixels (default 32).
+        applies_to: what the limits are for, as a refusal names it ("a probe photo");
+            None for the general limits, whose refusal of a huge canvas says it may be a
+            decompression bomb.
+
+    `PROBE_LIMITS` are the limits of a probe photo.
     """
 
     max_bytes: int = 30 * 1024 * 1024
     max_pixels: int = 50_000_000
     min_side: int = 32
+    applies_to: str | None = None
 
     def __post_init__(self) -> None:
         for field in ("max_bytes", "max_pixels", "min_side"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ImageLimits.{field} must be a positive integer, got {value!r}")
+
+
+PROBE_LIMITS: Final = ImageLimits(max_pixels=25_000_000, applies_to="a probe photo")
+"""Limits of a probe photo (a search, a verification, a probe check).
+
+A probe is decoded while a server holds its workflow, so what one costs is what every
+other request waits for. 25 million pixels passes a 24-megapixel camera's 6000 x 4000 and
+a phone's usual 4032 x 3024; such a photo decodes in 0.3 s of one core as a JPEG and 1.8 s
+as a semi-transparent PNG, at 270-340 MB at most (docs/performance.md). Faces are found
+on a copy of at most 800,000 pixels in any case (`candor.faces.EngineSettings`), so more
+pixels would cost without finding more. A larger photo is refused unread, saying so: a
+copy scaled down or cropped around the face can be used.
+"""
 
 
 @dataclass(frozen=True)
@@ -415,12 +435,18 @@ def _webp_declared_size(data: bytes) -> tuple[int, int] | None:
 def _check_declared_size(size: tuple[int, int], name: str, limits: ImageLimits) -> None:
     width, height = size
     if width * height > limits.max_pixels:
+        declared = f"the picture declares {width} x {height} pixels ({_megapixels(width * height)})"
+        if limits.applies_to is None:
+            raise ImageTooLargeError(
+                name,
+                f"{declared}, over the limit of {_megapixels(limits.max_pixels)}; it was "
+                "refused unread as a possible decompression bomb",
+            )
         raise ImageTooLargeError(
             name,
-            f"the picture declares {width} x {height} pixels "
-            f"({_megapixels(width * height)}), over the limit of "
-            f"{_megapixels(limits.max_pixels)}; it was refused unread as a possible "
-            "decompression bomb",
+            f"{declared}, over the limit of {_megapixels(limits.max_pixels)} for "
+            f"{limits.applies_to}; it was refused unread (a copy scaled down or cropped "
+            "to at most that can be used)",
         )
     if min(width, height) < limits.min_side:
         raise ImageTooSmallError(
@@ -486,6 +512,7 @@ def _decode_pixels(data: bytes, image_format: str, name: str, limits: ImageLimit
 
 _SIXTEEN_BIT_MODES: Final = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES: Final = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_BLEND_ROWS: Final = 256
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -497,14 +524,20 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         grey = (np.clip(wide, 0, 0xFFFF).astype(np.uint32) >> 8).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[:, :, np.newaxis], 3, axis=2))
     if mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"))
+        rgba = np.asarray(image if mode == "RGBA" else image.convert("RGBA"))
         if rgba[:, :, 3].min() == 255:  # opaque after all: skip the wide arithmetic
             return np.ascontiguousarray(rgba[:, :, :3])
-        wide = rgba.astype(np.uint16)
-        alpha = wide[:, :, 3:4]
-        # Exact rounding of (colour * a + white * (255 - a)) / 255, in integers.
-        blended = (wide[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255
-        return np.ascontiguousarray(blended.astype(np.uint8))
+        blended = np.empty((*rgba.shape[:2], 3), dtype=np.uint8)
+        # In bands of rows: the 16-bit arithmetic on a whole 25-megapixel picture at once
+        # needed 700 MB, in bands a few MB beyond the picture itself.
+        for top in range(0, rgba.shape[0], _BLEND_ROWS):
+            wide = rgba[top : top + _BLEND_ROWS].astype(np.uint16)
+            alpha = wide[:, :, 3:4]
+            # Exact rounding of (colour * a + white * (255 - a)) / 255, in integers.
+            blended[top : top + _BLEND_ROWS] = (
+                wide[:, :, :3] * alpha + 255 * (255 - alpha) + 127
+            ) // 255
+        return blended
     if mode != "RGB":
         image = image.convert("RGB")
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from candor.faces import DetectedFace
-from candor.images import DecodedImage, ImageLimits, decode_image, load_image
+from candor.images import PROBE_LIMITS, DecodedImage, decode_image, load_image
 from candor.policy import has_permission
 from candor.store import (
     BiometricNotFoundError,
@@ -40,7 +40,7 @@ from candor.workflow.permissions import (
 
 # The most bytes a photo may have: what decoding accepts, so an interface can refuse an
 # upload before it has all of it.
-UPLOAD_MAX_BYTES = ImageLimits().max_bytes
+UPLOAD_MAX_BYTES = PROBE_LIMITS.max_bytes
 # Face pictures are shown, not measured: small enough to send inline with the page.
 _PREVIEW_SIDE = 160
 # Context around a detected box, so a person sees the head, not a cut-out.
@@ -107,10 +107,11 @@ def check_probe(
     """Decode a photo and find its faces and their quality, without searching anything.
 
     face_index: only checked to exist (the faces are always all returned).
+    The photo must be within `PROBE_LIMITS`, as a search's probe must.
     """
     require_permission(workflow, actor, "search.request")
     require_current_certificate(actor)
-    image = load_image(path)
+    image = load_image(path, limits=PROBE_LIMITS)
     faces = workflow.engine.detect_faces(image)
     if face_index is not None and not 0 <= face_index < len(faces):
         raise WorkflowError(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from candor.faces import DetectedFace, FaceEngine, Template
 from candor.faces.recipe import Views
-from candor.images import DecodedImage, decode_image, load_image, read_image_file
+from candor.images import PROBE_LIMITS, DecodedImage, decode_image, load_image, read_image_file
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import quality_summary
 from candor.workflow.errors import FaceIndexError, MultipleFacesError, ProbeRefusedError
@@ -53,11 +53,14 @@ def read_probe(
 ) -> Probe:
     """Decode `path`, pick its face and make the template; refuses with the reason why.
 
+    The photo must be within `PROBE_LIMITS` (an ImageTooLargeError says so otherwise).
+
     face_index: which face (0 = largest) when the photo shows several; without it a
         photo with several faces raises MultipleFacesError listing them.
     views: the recipe's search views (see `candor.faces.recipe`).
     """
-    return _probe_from_image(engine, load_image(path), path, face_index, views)
+    image = load_image(path, limits=PROBE_LIMITS)
+    return _probe_from_image(engine, image, path, face_index, views)
 
 
 def probe_for(workflow: Workflow, path: Path, face_index: int | None) -> Probe:
@@ -69,11 +72,11 @@ def probe_for(workflow: Workflow, path: Path, face_index: int | None) -> Probe:
     checked then, so they are not decoded again. Otherwise these bytes are decoded.
     Refusals are not cached.
     """
-    data = read_image_file(path)
+    data = read_image_file(path, limits=PROBE_LIMITS)
     cached = workflow.probe_cache.get(hashlib.sha256(data).hexdigest(), face_index)
     if cached is not None:
         return cached
-    image = decode_image(data, name=str(path))
+    image = decode_image(data, name=str(path), limits=PROBE_LIMITS)
     probe = _probe_from_image(
         workflow.engine, image, path, face_index, workflow.recipe.search_views
     )

@@ -7,6 +7,7 @@ transactions interleave closely.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -14,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from candor.store import Workspace
+from candor.store import SearchRequest, Workspace
 from candor.workflow import (
     Actor,
     EnrolmentRequest,
     Workflow,
     enrol_files,
+    governed,
     request_search,
+    request_verify,
 )
 from candor.workflow.demo_photos import probe_variants, save_photos
 from tests.agency import Agency, make_agency
@@ -79,3 +82,29 @@ def test_searches_while_another_process_enrols_all_complete(agency: Agency, tmp_
             searches += 1
         assert run.result() == ["enrolled"] * PHOTOS_PER_PROCESS
     assert searches > 0
+
+
+def test_a_verify_compares_its_photos_while_others_may_write(
+    agency: Agency, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = save_photos(probe_variants(2, seed=3), tmp_path / "photos")
+    compare = governed._compare_photos
+
+    def while_another_process_writes(
+        workflow: Workflow, row: SearchRequest
+    ) -> governed._Comparison:
+        # No waiting (timeout=0): this fails at once if the run holds the write lock.
+        other = sqlite3.connect(workflow.workspace.database_path, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return compare(workflow, row)
+
+    monkeypatch.setattr(governed, "_compare_photos", while_another_process_writes)
+    outcome = request_verify(
+        agency.workflow, agency["ana"], photos["collins-00.jpg"], photos["hopper-01.jpg"], FORM
+    )
+    assert outcome.status == "completed"
+    assert outcome.verification is not None

@@ -678,6 +678,13 @@ def run_approved(workflow: Workflow, actor: Actor, search_id: int) -> RequestOut
 
 def _run(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
     workspace = workflow.workspace
+    compared: _Comparison | None = None
+    with workspace.session() as session:
+        row = _request_row(session, search_id)
+        if row.kind == "verify" and row.status == "approved":
+            # Faces are detected before the write lock is taken, which other processes'
+            # writers would otherwise wait on through the detection.
+            compared = _compare_photos(workflow, row)
     with workspace.session() as session, session.begin():
         row = _request_row(session, search_id)
         if row.status != "approved":
@@ -685,7 +692,7 @@ def _run(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
         if row.kind == "search":
             workflow.index_in_step(session)
         answer = _search_hits(workflow, row) if row.kind == "search" else None
-        found, above = _run_row(session, workflow, actor, row, answer)
+        found, above = _run_row(session, workflow, actor, row, answer, compared)
         return _outcome(row, found, above)
 
 
@@ -695,16 +702,20 @@ def _run_row(
     actor: Actor,
     row: SearchRequest,
     answer: _IndexAnswer | None,
+    compared: _Comparison | None = None,
 ) -> tuple[int, int]:
     """Run an approved request in `session`; returns (candidates found, above threshold).
 
     answer: the index's answer for a search (`_search_hits`), None for a verify.
+    compared: a verify's comparison made before the transaction (else made here).
     """
     found = above = 0
     if answer is not None:
         details, found, above = _run_search(session, workflow, row, answer)
     else:
-        details = _run_verify(workflow, row)
+        comparison = compared or _compare_photos(workflow, row)
+        row.result = comparison.result
+        details = comparison.details
     if row.status != "completed":  # a search run at once was inserted completed
         _mark_run(workflow, row)
     record(
@@ -855,7 +866,15 @@ def _template_owners(session: Session, template_ids: list[int]) -> dict[int, tup
     return {template_id: (subject_id, image_id) for template_id, subject_id, image_id in rows}
 
 
-def _run_verify(workflow: Workflow, row: SearchRequest) -> dict[str, object]:
+@dataclass(frozen=True)
+class _Comparison:
+    """A verify's two photos compared: the request's result and the run's audit details."""
+
+    result: dict[str, object]
+    details: dict[str, object]
+
+
+def _compare_photos(workflow: Workflow, row: SearchRequest) -> _Comparison:
     vault = workflow.workspace.vault
     if row.second_probe_sha256 is None:
         raise RequestStateError(f"verify request {row.id} has no second photo")
@@ -882,12 +901,12 @@ def _run_verify(workflow: Workflow, row: SearchRequest) -> dict[str, object]:
         "passed": score >= VERIFY_THRESHOLD.cosine,
         "meaning": VERIFY_THRESHOLD.meaning,
     }
-    row.result = result
-    return {
+    details = {
         "score": f"{score:.6f}",
         "passed": result["passed"],
         "threshold": f"{VERIFY_THRESHOLD.cosine}",
     }
+    return _Comparison(result, details)
 
 
 # -- what each person may see -------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from candor.server.app import create_app
+from candor.server.security import LOCKOUT_FAILURES
 from candor.store import Workspace
 from candor.workflow import Workflow
 from tests.agency import PASSWORD, Agency
@@ -37,3 +38,18 @@ def test_a_search_while_another_process_writes_too_long_answers_503(
         assert answer.status_code == 503
         assert answer.json() == {"error": BUSY}
         assert answer.headers["Retry-After"] == "1"
+
+
+def test_logins_refused_while_the_database_is_busy_lock_nobody_out(
+    demo_home: tuple[Agency, dict[str, Path]],
+) -> None:
+    agency, _ = demo_home
+    home = agency.workflow.workspace.home
+    credentials = {"username": "eli", "password": PASSWORD}
+    with Workflow(Workspace.open(home, busy_timeout_ms=200)) as workflow:
+        client = TestClient(create_app(workflow))
+        with write_lock_held(home / "candor.db"):
+            for _ in range(LOCKOUT_FAILURES + 1):
+                refused = client.post("/api/login", json=credentials)
+                assert (refused.status_code, refused.json()) == (503, {"error": BUSY})
+        assert client.post("/api/login", json=credentials).status_code == 200

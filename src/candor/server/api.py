@@ -37,6 +37,7 @@ from candor.workflow import (
     Provenance,
     RequestForm,
     RequestOutcome,
+    WorkspaceBusyError,
     decide_approval,
     enrol_files,
     gallery_subject,
@@ -172,7 +173,9 @@ def do_login(state: ServerState, username: str, password: str) -> tuple[str, Jso
     try:
         result = state.call(login, state.workflow, username, password)
     except USER_ERRORS as error:
-        state.guard.login_failed(username)
+        # A busy database says nothing of the password: no step towards a lock-out.
+        if not isinstance(error, WorkspaceBusyError):
+            state.guard.login_failed(username)
         raise as_refused(error) from None
     state.guard.login_succeeded(username, result.token)
     return result.token, {"username": result.username, "expires_at": result.expires_at}

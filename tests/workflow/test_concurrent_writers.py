@@ -12,16 +12,20 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from candor.store import SearchRequest, Workspace
 from candor.workflow import (
     Actor,
     EnrolmentRequest,
     Workflow,
+    audit_ops,
     enrol_files,
     governed,
+    reconciliation,
     request_search,
     request_verify,
 )
@@ -84,6 +88,16 @@ def test_searches_while_another_process_enrols_all_complete(agency: Agency, tmp_
     assert searches > 0
 
 
+def others_may_write(database: Path) -> None:
+    """Fail at once (no waiting: timeout=0) if any connection holds the write lock."""
+    other = sqlite3.connect(database, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
 def test_a_verify_compares_its_photos_while_others_may_write(
     agency: Agency, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,13 +107,7 @@ def test_a_verify_compares_its_photos_while_others_may_write(
     def while_another_process_writes(
         workflow: Workflow, row: SearchRequest
     ) -> governed._Comparison:
-        # No waiting (timeout=0): this fails at once if the run holds the write lock.
-        other = sqlite3.connect(workflow.workspace.database_path, timeout=0)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("ROLLBACK")
-        finally:
-            other.close()
+        others_may_write(workflow.workspace.database_path)
         return compare(workflow, row)
 
     monkeypatch.setattr(governed, "_compare_photos", while_another_process_writes)
@@ -108,3 +116,22 @@ def test_a_verify_compares_its_photos_while_others_may_write(
     )
     assert outcome.status == "completed"
     assert outcome.verification is not None
+
+
+def test_audit_verification_reads_while_others_may_write(
+    agency: Agency, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = agency.workflow.workspace.database_path
+    check_log, read_rows = audit_ops.check_stored_log, reconciliation.read_reconciled_rows
+
+    def checking_the_log(session: Session, *args: Any) -> Any:
+        others_may_write(database)
+        return check_log(session, *args)
+
+    def reading_the_rows(session: Session) -> Any:
+        others_may_write(database)
+        return read_rows(session)
+
+    monkeypatch.setattr(audit_ops, "check_stored_log", checking_the_log)
+    monkeypatch.setattr(reconciliation, "read_reconciled_rows", reading_the_rows)
+    assert audit_ops.verify_log(agency.workflow, agency["sam"]).ok

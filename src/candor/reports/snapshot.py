@@ -83,7 +83,8 @@ class StoreSnapshot:
 
 def read_snapshot(workspace: Workspace) -> StoreSnapshot:
     """Read the log, checkpoints and governance rows of `workspace` in one transaction."""
-    with workspace.session() as session, session.begin():
+    # Reads only: an autobegun session, one snapshot, no write lock (begin() takes it).
+    with workspace.session() as session:
         # Core rows on the session's connection: the ORM's per-row loading would cost
         # more than everything else here on a log of tens of thousands of entries.
         connection = session.connection()

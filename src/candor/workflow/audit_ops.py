@@ -130,7 +130,8 @@ def verify_log(
     held ones, then the store's tables against the log (see candor.workflow.reconciliation)."""
     require_permission(workflow, actor, "audit.read")
     held = [path.read_text() for path in against or []]
-    with workflow.workspace.session() as session, session.begin():
+    # Reads only: an autobegun session, one snapshot, no write lock (begin() takes it).
+    with workflow.workspace.session() as session:
         report = check_stored_log(session, workflow.workspace, held).report
     return with_store_check(workflow, report)
 
@@ -138,7 +139,7 @@ def verify_log(
 def prove_entry(workflow: Workflow, actor: Actor, seq: int) -> InclusionProof:
     """An inclusion proof of entry `seq` against the latest checkpoint that covers it."""
     require_permission(workflow, actor, "audit.read")
-    with workflow.workspace.session() as session, session.begin():
+    with workflow.workspace.session() as session:
         entries, notes = stored_log(session)
     if not 1 <= seq <= len(entries):
         raise WorkflowError(f"the log has entries 1 to {len(entries)}, not {seq}")
@@ -244,7 +245,7 @@ def export_log(workflow: Workflow, actor: Actor, directory: Path) -> CheckpointI
             {"directory": str(directory)},
         )
         info = _info(make_checkpoint(session, workflow))
-    with workspace.session() as session, session.begin():
+    with workspace.session() as session:
         # The witness first: everything it covers has committed, so the entries read
         # after it include its tree.
         witness = current_witness(session, workspace)

@@ -421,7 +421,7 @@ def _rotations(entries: Iterable[tuple[int, bytes]], keys: KeyRing) -> KeyRing:
 def log_keys(workspace: Workspace) -> KeyRing:
     """The keys the log has signed with, each with the sizes it covers (public keys only):
     the witness's, and any rotation committed after it."""
-    with workspace.session() as session, session.begin():
+    with workspace.session() as session:
         witness = current_witness(session, workspace)
         later = session.connection().execute(
             select(_ENTRIES.seq, _ENTRIES.body)

@@ -202,7 +202,8 @@ def with_store_check(workflow: Workflow, report: VerificationReport) -> StoreChe
         return _extended(
             report, StoreReconciliation(made=False, why_not="the log itself does not verify")
         )
-    with workflow.workspace.session() as session, session.begin():
+    # Reads only: an autobegun session, one snapshot, no write lock (begin() takes it).
+    with workflow.workspace.session() as session:
         entries = audit_entry_bodies(session)
         rows = read_reconciled_rows(session)
     store = reconcile_tables(entries, rows)

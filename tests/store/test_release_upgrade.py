@@ -29,6 +29,14 @@ PROVENANCE = [
     "--retain-until", "2030-12-31",
 ]  # fmt: skip
 
+REQUEST = [
+    "--case", "2026-000043",
+    "--offence", "robbery",
+    "--purpose", "investigative_lead",
+    "--agency", "Example City Police Department",
+    "--unit", "Robbery",
+]  # fmt: skip
+
 runner = CliRunner()
 
 
@@ -107,6 +115,14 @@ def test_upgraded_release_workspace_verifies_and_never_reuses_an_expunged_id(
         new = ids(database, table) - before
         assert len(new) == 1, table
         assert min(new) > 2, f"{table} gave id {new} again: the release's expunged person had 2"
+
+    # The release's index folder (no change seq) catches up: the newcomer is found.
+    login(release_workspace, "ana")
+    probe = photo.with_name("hopper-probe.jpg")
+    search = candor(home, "search", str(probe), *REQUEST)
+    assert search["status"] == "completed", search
+    # The release made index/ readable by everyone; the first use of the index closes it.
+    assert (home / "index").stat().st_mode & 0o777 == 0o700
 
     # The release's candidate lists still point at the expunged person's ids: they say so.
     login(release_workspace, "eve")

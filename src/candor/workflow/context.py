@@ -227,6 +227,9 @@ class Workflow:
     def _open_index(self, session: Session, latest: int) -> GalleryIndex:
         model = self.engine.model
         folder = self.index_folder(model)
+        # Releases before 0007 made the workspace's index/ readable by everyone (0755).
+        if folder.parent.is_dir() and folder.parent.stat().st_mode & 0o077:
+            folder.parent.chmod(0o700)
         try:
             index = GalleryIndex.open(folder, model)
         except IndexFolderBusyError:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from tests.postgres import PostgresUnavailableError, ThrowawayCluster
 
 # CI runs the same examples every time (a failure there reproduces here) and never fails
 # on timing: the machine is shared, so a deadline measures the neighbours.
@@ -36,6 +39,31 @@ def faces_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[ThrowawayCluster]:
+    """One throw-away PostgreSQL server per test process (so one per xdist worker).
+
+    Skips when Debian's PostgreSQL server is not installed, except under CI=true where
+    its absence is a failure (`make test` installs it when run as root).
+    """
+    try:
+        cluster = ThrowawayCluster().start()
+    except PostgresUnavailableError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(error))
+        pytest.skip(str(error))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: ThrowawayCluster) -> str:
+    """The URL of a new, empty database on the test process's cluster (no password)."""
+    return postgres_cluster.new_database()
 
 
 @pytest.fixture(autouse=True)

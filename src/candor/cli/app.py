@@ -87,13 +87,29 @@ def init(
     timezone: Annotated[
         str, typer.Option(help="IANA time zone that defines days and weeks.")
     ] = "UTC",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help=(
+                "Keep the workspace's tables in this empty PostgreSQL database "
+                "(postgresql://USER@HOST/DATABASE; no password in it: use ~/.pgpass or "
+                "PGPASSWORD). Default: CANDOR_DATABASE_URL, else a SQLite file in the folder."
+            ),
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Make a workspace in a new or empty folder. Creates no users and never prompts."""
+    """Make a workspace in a new or empty folder. Creates no users and never prompts.
+
+    Its database is a SQLite file in the folder, or a PostgreSQL server with --database.
+    """
     if home is None:
         fail("no folder given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
     with reported_errors(as_json):
-        workspace = create_workspace(home, purpose=purpose, timezone=timezone)
+        workspace = create_workspace(
+            home, purpose=purpose, timezone=timezone, database_url=database
+        )
         workspace.close()
     if as_json:
         emit_json(
@@ -103,6 +119,7 @@ def init(
                 "purpose": workspace.purpose,
                 "timezone": workspace.timezone,
                 "workspace_id": workspace.workspace_id,
+                "database_url": workspace.database_url,
             }
         )
         return

@@ -10,6 +10,12 @@ explicitly (`with ws.session() as s, s.begin():`, the way every writer opens one
 immediate; sessions that only read (autobegin) stay deferred, so readers never wait
 for writers, as WAL promises. A wait longer than the busy timeout becomes a
 WorkspaceBusyError that says so, never a raw sqlite3 error.
+
+A workspace's database may instead be a PostgreSQL server (`candor init --database URL`),
+reached through psycopg 3. There BEGIN IMMEDIATE has no equivalent and none is needed:
+transactions run at READ COMMITTED, writers take turns on the rows they change (row
+locks, and the statements' own locks), and nothing is refused for a stale snapshot.
+`engine_for` picks the engine by the URL; the WRITES option is simply unused there.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, ExceptionContext, create_engine, event
+from sqlalchemy import Connection, Engine, ExceptionContext, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
@@ -39,6 +46,12 @@ BUSY_TIMEOUT_MS = 10_000
 WRITES: Final = "candor_writes"
 _SQLITE_BUSY: Final = 5  # the primary result code; extended codes add 256 * n
 _SQLITE_BUSY_SNAPSHOT: Final = 517
+# The one PostgreSQL driver Candor installs and tests (pyproject: psycopg[binary]).
+POSTGRES_DRIVER: Final = "postgresql+psycopg"
+# Connections each process keeps to a PostgreSQL server, and how many more it may open
+# under load; the server's max_connections must cover every process of every node.
+POSTGRES_POOL_SIZE: Final = 5
+POSTGRES_MAX_OVERFLOW: Final = 10
 
 
 class WorkspaceSession(Session):
@@ -77,6 +90,88 @@ def sqlite_engine(path: Path, *, create: bool, busy_timeout_ms: int = BUSY_TIMEO
     event.listen(engine, "begin", _on_begin)
     event.listen(engine, "handle_error", partial(_on_error, busy_timeout_ms=busy_timeout_ms))
     return engine
+
+
+def check_postgres_url(url: str) -> str:
+    """The URL, with the driver made explicit, if it names a PostgreSQL database Candor can
+    use and carries no password; else a WorkspaceError saying why.
+
+    A password in the URL would be written to the workspace marker (and shown by every
+    tool that prints the URL), so it is refused: libpq reads it from ~/.pgpass, from
+    PGPASSWORD, or from a service in pg_service.conf instead.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise WorkspaceError(
+            f"{url!r} is not a database URL; use postgresql://USER@HOST/DATABASE "
+            "(or postgresql://USER@/DATABASE?host=/socket/folder)"
+        ) from None
+    if parsed.get_backend_name() != "postgresql":
+        raise WorkspaceError(
+            f"the database URL names {parsed.get_backend_name()!r}; Candor's server "
+            "database is PostgreSQL (postgresql://...); leave --database out for SQLite"
+        )
+    if parsed.drivername not in ("postgresql", POSTGRES_DRIVER):
+        raise WorkspaceError(
+            f"the database URL asks for the driver {parsed.get_driver_name()!r}; "
+            "Candor uses psycopg 3 (postgresql:// or postgresql+psycopg://)"
+        )
+    if parsed.password is not None:
+        raise WorkspaceError(
+            "the database URL contains a password, which would be stored in the workspace "
+            "marker; leave it out of the URL and give it to libpq in a ~/.pgpass file, "
+            "in PGPASSWORD, or through a service in pg_service.conf"
+        )
+    if not parsed.database:
+        raise WorkspaceError(f"the database URL {url!r} names no database")
+    return parsed.set(drivername=POSTGRES_DRIVER).render_as_string(hide_password=False)
+
+
+def postgres_engine(url: str) -> Engine:
+    """An engine on the PostgreSQL database at `url` (checked by check_postgres_url).
+
+    pool_pre_ping: a pooled connection the server has closed (a restart, an idle
+    timeout) is replaced rather than failing the next action.
+    """
+    engine = create_engine(
+        check_postgres_url(url),
+        pool_size=POSTGRES_POOL_SIZE,
+        max_overflow=POSTGRES_MAX_OVERFLOW,
+        pool_pre_ping=True,
+        isolation_level="READ COMMITTED",
+    )
+    event.listen(engine, "handle_error", _on_postgres_error)
+    return engine
+
+
+def _on_postgres_error(context: ExceptionContext) -> None:
+    # Only a failure to connect (server down, wrong socket, refused login) is turned into
+    # a workspace error; other errors carry the statement that failed.
+    if context.connection is not None or context.is_pre_ping:
+        return
+    first_line = str(context.original_exception).strip().splitlines()[:1]
+    raise WorkspaceError(
+        "cannot connect to the workspace's PostgreSQL database: "
+        f"{first_line[0] if first_line else type(context.original_exception).__name__}"
+    ) from context.original_exception
+
+
+def engine_for(
+    url: str | None, sqlite_path: Path, *, create: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> Engine:
+    """The workspace's engine: PostgreSQL when a database URL is given, else its SQLite file.
+
+    busy_timeout_ms applies to SQLite only (PostgreSQL writers wait on row locks).
+    """
+    if url is not None:
+        return postgres_engine(url)
+    return sqlite_engine(sqlite_path, create=create, busy_timeout_ms=busy_timeout_ms)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """Whether the engine is on SQLite (the embedded default) rather than PostgreSQL."""
+    return engine.dialect.name == "sqlite"
 
 
 def _on_connect(
@@ -185,7 +280,10 @@ def check_schema(engine: Engine, *, upgrade: bool, where: Path) -> None:
 
 @contextmanager
 def raw_autocommit(engine: Engine) -> Iterator[sqlite3.Connection]:
-    """A pooled DBAPI connection outside any transaction (for PRAGMAs that forbid one)."""
+    """A pooled DBAPI connection outside any transaction (for PRAGMAs that forbid one).
+
+    SQLite only: a PostgreSQL engine is refused (its callers skip that work there).
+    """
     pooled = engine.raw_connection()
     try:
         driver = pooled.driver_connection

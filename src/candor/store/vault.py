@@ -347,6 +347,13 @@ class BiometricVault:
         else:
             engine = session
         record = self._pending / SCRUB_RECORD
+        if engine.dialect.name != "sqlite":
+            # PostgreSQL has no checkpoint that overwrites a deleted row's bytes: VACUUM
+            # frees the space, it does not scrub it, and old WAL segments are recycled on
+            # the server's schedule (docs/deploy.md says what an expungement leaves there).
+            # Nothing here can do better, so nothing is owed.
+            record.unlink(missing_ok=True)
+            return
         # Read before the checkpoint: a reason noted while it runs may not be covered.
         owed = record.stat() if record.exists() else None
         with raw_autocommit(engine) as connection:

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from candor.store.database import (
     BUSY_TIMEOUT_MS,
     WorkspaceSession,
+    check_postgres_url,
     check_schema,
-    sqlite_engine,
+    engine_for,
     upgrade_to_head,
 )
 from candor.store.errors import (
@@ -39,6 +40,13 @@ MARKER_NAME = "candor-workspace.json"
 DATABASE_NAME = "candor.db"
 FORMAT_VERSION = 1
 HOME_VARIABLE = "CANDOR_HOME"
+# A PostgreSQL URL for the workspace's database (never with a password in it). For `candor
+# init` it gives the database when --database is not passed; on open it may repeat the
+# marker's URL, but never contradict it: the marker is the workspace's record of where its
+# database lives, and a different server is a mistake to refuse, not an override to obey.
+DATABASE_URL_VARIABLE = "CANDOR_DATABASE_URL"
+# The marker field holding that URL; absent for a workspace on its own SQLite file.
+DATABASE_URL_FIELD = "database_url"
 # Set in the marker of a workspace whose audit log has kept a witness (its latest signed
 # checkpoint, beside the signing key) from the start, or since it first made one; without
 # it, the workflow may make the first witness from the database (trust on first use).
@@ -88,6 +96,7 @@ class Workspace:
         created_at: datetime,
         engine: Engine,
         keeps_audit_witness: bool = False,
+        database_url: str | None = None,
     ) -> None:
         self.home = home
         self.purpose = purpose
@@ -97,6 +106,8 @@ class Workspace:
         self.created_at = created_at
         self.engine = engine
         self.keeps_audit_witness = keeps_audit_witness
+        # The PostgreSQL database's URL (no password), or None for the SQLite file.
+        self.database_url = database_url
         self.vault = BiometricVault(home)
         # Held from start() to close(): what earlier processes left undone is finished.
         self.upkeep = Upkeep(engine, self.vault)
@@ -111,8 +122,14 @@ class Workspace:
         timezone: str = "UTC",
         *,
         start_audit_log: Callable[[Path, str], None] | None = None,
+        database_url: str | None = None,
     ) -> Workspace:
         """Make a workspace in a missing or empty folder; refuses anything else.
+
+        database_url: a PostgreSQL database (postgresql://USER@HOST/DATABASE, no password)
+            to hold the workspace's tables instead of a SQLite file in the folder; when
+            None, CANDOR_DATABASE_URL gives it if set. The database must hold no Candor
+            tables yet. The URL is recorded in the marker.
 
         start_audit_log(home, workspace_id): makes the audit log's signing key and witness
             (the workflow passes it: the store cannot sign). It runs before the marker is
@@ -120,6 +137,10 @@ class Workspace:
         """
         _check_purpose(purpose)
         _zone(timezone)
+        if database_url is None:
+            database_url = _database_url_from_env()
+        if database_url is not None:
+            database_url = check_postgres_url(database_url)
         home = Path(home).expanduser().absolute()
         if home.exists() or home.is_symlink():
             if not home.is_dir():
@@ -142,9 +163,12 @@ class Workspace:
         try:
             BiometricVault.initialise(home)
             database = home / DATABASE_NAME
-            engine = sqlite_engine(database, create=True)
+            engine = engine_for(database_url, database, create=True)
+            if database_url is not None:
+                _refuse_used_database(engine, database_url)
             upgrade_to_head(engine)
-            database.chmod(0o600)
+            if database_url is None:
+                database.chmod(0o600)
             with Session(engine) as session, session.begin():
                 session.add(
                     WorkspaceInfo(
@@ -162,6 +186,8 @@ class Workspace:
             }
             if start_audit_log is not None:
                 marker[AUDIT_WITNESS_FIELD] = True
+            if database_url is not None:
+                marker[DATABASE_URL_FIELD] = database_url
             # The marker comes last: a folder without it is never mistaken for a workspace.
             _write_json_atomic(home / MARKER_NAME, marker)
         except BaseException:
@@ -177,6 +203,7 @@ class Workspace:
             created_at=created_at,
             engine=engine,
             keeps_audit_witness=start_audit_log is not None,
+            database_url=database_url,
         )
         workspace.upkeep.start()
         return workspace
@@ -202,10 +229,11 @@ class Workspace:
                 f"{home} is not a Candor workspace{hint}; create one with `candor init`"
             )
         marker = _read_marker(marker_path)
+        database_url = _database_url(marker, marker_path)
         database = home / DATABASE_NAME
-        if not database.is_file():
+        if database_url is None and not database.is_file():
             raise WorkspaceError(f"the workspace {home} has no database {DATABASE_NAME}")
-        engine = sqlite_engine(database, create=False, busy_timeout_ms=busy_timeout_ms)
+        engine = engine_for(database_url, database, create=False, busy_timeout_ms=busy_timeout_ms)
         try:
             check_schema(engine, upgrade=upgrade, where=home)
             with Session(engine) as session:
@@ -226,6 +254,7 @@ class Workspace:
                 created_at=info.created_at,
                 engine=engine,
                 keeps_audit_witness=marker.get(AUDIT_WITNESS_FIELD) is True,
+                database_url=database_url,
             )
             workspace.upkeep.start()
         except BaseException:
@@ -262,7 +291,7 @@ class Workspace:
 
     @property
     def database_path(self) -> Path:
-        """The SQLite database file."""
+        """The SQLite database file (absent when the database is on PostgreSQL)."""
         return self.home / DATABASE_NAME
 
     def close(self) -> None:
@@ -305,6 +334,46 @@ def _read_marker(path: Path) -> dict[str, Any]:
     _check_purpose(marker["purpose"])
     _zone(marker["timezone"])
     return marker
+
+
+def _database_url_from_env() -> str | None:
+    value = os.environ.get(DATABASE_URL_VARIABLE, "").strip()
+    return value or None
+
+
+def _database_url(marker: dict[str, Any], marker_path: Path) -> str | None:
+    """The marker's PostgreSQL URL (None: SQLite), checked against CANDOR_DATABASE_URL."""
+    recorded = marker.get(DATABASE_URL_FIELD)
+    if recorded is not None and not isinstance(recorded, str):
+        raise WorkspaceError(f"{marker_path} has a {DATABASE_URL_FIELD!r} that is not a URL")
+    if recorded is not None:
+        recorded = check_postgres_url(recorded)
+    given = _database_url_from_env()
+    if given is None:
+        return recorded
+    given = check_postgres_url(given)
+    if given != recorded:
+        where = (
+            f"the PostgreSQL database {recorded}" if recorded is not None else "its own SQLite file"
+        )
+        raise WorkspaceError(
+            f"{DATABASE_URL_VARIABLE} names {given}, but the workspace {marker_path.parent} "
+            f"keeps its database in {where}; unset {DATABASE_URL_VARIABLE} or make it match"
+        )
+    return recorded
+
+
+def _refuse_used_database(engine: Engine, url: str) -> None:
+    """A workspace starts on an empty database: another workspace's tables are not ours."""
+    with engine.connect() as connection:
+        used = connection.exec_driver_sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).scalar_one()
+    if used:
+        raise CannotCreateWorkspaceError(
+            f"the database {url} already holds {used} tables; a workspace is made only "
+            "in an empty database (create one with createdb)"
+        )
 
 
 def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:

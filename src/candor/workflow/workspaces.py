@@ -16,12 +16,23 @@ USER_ERRORS: tuple[type[Exception], ...] = (WorkflowError, StoreError, ImageErro
 
 
 def create_workspace(
-    home: Path, *, purpose: str = "operational", timezone: str = "UTC"
+    home: Path,
+    *,
+    purpose: str = "operational",
+    timezone: str = "UTC",
+    database_url: str | None = None,
 ) -> Workspace:
     """Make a workspace in a new or empty folder (see DESIGN.md, Workspaces), with its
-    audit log's signing key and witness: the only time a key is made without a rotation."""
+    audit log's signing key and witness: the only time a key is made without a rotation.
+
+    database_url: an empty PostgreSQL database for its tables (default: CANDOR_DATABASE_URL,
+        else a SQLite file in the folder)."""
     return Workspace.create(
-        home, purpose=purpose, timezone=timezone, start_audit_log=start_audit_log
+        home,
+        purpose=purpose,
+        timezone=timezone,
+        start_audit_log=start_audit_log,
+        database_url=database_url,
     )
 
 

@@ -83,10 +83,17 @@ class Agency:
 
 
 def make_agency(
-    home: Path, *, purpose: str = "evaluation", example: str = "two-reviewers"
+    home: Path,
+    *,
+    purpose: str = "evaluation",
+    example: str = "two-reviewers",
+    database_url: str | None = None,
 ) -> Agency:
-    """Workspace, two admins, the example policy (for `purpose` data) and the usual staff."""
-    workspace = create_workspace(home / "ws", purpose=purpose)
+    """Workspace, two admins, the example policy (for `purpose` data) and the usual staff.
+
+    database_url: a PostgreSQL database for the workspace (default: its own SQLite file).
+    """
+    workspace = create_workspace(home / "ws", purpose=purpose, database_url=database_url)
     agency = Agency(Workflow(workspace))
     bootstrap(
         agency.workflow,

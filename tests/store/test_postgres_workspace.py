@@ -184,3 +184,16 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="cannot connect to the workspace's PostgreSQL"):
         Workspace.create(tmp_path / "ws", database_url=f"postgresql://candor@/db?host={missing}")
     assert not (tmp_path / "ws").exists()
+
+
+def test_a_failed_create_leaves_the_database_empty_for_another_try(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    def fail(_home: Path, _workspace_id: str) -> None:
+        raise OSError("no room for the signing key")
+
+    with pytest.raises(OSError, match="signing key"):
+        Workspace.create(tmp_path / "ws", database_url=postgres_url, start_audit_log=fail)
+    assert not (tmp_path / "ws").exists()
+    with Workspace.create(tmp_path / "ws", database_url=postgres_url) as workspace:
+        assert current_revision(workspace.engine) == head_revision()

@@ -255,6 +255,16 @@ def upgrade_to_head(engine: Engine) -> None:
             command.upgrade(_alembic_config(connection), "head")
 
 
+def downgrade_to_base(engine: Engine) -> None:
+    """Undo every migration, in one transaction: what a failed `candor init` made in a
+    PostgreSQL database it found empty goes again, so the same database can be used."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITES: True})
+        with connection.begin():
+            command.downgrade(_alembic_config(connection), "base")
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
 def check_schema(engine: Engine, *, upgrade: bool, where: Path) -> None:
     """Refuse a database not at head; with upgrade=True bring an older one up to head."""
     head = head_revision()

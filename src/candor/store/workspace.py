@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from candor.store.database import (
     WorkspaceSession,
     check_postgres_url,
     check_schema,
+    downgrade_to_base,
     engine_for,
     upgrade_to_head,
 )
@@ -160,12 +162,16 @@ class Workspace:
         workspace_id = str(uuid.uuid4())
         created_at = utc_now()
         engine: Engine | None = None
+        # Set once the tables are made in a PostgreSQL database found empty: a failure
+        # after that removes them (a SQLite file goes with the folder's contents).
+        made_tables = False
         try:
             BiometricVault.initialise(home)
             database = home / DATABASE_NAME
             engine = engine_for(database_url, database, create=True)
             if database_url is not None:
                 _refuse_used_database(engine, database_url)
+                made_tables = True
             upgrade_to_head(engine)
             if database_url is None:
                 database.chmod(0o600)
@@ -192,6 +198,9 @@ class Workspace:
             _write_json_atomic(home / MARKER_NAME, marker)
         except BaseException:
             if engine is not None:
+                if made_tables:
+                    with contextlib.suppress(Exception):
+                        downgrade_to_base(engine)
                 engine.dispose()
             _remove_contents(home, remove_home=made_home)
             raise

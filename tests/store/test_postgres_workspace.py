@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from candor.store import FaceTemplate, Subject, Workspace, find_subject
 from candor.store.changes import changes_after, latest_change
@@ -26,7 +26,16 @@ from candor.store.migrations.versions.r0007_gallery_changes import TRIGGERS
 from candor.store.workspace import DATABASE_NAME, DATABASE_URL_VARIABLE, MARKER_NAME
 from tests.store.support import make_subject
 
-# The SQLite suite's gallery and change-log tests, collected again in this module.
+# The SQLite suite's schema, gallery and change-log tests, collected again in this module.
+from tests.store.test_database import (  # noqa: F401
+    test_check_constraints_back_up_python_validation,
+    test_foreign_keys_enforced,
+    test_models_match_migrations,
+    test_new_workspace_is_at_head,
+    test_session_reads_one_snapshot,
+    test_template_must_belong_to_its_image_subject,
+    test_template_vector_length_checked,
+)
 from tests.store.test_gallery import (  # noqa: F401
     test_delete_subject_cascade,
     test_get_or_create_subject,
@@ -197,3 +206,12 @@ def test_a_failed_create_leaves_the_database_empty_for_another_try(
     assert not (tmp_path / "ws").exists()
     with Workspace.create(tmp_path / "ws", database_url=postgres_url) as workspace:
         assert current_revision(workspace.engine) == head_revision()
+
+
+def test_writers_read_committed_and_readers_one_snapshot(workspace: Workspace) -> None:
+    show = text("SHOW transaction_isolation")
+    for _ in range(2):  # and again on the pooled connection the writer gave back
+        with workspace.session() as writer, writer.begin():
+            assert writer.execute(show).scalar() == "read committed"
+        with workspace.session() as reader:
+            assert reader.execute(show).scalar() == "repeatable read"

@@ -13,9 +13,11 @@ WorkspaceBusyError that says so, never a raw sqlite3 error.
 
 A workspace's database may instead be a PostgreSQL server (`candor init --database URL`),
 reached through psycopg 3. There BEGIN IMMEDIATE has no equivalent and none is needed:
-transactions run at READ COMMITTED, writers take turns on the rows they change (row
-locks, and the statements' own locks), and nothing is refused for a stale snapshot.
-`engine_for` picks the engine by the URL; the WRITES option is simply unused there.
+sessions begun explicitly (writers) run at READ COMMITTED, take turns on the rows they
+change (row locks, and the statements' own locks), and are never refused for a stale
+snapshot; reading sessions (autobegin) run at REPEATABLE READ, so that, as on SQLite, a
+read sees one snapshot however many statements it takes (a verification, a report).
+`engine_for` picks the engine by the URL.
 """
 
 from __future__ import annotations
@@ -64,7 +66,14 @@ class WorkspaceSession(Session):
         transaction = super().begin(nested=nested)
         if not nested:
             # The connection is made (and BEGIN emitted) now, with the option set.
-            self.connection(execution_options={WRITES: True})
+            options: dict[str, Any] = {WRITES: True}
+            bind = self.get_bind()
+            if bind.dialect.name == "postgresql":
+                # Writers on PostgreSQL run at READ COMMITTED: they wait for each other on
+                # row locks and then see the other's commit, rather than failing with a
+                # serialization error as they would at the engine's REPEATABLE READ.
+                options["isolation_level"] = "READ COMMITTED"
+            self.connection(execution_options=options)
         return transaction
 
 
@@ -139,7 +148,8 @@ def postgres_engine(url: str) -> Engine:
         pool_size=POSTGRES_POOL_SIZE,
         max_overflow=POSTGRES_MAX_OVERFLOW,
         pool_pre_ping=True,
-        isolation_level="READ COMMITTED",
+        # Reads see one snapshot; WorkspaceSession.begin lowers writers to READ COMMITTED.
+        isolation_level="REPEATABLE READ",
     )
     event.listen(engine, "handle_error", _on_postgres_error)
     return engine

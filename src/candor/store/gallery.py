@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from candor.store.errors import GalleryError, ProvenanceError
@@ -310,6 +310,146 @@ def add_template(
     session.add(template)
     session.flush()
     return template
+
+
+@dataclass(frozen=True)
+class BulkImage:
+    """One picture for `add_gallery_bulk`: its vault address, size and encoded template."""
+
+    sha256: str
+    byte_size: int
+    template: bytes
+
+
+@dataclass(frozen=True)
+class BulkSubject:
+    """One new subject for `add_gallery_bulk`, with its pictures."""
+
+    external_ref: str
+    images: Sequence[BulkImage]
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    """The ids given to one picture by `add_gallery_bulk`."""
+
+    subject_id: int
+    image_id: int
+    template_id: int
+
+
+def add_gallery_bulk(
+    session: Session,
+    subjects: Sequence[BulkSubject],
+    *,
+    image_format: str,
+    width: int,
+    height: int,
+    provenance: Provenance,
+    allowed_source_types: Sequence[str],
+    today: date,
+    enrolled_by: str,
+    enrolled_at: datetime,
+    face_choice: str,
+    face_box: tuple[int, int, int, int],
+    quality: Mapping[str, Any],
+    model: TemplateModel,
+    detector_key: str,
+    recipe: str,
+) -> list[BulkRow]:
+    """New subjects, their images and one template per image, three INSERTs in all.
+
+    The rows `get_or_create_subject`, `add_gallery_image` and `add_template` would make one
+    by one, with the same checks, for pictures that share everything but their bytes (a
+    synthetic gallery): executemany with RETURNING instead of a flush per row, which is
+    what made a 100k gallery take 18 minutes. Ids come from AUTOINCREMENT as for any row;
+    the triggers on face_templates feed gallery_changes as usual. Not committed. Returns
+    each picture's ids, in the order given. An existing reference is refused.
+    """
+    checked = validate_provenance(
+        provenance, allowed_source_types=allowed_source_types, today=today
+    )
+    left, top, right, bottom = face_box
+    if width <= 0 or height <= 0 or not (left < right and top < bottom):
+        raise GalleryError(f"image size {width}x{height} or face box {face_box} is not valid")
+    _check_face_choice(face_choice)
+    references = [subject.external_ref.strip() for subject in subjects]
+    if not all(references) or len(set(references)) != len(references):
+        raise GalleryError("bulk subjects need distinct, non-empty external references")
+    taken = session.scalars(
+        select(Subject.external_ref).where(Subject.external_ref.in_(references)).limit(1)
+    ).first()
+    if taken is not None:
+        raise GalleryError(f"subject {taken} already exists")
+    for subject in subjects:
+        for image in subject.images:
+            if not is_sha256(image.sha256) or image.byte_size <= 0:
+                raise GalleryError(f"image {image.sha256!r} has a bad address or size")
+            if len(image.template) != model.dimension * 4:
+                raise GalleryError(f"a template of model {model.key} has the wrong length")
+    if not references:
+        return []
+    subject_ids = session.scalars(
+        insert(Subject).returning(Subject.id, sort_by_parameter_order=True),
+        [
+            {"external_ref": ref, "created_at": enrolled_at, "created_by": enrolled_by}
+            for ref in references
+        ],
+    ).all()
+    owners = [
+        subject_id
+        for subject_id, subject in zip(subject_ids, subjects, strict=True)
+        for _ in subject.images
+    ]
+    pictures = [image for subject in subjects for image in subject.images]
+    shared = {
+        "format": image_format,
+        "width": width,
+        "height": height,
+        "source_type": checked.source_type,
+        "source_ref": checked.source_ref,
+        "legal_basis": checked.legal_basis,
+        "collected_on": checked.collected_on,
+        "retain_until": checked.retain_until,
+        "enrolled_by": enrolled_by,
+        "enrolled_at": enrolled_at,
+        "face_choice": face_choice,
+        "face_left": left,
+        "face_top": top,
+        "face_right": right,
+        "face_bottom": bottom,
+        "quality": dict(quality),
+    }
+    image_ids = session.scalars(
+        insert(GalleryImage).returning(GalleryImage.id, sort_by_parameter_order=True),
+        [
+            {**shared, "subject_id": owner, "sha256": image.sha256, "byte_size": image.byte_size}
+            for owner, image in zip(owners, pictures, strict=True)
+        ],
+    ).all()
+    template_ids = session.scalars(
+        insert(FaceTemplate).returning(FaceTemplate.id, sort_by_parameter_order=True),
+        [
+            {
+                "image_id": image_id,
+                "subject_id": owner,
+                "model_key": model.key,
+                "model_name": model.name,
+                "model_version": model.version,
+                "weights_sha256": model.weights_sha256,
+                "dimension": model.dimension,
+                "detector_key": detector_key,
+                "recipe": recipe,
+                "vector": image.template,
+                "created_at": enrolled_at,
+            }
+            for image_id, owner, image in zip(image_ids, owners, pictures, strict=True)
+        ],
+    ).all()
+    return [
+        BulkRow(subject_id=owner, image_id=image_id, template_id=template_id)
+        for owner, image_id, template_id in zip(owners, image_ids, template_ids, strict=True)
+    ]
 
 
 def list_subjects(

@@ -12,12 +12,19 @@ as their source type, so they can never be mistaken for photos of people.
 Only `simulation` and `benchmark` workspaces accept them (DESIGN.md, Workspaces).
 Loading is audited: one `gallery.synthetic_loaded` entry per batch, naming each image
 and its subject by internal id (as `gallery.enrolled` does one by one).
+
+A batch is written in bulk: its pictures into the vault with one round of fsyncs
+(candor.store.vault_batch), its rows by three multi-row INSERTs (add_gallery_bulk), its
+audit entry, one commit; the index takes the batch once it has committed. The former
+row-at-a-time, file-at-a-time path stays behind `one_at_a_time=True` as the benchmark's
+baseline (bench/gallery_load.py) and the tests' reference for what a gallery must hold.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,6 +33,7 @@ from PIL import Image
 
 from candor.policy import gallery_retain_until_limit
 from candor.store import (
+    GalleryError,
     Provenance,
     add_gallery_image,
     add_template,
@@ -35,6 +43,8 @@ from candor.store import (
     sha256_hex,
     validate_provenance,
 )
+from candor.store.gallery import BulkImage, BulkSubject, add_gallery_bulk
+from candor.store.vault_batch import start_put_new_images
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
@@ -134,6 +144,7 @@ def load_synthetic_gallery(
     prefix: str = "SYN",
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
+    one_at_a_time: bool = False,
 ) -> SyntheticLoad:
     """Add `subjects` synthetic subjects with `images_per_subject` pictures each.
 
@@ -141,6 +152,8 @@ def load_synthetic_gallery(
     seed: fixes the pictures and templates; a second load needs another prefix (an
         existing reference is refused before anything is written).
     progress: called with (subjects done, subjects) after each batch.
+    one_at_a_time: add each row and file on its own (the path before bulk loading, kept
+        as a baseline for benchmarks and tests); the gallery and the log are the same.
     """
     check_synthetic_allowed(workflow)
     if subjects < 1 or images_per_subject < 1 or batch_size < 1:
@@ -182,7 +195,8 @@ def load_synthetic_gallery(
     batches = 0
     for start in range(0, subjects, batch_size):
         stop = min(start + batch_size, subjects)
-        _load_batch(workflow, actor, provenance, prefix, start, stop, vectors, pictures, seed)
+        load = _load_batch_one_at_a_time if one_at_a_time else _load_batch
+        load(workflow, actor, provenance, prefix, start, stop, vectors, pictures, seed)
         batches += 1
         if progress is not None:
             progress(stop, subjects)
@@ -200,6 +214,88 @@ def load_synthetic_gallery(
 
 
 def _load_batch(
+    workflow: Workflow,
+    actor: Actor,
+    provenance: Provenance,
+    prefix: str,
+    start: int,
+    stop: int,
+    vectors: np.ndarray,
+    pictures: np.random.Generator,
+    seed: int,
+) -> None:
+    """Subjects start..stop-1 in one transaction: files synced together, rows in bulk."""
+    workspace = workflow.workspace
+    vault = workspace.vault
+    model = workflow.engine.model
+    today, now = workflow.today(), workflow.now()
+    # Drawn in the order the one-at-a-time path draws them: the same seed, the same files.
+    batch: list[BulkSubject] = []
+    files: list[tuple[str, bytes]] = []
+    for number in range(start, stop):
+        images = []
+        for vector in vectors[number]:
+            data = noise_png(pictures)
+            sha256 = sha256_hex(data)
+            files.append((sha256, data))
+            images.append(BulkImage(sha256, len(data), vault.encode_template(vector)))
+        batch.append(BulkSubject(synthetic_ref(prefix, number + 1), images))
+    # The files are written while the rows are inserted, and durable before the commit.
+    writing = start_put_new_images(vault, files)
+    written: list[str] = []
+    try:
+        with workspace.session() as session, session.begin():
+            rows = add_gallery_bulk(
+                session,
+                batch,
+                image_format="PNG",
+                width=IMAGE_SIDE,
+                height=IMAGE_SIDE,
+                provenance=provenance,
+                allowed_source_types=(provenance.source_type,),
+                today=today,
+                enrolled_by=actor.username,
+                enrolled_at=now,
+                face_choice="largest-central",
+                face_box=(0, 0, IMAGE_SIDE, IMAGE_SIDE),
+                quality={"synthetic": True},
+                model=model,
+                detector_key=SYNTHETIC_DETECTOR,
+                recipe=SYNTHETIC_RECIPE,
+            )
+            record(
+                session,
+                workflow,
+                actor.username,
+                "gallery.synthetic_loaded",
+                {"first_subject": rows[0].subject_id, "last_subject": rows[-1].subject_id},
+                {
+                    "subjects": stop - start,
+                    "image_ids": [row.image_id for row in rows],
+                    "image_subjects": [row.subject_id for row in rows],
+                    "templates": len(rows),
+                    "source_type": provenance.source_type,
+                    "recipe": SYNTHETIC_RECIPE,
+                    "model": model.key,
+                    "seed": seed,
+                    "synthetic": True,
+                },
+            )
+            written = writing.result()
+    except GalleryError as error:
+        _erase_unreferenced(workflow, _finished(writing))
+        raise WorkflowError(f"{error}: load synthetic subjects under another prefix") from error
+    except BaseException:
+        _erase_unreferenced(workflow, written or _finished(writing))
+        raise
+    if workflow.index_loaded and rows:
+        workflow.index.add(
+            [row.template_id for row in rows],
+            vectors[start:stop].reshape(-1, model.dimension),
+        )
+
+
+def _load_batch_one_at_a_time(
     workflow: Workflow,
     actor: Actor,
     provenance: Provenance,
@@ -292,6 +388,15 @@ def _load_batch(
         workflow.index.add(
             [template_id for template_id, _ in added], np.stack([v for _, v in added])
         )
+
+
+def _finished(writing: Future[list[str]]) -> list[str]:
+    """The files a background write made, once it is over (none if it failed: it erased
+    its own)."""
+    try:
+        return writing.result()
+    except BaseException:
+        return []
 
 
 def _erase_unreferenced(workflow: Workflow, hashes: list[str]) -> None:

@@ -76,7 +76,7 @@ def _fsync_one(target: int | Path) -> None:
 _FSYNCS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="candor-fsync")
 
 
-def _fsync_all(targets: list[int | Path]) -> None:
+def fsync_all(targets: list[int | Path]) -> None:
     """fsync open files (by descriptor) and paths at once; raises the first error."""
     if len(targets) == 1:
         _fsync_one(targets[0])
@@ -188,7 +188,7 @@ class BiometricVault:
         if path.exists():
             with contextlib.suppress(BiometricIntegrityError):
                 self.get_probe(sha256)
-                _fsync_all([path, path.parent, path.parent.parent, self._probes])
+                fsync_all([path, path.parent, path.parent.parent, self._probes])
                 return
         self._write_checked_name(path, data, pending=("probes", sha256))
 
@@ -287,7 +287,7 @@ class BiometricVault:
         for sha256 in hashes:
             folders.update(self._mark_pending(kind, sha256))
         if folders:
-            _fsync_all(sorted(folders))
+            fsync_all(sorted(folders))
 
     def pending(self, kind: PendingKind) -> list[str]:
         """The content addresses marked pending of this kind."""
@@ -308,13 +308,13 @@ class BiometricVault:
 
         Each call appends a line saying why (ids and counts only, never biometric data).
         """
-        created = _make_dirs(self.home, self._pending)
+        created = make_owner_only_dirs(self.home, self._pending)
         record = self._pending / SCRUB_RECORD
         line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {' '.join(reason.split())}\n"
         fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, line.encode())
-            _fsync_all([fd, self._pending, *created])
+            fsync_all([fd, self._pending, *created])
         finally:
             os.close(fd)
 
@@ -394,7 +394,7 @@ class BiometricVault:
         server leaves here goes at the next start (erase_stray_temporaries).
         """
         parent = self._tmp / UPLOADS_FOLDER
-        _make_dirs(self.home, parent)
+        make_owner_only_dirs(self.home, parent)
         folder = parent / secrets.token_hex(8)
         folder.mkdir(mode=0o700)
         try:
@@ -472,7 +472,7 @@ class BiometricVault:
         """Create the marker; returns the folders whose entries must be synced for it."""
         _check_address(sha256)
         folder = self._pending / kind
-        created = _make_dirs(self.home, folder)
+        created = make_owner_only_dirs(self.home, folder)
         try:
             fd = os.open(folder / sha256, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -483,7 +483,7 @@ class BiometricVault:
     def _write(self, path: Path, data: bytes, *, pending: tuple[PendingKind, str]) -> None:
         for attempt in range(_WRITE_ATTEMPTS):
             marked = self._mark_pending(*pending)
-            created = _make_dirs(self.home, path.parent)
+            created = make_owner_only_dirs(self.home, path.parent)
             fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
             temporary = Path(name)
             try:
@@ -494,7 +494,7 @@ class BiometricVault:
                     # its final path after a power cut is never torn; the new folders'
                     # entries need not wait for them, and concurrent fsyncs cost about one.
                     # The pending marker is durable before the name, too.
-                    _fsync_all([handle.fileno(), *created, *marked])
+                    fsync_all([handle.fileno(), *created, *marked])
                 temporary.replace(path)
             except FileNotFoundError:
                 _erase_file(temporary)
@@ -520,7 +520,7 @@ class BiometricVault:
         """
         for attempt in range(_WRITE_ATTEMPTS):
             marked = self._mark_pending(*pending)
-            created = _make_dirs(self.home, path.parent)
+            created = make_owner_only_dirs(self.home, path.parent)
             fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
             temporary = Path(name)
             try:
@@ -529,7 +529,7 @@ class BiometricVault:
                     handle.flush()
                     temporary.replace(path)
                     try:
-                        _fsync_all([handle.fileno(), path.parent, *created, *marked])
+                        fsync_all([handle.fileno(), path.parent, *created, *marked])
                     except BaseException:
                         # Not durable: no later put may find it intact and skip its own
                         # write. The disk that failed the fsync may fail the erasure's
@@ -549,7 +549,7 @@ class BiometricVault:
                 raise
 
 
-def _make_dirs(home: Path, folder: Path) -> list[Path]:
+def make_owner_only_dirs(home: Path, folder: Path) -> list[Path]:
     """Create `folder` and missing parents (0700); returns the parents whose entries changed."""
     changed: list[Path] = []
     for _ in range(_WRITE_ATTEMPTS):

@@ -23,8 +23,8 @@ from pathlib import Path
 from candor.store.errors import BiometricIntegrityError
 from candor.store.vault import (
     BiometricVault,
-    _fsync_all,
-    _make_dirs,
+    fsync_all,
+    make_owner_only_dirs,
     sha256_hex,
 )
 
@@ -92,7 +92,7 @@ def _sync_written(vault: BiometricVault, written: list[list[str]], synced: list[
             os.close(fd)
         return
     files = [vault.image_path(sha256) for done in written for sha256 in done]
-    _fsync_all([*files, *sorted(set().union(*synced))])
+    fsync_all([*files, *sorted(set().union(*synced))])
 
 
 def _run_all(calls: list[Callable[[], None]]) -> None:
@@ -114,7 +114,7 @@ def _write_slice(
     """
     for sha256, data in part:
         path = vault.image_path(sha256)
-        folders.update(_make_dirs(vault.home, path.parent))
+        folders.update(make_owner_only_dirs(vault.home, path.parent))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(path, flags, 0o600)
         done.append(sha256)

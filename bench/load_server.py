@@ -1,7 +1,7 @@
 """The server under load: 16 concurrent API clients requesting searches for 60 seconds.
 
 Run: cd bench && ../.venv/bin/python load_server.py  (load: 60 s; setup: the 100k-subject
-synthetic load took 18 min on 2 shared CPUs, about 90 subjects/s, the loader being per-row)
+synthetic load, 18 min with the old per-row loader, about 2 min in bulk: bench/gallery_load.py)
 
 What it does, on this machine only (127.0.0.1, nothing else is contacted):
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from candor.store import AuditEntry, Provenance, Workspace
+from candor.store import AuditEntry, Workspace
 from candor.workflow import (
     EnrolmentRequest,
     EnrolmentStatus,
@@ -28,6 +27,7 @@ from candor.workflow import (
 )
 from candor.workflow.demo_photos import probe_variants, save_photos
 from tests.agency import Agency, make_agency
+from tests.support import evaluation_provenance
 
 pytestmark = pytest.mark.xdist_group("workflow")
 
@@ -39,13 +39,7 @@ FORM = RequestForm(
     requesting_unit="Robbery",
     probe_kind="still_photo",
 )
-PROVENANCE = Provenance(
-    source_type="evaluation",
-    source_ref="packaged portraits (tests)",
-    legal_basis="public domain",
-    collected_on=date(2024, 1, 1),
-    retain_until=date(2030, 1, 1),
-)
+PROVENANCE = evaluation_provenance()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ from candor.audit import VerificationReport
 from candor.audit.verifier import main as outside_verifier
 from candor.cli.app import app
 from candor.cli.session import token_path
-from candor.store import Provenance, Workspace
+from candor.store import Workspace
 from candor.workflow import (
     Actor,
     EnrolmentRequest,
@@ -39,7 +38,7 @@ from candor.workflow import (
 from candor.workflow.accounts import login
 from candor.workflow.audit_ops import export_log, verify_log
 from tests.agency import PASSWORD, make_agency, new_user
-from tests.support import people_with_photos, photos_of
+from tests.support import evaluation_provenance, people_with_photos, photos_of
 
 if TYPE_CHECKING:
     from candor.workflow.reconciliation import Difference, StoreReconciliation
@@ -52,13 +51,7 @@ FORM = RequestForm(
     requesting_unit="Robbery",
     probe_kind="still_photo",
 )
-PROVENANCE = Provenance(
-    source_type="evaluation",
-    source_ref="lfw-dev (tests)",
-    legal_basis="research use under the LFW terms",
-    collected_on=date(2024, 1, 1),
-    retain_until=date(2030, 1, 1),
-)
+PROVENANCE = evaluation_provenance()
 
 
 @dataclass(frozen=True)

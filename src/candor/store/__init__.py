@@ -100,6 +100,7 @@ from candor.store.models import (
     Subject,
     WorkspaceInfo,
 )
+from candor.store.server_state import FailedGuess, ServerSecret, StagedProbe
 from candor.store.vault import BiometricVault, is_sha256, sha256_hex
 from candor.store.workspace import PURPOSES, Workspace, workspace_home_from_env
 
@@ -132,6 +133,7 @@ __all__ = [
     "Candidate",
     "CannotCreateWorkspaceError",
     "FaceTemplate",
+    "FailedGuess",
     "GalleryChange",
     "GalleryError",
     "GalleryImage",
@@ -146,6 +148,8 @@ __all__ = [
     "SchemaVersionError",
     "ScrubError",
     "SearchRequest",
+    "ServerSecret",
+    "StagedProbe",
     "StoreError",
     "Subject",
     "SubjectDetail",

@@ -91,6 +91,7 @@ from candor.store.governance import (
     UserRole,
     Verdict,
 )
+from candor.store.jobs import Job
 from candor.store.models import (
     OPERATIONAL_SOURCES,
     SOURCE_TYPES,
@@ -138,6 +139,7 @@ __all__ = [
     "GalleryError",
     "GalleryImage",
     "ImageDetail",
+    "Job",
     "NotAWorkspaceError",
     "PolicyRecord",
     "Provenance",

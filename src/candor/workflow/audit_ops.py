@@ -26,6 +26,7 @@ from candor.audit import (
     write_export,
 )
 from candor.store import AuditCheckpoint
+from candor.store.audit_log import lock_log_head
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import (
     KEY_ENV,
@@ -186,6 +187,8 @@ def checkpoint_now(workflow: Workflow, actor: Actor) -> CheckpointInfo:
     require_permission(workflow, actor, "audit.checkpoint")
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
+        # Held before the log is read, so that what is verified is what is signed.
+        lock_log_head(session)
         report = check_stored_log(session, workspace).report
         _refuse_unless_verified(report, "no checkpoint is signed")
         record(session, workflow, actor.username, "audit.checkpoint_requested", {}, {})
@@ -234,6 +237,7 @@ def export_log(workflow: Workflow, actor: Actor, directory: Path) -> CheckpointI
     check_export_folder(directory)
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
+        lock_log_head(session)
         report = check_stored_log(session, workspace).report
         _refuse_unless_verified(report, "it is not exported and no checkpoint is signed")
         record(
@@ -284,6 +288,7 @@ def rotate_signing_key(workflow: Workflow, actor: Actor) -> KeyRotation:
         workspace.session() as session,
         session.begin(),
     ):
+        lock_log_head(session)
         state = check_stored_log(session, workspace)
         _refuse_unless_verified(state.report, "the key is not rotated")
         outgoing = str(state.keys.current)

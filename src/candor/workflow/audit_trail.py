@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from candor.audit import (
@@ -64,7 +64,8 @@ from candor.audit import (
     parse_entry,
     verify_entries,
 )
-from candor.store import AuditCheckpoint, AuditEntry, Workspace
+from candor.store import AuditCheckpoint, Workspace
+from candor.store import audit_log as repository
 from candor.store.workspace import write_file_atomic
 from candor.workflow.errors import WorkflowError
 
@@ -83,12 +84,6 @@ _PENDING_KEY = "candor.audit.pending_witness"
 # In canonical JSON "action" is the first member, so a rotation entry is found without
 # parsing every entry.
 _ROTATION_PREFIX: Final = b'{"action":"' + ROTATION_ACTION.encode() + b'",'
-# The append path runs on the session's connection with table columns, off the ORM: it
-# is part of every governed search, and the ORM's unit of work and result objects cost
-# more than the statements (bench/governed_overhead.py).
-_AUDIT_INSERT = insert(AuditEntry)  # run on the connection: Core semantics
-_ENTRIES = AuditEntry.__table__.c
-_CHECKPOINTS = AuditCheckpoint.__table__.c
 
 _log = logging.getLogger(__name__)
 
@@ -423,12 +418,7 @@ def log_keys(workspace: Workspace) -> KeyRing:
     the witness's, and any rotation committed after it."""
     with workspace.session() as session:
         witness = current_witness(session, workspace)
-        later = session.connection().execute(
-            select(_ENTRIES.seq, _ENTRIES.body)
-            .where(_ENTRIES.seq > witness.size)
-            .order_by(_ENTRIES.seq)
-        )
-        return _rotations(((row.seq, row.body) for row in later), witness.keys)
+        return _rotations(repository.entries_after(session, witness.size), witness.keys)
 
 
 @dataclass
@@ -448,15 +438,10 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
 
     Reads the checkpoint rows (a count up to the witness, and those after it) and the
     entries from the witness's last one on: the cost is the entries since the witness."""
-    connection = session.connection()
     size = witness.size
-    held = connection.execute(
-        select(func.count()).select_from(AuditCheckpoint).where(_CHECKPOINTS.tree_size <= size)
-    ).scalar_one()
+    held = repository.count_checkpoints_up_to(session, size)
     if witness.checkpoint is not None:
-        root = connection.execute(
-            select(_CHECKPOINTS.root_hash).where(_CHECKPOINTS.tree_size == size)
-        ).scalar()
+        root = repository.checkpoint_root(session, size)
         if root is None:
             raise WitnessMismatchError(
                 f"the log has no checkpoint of size {size}, which the witness {where} holds: "
@@ -473,16 +458,8 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
             f"when the witness {where} was signed: checkpoint rows were removed; nothing more "
             "is signed"
         )
-    later = connection.execute(
-        select(_CHECKPOINTS.tree_size, _CHECKPOINTS.root_hash, _CHECKPOINTS.note)
-        .where(_CHECKPOINTS.tree_size > size)
-        .order_by(_CHECKPOINTS.tree_size)
-    ).all()
-    rows = connection.execute(
-        select(_ENTRIES.seq, _ENTRIES.body, _ENTRIES.leaf_hash)
-        .where(_ENTRIES.seq >= max(size, 1))
-        .order_by(_ENTRIES.seq)
-    ).all()
+    later = repository.checkpoints_after(session, size)
+    rows = repository.entries_from(session, max(size, 1))
     position = 0
     prev = GENESIS_PREV
     if witness.last_leaf is not None:
@@ -543,22 +520,22 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
         bytes.fromhex(prev),
         held + len(later),
     )
-    for row in later:
-        if row.tree_size > tree.size:
+    for stored in later:
+        if stored.tree_size > tree.size:
             raise WitnessMismatchError(
-                f"a stored checkpoint covers {row.tree_size} entries but the log holds "
+                f"a stored checkpoint covers {stored.tree_size} entries but the log holds "
                 f"{tree.size}: entries were removed; nothing more is signed"
             )
         try:
-            signed = open_with(row.note, keys)
+            signed = open_with(stored.note, keys)
         except SignatureError as error:
             raise WitnessMismatchError(
-                f"the stored checkpoint of size {row.tree_size} was rejected: {error}"
+                f"the stored checkpoint of size {stored.tree_size} was rejected: {error}"
             ) from None
-        if signed.root != roots[row.tree_size] or row.root_hash != signed.root.hex():
+        if signed.root != roots[stored.tree_size] or stored.root_hash != signed.root.hex():
             raise WitnessMismatchError(
-                f"the stored checkpoint of size {row.tree_size} does not match entries "
-                f"1..{row.tree_size}; nothing more is signed"
+                f"the stored checkpoint of size {stored.tree_size} does not match entries "
+                f"1..{stored.tree_size}; nothing more is signed"
             )
     if catch_edge is not None:
         catch_keys, catch_before, catch_leaf = catch_edge
@@ -650,9 +627,10 @@ def _remember(session: Session, item: _Pending) -> None:
 class _Tail:
     """The log's last entry and latest checkpoint as seen inside one transaction.
 
-    Once a transaction has written an entry it holds SQLite's write lock until it ends,
-    and entries are only ever appended by `record`, so no one else can move either; the
-    next entries of the same transaction need not read them again. Another transaction,
+    The transaction read them holding the log's head (`lock_log_head`: SQLite's write
+    lock, PostgreSQL's advisory lock) until it ends, and entries are only ever appended by
+    `record`, so no one else can move either; the next entries of the same transaction
+    need not read them again. Another transaction,
     a savepoint, or this one after a rollback is another object and reads them afresh.
     """
 
@@ -704,11 +682,13 @@ def record(
     if tail is not None:
         seq, prev_hex, checkpoint = tail.seq + 1, tail.leaf_hash, tail.checkpoint
     else:
-        newest = select(_ENTRIES.seq, _ENTRIES.leaf_hash).order_by(_ENTRIES.seq.desc()).limit(1)
-        last = session.connection().execute(newest).first()
-        seq = 1 if last is None else last.seq + 1
-        prev_hex = GENESIS_PREV if last is None else last.leaf_hash
-        checkpoint = _latest_checkpoint(session)
+        # The head is held until the transaction ends, so no other writer (process or
+        # node) appends between this read and the commit: one order, no gap, no fork.
+        repository.lock_log_head(session)
+        last = repository.newest_entry(session)
+        seq = 1 if last is None else last[0] + 1
+        prev_hex = GENESIS_PREV if last is None else last[1]
+        checkpoint = repository.latest_checkpoint(session)
     body = build_entry(
         seq=seq,
         time=now,
@@ -719,9 +699,7 @@ def record(
         prev_hex=prev_hex,
     )
     entry_hash = leaf_hash(body).hex()
-    session.connection().execute(
-        _AUDIT_INSERT, {"seq": seq, "body": body, "leaf_hash": entry_hash, "created_at": now}
-    )
+    repository.append_entry(session, seq, body, entry_hash, now)
     transaction = _innermost_transaction(session)
     if transaction is not None:
         session.info[_TAIL_KEY] = _Tail(transaction, seq, entry_hash, checkpoint)
@@ -730,19 +708,6 @@ def record(
     ):
         make_checkpoint(session, workspace)
     return seq
-
-
-def _latest_checkpoint(session: Session) -> tuple[int, datetime] | None:
-    latest = (
-        session.connection()
-        .execute(
-            select(_CHECKPOINTS.tree_size, _CHECKPOINTS.created_at)
-            .order_by(_CHECKPOINTS.tree_size.desc())
-            .limit(1)
-        )
-        .first()
-    )
-    return None if latest is None else (latest.tree_size, latest.created_at)
 
 
 def _checkpoint_due(
@@ -772,8 +737,8 @@ def make_checkpoint(
     cosigners: keys that sign the same note too (a rotation's outgoing key).
     """
     space, now = _clock_of(workspace)
-    size = session.connection().execute(select(func.max(_ENTRIES.seq))).scalar() or 0
-    existing = session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.tree_size == size))
+    size = repository.log_size(session)
+    existing = repository.checkpoint_of_size(session, size)
     if size == 0 or existing is not None:
         _note_checkpoint(session, existing)
         return existing
@@ -796,11 +761,7 @@ def make_checkpoint(
     note = key.sign(checkpoint)
     for other in cosigners:
         note = cosign(note, other)
-    row = AuditCheckpoint(
-        tree_size=size, root_hash=checkpoint.root.hex(), note=note, created_at=now
-    )
-    session.add(row)
-    session.flush()
+    row = repository.add_checkpoint(session, size, checkpoint.root.hex(), note, now)
     signed = Witness.signed(
         extension.keys,
         note,
@@ -826,12 +787,7 @@ def _note_checkpoint(session: Session, row: AuditCheckpoint | None) -> None:
 
 def stored_log(session: Session) -> tuple[list[bytes], list[str]]:
     """Every entry's bytes in seq order and every checkpoint note in tree-size order."""
-    connection = session.connection()
-    entries = list(connection.execute(select(_ENTRIES.body).order_by(_ENTRIES.seq)).scalars())
-    notes = list(
-        connection.execute(select(_CHECKPOINTS.note).order_by(_CHECKPOINTS.tree_size)).scalars()
-    )
-    return entries, notes
+    return repository.entry_bodies(session), repository.checkpoint_notes(session)
 
 
 @dataclass(frozen=True)
@@ -913,11 +869,7 @@ def prepared_rotation(workspace: Workspace) -> Iterator[tuple[SigningKey | None,
 def _signed_by(workspace: Workspace, key: SigningKey) -> bool:
     """Whether the latest stored checkpoint carries `key`'s signature (a rotation committed)."""
     with workspace.session() as session:
-        note = (
-            session.connection()
-            .execute(select(_CHECKPOINTS.note).order_by(_CHECKPOINTS.tree_size.desc()).limit(1))
-            .scalar()
-        )
+        note = repository.latest_checkpoint_note(session)
     if note is None:
         return False
     try:

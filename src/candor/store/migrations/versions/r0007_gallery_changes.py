@@ -59,6 +59,8 @@ END
 TRIGGERS = ("gallery_changes_added", "gallery_changes_removed", "gallery_changes_replaced")
 
 # The advisory lock's key (7262726001) is a constant no other part of Candor takes.
+# Its neighbour 7262726002 is the audit log's head (candor.store.audit_log.AUDIT_LOG_LOCK):
+# an audited writer takes this one first, then that one, so the two never deadlock.
 _PG_FUNCTION = """
 CREATE FUNCTION candor_log_gallery_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

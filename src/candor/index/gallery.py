@@ -25,7 +25,11 @@ template's share of it is not removed.
 Adding a template appends a row: nothing else is built in one go, and nothing is
 rebuilt when the folder is opened.
 
-Not thread safe: callers serialise `add`, `remove` and `flush` against `search`.
+Thread safe: searches (and the other reads) share a lock that `add`, `remove`, `flush`
+and `close` take alone, so a search scores the rows as they were between two changes,
+never a half-appended batch, a compaction in progress or row files being replaced. Each
+thread searches with scratch space of its own. An `add` of an id already held with the
+same vector is a replay (two threads applying one logged change) and is skipped.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import fcntl
 import json
 import operator
 import os
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -104,6 +109,53 @@ def _writing(folder: Path) -> Iterator[None]:
         os.close(handle)  # closing the descriptor releases the lock
 
 
+class SharedLock:
+    """Many readers or one writer; a waiting writer goes before readers who come later.
+
+    Searches run side by side (NumPy and FAISS release the GIL while they scan), and a
+    steady stream of them never keeps an enrolment waiting.
+    """
+
+    def __init__(self) -> None:
+        self._state = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the lock with other readers."""
+        with self._state:
+            while self._writing or self._writers_waiting:
+                self._state.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._readers -= 1
+                if not self._readers:
+                    self._state.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the lock alone."""
+        with self._state:
+            self._writers_waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._state.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._state:
+                self._writing = False
+                self._state.notify_all()
+
+
 class GalleryIndex:
     """Nearest neighbours by cosine over one model's templates, in memory or in a folder.
 
@@ -134,7 +186,9 @@ class GalleryIndex:
         self._checker = TemplateIndex(model)
         self._dimension = int(model.dimension)
         self._coder: SignCoder | None = None  # made with the codes, see _ensure_codes
-        self._distances = np.empty(0, dtype=np.int32)  # reused by every approximate search
+        self._lock = SharedLock()
+        self._scratch = threading.local()  # each thread's distances, see _distances_for
+        self._forgotten: set[int] = set()  # see `forget`
         self._count = 0  # rows used, live or not
         self._rows: dict[int, int] = {}
         self._dead = 0
@@ -216,7 +270,9 @@ class GalleryIndex:
         index._checker = TemplateIndex(model)
         index._dimension = int(model.dimension)
         index._coder = None
-        index._distances = np.empty(0, dtype=np.int32)
+        index._lock = SharedLock()
+        index._scratch = threading.local()
+        index._forgotten = set()
         if coded:
             try:
                 centre = np.fromfile(folder / "centre.f32", dtype=np.float32)
@@ -247,6 +303,10 @@ class GalleryIndex:
 
     def flush(self) -> None:
         """Write the row files' pages and the metadata to the folder."""
+        with self._lock.exclusive():
+            self._flush()
+
+    def _flush(self) -> None:
         if self.folder is None:
             return
         with _writing(self.folder):
@@ -257,10 +317,11 @@ class GalleryIndex:
 
     def close(self) -> None:
         """Flush, then let go of the folder (another index may open it)."""
-        self.flush()
-        if self._holder is not None:
-            self._holder()
-            self._holder = None
+        with self._lock.exclusive():
+            self._flush()
+            if self._holder is not None:
+                self._holder()
+                self._holder = None
 
     @staticmethod
     def erase_folder(folder: Path) -> None:
@@ -332,6 +393,10 @@ class GalleryIndex:
 
     def vectors_of(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
         """The unit vectors of these live templates, in the order given (KeyError if absent)."""
+        with self._lock.shared():
+            return self._vectors_of(ids)
+
+    def _vectors_of(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
         rows = []
         for raw in ids:
             template_id = _as_id(raw)
@@ -343,26 +408,47 @@ class GalleryIndex:
     @property
     def ids(self) -> npt.NDArray[np.int64]:
         """A copy of the live ids, in row order."""
-        live = np.flatnonzero(self._live[: self._count])
-        return np.asarray(self._ids[live], dtype=np.int64).copy()
+        with self._lock.shared():
+            live = np.flatnonzero(self._live[: self._count])
+            return np.asarray(self._ids[live], dtype=np.int64).copy()
+
+    @property
+    def live_ids(self) -> set[int]:
+        """The live ids, as a set (a snapshot: later changes do not show in it)."""
+        with self._lock.shared():
+            return set(self._rows)
 
     def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
-        """Add templates; each vector is L2-normalised here. Same rules as TemplateIndex.add."""
+        """Add templates; each vector is L2-normalised here. Same rules as TemplateIndex.add,
+        except that an id already held with the same vector is skipped: a template's id is
+        never given to another vector, so that add is a replay of one already made (the
+        workflow's own enrolment and another thread's catch-up with the change log). An id
+        given to `forget` is skipped too."""
         checked = self._checker._check_new_ids(ids)
-        present = [value for value in checked if value in self._rows]
-        if present:
-            raise ValueError(
-                f"id {present[0]} is already in the index; remove it first to replace it"
-            )
         matrix = self._checker._check_vectors(vectors, expected_rows=len(checked))
-        if not checked:
-            return
-        if self.folder is None:
-            self._append(checked, matrix)
-        else:
-            with _writing(self.folder):
+        with self._lock.exclusive():
+            fresh = [
+                at
+                for at, value in enumerate(checked)
+                if value not in self._rows and value not in self._forgotten
+            ]
+            for at, value in enumerate(checked):
+                if value in self._rows and not np.array_equal(
+                    self._vectors[self._rows[value]], matrix[at]
+                ):
+                    raise ValueError(
+                        f"id {value} is already in the index; remove it first to replace it"
+                    )
+            if len(fresh) < len(checked):
+                checked, matrix = [checked[at] for at in fresh], matrix[fresh]
+            if not checked:
+                return
+            if self.folder is None:
                 self._append(checked, matrix)
-        self._ensure_codes()  # takes the write lock itself
+            else:
+                with _writing(self.folder):
+                    self._append(checked, matrix)
+            self._ensure_codes()  # takes the folder's write lock itself
 
     def _append(self, checked: list[int], matrix: npt.NDArray[np.float32]) -> None:
         self._changes += 1
@@ -387,18 +473,31 @@ class GalleryIndex:
         this returns.
         """
         targets = [_as_id(raw) for raw in ids]
-        rows = sorted(
-            {row for value in targets if (row := self._rows.pop(value, None)) is not None}
-        )
-        if not rows:
-            return 0
-        if self.folder is None:
-            self._drop(np.asarray(rows, dtype=np.int64))
-        else:
-            with _writing(self.folder):
+        with self._lock.exclusive():
+            rows = sorted(
+                {row for value in targets if (row := self._rows.pop(value, None)) is not None}
+            )
+            if not rows:
+                return 0
+            if self.folder is None:
                 self._drop(np.asarray(rows, dtype=np.int64))
-            self.flush()
-        return len(rows)
+            else:
+                with _writing(self.folder):
+                    self._drop(np.asarray(rows, dtype=np.int64))
+                self._flush()
+            return len(rows)
+
+    def forget(self, ids: Iterable[int]) -> int:
+        """`remove`, and never add these ids again: for removals committed to the store.
+
+        A thread that read a template before its removal committed (an enrolment about to
+        add its own template, a catch-up from an older snapshot) may add it after this;
+        such an add is skipped instead. Ids are never given twice, so nothing is lost.
+        """
+        targets = [_as_id(raw) for raw in ids]
+        with self._lock.exclusive():
+            self._forgotten.update(targets)
+        return self.remove(targets)
 
     def _drop(self, chosen: npt.NDArray[np.int64]) -> None:
         self._changes += 1
@@ -418,27 +517,34 @@ class GalleryIndex:
         codes (recall below 1, see docs/performance.md); their scores are always exact
         float32 cosines. Same arguments and errors as TemplateIndex.search.
         """
-        vector, k = self._check_query(query, k)
-        if k == 0:
-            return []
-        if not self.approximate:
-            return self._exact(vector, k)
-        coder = self._ensure_codes()
-        if coder is None:  # cannot happen: approximate means large enough
-            return self._exact(vector, k)
-        vectors, _, live, codes = self._arrays
-        wanted = candidates_for(self._count, k, self.candidate_scale)
-        if len(self._distances) < self._count:
-            self._distances = np.empty(self._vectors.shape[0], dtype=np.int32)
-        probe = coder.encode(vector)[0]
-        rows = candidate_rows(codes[: self._count], probe, wanted, self._distances)
-        rows = rows[live[rows].astype(bool)]
-        return self._ranked(rows, np.asarray(vectors[rows]) @ vector, k)
+        with self._lock.shared():
+            vector, k = self._check_query(query, k)
+            if k == 0:
+                return []
+            coder = self._coder  # made by `add` (or `open`) once the gallery is large enough
+            if not self.approximate or coder is None:
+                return self._exact(vector, k)
+            vectors, _, live, codes = self._arrays
+            wanted = candidates_for(self._count, k, self.candidate_scale)
+            probe = coder.encode(vector)[0]
+            rows = candidate_rows(codes[: self._count], probe, wanted, self._distances_for())
+            rows = rows[live[rows].astype(bool)]
+            return self._ranked(rows, np.asarray(vectors[rows]) @ vector, k)
+
+    def _distances_for(self) -> npt.NDArray[np.int32]:
+        """This thread's scratch for code distances, one int32 per row (kept between
+        searches: a fresh 40 MB array per search of 10M templates costs its page faults)."""
+        distances: npt.NDArray[np.int32] | None = getattr(self._scratch, "distances", None)
+        if distances is None or len(distances) < self._count:
+            distances = np.empty(self._vectors.shape[0], dtype=np.int32)
+            self._scratch.distances = distances
+        return distances
 
     def exact_search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Exact search whatever the gallery's size: the check on the approximate one."""
-        vector, k = self._check_query(query, k)
-        return self._exact(vector, k) if k else []
+        with self._lock.shared():
+            vector, k = self._check_query(query, k)
+            return self._exact(vector, k) if k else []
 
     # ---- internals -----------------------------------------------------------------
 

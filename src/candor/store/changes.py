@@ -75,6 +75,13 @@ def changes_after(
     return [(int(template_id), str(kind)) for template_id, kind in rows]
 
 
+def stored_template_ids(session: Session, model_key: str) -> set[int]:
+    """The ids of every stored template of one model, in the session's snapshot."""
+    column = FaceTemplate.__table__.c
+    rows = session.connection().execute(select(column.id).where(column.model_key == model_key))
+    return {int(template_id) for (template_id,) in rows}
+
+
 def template_vectors(
     session: Session, template_ids: Iterable[int], model_key: str, vault: BiometricVault
 ) -> dict[int, np.ndarray]:

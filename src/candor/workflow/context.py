@@ -18,6 +18,20 @@ index is searched. An index folder that records no change (made before the log
 existed) or one the log cannot vouch for is reconciled with the store's template ids
 in full.
 
+One Workflow serves many threads at once (a server answers requests in parallel
+threads, with no lock around a whole request). What they share is guarded, each piece
+by its own lock held only for that piece: the face engine's model passes run one at a
+time in the process (`SerialEngine`: dlib's detectors and networks keep per-object
+scratch state); the index is opened, caught up with the change log and changed under
+`_index_lock`, and a search scores it under the index's own shared lock
+(`candor.index.gallery.SharedLock`), so it sees the rows as they were between two
+changes; the probe cache has a lock; every attribute made on first use is made once.
+The index never goes back: a search whose snapshot is older than the index's change
+seq searches the newer index, and `governed` keeps only candidates its own snapshot
+holds. Removed templates are forgotten for good (`GalleryIndex.forget`), so an
+enrolment or a catch-up from an older snapshot, running beside the removal, never puts
+one back.
+
 Every time the workflow records (a request's creation, a run, an approval, an audit
 entry, a login's expiry, whether a certificate is still valid) comes from the
 workflow's clock, the system clock unless a caller gives another. A simulation gives a
@@ -27,6 +41,7 @@ clock that walks through weeks of activity in minutes; real use never sets one.
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -36,20 +51,22 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from candor.faces import EngineSettings, FaceEngine, ModelId
-from candor.faces.recipe import DEFAULT_RECIPE, Recipe
+from candor.faces.recipe import DEFAULT_RECIPE, Recipe, Views
+from candor.faces.records import DetectedFace, Template, UInt8Array
+from candor.images import DecodedImage
 from candor.index import GalleryIndex, IndexFolderBusyError, IndexFolderError
 from candor.index.cohort import COHORT_SIZE, CohortNormaliser, gallery_cohort_ids, score_name
-from candor.store import FaceTemplate, Workspace, templates_for_model
+from candor.store import Workspace, templates_for_model
 from candor.store.changes import (
     ADDED,
     REMOVED,
     changes_after,
     earliest_change,
     latest_change,
+    stored_template_ids,
     template_vectors,
 )
 
@@ -77,24 +94,55 @@ class ProbeCache:
     def __init__(self, size: int = PROBE_CACHE_SIZE) -> None:
         self.size = size
         self._probes: OrderedDict[tuple[str, int | None], Probe] = OrderedDict()
+        self._lock = threading.Lock()  # an OrderedDict reordered by two threads breaks
 
     def get(self, sha256: str, face_index: int | None) -> Probe | None:
         """The probe read earlier from these bytes with this face choice, if still held."""
         key = (sha256, face_index)
-        probe = self._probes.get(key)
-        if probe is not None:
-            self._probes.move_to_end(key)
-        return probe
+        with self._lock:
+            probe = self._probes.get(key)
+            if probe is not None:
+                self._probes.move_to_end(key)
+            return probe
 
     def put(self, sha256: str, face_index: int | None, probe: Probe) -> None:
         """Keep `probe`, dropping the least recently used one when full."""
-        self._probes[(sha256, face_index)] = probe
-        self._probes.move_to_end((sha256, face_index))
-        while len(self._probes) > self.size:
-            self._probes.popitem(last=False)
+        with self._lock:
+            self._probes[(sha256, face_index)] = probe
+            self._probes.move_to_end((sha256, face_index))
+            while len(self._probes) > self.size:
+                self._probes.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._probes)
+
+
+class SerialEngine(FaceEngine):
+    """The workflow's face engine: its model passes run one at a time in this process.
+
+    dlib's detectors, shape predictor and network are not safe to call from two threads
+    at once, and they hold the GIL while they run, so taking turns costs no parallelism:
+    that comes from several worker processes, each with its own engine. The lock covers
+    detection, alignment and embedding only, never a request's database work.
+    """
+
+    def __init__(self, settings: EngineSettings) -> None:
+        super().__init__(settings)
+        self._passes = threading.RLock()
+
+    def detect_faces(self, image: DecodedImage) -> list[DetectedFace]:
+        with self._passes:
+            return super().detect_faces(image)
+
+    def aligned_chip(self, image: DecodedImage, face: DetectedFace) -> UInt8Array:
+        with self._passes:
+            return super().aligned_chip(image, face)
+
+    def face_template(
+        self, image: DecodedImage, face: DetectedFace, views: Views = "plain"
+    ) -> Template:
+        with self._passes:
+            return super().face_template(image, face, views)
 
 
 class Workflow:
@@ -122,8 +170,12 @@ class Workflow:
         self.checkpoint_schedule = checkpoint_schedule
         self.probe_cache = ProbeCache()
         self._engine: FaceEngine | None = None
+        self._engine_lock = threading.Lock()
         self._index: GalleryIndex | None = None
+        # Held to open the index, catch it up and remove from it (not to search it).
+        self._index_lock = threading.RLock()
         self._cohort: tuple[tuple[int, int], CohortNormaliser] | None = None
+        self._cohort_lock = threading.Lock()
 
     def now(self) -> datetime:
         """The clock's time in UTC, as every recorded time is stored."""
@@ -141,7 +193,9 @@ class Workflow:
     def engine(self) -> FaceEngine:
         """The face engine (models load on first use of it)."""
         if self._engine is None:
-            self._engine = FaceEngine(self.settings)
+            with self._engine_lock:
+                if self._engine is None:  # another thread may have made it meanwhile
+                    self._engine = SerialEngine(self.settings)
         return self._engine
 
     @property
@@ -157,8 +211,10 @@ class Workflow:
         Workflow since; a search calls `index_in_step` to see other processes' changes.
         """
         if self._index is None:
-            with self.workspace.session() as session:
-                self._index = self._open_index(session, latest_change(session))
+            with self._index_lock:
+                if self._index is None:  # another thread may have opened it meanwhile
+                    with self.workspace.session() as session:
+                        self._index = self._open_index(session, latest_change(session))
         return self._index
 
     def index_in_step(self, session: Session) -> GalleryIndex:
@@ -172,8 +228,12 @@ class Workflow:
         # template id, too long to hold the write lock `session` may hold through.
         index = self.index
         latest = latest_change(session)
-        if index.change_seq != latest:
-            self._catch_up(session, index, latest)
+        applied = index.change_seq
+        if applied is None or applied < latest:
+            with self._index_lock:  # one catch-up at a time; the next finds less to do
+                self._catch_up(session, index, latest)
+        # An index ahead of this snapshot (another thread caught up from a newer one) is
+        # searched as it is: it never goes back to re-add what a later change removed.
         return index
 
     @property
@@ -198,11 +258,12 @@ class Workflow:
         index = self.index
         if k is None or self.score_in_use == "cosine":
             return None
-        key = (id(index), index.changes)
-        if self._cohort is None or self._cohort[0] != key:
-            members = gallery_cohort_ids(index.ids)
-            self._cohort = (key, CohortNormaliser(index.vectors_of(members), k))
-        return self._cohort[1]
+        with self._cohort_lock, self._index_lock:  # no change between the ids and vectors
+            key = (id(index), index.changes)
+            if self._cohort is None or self._cohort[0] != key:
+                members = gallery_cohort_ids(index.ids)
+                self._cohort = (key, CohortNormaliser(index.vectors_of(members), k))
+            return self._cohort[1]
 
     def index_folder(self, model: ModelId) -> Path:
         """Where the workspace keeps the index of one model's templates."""
@@ -215,9 +276,10 @@ class Workflow:
         another Workflow holds is scrubbed in place, so no index file keeps the vectors.
         """
         ids = list(template_ids)
-        held = self._index.folder if self._index is not None else None
-        if self._index is not None:
-            self._index.remove(ids)
+        with self._index_lock:
+            held = self._index.folder if self._index is not None else None
+            if self._index is not None:
+                self._index.forget(ids)
         root = self.workspace.home / "index"
         if root.is_dir():
             for folder in sorted(root.iterdir()):
@@ -238,20 +300,26 @@ class Workflow:
             # A derived cache: damaged or foreign files are erased and rebuilt from the store.
             GalleryIndex.erase_folder(folder)
             index = GalleryIndex(model, folder)
+        if index.change_seq is not None and index.change_seq > latest:
+            # The database went back to an older copy than the one the files reflect.
+            index.change_seq = None
         self._catch_up(session, index, latest)
         return index
 
     def _catch_up(self, session: Session, index: GalleryIndex, latest: int) -> None:
         """Apply the changes logged after the index's `change_seq`, up to `latest`.
 
-        An index that records no change seq, or one the log cannot take forward (the
-        database went back to an older copy, or lacks rows the index needs), is
-        reconciled with the store's template ids in full instead.
+        An index that records no change seq, or one the log cannot take forward (it lacks
+        rows the index needs), is reconciled with the store's template ids in full instead.
+        Nothing is done when the index is already at or past `latest` (another thread
+        caught it up from a newer snapshot). Callers hold `_index_lock` or own the index.
         """
         applied = index.change_seq
-        if applied is None or applied > latest or earliest_change(session) > applied + 1:
+        if applied is not None and applied >= latest:
+            return
+        if applied is None or earliest_change(session) > applied + 1:
             self._reconcile(session, index)
-        elif applied < latest:
+        else:
             changes = changes_after(session, applied, index.model.key, up_to=latest)
             self._apply_changes(session, index, changes)
         index.change_seq = latest
@@ -267,7 +335,7 @@ class Workflow:
         dropped first, so a row whose id or vector was replaced is read again.
         """
         removed = {template_id for template_id, kind in changes if kind == REMOVED}
-        index.remove(template_id for template_id in removed if template_id in index)
+        index.forget(removed)
         last = {template_id: kind for template_id, kind in changes}
         wanted = [t for t, kind in last.items() if kind == ADDED and t not in index]
         if not wanted:
@@ -281,10 +349,8 @@ class Workflow:
     def _reconcile(self, session: Session, index: GalleryIndex) -> None:
         """Bring the index to exactly the store's templates of its model."""
         model_key = index.model.key
-        stored = set(
-            session.scalars(select(FaceTemplate.id).where(FaceTemplate.model_key == model_key))
-        )
-        held = set(index.ids.tolist())
+        stored = stored_template_ids(session, model_key)
+        held = index.live_ids
         if held - stored:
             index.remove(held - stored)
         missing = stored - held
@@ -306,8 +372,9 @@ class Workflow:
 
     def close(self) -> None:
         """Write the index's pending changes, let go of its folder, close the database."""
-        if self._index is not None:
-            self._index.close()
+        with self._index_lock:
+            if self._index is not None:
+                self._index.close()
         self.workspace.close()
 
     def __enter__(self) -> Workflow:

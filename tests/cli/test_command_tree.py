@@ -95,6 +95,13 @@ NOT_TOUCHING_FACES = {
     "serve",
     "scrub",
     "check",
+    "jobs list",
+    "jobs show",
+    "jobs cancel",
+    "jobs resume",
+    # Runs queued actions; tests/workflow/test_jobs.py checks their entries against the
+    # same actions run directly.
+    "jobs run",
 }
 
 

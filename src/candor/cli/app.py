@@ -26,6 +26,7 @@ from candor.cli import (
     audit,
     casework,
     evaluate,
+    jobs,
     keys,
     reenrol,
     reports,
@@ -60,6 +61,7 @@ from candor.workflow import (
     upgrade_workspace,
 )
 from candor.workflow.calibration import recalibrate
+from candor.workflow.jobs import queue_enrolment
 from candor.workflow.reenrol import recipe_census
 
 app = typer.Typer(
@@ -173,6 +175,7 @@ def enrol(
         int | None, typer.Option(help="Enrol face N (0 = largest) instead of the most central.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: one per core).")] = None,
+    background: jobs.BackgroundOption = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -197,6 +200,12 @@ def enrol(
         else:
             assert subject is not None
             requests = [EnrolmentRequest(path, subject) for path in paths]
+        if background:
+            jobs.report_queued(
+                queue_enrolment(workflow, actor, requests, provenance, face_index=face),
+                as_json,
+            )
+            return
         summary = _enrol_with_progress(workflow, actor, requests, provenance, workers, face)
         _warn_if_stale(workflow, actor)
     counts = {status.value: summary.count(status) for status in EnrolmentStatus}
@@ -391,6 +400,7 @@ reports.register(app)
 serve.register(app)
 reenrol.register(app)
 upkeep.register(app)
+jobs.register(app)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from candor.cli.jobs import BackgroundOption, report_queued
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stdout, to_jsonable
 from candor.cli.render import (
@@ -33,6 +34,7 @@ from candor.workflow import (
     run_retention,
     view_candidates,
 )
+from candor.workflow.jobs import queue_retention
 
 CaseOption = Annotated[str, typer.Option("--case", help="The case number.")]
 OffenceOption = Annotated[str, typer.Option("--offence", help="The offence category.")]
@@ -285,9 +287,14 @@ def leads(
     stdout.print(candidate_review_table(listing))
 
 
-def retention_run(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def retention_run(
+    background: BackgroundOption = False, home: HomeOption = None, as_json: JsonOption = False
+) -> None:
     """Purge probes, search records and gallery photos whose retention has run out."""
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        if background:
+            report_queued(queue_retention(workflow, actor), as_json)
+            return
         report = run_retention(workflow, actor)
     if as_json:
         emit_json({"ok": True, **to_jsonable(report)})

@@ -21,6 +21,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from candor.cli.jobs import BackgroundOption, report_queued
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import fail, reported_errors, stderr, stdout
 from candor.cli.session import logged_in
@@ -38,6 +39,7 @@ from candor.workflow.evaluation_ops import (
     run_evaluation,
     write_det_svg,
 )
+from candor.workflow.jobs import queue_evaluation
 
 SCRATCH_WARNING = (
     "--scratch: nothing is recorded (no workspace, no report card, no audit entry); "
@@ -169,6 +171,7 @@ def evaluate(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Extraction processes (default: one per core).")
     ] = None,
+    background: BackgroundOption = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -200,6 +203,8 @@ def evaluate(
         half=chosen_half,
     )
     processes = workers or _default_workers()
+    if compare and background:
+        fail("--background runs one evaluation, not a --compare", as_json=as_json)
     if compare:
         _compare(
             dataset,
@@ -214,6 +219,18 @@ def evaluate(
         )
         return
     report_card_id: int | None = None
+    if background:
+        if scratch or det_svg is not None:
+            fail(
+                "--background records its report card: not with --scratch or --det-svg",
+                as_json=as_json,
+            )
+        with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+            view = queue_evaluation(
+                workflow, actor, dataset, options=options, groups_file=groups, workers=processes
+            )
+        report_queued(view, as_json)
+        return
     if scratch:
         sys.stderr.write(f"candor: warning: {SCRATCH_WARNING}\n")
         with reported_errors(as_json), _progress_bars() as progress:

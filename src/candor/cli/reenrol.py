@@ -15,6 +15,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from candor.cli.jobs import BackgroundOption, report_queued
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import (
     add_literal_row,
@@ -26,6 +27,7 @@ from candor.cli.output import (
 )
 from candor.cli.session import logged_in
 from candor.workflow import Actor, Workflow
+from candor.workflow.jobs import queue_reenrolment
 from candor.workflow.reenrol import RecipeCensus, ReenrolSummary, recipe_census, reenrol
 
 
@@ -39,6 +41,7 @@ def reenrol_command(
         bool,
         typer.Option("--check", help="Only count templates by recipe and say what is stale."),
     ] = False,
+    background: BackgroundOption = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -48,6 +51,9 @@ def reenrol_command(
     A photo whose face cannot be found again keeps its old template and is listed.
     """
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        if background and not check:
+            report_queued(queue_reenrolment(workflow, actor), as_json)
+            return
         census = recipe_census(workflow, actor)
         if check or census.stale == 0:
             summary = None

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from candor.cli.jobs import start_runner_process
 from candor.cli.options import HomeOption
 from candor.cli.output import fail
 
@@ -44,6 +45,7 @@ def serve(
         fail("--idle-minutes must be above 0", as_json=False)
     os.environ["CANDOR_HOME"] = str(home)
     os.environ["CANDOR_IDLE_MINUTES"] = str(idle_minutes)
+    start_runner_process(home)  # background jobs: a runner beside the server, in its own process
     uvicorn.run(
         APP_FACTORY,
         factory=True,

@@ -40,6 +40,7 @@ clock that walks through weeks of activity in minutes; real use never sets one.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -75,6 +76,8 @@ if TYPE_CHECKING:
     from candor.workflow.probes import Probe
 
 _REBUILD_BATCH = 50_000
+# Names this node where several share one home: each keeps its index files apart.
+NODE_VARIABLE = "CANDOR_NODE"
 # Probe photos read in this process, by content and face asked for. Small, because it
 # only spares re-detecting a photo searched again soon (a rerun after approval, a
 # simulation reusing its probes); it holds decoded photos that are also in the vault.
@@ -86,6 +89,11 @@ Clock = Callable[[], datetime]
 def system_clock() -> datetime:
     """The present, in UTC: the clock of every real workflow."""
     return datetime.now(UTC)
+
+
+def _safe_name(text: str) -> str:
+    """`text` as one folder name: anything but letters, digits, dot, dash, underscore as _."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
 class ProbeCache:
@@ -266,14 +274,26 @@ class Workflow:
             return self._cohort[1]
 
     def index_folder(self, model: ModelId) -> Path:
-        """Where the workspace keeps the index of one model's templates."""
-        return self.workspace.home / "index" / re.sub(r"[^A-Za-z0-9._-]", "_", model.key)
+        """Where this node keeps the index of one model's templates.
+
+        index/<model> by default; index/nodes/<node>/<model> when CANDOR_NODE names this
+        node, so nodes sharing one home on a shared mount each keep files of their own and
+        never write each other's (without it, the first node holds the folder and the
+        others index in memory, rebuilt from the database at each start).
+        """
+        model_part = _safe_name(model.key)
+        node = os.environ.get(NODE_VARIABLE, "").strip()
+        if not node:
+            return self.workspace.home / "index" / model_part
+        node_part = _safe_name(node).lstrip(".") or "_"  # never "." or ".."
+        return self.workspace.home / "index" / "nodes" / node_part / model_part
 
     def forget_templates(self, template_ids: Iterable[int]) -> None:
         """Drop templates from this Workflow's index and from every index folder on disk.
 
         For removals already committed to the store (expungement, retention): a folder
-        another Workflow holds is scrubbed in place, so no index file keeps the vectors.
+        another Workflow or node holds is scrubbed in place, so no index file keeps the
+        vectors; that node also removes them itself when it next catches up.
         """
         ids = list(template_ids)
         with self._index_lock:
@@ -282,16 +302,17 @@ class Workflow:
                 self._index.forget(ids)
         root = self.workspace.home / "index"
         if root.is_dir():
-            for folder in sorted(root.iterdir()):
-                if folder.is_dir() and folder != held:
-                    GalleryIndex.scrub(folder, ids)
+            for meta in sorted(root.rglob("meta.json")):
+                if meta.parent != held:
+                    GalleryIndex.scrub(meta.parent, ids)
 
     def _open_index(self, session: Session, latest: int) -> GalleryIndex:
         model = self.engine.model
         folder = self.index_folder(model)
         # Releases before 0007 made the workspace's index/ readable by everyone (0755).
-        if folder.parent.is_dir() and folder.parent.stat().st_mode & 0o077:
-            folder.parent.chmod(0o700)
+        root = self.workspace.home / "index"
+        if root.is_dir() and root.stat().st_mode & 0o077:
+            root.chmod(0o700)
         try:
             index = GalleryIndex.open(folder, model)
         except IndexFolderBusyError:

@@ -43,6 +43,7 @@ PATH_VALUES = {
     "role": "analyst",
     "subject_ref": "NO-SUCH-SUBJECT",
     "year": "2026",
+    "job_id": "999999",
 }
 # These end the session they are called with: each gets a fresh login.
 ENDS_SESSION = {("POST", "/api/logout"), ("POST", "/logout")}

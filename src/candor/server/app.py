@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from candor.server import admin_pages, api, reports, web
+from candor.server import admin_pages, api, jobs_pages, reports, web
 from candor.server.auth import authorise, is_api
 from candor.server.errors import RefusedError, as_refused
 from candor.server.form_text import FormTextCheck
@@ -139,6 +139,7 @@ def create_app(
     app.include_router(web.router)
     app.include_router(reports.page_router)
     app.include_router(admin_pages.page_router)
+    app.include_router(jobs_pages.page_router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.exception_handler(RefusedError)

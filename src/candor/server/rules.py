@@ -51,6 +51,9 @@ REPORT_READERS = roles("supervisor", "auditor", "admin")
 # Evaluation results are the admins' (who run evaluations) and the auditors' (who check
 # the agency's accuracy claims).
 EVALUATION_READERS = roles("admin", "auditor")
+# Background jobs are queued by admins (gallery, retention, evaluations) and auditors
+# (evaluations); candor.workflow.jobs decides which job each sees and may stop.
+JOB_READERS = roles("admin", "auditor")
 
 # (method, path) -> rule. Web pages and their forms first, then the JSON API.
 RULES: dict[tuple[str, str], Rule] = {
@@ -101,6 +104,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/transparency"): REPORT_READERS,
     ("GET", "/transparency/{year}"): REPORT_READERS,
     ("GET", "/evaluation"): EVALUATION_READERS,
+    ("GET", "/jobs"): JOB_READERS,
+    ("GET", "/jobs/{job_id}"): JOB_READERS,
+    ("POST", "/jobs/{job_id}/cancel"): JOB_READERS,
+    ("POST", "/jobs/{job_id}/resume"): JOB_READERS,
     # JSON API
     ("GET", "/api/status"): PUBLIC,
     ("POST", "/api/login"): PUBLIC,

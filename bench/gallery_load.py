@@ -4,7 +4,7 @@ Run: cd bench && ../.venv/bin/python gallery_load.py  [--templates 100000] [--ba
 
 Each load goes into a new `benchmark` workspace in a temporary folder (two admins and the
 benchmark policy of load_server.py, put in force as any policy is), through the
-workflow's synthetic loader (candor.workflow.synthetic.load_synthetic_gallery):
+workflow's synthetic loader (candor.simulation.synthetic.load_synthetic_gallery):
 
 - bulk: `--templates` subjects of one template each, in batches of `--batch` (5,000):
   per batch the pictures written and synced together, three multi-row INSERTs, one audit
@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from sqlalchemy import func, select
 
 from _common import write_results
+from candor.simulation.synthetic import load_synthetic_gallery
 from candor.store import FaceTemplate, Subject
 from candor.workflow import Workflow, authenticate
 from candor.workflow.accounts import (
@@ -43,7 +44,6 @@ from candor.workflow.accounts import (
     request_user,
 )
 from candor.workflow.audit_ops import verify_log
-from candor.workflow.synthetic import load_synthetic_gallery
 from candor.workflow.workspaces import create_workspace
 from load_server import PASSWORD, benchmark_policy, user
 

@@ -61,6 +61,7 @@ from sqlalchemy import select
 from _common import write_results
 from candor.audit.canonical import parse_entry
 from candor.policy import example_policy_path
+from candor.simulation.synthetic import load_synthetic_gallery
 from candor.store import Workspace
 from candor.store.governance import AuditEntry
 from candor.workflow import Workflow, authenticate
@@ -73,7 +74,6 @@ from candor.workflow.accounts import (
     request_user,
 )
 from candor.workflow.demo_photos import probe_variants
-from candor.workflow.synthetic import load_synthetic_gallery
 from candor.workflow.workspaces import create_workspace
 
 PASSWORD = "benchmark password, loopback only"

@@ -20,7 +20,9 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"images", "faces", "index"},
     "workflow": {"images", "faces", "index", "store", "policy", "audit", "evaluation"},
     "reports": {"store", "audit"},
-    "cli": {"workflow", "reports"},
+    # A client of the workflow like the CLI: it writes only through workflow functions.
+    "simulation": {"workflow"},
+    "cli": {"workflow", "reports", "simulation"},
     "server": {"workflow", "reports"},
 }
 

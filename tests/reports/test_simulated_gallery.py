@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from candor.reports import UsageQuery, usage_report
-from candor.workflow.synthetic import load_synthetic_gallery
+from candor.simulation.synthetic import load_synthetic_gallery
 from tests.agency import make_agency
 
 

@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from candor.faces.recipe import RECIPES
 from candor.index.cohort import COHORT_SIZE, CohortNormaliser, gallery_cohort_ids, score_name
+from candor.simulation.synthetic import load_synthetic_gallery
 from candor.store import AuditEntry, Provenance, SearchRequest
 from candor.workflow import EnrolmentRequest, RequestForm, enrol_files, request_search
 from candor.workflow.governed import view_candidates
-from candor.workflow.synthetic import load_synthetic_gallery
 from tests.agency import Agency, make_agency
 from tests.support import people_with_photos, photos_of
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from candor.faces.recipe import RECIPES
 from candor.images import load_image
+from candor.simulation.synthetic import SYNTHETIC_RECIPE, load_synthetic_gallery
 from candor.store import AuditEntry, FaceTemplate, GalleryImage
 from candor.workflow import (
     EnrolmentRequest,
@@ -35,7 +36,6 @@ from candor.workflow.reenrol import (
     recipe_census,
     reenrol,
 )
-from candor.workflow.synthetic import SYNTHETIC_RECIPE, load_synthetic_gallery
 from tests.agency import Agency, make_agency, new_user
 from tests.support import evaluation_provenance, files_containing, people_with_photos, photos_of
 from tests.workflow.test_governed import FORM

@@ -10,13 +10,13 @@ from rich.table import Table
 
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
-from candor.workflow import open_workflow
-from candor.workflow.simulation import (
+from candor.simulation.activity import (
     SIMULATED,
     SimulationSettings,
     SimulationSummary,
     run_simulation,
 )
+from candor.workflow import open_workflow
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,9 @@
 """One consistent read of everything a report needs: the log, its checkpoints, the store.
 
-All of it is read in a single database transaction, so the log and the rows it is
-reconciled with come from the same moment (SQLite in WAL mode gives a read transaction a
-fixed snapshot). Rows are read as plain tuples: a report over tens of thousands of
+All of it is read in a single database transaction (candor.store.reporting's
+read_report_rows), so the log and the rows it is reconciled with come from the same
+moment (SQLite in WAL mode gives a read transaction a fixed snapshot; PostgreSQL's
+readers see one snapshot). Rows come as plain tuples: a report over tens of thousands of
 searches must not build an ORM object for each.
 """
 
@@ -12,23 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from candor.store import (
-    Approval,
-    AuditCheckpoint,
-    AuditEntry,
-    Candidate,
-    GalleryImage,
-    PolicyRecord,
-    Release,
-    ReportCard,
-    SearchRequest,
-    User,
-    Verdict,
-    Workspace,
-)
+from candor.store import ReportCard, Workspace
+from candor.store.reporting import ReportRows, read_report_rows
 
 
 @dataclass(frozen=True)
@@ -85,60 +71,27 @@ def read_snapshot(workspace: Workspace) -> StoreSnapshot:
     """Read the log, checkpoints and governance rows of `workspace` in one transaction."""
     # Reads only: an autobegun session, one snapshot, no write lock (begin() takes it).
     with workspace.session() as session:
-        # Core rows on the session's connection: the ORM's per-row loading would cost
-        # more than everything else here on a log of tens of thousands of entries.
-        connection = session.connection()
-        log = AuditEntry.__table__.c
-        entries = [body for (body,) in connection.execute(select(log.body).order_by(log.seq))]
-        notes = list(
-            session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size))
-        )
-        usernames = {i: name for i, name in session.execute(select(User.id, User.username))}
-        units = {name: unit for name, unit in session.execute(select(User.username, User.unit))}
+        rows = read_report_rows(session)
         return StoreSnapshot(
             purpose=workspace.purpose,
             timezone=workspace.timezone,
-            entries=entries,
-            notes=notes,
-            units=units,
-            searches=_searches(session, usernames),
-            candidates=_candidate_counts(session),
-            verdicts=_verdicts(session, usernames),
-            releases=_releases(session),
-            images={
-                image_id: source
-                for image_id, source in session.execute(
-                    select(GalleryImage.id, GalleryImage.source_type)
-                )
-            },
-            home_agencies=_home_agencies(session),
-            report_card=_latest_report_card(session),
+            entries=rows.entries,
+            notes=rows.notes,
+            units=rows.units,
+            searches=_searches(rows),
+            candidates=rows.candidate_counts,
+            verdicts=_verdicts(rows),
+            releases=_releases(rows),
+            images=rows.image_sources,
+            home_agencies=_home_agencies(rows),
+            report_card=_report_card(rows.report_card),
         )
 
 
-def _searches(session: Session, usernames: dict[int, str]) -> dict[int, StoredSearch]:
-    approvals = {
-        search_id: decision
-        for search_id, decision in session.execute(select(Approval.search_id, Approval.decision))
-    }
-    column = SearchRequest.__table__.c
-    rows = session.connection().execute(
-        select(
-            column.id,
-            column.kind,
-            column.requester_id,
-            column.case_number,
-            column.offence_category,
-            column.purpose,
-            column.requesting_agency,
-            column.requesting_unit,
-            column.status,
-            column.decision,
-            column.probe_purged_at,
-        )
-    )
+def _searches(rows: ReportRows) -> dict[int, StoredSearch]:
+    usernames, approvals = rows.usernames, rows.approvals
     searches = {}
-    for row in rows:
+    for row in rows.searches:
         search_id, kind, requester_id, case, offence, purpose, agency, unit = row[:8]
         status, decision, purged_at = row[8:]
         reasons = decision.get("reasons") if isinstance(decision, dict) else None
@@ -163,37 +116,23 @@ def _searches(session: Session, usernames: dict[int, str]) -> dict[int, StoredSe
     return searches
 
 
-def _candidate_counts(session: Session) -> dict[int, int]:
-    rows = session.execute(select(Candidate.search_id, func.count()).group_by(Candidate.search_id))
-    return {search_id: count for search_id, count in rows}
-
-
-def _verdicts(session: Session, usernames: dict[int, str]) -> dict[int, set[tuple[int, str, str]]]:
-    rows = session.execute(
-        select(
-            Candidate.search_id, Verdict.candidate_id, Verdict.examiner_id, Verdict.verdict
-        ).join(Candidate, Candidate.id == Verdict.candidate_id)
-    )
+def _verdicts(rows: ReportRows) -> dict[int, set[tuple[int, str, str]]]:
+    usernames = rows.usernames
     verdicts: dict[int, set[tuple[int, str, str]]] = defaultdict(set)
-    for search_id, candidate_id, examiner_id, verdict in rows:
+    for search_id, candidate_id, examiner_id, verdict in rows.verdicts:
         examiner = usernames.get(examiner_id, f"user id {examiner_id}")
         verdicts[search_id].add((candidate_id, examiner, verdict))
     return dict(verdicts)
 
 
-def _releases(session: Session) -> dict[int, set[int]]:
-    rows = session.execute(
-        select(Candidate.search_id, Release.candidate_id).join(
-            Candidate, Candidate.id == Release.candidate_id
-        )
-    )
+def _releases(rows: ReportRows) -> dict[int, set[int]]:
     releases: dict[int, set[int]] = defaultdict(set)
-    for search_id, candidate_id in rows:
+    for search_id, candidate_id in rows.releases:
         releases[search_id].add(candidate_id)
     return dict(releases)
 
 
-def _home_agencies(session: Session) -> dict[str, str]:
+def _home_agencies(rows: ReportRows) -> dict[str, str]:
     """policy sha256 -> its home agency, read from the policy text as it was added.
 
     Reports may not use the policy part, so the one value needed is read with tomllib;
@@ -202,7 +141,7 @@ def _home_agencies(session: Session) -> dict[str, str]:
     import tomllib
 
     agencies = {}
-    for sha256, source in session.execute(select(PolicyRecord.sha256, PolicyRecord.source)):
+    for sha256, source in rows.policy_sources:
         try:
             agency = tomllib.loads(source)["agency"]["home_agency"]
         except (tomllib.TOMLDecodeError, KeyError, TypeError):
@@ -212,10 +151,7 @@ def _home_agencies(session: Session) -> dict[str, str]:
     return agencies
 
 
-def _latest_report_card(session: Session) -> StoredReportCard | None:
-    card = session.scalar(
-        select(ReportCard).order_by(ReportCard.created_at.desc(), ReportCard.id.desc()).limit(1)
-    )
+def _report_card(card: ReportCard | None) -> StoredReportCard | None:
     if card is None:
         return None
     return StoredReportCard(

@@ -1,13 +1,12 @@
-"""Synthetic gallery subjects: made-up people for simulations and benchmarks only.
+"""The workflow's side of synthetic data: the only place synthetic subjects and simulated
+activity are written (candor.simulation makes them, and calls these like any client).
 
-Each subject gets a tiny noise picture (32x32 PNG, unique, so content addressing works
-as for any photo) stored in the vault like any gallery image, and one template per
-picture of the engine model's dimension. Templates are identity-clustered: every
-subject has a centre, and its templates lie close around it, so two templates of one
-subject score about SAME_SUBJECT_COSINE and two subjects about BETWEEN_SUBJECTS_COSINE,
-roughly as the model's real templates do. No face was ever detected: the template's
-detector key and recipe say "synthetic", and the images carry the workspace's purpose
-as their source type, so they can never be mistaken for photos of people.
+Synthetic subjects are made-up people for simulations and benchmarks only. Each has tiny
+noise pictures (IMAGE_SIDE x IMAGE_SIDE PNG, unique, so content addressing works as for
+any photo) stored in the vault like any gallery image, and one template per picture. No
+face was ever detected: the template's detector key and recipe say "synthetic", and the
+images carry the workspace's purpose as their source type, so they can never be
+mistaken for photos of people.
 
 Only `simulation` and `benchmark` workspaces accept them (DESIGN.md, Workspaces).
 Loading is audited: one `gallery.synthetic_loaded` entry per batch, naming each image
@@ -18,20 +17,22 @@ A batch is written in bulk: its pictures into the vault with one round of fsyncs
 audit entry, one commit; the index takes the batch once it has committed. The former
 row-at-a-time, file-at-a-time path stays behind `one_at_a_time=True` as the benchmark's
 baseline (bench/gallery_load.py) and the tests' reference for what a gallery must hold.
+
+Simulated activity (candor.simulation.activity) writes its own two log entries,
+`simulation.started` and `simulation.finished`, through record_simulation_step, and
+reads its counts through simulated_activity.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from PIL import Image
 
-from candor.policy import gallery_retain_until_limit
+from candor.policy import gallery_retain_until_limit, parse_policy
 from candor.store import (
     GalleryError,
     Provenance,
@@ -43,7 +44,9 @@ from candor.store import (
     sha256_hex,
     validate_provenance,
 )
+from candor.store.audit_log import log_size
 from candor.store.gallery import BulkImage, BulkSubject, add_gallery_bulk
+from candor.store.reporting import ActivityCounts, activity_counts
 from candor.store.vault_batch import start_put_new_images
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
@@ -52,15 +55,11 @@ from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
 
 SYNTHETIC_PURPOSES = ("simulation", "benchmark")
+SIMULATION_PURPOSE = "simulation"
+SIMULATION_STEPS = ("simulation.started", "simulation.finished")
 SYNTHETIC_RECIPE = "synthetic"
 SYNTHETIC_DETECTOR = "synthetic (no face detected)"
 IMAGE_SIDE = 32
-# The length of dlib ResNet templates as the model emits them; the index normalises,
-# but stored vectors should look like the model's.
-TEMPLATE_NORM = 1.46
-SAME_SUBJECT_COSINE = 0.95
-BETWEEN_SUBJECTS_COSINE = 0.75
-DEFAULT_BATCH = 500
 RETAIN_DAYS = 3650
 
 
@@ -69,26 +68,25 @@ class SyntheticDataRefusedError(WorkflowError):
 
 
 @dataclass(frozen=True)
-class SyntheticLoad:
-    """What one load added, by count and reference range (no vectors)."""
+class SyntheticSubject:
+    """One made-up subject as the simulation drew it: a reference, its pictures (PNG,
+    IMAGE_SIDE square) and one template per picture, (pictures, dimension)."""
+
+    ref: str
+    pictures: tuple[bytes, ...]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class SyntheticEnrolment:
+    """What enrol_synthetic_subjects added, by count (no vectors)."""
 
     subjects: int
     images: int
     templates: int
     batches: int
-    first_ref: str
-    last_ref: str
     source_type: str
     model: str
-    seed: int
-
-
-Progress = Callable[[int, int], None]
-
-
-def synthetic_ref(prefix: str, number: int) -> str:
-    """The external reference of synthetic subject `number` (from 1)."""
-    return f"{prefix}-{number:06d}"
 
 
 def check_synthetic_allowed(workflow: Workflow) -> None:
@@ -101,63 +99,36 @@ def check_synthetic_allowed(workflow: Workflow) -> None:
         )
 
 
-def synthetic_templates(subjects: int, per_subject: int, dimension: int, seed: int) -> np.ndarray:
-    """(subjects, per_subject, dimension) float32 templates, clustered by subject.
-
-    A shared population direction, each subject's centre at BETWEEN_SUBJECTS_COSINE from
-    the others on average, each template at SAME_SUBJECT_COSINE from its subject's
-    others, all scaled to TEMPLATE_NORM. The same seed gives the same vectors.
-    """
-    rng = np.random.default_rng(seed)
-    population = _unit(rng.standard_normal(dimension))
-    # Two independent unit vectors in many dimensions are nearly orthogonal, so mixing
-    # in a shared part with weight sqrt(c) gives pairs a cosine of about c.
-    shared, own = np.sqrt(BETWEEN_SUBJECTS_COSINE), np.sqrt(1 - BETWEEN_SUBJECTS_COSINE)
-    centres = _unit(shared * population + own * _unit(rng.standard_normal((subjects, dimension))))
-    close, spread = np.sqrt(SAME_SUBJECT_COSINE), np.sqrt(1 - SAME_SUBJECT_COSINE)
-    noise = _unit(rng.standard_normal((subjects, per_subject, dimension)))
-    vectors = _unit(close * centres[:, None, :] + spread * noise)
-    lengths = TEMPLATE_NORM * (1 + 0.02 * rng.standard_normal((subjects, per_subject, 1)))
-    return (vectors * lengths).astype(np.float32)
+def check_policy_text(text: str, *, file: str) -> None:
+    """Raise the policy parser's one-line error unless `text` is a valid policy (a client
+    writing a policy file checks it here: only the workflow uses the policy part)."""
+    parse_policy(text, file=file)
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return np.asarray(vectors / norms, dtype=np.float64)
-
-
-def noise_png(rng: np.random.Generator) -> bytes:
-    """A 32x32 RGB noise picture as PNG: unique bytes, nobody's face."""
-    pixels = rng.integers(0, 256, size=(IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def load_synthetic_gallery(
+def enrol_synthetic_subjects(
     workflow: Workflow,
     actor: Actor,
+    batches: Iterable[Sequence[SyntheticSubject]],
     *,
-    subjects: int = 2000,
-    images_per_subject: int = 1,
-    seed: int = 0,
-    prefix: str = "SYN",
-    batch_size: int = DEFAULT_BATCH,
-    progress: Progress | None = None,
+    first_ref: str,
+    last_ref: str,
+    source_ref: str,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
     one_at_a_time: bool = False,
-) -> SyntheticLoad:
-    """Add `subjects` synthetic subjects with `images_per_subject` pictures each.
+) -> SyntheticEnrolment:
+    """Add the synthetic subjects of `batches`, each batch in one transaction.
 
     actor: an admin (the policy's `gallery.enrol`), recorded as who enrolled them.
-    seed: fixes the pictures and templates; a second load needs another prefix (an
-        existing reference is refused before anything is written).
-    progress: called with (subjects done, subjects) after each batch.
+    first_ref, last_ref: the first and last subject's reference; an existing one is
+        refused before anything is written (or anything of `batches` is drawn).
+    source_ref: the provenance's source reference (which load, which seed).
+    seed: recorded in each batch's audit entry.
+    progress: called with the subjects written so far after each batch.
     one_at_a_time: add each row and file on its own (the path before bulk loading, kept
         as a baseline for benchmarks and tests); the gallery and the log are the same.
     """
     check_synthetic_allowed(workflow)
-    if subjects < 1 or images_per_subject < 1 or batch_size < 1:
-        raise WorkflowError("subjects, images per subject and batch size must be 1 or more")
     policy = require_permission(workflow, actor, "gallery.enrol")
     workspace = workflow.workspace
     source_type = workspace.purpose
@@ -174,7 +145,7 @@ def load_synthetic_gallery(
     provenance = validate_provenance(
         Provenance(
             source_type=source_type,
-            source_ref=f"synthetic subjects {prefix}, seed {seed}",
+            source_ref=source_ref,
             legal_basis="synthetic data made by Candor: no real person",
             collected_on=today,
             retain_until=retain_until,
@@ -182,64 +153,89 @@ def load_synthetic_gallery(
         allowed_source_types=(source_type,),
         today=today,
     )
-    first, last = synthetic_ref(prefix, 1), synthetic_ref(prefix, subjects)
     with workspace.session() as session:
-        for ref in (first, last):
+        for ref in (first_ref, last_ref):
             if find_subject(session, ref) is not None:
                 raise WorkflowError(
                     f"subject {ref} already exists: load synthetic subjects under another prefix"
                 )
-    model = workflow.engine.model
-    vectors = synthetic_templates(subjects, images_per_subject, model.dimension, seed)
-    pictures = np.random.default_rng([seed, 1])
-    batches = 0
-    for start in range(0, subjects, batch_size):
-        stop = min(start + batch_size, subjects)
-        load = _load_batch_one_at_a_time if one_at_a_time else _load_batch
-        load(workflow, actor, provenance, prefix, start, stop, vectors, pictures, seed)
-        batches += 1
+    load = _load_batch_one_at_a_time if one_at_a_time else _load_batch
+    subjects = images = count = 0
+    for batch in batches:
+        if not batch:
+            continue
+        load(workflow, actor, provenance, batch, seed)
+        count += 1
+        subjects += len(batch)
+        images += sum(len(subject.pictures) for subject in batch)
         if progress is not None:
-            progress(stop, subjects)
-    return SyntheticLoad(
+            progress(subjects)
+    return SyntheticEnrolment(
         subjects=subjects,
-        images=subjects * images_per_subject,
-        templates=subjects * images_per_subject,
-        batches=batches,
-        first_ref=first,
-        last_ref=last,
+        images=images,
+        templates=images,
+        batches=count,
         source_type=source_type,
-        model=model.key,
-        seed=seed,
+        model=workflow.engine.model.key,
     )
+
+
+def _checked(workflow: Workflow, batch: Sequence[SyntheticSubject]) -> np.ndarray:
+    """The batch's templates, (templates, dimension) float32, once their shapes agree."""
+    dimension = workflow.engine.model.dimension
+    for subject in batch:
+        shape = np.shape(subject.vectors)
+        if len(shape) != 2 or shape != (len(subject.pictures), dimension):
+            raise WorkflowError(
+                f"synthetic subject {subject.ref}: {len(subject.pictures)} pictures need "
+                f"as many templates of dimension {dimension}, not an array of shape {shape}"
+            )
+    return np.concatenate([np.asarray(s.vectors, dtype=np.float32) for s in batch])
+
+
+def _audit_details(
+    workflow: Workflow,
+    provenance: Provenance,
+    subjects: int,
+    image_ids: list[int],
+    image_subjects: list[int],
+    seed: int,
+) -> dict[str, object]:
+    return {
+        "subjects": subjects,
+        "image_ids": image_ids,
+        "image_subjects": image_subjects,
+        "templates": len(image_ids),
+        "source_type": provenance.source_type,
+        "recipe": SYNTHETIC_RECIPE,
+        "model": workflow.engine.model.key,
+        "seed": seed,
+        "synthetic": True,
+    }
 
 
 def _load_batch(
     workflow: Workflow,
     actor: Actor,
     provenance: Provenance,
-    prefix: str,
-    start: int,
-    stop: int,
-    vectors: np.ndarray,
-    pictures: np.random.Generator,
+    subjects: Sequence[SyntheticSubject],
     seed: int,
 ) -> None:
-    """Subjects start..stop-1 in one transaction: files synced together, rows in bulk."""
+    """One batch in one transaction: files synced together, rows in bulk."""
+    vectors = _checked(workflow, subjects)
     workspace = workflow.workspace
     vault = workspace.vault
     model = workflow.engine.model
     today, now = workflow.today(), workflow.now()
-    # Drawn in the order the one-at-a-time path draws them: the same seed, the same files.
     batch: list[BulkSubject] = []
     files: list[tuple[str, bytes]] = []
-    for number in range(start, stop):
+    for subject in subjects:
         images = []
-        for vector in vectors[number]:
-            data = noise_png(pictures)
+        for data, vector in zip(subject.pictures, subject.vectors, strict=True):
             sha256 = sha256_hex(data)
             files.append((sha256, data))
             images.append(BulkImage(sha256, len(data), vault.encode_template(vector)))
-        batch.append(BulkSubject(synthetic_ref(prefix, number + 1), images))
+        batch.append(BulkSubject(subject.ref, images))
     # The files are written while the rows are inserted, and durable before the commit.
     writing = start_put_new_images(vault, files)
     written: list[str] = []
@@ -269,17 +265,14 @@ def _load_batch(
                 actor.username,
                 "gallery.synthetic_loaded",
                 {"first_subject": rows[0].subject_id, "last_subject": rows[-1].subject_id},
-                {
-                    "subjects": stop - start,
-                    "image_ids": [row.image_id for row in rows],
-                    "image_subjects": [row.subject_id for row in rows],
-                    "templates": len(rows),
-                    "source_type": provenance.source_type,
-                    "recipe": SYNTHETIC_RECIPE,
-                    "model": model.key,
-                    "seed": seed,
-                    "synthetic": True,
-                },
+                _audit_details(
+                    workflow,
+                    provenance,
+                    len(subjects),
+                    [row.image_id for row in rows],
+                    [row.subject_id for row in rows],
+                    seed,
+                ),
             )
             written = writing.result()
     except GalleryError as error:
@@ -289,23 +282,17 @@ def _load_batch(
         _erase_unreferenced(workflow, written or _finished(writing))
         raise
     if workflow.index_loaded and rows:
-        workflow.index.add(
-            [row.template_id for row in rows],
-            vectors[start:stop].reshape(-1, model.dimension),
-        )
+        workflow.index.add([row.template_id for row in rows], vectors)
 
 
 def _load_batch_one_at_a_time(
     workflow: Workflow,
     actor: Actor,
     provenance: Provenance,
-    prefix: str,
-    start: int,
-    stop: int,
-    vectors: np.ndarray,
-    pictures: np.random.Generator,
+    subjects: Sequence[SyntheticSubject],
     seed: int,
 ) -> None:
+    _checked(workflow, subjects)
     workspace = workflow.workspace
     vault = workspace.vault
     model = workflow.engine.model
@@ -318,18 +305,16 @@ def _load_batch_one_at_a_time(
     image_subjects: list[int] = []
     try:
         with workspace.session() as session, session.begin():
-            for number in range(start, stop):
-                ref = synthetic_ref(prefix, number + 1)
-                subject, created = get_or_create_subject(session, ref, actor.username)
+            for synthetic in subjects:
+                subject, created = get_or_create_subject(session, synthetic.ref, actor.username)
                 if not created:
                     raise WorkflowError(
-                        f"subject {ref} already exists: load synthetic subjects under "
-                        "another prefix"
+                        f"subject {synthetic.ref} already exists: load synthetic subjects "
+                        "under another prefix"
                     )
                 subject.created_at = now
                 subject_ids.append(subject.id)
-                for vector in vectors[number]:
-                    data = noise_png(pictures)
+                for data, vector in zip(synthetic.pictures, synthetic.vectors, strict=True):
                     sha256 = sha256_hex(data)
                     vault.put_image(sha256, data)
                     written.append(sha256)
@@ -369,17 +354,9 @@ def _load_batch_one_at_a_time(
                 actor.username,
                 "gallery.synthetic_loaded",
                 {"first_subject": subject_ids[0], "last_subject": subject_ids[-1]},
-                {
-                    "subjects": stop - start,
-                    "image_ids": image_ids,
-                    "image_subjects": image_subjects,
-                    "templates": len(added),
-                    "source_type": provenance.source_type,
-                    "recipe": SYNTHETIC_RECIPE,
-                    "model": model.key,
-                    "seed": seed,
-                    "synthetic": True,
-                },
+                _audit_details(
+                    workflow, provenance, len(subjects), image_ids, image_subjects, seed
+                ),
             )
     except BaseException:
         _erase_unreferenced(workflow, written)
@@ -405,3 +382,35 @@ def _erase_unreferenced(workflow: Workflow, hashes: list[str]) -> None:
         orphans = [sha256 for sha256 in hashes if image_by_sha256(session, sha256) is None]
     for sha256 in orphans:
         workflow.workspace.vault.erase_image(sha256)
+
+
+# -- simulated activity -------------------------------------------------------------------
+
+
+def check_simulation_workspace(workflow: Workflow) -> None:
+    """Refuse unless this is a simulation workspace (where simulated activity may go)."""
+    purpose = workflow.workspace.purpose
+    if purpose != SIMULATION_PURPOSE:
+        raise SyntheticDataRefusedError(
+            f"simulated activity may only enter a simulation workspace; this one is {purpose} "
+            "(make one with `candor init --purpose simulation`)"
+        )
+
+
+def record_simulation_step(workflow: Workflow, action: str, details: Mapping[str, object]) -> int:
+    """Log the simulation's start or end (no actor: the simulation itself); the log's
+    number of entries once it is appended (its last seq: the log has no gaps)."""
+    check_simulation_workspace(workflow)
+    if action not in SIMULATION_STEPS:
+        raise WorkflowError(
+            f"a simulation logs only {' and '.join(SIMULATION_STEPS)}, not {action!r}"
+        )
+    with workflow.workspace.session() as session, session.begin():
+        record(session, workflow, None, action, {}, details)
+        return log_size(session)
+
+
+def simulated_activity(workflow: Workflow) -> ActivityCounts:
+    """Requests, decisions, verdicts and releases, counted from the store (one snapshot)."""
+    with workflow.workspace.session() as session:
+        return activity_counts(session)

@@ -14,6 +14,19 @@ from typer.testing import CliRunner
 
 from candor.audit import parse_time, verify_entries
 from candor.cli.app import app
+from candor.simulation.activity import (
+    NIGHT_OWL,
+    SimulationRefusedError,
+    SimulationSettings,
+    run_simulation,
+    simulation_policy,
+)
+from candor.simulation.synthetic import (
+    SAME_SUBJECT_COSINE,
+    SyntheticDataRefusedError,
+    load_synthetic_gallery,
+    synthetic_templates,
+)
 from candor.store import (
     AuditCheckpoint,
     AuditEntry,
@@ -26,19 +39,6 @@ from candor.store import (
 from candor.workflow import Actor, Workflow
 from candor.workflow.accounts import bootstrap
 from candor.workflow.audit_ops import verifier_key
-from candor.workflow.simulation import (
-    NIGHT_OWL,
-    SimulationRefusedError,
-    SimulationSettings,
-    run_simulation,
-    simulation_policy,
-)
-from candor.workflow.synthetic import (
-    SAME_SUBJECT_COSINE,
-    SyntheticDataRefusedError,
-    load_synthetic_gallery,
-    synthetic_templates,
-)
 from candor.workflow.workspaces import create_workspace
 from tests.agency import new_user
 from tests.cli.test_command_tree import GOVERNED

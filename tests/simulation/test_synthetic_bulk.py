@@ -9,9 +9,9 @@ import numpy as np
 from sqlalchemy import select
 
 from candor.audit.canonical import parse_entry
+from candor.simulation.synthetic import load_synthetic_gallery, synthetic_templates
 from candor.store import AuditEntry, FaceTemplate, GalleryImage, Subject
 from candor.workflow.audit_ops import verify_log
-from candor.workflow.synthetic import load_synthetic_gallery, synthetic_templates
 from tests.agency import Agency, make_agency, new_user
 
 SUBJECTS = 300

@@ -37,20 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 
-from candor.policy import example_policy_path, parse_policy
-from candor.store import (
-    Approval,
-    AuditEntry,
-    Candidate,
-    Provenance,
-    Release,
-    SearchRequest,
-    User,
-    Verdict,
-    count_users,
-)
+from candor.simulation.synthetic import load_synthetic_gallery
+from candor.workflow import Provenance, example_policy_path
 from candor.workflow.accounts import (
     Actor,
     NewUser,
@@ -62,7 +51,7 @@ from candor.workflow.accounts import (
     request_user,
     update_certificate,
 )
-from candor.workflow.audit_trail import CheckpointSchedule, record
+from candor.workflow.audit_trail import CheckpointSchedule
 from candor.workflow.context import Clock, ProbeCache, Workflow
 from candor.workflow.demo_photos import demo_variants, probe_variants, save_photos
 from candor.workflow.enrolment import EnrolmentRequest, EnrolmentStatus, enrol_files
@@ -77,9 +66,14 @@ from candor.workflow.governed import (
     run_approved,
     view_candidates,
 )
-from candor.workflow.synthetic import load_synthetic_gallery
+from candor.workflow.synthetic import (
+    SIMULATION_PURPOSE,
+    check_policy_text,
+    record_simulation_step,
+    simulated_activity,
+)
+from candor.workflow.worklists import workspace_state
 
-SIMULATION_PURPOSE = "simulation"
 SIMULATED = "SIMULATED"
 HOME_AGENCY = "Example Regional Investigation Unit"
 OUTSIDE_AGENCY = "Neighbouring County Sheriff"
@@ -271,12 +265,11 @@ def _check_workspace(workflow: Workflow) -> None:
             f"simulated activity may only enter a simulation workspace; this one is {purpose} "
             "(make one with `candor init --purpose simulation`)"
         )
-    with workflow.workspace.session() as session:
-        if count_users(session) > 0:
-            raise SimulationRefusedError(
-                "this simulation workspace already has users; the simulation makes its own, "
-                "so run it on a new one made with `candor init --purpose simulation`"
-            )
+    if workspace_state(workflow).has_users:
+        raise SimulationRefusedError(
+            "this simulation workspace already has users; the simulation makes its own, "
+            "so run it on a new one made with `candor init --purpose simulation`"
+        )
 
 
 def _default_start(workflow: Workflow, weeks: int) -> date:
@@ -320,7 +313,7 @@ def simulation_policy(settings: SimulationSettings) -> str:
         key = line.split("=", 1)[0].strip()
         lines.append(replacements.get(key, line))
     text = "\n".join(lines) + "\n"
-    parse_policy(text, file="simulation policy")
+    check_policy_text(text, file="simulation policy")
     return text
 
 
@@ -363,23 +356,19 @@ class _Simulation:
 
     def set_up(self) -> None:
         workflow = self.workflow
-        with workflow.workspace.session() as session, session.begin():
-            record(
-                session,
-                workflow,
-                None,
-                "simulation.started",
-                {},
-                {
-                    "simulated": True,
-                    "weeks": self.settings.weeks,
-                    "searches": self.settings.searches,
-                    "seed": self.settings.seed,
-                    "gallery": self.settings.gallery,
-                    "probes": self.probe_count,
-                    "first_day": self.first_day.isoformat(),
-                },
-            )
+        record_simulation_step(
+            workflow,
+            "simulation.started",
+            {
+                "simulated": True,
+                "weeks": self.settings.weeks,
+                "searches": self.settings.searches,
+                "seed": self.settings.seed,
+                "gallery": self.settings.gallery,
+                "probes": self.probe_count,
+                "first_day": self.first_day.isoformat(),
+            },
+        )
         first, second = (self._new_user(person) for person in ADMINS)
         bootstrap(workflow, first, second)
         self._policy()
@@ -679,58 +668,15 @@ class _Simulation:
 
     def finish(self, seconds: float) -> SimulationSummary:
         workflow = self.workflow
-        with workflow.workspace.session() as session:
-            statuses = Counter(
-                dict(
-                    session.execute(
-                        select(SearchRequest.status, func.count()).group_by(SearchRequest.status)
-                    ).all()
-                )
-            )
-            denials: Counter[str] = Counter()
-            for decision in session.scalars(
-                select(SearchRequest.decision).where(SearchRequest.status == "denied")
-            ):
-                denials.update(reason["code"] for reason in decision.get("reasons", []))
-            approvals = Counter(
-                dict(
-                    session.execute(
-                        select(Approval.decision, func.count()).group_by(Approval.decision)
-                    ).all()
-                )
-            )
-            verdicts = Counter(
-                dict(
-                    session.execute(
-                        select(Verdict.verdict, func.count()).group_by(Verdict.verdict)
-                    ).all()
-                )
-            )
-            reviewed = (
-                session.scalar(
-                    select(func.count(func.distinct(Candidate.search_id))).join(
-                        Verdict, Verdict.candidate_id == Candidate.id
-                    )
-                )
-                or 0
-            )
-            lists = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(SearchRequest)
-                    .where(SearchRequest.status == "completed", SearchRequest.kind == "search")
-                )
-                or 0
-            )
-            releases = session.scalar(select(func.count()).select_from(Release)) or 0
-            by_user = dict(
-                session.execute(
-                    select(User.username, func.count())
-                    .join(SearchRequest, SearchRequest.requester_id == User.id)
-                    .group_by(User.username)
-                    .order_by(User.username)
-                ).all()
-            )
+        counts = simulated_activity(workflow)
+        statuses = Counter(counts.by_status)
+        denials: Counter[str] = Counter()
+        for decision in counts.denied_decisions:
+            denials.update(reason["code"] for reason in decision.get("reasons", []))
+        approvals = Counter(counts.approval_decisions)
+        verdicts = Counter(counts.verdicts)
+        reviewed, lists = counts.lists_reviewed, counts.candidate_lists
+        releases, by_user = counts.releases, counts.requests_by_user
         summary_counts: dict[str, object] = {
             "simulated": True,
             "requests": sum(statuses.values()),
@@ -740,9 +686,7 @@ class _Simulation:
             "verdicts": dict(sorted(verdicts.items())),
             "releases": releases,
         }
-        with workflow.workspace.session() as session, session.begin():
-            record(session, workflow, None, "simulation.finished", {}, summary_counts)
-            entries = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+        entries = record_simulation_step(workflow, "simulation.finished", summary_counts)
         return SimulationSummary(
             marker=SIMULATED,
             seed=self.settings.seed,

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from candor.evaluation.calibration import CalibrationTable, calibrate_folder, calibrate_recipe
-from candor.store import Calibration
+from candor.store.calibrations import active_calibration_row, add_active_calibration
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
@@ -156,32 +155,11 @@ def active_calibration(
     opens one.
     """
     model_key = workflow.engine.model.key
-    # Table columns on the session's connection: every governed search reads this, and an
-    # ORM object per read cost more than the query.
-    columns = Calibration.__table__.c
-    query = (
-        select(
-            columns.model_key,
-            columns.dataset,
-            columns.dataset_sha256,
-            columns.templates,
-            columns.impostor_pairs,
-            columns.points,
-            columns.score,
-        )
-        .where(
-            columns.model_key == model_key,
-            columns.score == score,
-            columns.active.is_(True),
-        )
-        .order_by(columns.id.desc())
-        .limit(1)
-    )
     if session is not None:
-        row = session.connection().execute(query).first()
+        row = active_calibration_row(session, model_key, score)
     else:
         with workflow.workspace.session() as own:
-            row = own.connection().execute(query).first()
+            row = active_calibration_row(own, model_key, score)
     if row is not None:
         return CalibrationTable(
             model_key=row.model_key,
@@ -247,12 +225,8 @@ def recalibrate(
 def _store_calibration(workflow: Workflow, actor: Actor, table: CalibrationTable) -> None:
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        session.execute(
-            update(Calibration)
-            .where(Calibration.model_key == table.model_key, Calibration.score == table.score)
-            .values(active=False)
-        )
-        row = Calibration(
+        row = add_active_calibration(
+            session,
             model_key=table.model_key,
             score=table.score,
             dataset=table.dataset,
@@ -262,10 +236,7 @@ def _store_calibration(workflow: Workflow, actor: Actor, table: CalibrationTable
             points=[[rate, value] for rate, value in table.points],
             created_at=workflow.now(),
             created_by=actor.user_id,
-            active=True,
         )
-        session.add(row)
-        session.flush()
         record(
             session,
             workflow,

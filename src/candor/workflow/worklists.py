@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from candor.policy import has_permission
-from candor.store import AuditCheckpoint, SearchRequest, count_users
+from candor.store import SearchRequest, count_users
+from candor.store.audit_log import checkpoint_of_size
+from candor.store.audit_log import latest_checkpoint as newest_checkpoint
+from candor.store.requests import (
+    latest_completed_searches_not_by,
+    latest_requests_by,
+    request_by_id,
+)
 from candor.workflow.accounts import Actor, active_policy
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
@@ -98,13 +103,7 @@ def my_requests(
 ) -> list[RequestSummary]:
     """The actor's own latest requests, newest first."""
     with workflow.workspace.session() as session:
-        rows = session.scalars(
-            select(SearchRequest)
-            .where(SearchRequest.requester_id == actor.user_id)
-            .order_by(SearchRequest.id.desc())
-            .limit(limit)
-        ).all()
-        return [_summary(row) for row in rows]
+        return [_summary(row) for row in latest_requests_by(session, actor.user_id, limit)]
 
 
 def _summary(row: SearchRequest) -> RequestSummary:
@@ -128,16 +127,7 @@ def review_queue(workflow: Workflow, actor: Actor, *, limit: int = LIST_LENGTH) 
     ):
         raise PermissionDeniedError("only examiners and supervisors review candidate lists")
     with workflow.workspace.session() as session:
-        rows = session.scalars(
-            select(SearchRequest)
-            .where(
-                SearchRequest.kind == "search",
-                SearchRequest.status == "completed",
-                SearchRequest.requester_id != actor.user_id,
-            )
-            .order_by(SearchRequest.id.desc())
-            .limit(limit)
-        ).all()
+        rows = latest_completed_searches_not_by(session, actor.user_id, limit)
         return [
             ReviewItem(
                 search_id=row.id,
@@ -159,7 +149,7 @@ def review_queue(workflow: Workflow, actor: Actor, *, limit: int = LIST_LENGTH) 
 def request_status(workflow: Workflow, actor: Actor, search_id: int) -> RequestStatus:
     """Where a request stands: for its requester, supervisors, examiners and auditors."""
     with workflow.workspace.session() as session:
-        row = session.get(SearchRequest, search_id)
+        row = request_by_id(session, search_id)
         if row is None:
             raise WorkflowError(f"no request {search_id}")
         mine = row.requester_id == actor.user_id
@@ -180,9 +170,9 @@ def latest_checkpoint(workflow: Workflow, actor: Actor) -> LatestCheckpoint | No
     """The newest signed checkpoint, or None before the first (auditors)."""
     require_permission(workflow, actor, "audit.read")
     with workflow.workspace.session() as session:
-        row = session.scalar(
-            select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
-        )
+        # The newest checkpoint's size, then its row: both in this read's one snapshot.
+        newest = newest_checkpoint(session)
+        row = None if newest is None else checkpoint_of_size(session, newest[0])
         if row is None:
             return None
         return LatestCheckpoint(row.tree_size, row.root_hash, row.created_at, row.note)

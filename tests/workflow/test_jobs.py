@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from candor.store import AuditEntry, GalleryImage, Workspace
+from candor.faces.recipe import RECIPES
+from candor.store import AuditEntry, FaceTemplate, GalleryImage, Workspace
 from candor.workflow import (
     EnrolmentRequest,
     PermissionDeniedError,
@@ -28,6 +29,7 @@ from candor.workflow.jobs import (
     job_view,
     job_views,
     queue_enrolment,
+    queue_reenrolment,
     queue_retention,
     resume_job,
 )
@@ -230,3 +232,43 @@ def test_a_retention_job_records_what_the_direct_run_records(sqlite_agency: Agen
     assert (ended.id, ended.state, ended.done, ended.total) == (queued.id, "done", 1, 1)
     actions = [(action, actor) for action, actor, _, _ in action_entries(work, before)]
     assert actions == [("retention.run", "admin1")]
+
+
+def test_a_job_whose_runner_stopped_renewing_is_taken_over(sqlite_agency: Agency) -> None:
+    agency = sqlite_agency
+    work = agency.workflow
+    queued = queue_retention(work, agency["admin1"])
+    # A runner that claims the job and then dies: its lease is never renewed.
+    gone = JobRunner(work, owner="gone", lease_seconds=0.001)
+    claimed = gone._claim()
+    assert claimed is not None and claimed.id == queued.id
+    assert job_view(work, agency["admin1"], queued.id).state == "running"
+    while job_view(work, agency["admin1"], queued.id).lease_until > work.now():
+        threading.Event().wait(0.01)
+    [ended] = JobRunner(work, owner="next").run_until_empty()
+    assert (ended.id, ended.state) == (queued.id, "done")
+    # The first runner, were it alive, learns the job is no longer its own.
+    assert not gone._renew(queued.id)
+
+
+@pytest.mark.faces
+def test_a_reenrolment_job_remakes_stale_templates_in_audited_batches(
+    sqlite_agency: Agency, faces_dir: Path
+) -> None:
+    agency = sqlite_agency
+    work = agency.workflow
+    enrol_files(work, agency["admin1"], first_photos(faces_dir, 3), evaluation_provenance())
+    # As if an earlier Candor, whose recipe enrolled with flip views, had made them.
+    with work.workspace.session() as session, session.begin():
+        session.execute(update(FaceTemplate).values(recipe=RECIPES["flip"].key))
+    before = len(entries(work))
+    queued = queue_reenrolment(work, agency["admin1"])
+    assert queued.total == 3
+    [ended] = JobRunner(work, batch_size=2).run_until_empty()
+    assert (ended.state, ended.done, ended.result) == (
+        "done",
+        3,
+        {"remade": 3, "kept": 0, "batches": 2},
+    )
+    actions = [action for action, *_ in action_entries(work, before)]
+    assert actions == ["gallery.reenrolled", "gallery.reenrolled"]

@@ -9,27 +9,36 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
+from candor.store import Workspace
 from candor.workflow import (
     EnrolmentRequest,
     EnrolmentStatus,
     RequestForm,
     Workflow,
+    authenticate,
     enrol_files,
     request_search,
     view_candidates,
 )
+from candor.workflow.accounts import login as login_user
 from candor.workflow.audit_ops import verify_log
 from candor.workflow.context import NODE_VARIABLE
 from candor.workflow.demo_photos import probe_variants, save_photos
-from tests.agency import Agency, make_agency, new_user, policy_file
+from candor.workflow.worklists import request_status
+from tests.agency import PASSWORD, Agency, make_agency, new_user, policy_file
 from tests.support import evaluation_provenance
 
 pytestmark = pytest.mark.xdist_group("workflow")
@@ -160,9 +169,129 @@ def test_two_nodes_on_postgres_see_each_others_changes(agency: Agency, tmp_path:
     # A node that was down catches up when it starts.
     node_a.close()
     answer = on_node_b(agency, "enrol", str(photos["hopper-07.jpg"]), "HOPPER-2")
-    agency.workflow = node_a = Workflow(type(node_a.workspace).open(node_a.workspace.home))
+    agency.workflow = node_a = Workflow(Workspace.open(node_a.workspace.home))
     assert sorted(node_a.index.ids.tolist()) == answer["index"]
     agency.log_in("ana")
     agency.log_in("eve")
     assert candidates(agency, photos["hopper-09.jpg"])[0] == "HOPPER-2"
     assert verify_log(node_a, agency.add_user(new_user("ada", "auditor"))).ok
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _serve(home: Path, port: int, log: Path) -> subprocess.Popen[str]:
+    """`candor serve` on `home`, answering on `port` (waited for)."""
+    env = {**os.environ, "CANDOR_HOME": str(home)}
+    env.pop(NODE_VARIABLE, None)
+    command = [sys.executable, "-m", "candor", "serve", "--port", str(port)]
+    with log.open("a") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=output, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    pytest.fail("candor serve did not answer within 120 s")
+
+
+def _api_search(base: str, token: str, photo: Path, case: str) -> httpx.Response:
+    fields = {
+        "case_number": case,
+        "offence_category": FORM.offence_category,
+        "purpose": FORM.purpose,
+        "requesting_agency": FORM.requesting_agency,
+        "requesting_unit": FORM.requesting_unit,
+        "probe_kind": FORM.probe_kind,
+    }
+    return httpx.post(
+        f"{base}/api/searches",
+        headers={"Authorization": f"Bearer {token}"},
+        data=fields,
+        files={"probe": (photo.name, photo.read_bytes(), "image/jpeg")},
+        timeout=120,
+    )
+
+
+def test_a_server_killed_in_a_search_loses_nothing_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(NODE_VARIABLE, raising=False)
+    agency = make_agency(tmp_path)
+    (tmp_path / "policy").mkdir()
+    agency.set_policy(
+        policy_file(
+            tmp_path / "policy",
+            "two-reviewers",
+            source_type="evaluation",
+            similarity="similarity = 0.9999",
+        )
+    )
+    photos = save_photos(probe_variants(8), tmp_path / "photos")
+    enrol(agency.workflow, agency, photos["collins-00.jpg"], "COLLINS")
+    home = agency.workflow.workspace.home
+    agency.workflow.close()
+
+    port, log = _free_port(), tmp_path / "serve.log"
+    base = f"http://127.0.0.1:{port}"
+    server = _serve(home, port, log)
+    try:
+        login = httpx.post(f"{base}/api/login", json={"username": "ana", "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        token = login.json()["token"]
+        answered = _api_search(base, token, photos["collins-02.jpg"], "2026-KILL-1")
+        assert answered.status_code == 200, answered.text
+        kept = answered.json()["search_id"]
+        # A second search is sent, and the server killed while it works on it (or just
+        # after: either way, nothing it committed may be lost or half-written).
+        late: list[httpx.Response | BaseException] = []
+
+        def send() -> None:
+            try:
+                late.append(_api_search(base, token, photos["collins-04.jpg"], "2026-KILL-2"))
+            except httpx.TransportError as error:
+                late.append(error)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.5)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+        sender.join(timeout=120)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+    with Workflow(Workspace.open(home)) as workflow:
+        ana = authenticate(workflow, login_user(workflow, "ana", PASSWORD).token)
+        assert verify_log(workflow, agency.add_user(new_user("ada", "auditor"))).ok
+        eve = authenticate(workflow, login_user(workflow, "eve", PASSWORD).token)
+        review = view_candidates(workflow, eve, kept)
+        assert [candidate.subject_ref for candidate in review.candidates] == ["COLLINS"]
+        if isinstance(late[0], httpx.Response) and late[0].status_code == 200:
+            status = request_status(workflow, ana, late[0].json()["search_id"])
+            assert status.outcome.status == "completed"
+
+    server = _serve(home, port, log)  # restarted, it answers
+    try:
+        token = httpx.post(
+            f"{base}/api/login", json={"username": "ana", "password": PASSWORD}
+        ).json()["token"]
+        again = _api_search(base, token, photos["collins-06.jpg"], "2026-KILL-3")
+        assert again.status_code == 200 and again.json()["status"] == "completed", again.text
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

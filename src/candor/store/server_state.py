@@ -4,17 +4,31 @@ first-run setup token), the secrets every node signs forms with, and probe photo
 on the search page but not yet sent. Session activity (for idle logouts) is the
 `last_seen_at` column of `auth_sessions`.
 
-Migration 0008 creates these tables.
+Migration 0008 creates these tables. The repository functions below take a Session,
+flush, and leave committing to the caller (workflow).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    CheckConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from candor.store.governance import AuthSession
 from candor.store.models import NEVER_REUSED_IDS, Base, UTCDateTime, _hex64, _sql_list
 
 LOGIN_GUESS: Final = "login"
@@ -66,3 +80,159 @@ class StagedProbe(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# Failed guesses ---------------------------------------------------------------------------
+
+
+def add_failed_guess(session: Session, kind: str, subject: str, at: datetime) -> None:
+    """Record one failed guess of `kind` (a login's username, or "" for the setup token)."""
+    session.add(FailedGuess(kind=kind, subject=subject, failed_at=at))
+    session.flush()
+
+
+def failed_guess_times(
+    session: Session, kind: str, subject: str, since: datetime
+) -> list[datetime]:
+    """When the guesses of `kind` at `subject` failed after `since`, oldest first."""
+    return list(
+        session.scalars(
+            select(FailedGuess.failed_at)
+            .where(
+                FailedGuess.kind == kind,
+                FailedGuess.subject == subject,
+                FailedGuess.failed_at > since,
+            )
+            .order_by(FailedGuess.failed_at)
+        )
+    )
+
+
+def delete_failed_guesses(session: Session, kind: str, subject: str) -> int:
+    """Forget the failed guesses at one subject (a login succeeded); how many there were."""
+    result = session.execute(
+        delete(FailedGuess).where(FailedGuess.kind == kind, FailedGuess.subject == subject)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_failed_guesses_before(session: Session, before: datetime) -> int:
+    """Drop guesses too old to count towards any lock-out; how many were dropped."""
+    result = session.execute(delete(FailedGuess).where(FailedGuess.failed_at <= before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Server secrets ---------------------------------------------------------------------------
+
+
+def server_secret(session: Session, name: str) -> str | None:
+    """The value of the named secret, or None when there is none."""
+    return session.scalar(select(ServerSecret.value).where(ServerSecret.name == name))
+
+
+def add_server_secret_once(session: Session, name: str, value: str, at: datetime) -> str:
+    """The named secret: `value` when no row held it yet, otherwise the one already stored.
+
+    An insert that ignores a conflict, then a read: two processes making it at once both
+    end up with the one that was committed first.
+    """
+    dialect = session.get_bind().dialect.name
+    values = {"name": name, "value": value, "created_at": at}
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(ServerSecret).values(values).on_conflict_do_nothing())
+    else:
+        session.execute(sqlite.insert(ServerSecret).values(values).on_conflict_do_nothing())
+    stored = server_secret(session, name)
+    assert stored is not None
+    return stored
+
+
+def replace_server_secret(session: Session, name: str, value: str, at: datetime) -> None:
+    """Store `value` under `name`, replacing any earlier value."""
+    delete_server_secret(session, name)
+    session.add(ServerSecret(name=name, value=value, created_at=at))
+    session.flush()
+
+
+def delete_server_secret(session: Session, name: str) -> bool:
+    """Remove the named secret; False when there was none."""
+    result = session.execute(delete(ServerSecret).where(ServerSecret.name == name))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Staged probes ----------------------------------------------------------------------------
+
+
+def delete_expired_staged_probes(session: Session, now: datetime) -> int:
+    """Drop staged probes whose time is up; how many were dropped."""
+    result = session.execute(delete(StagedProbe).where(StagedProbe.expires_at <= now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def staged_probe_keys_of(session: Session, owner_sha256: str) -> list[str]:
+    """The keys (sha256) of one session's staged probes, the soonest to expire first."""
+    return list(
+        session.scalars(
+            select(StagedProbe.key_sha256)
+            .where(StagedProbe.owner_sha256 == owner_sha256)
+            .order_by(StagedProbe.expires_at, StagedProbe.key_sha256)
+        )
+    )
+
+
+def count_staged_probes(session: Session) -> int:
+    """How many probes are staged, by every session."""
+    return int(session.scalar(select(func.count()).select_from(StagedProbe)) or 0)
+
+
+def add_staged_probe(
+    session: Session,
+    key_sha256: str,
+    owner_sha256: str,
+    filename: str,
+    data: bytes,
+    *,
+    created_at: datetime,
+    expires_at: datetime,
+) -> None:
+    """Hold a checked probe photo until its request is sent."""
+    session.add(
+        StagedProbe(
+            key_sha256=key_sha256,
+            owner_sha256=owner_sha256,
+            filename=filename,
+            data=data,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+    )
+    session.flush()
+
+
+def staged_probe(session: Session, key_sha256: str) -> StagedProbe | None:
+    """The staged probe with this key, or None."""
+    return session.get(StagedProbe, key_sha256)
+
+
+def delete_staged_probes(session: Session, keys_sha256: Sequence[str]) -> int:
+    """Drop the staged probes with these keys; how many were dropped."""
+    if not keys_sha256:
+        return 0
+    result = session.execute(
+        delete(StagedProbe).where(StagedProbe.key_sha256.in_(list(keys_sha256)))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_staged_probes_of(session: Session, owner_sha256: str) -> int:
+    """Drop every probe one session staged; how many were dropped."""
+    result = session.execute(delete(StagedProbe).where(StagedProbe.owner_sha256 == owner_sha256))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Session activity -------------------------------------------------------------------------
+
+
+def mark_session_seen(session: Session, session_id: int, at: datetime) -> None:
+    """Record that the login `session_id` was used at `at`."""
+    session.execute(update(AuthSession).where(AuthSession.id == session_id).values(last_seen_at=at))

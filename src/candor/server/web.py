@@ -102,6 +102,7 @@ NAVIGATION = (
     ("/gallery", "Gallery"),
     ("/reports/usage", "Reports"),
     ("/evaluation", "Evaluation"),
+    ("/jobs", "Jobs"),
     ("/users", "Users"),
     ("/policy", "Policy"),
 )

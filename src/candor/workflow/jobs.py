@@ -465,6 +465,11 @@ class JobRunner:
                 ran = self.run_one()
             except WorkspaceBusyError:
                 ran = None
+            except Exception:
+                # The database went away for a moment, say: a runner beside a server
+                # keeps going, and a job it held is taken on again once its lease ends.
+                log.exception("the job runner failed; trying again")
+                ran = None
             if ran is None:
                 stop.wait(poll_seconds)
 

@@ -38,6 +38,14 @@ def agency(tmp_path: Path) -> Iterator[Agency]:
     made.workflow.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_agency(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Agency]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    made = make_agency(tmp_path, database_url=url)
+    yield made
+    made.workflow.close()
+
+
 def one_photo_each(faces_dir: Path, folder: Path, count: int) -> Path:
     for person in people_with_photos(faces_dir, count, minimum=1):
         (folder / person.name).mkdir(parents=True)
@@ -83,8 +91,9 @@ def test_background_enrolment_is_queued_listed_run_and_shown(
 
 
 def test_kill_9_of_the_runner_mid_enrolment_loses_nothing_and_the_job_resumes(
-    agency: Agency, tmp_path: Path, faces_dir: Path
+    either_agency: Agency, tmp_path: Path, faces_dir: Path
 ) -> None:
+    agency = either_agency
     cli = Cli(agency).as_user("admin1")
     folder = one_photo_each(faces_dir, tmp_path / "gallery", 10)
     job_id = cli.run("enrol", str(folder), "--from-folders", *ENROL, "--background")["job"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from candor.server.app import MAX_BODY_BYTES, create_app
 from candor.server.auth import PRE_LOGIN_COOKIE, SESSION_COOKIE
 from candor.workflow import Workflow
+from candor.workflow.server_state import clear_failed_logins
 from candor.workflow.workspaces import create_workspace
 from tests.agency import PASSWORD
 from tests.server.support import CASE, SETUP_TOKEN, DemoServer
@@ -43,28 +45,35 @@ def test_root_sends_visitors_to_log_in(demo: DemoServer) -> None:
 
 
 def test_lock_out_after_five_failures_even_with_the_right_password(demo: DemoServer) -> None:
-    for _ in range(5):
-        wrong = demo.client.post("/api/login", json={"username": "eli", "password": "x" * 12})
-        assert wrong.status_code == 401
-    right = demo.client.post("/api/login", json={"username": "eli", "password": PASSWORD})
-    assert right.status_code == 429
-    assert int(right.headers["Retry-After"]) > 0
-    other = demo.client.post("/api/login", json={"username": "eve", "password": PASSWORD})
-    assert other.status_code == 200
+    try:
+        for _ in range(5):
+            wrong = demo.client.post("/api/login", json={"username": "eli", "password": "x" * 12})
+            assert wrong.status_code == 401
+        right = demo.client.post("/api/login", json={"username": "eli", "password": PASSWORD})
+        assert right.status_code == 429
+        assert int(right.headers["Retry-After"]) > 0
+        other = demo.client.post("/api/login", json={"username": "eve", "password": PASSWORD})
+        assert other.status_code == 200
+    finally:
+        # The lock-out is the workspace's now, and later tests log in as eli.
+        clear_failed_logins(demo.agency.workflow, "eli")
 
 
-def test_idle_sessions_end_and_tokens_from_elsewhere_are_refused(demo: DemoServer) -> None:
-    now = [1000.0]
-    app = create_app(demo.agency.workflow, idle_seconds=60, clock=lambda: now[0])
+def test_idle_sessions_end_and_tokens_from_elsewhere_are_refused(
+    demo: DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [datetime.now(UTC)]
+    monkeypatch.setattr(demo.agency.workflow, "clock", lambda: now[0])
+    app = create_app(demo.agency.workflow, idle_seconds=60)
     client = TestClient(app)
     token = client.post("/api/login", json={"username": "ana", "password": PASSWORD}).json()[
         "token"
     ]
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/me", headers=auth).status_code == 200
-    now[0] += 59
+    now[0] += timedelta(seconds=59)
     assert client.get("/api/me", headers=auth).status_code == 200
-    now[0] += 61
+    now[0] += timedelta(seconds=61)
     assert client.get("/api/me", headers=auth).status_code == 401
     # Ended in the workflow too: no other server accepts it either.
     fresh = create_app(demo.agency.workflow)

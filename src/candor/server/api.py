@@ -177,7 +177,7 @@ def do_login(state: ServerState, username: str, password: str) -> tuple[str, Jso
         if not isinstance(error, WorkspaceBusyError):
             state.guard.login_failed(username)
         raise as_refused(error) from None
-    state.guard.login_succeeded(username, result.token)
+    state.guard.login_succeeded(username)
     return result.token, {"username": result.username, "expires_at": result.expires_at}
 
 
@@ -190,7 +190,6 @@ def api_login(state: StateDep, body: LoginBody) -> Json:
 @router.post("/logout", summary="End this session")
 def api_logout(state: StateDep, who: CallerDep) -> Json:
     actor = run(state, logout, state.workflow, who.session_token)
-    state.guard.forget(who.session_token)
     state.drop_staged_of(who.session_token)
     return {"ok": True, "username": actor.username}
 

@@ -1,9 +1,11 @@
 """The Candor server: FastAPI app with the JSON API, the web pages and their assets.
 
 `create_app(workflow)` builds the app around one open workflow; `create_app_from_env()`
-is the factory `candor serve` hands to Uvicorn (CANDOR_HOME names the workspace). On a
-workspace without users it prints a one-time setup token to the console: the first-run
-page asks for it before it creates the first two admins.
+is the factory `candor serve` hands to Uvicorn (CANDOR_HOME names the workspace), once
+in each worker process. The server keeps no state of its own (see server/security.py),
+so any number of workers and nodes serve one workspace. On a workspace without users
+`candor serve` prints a one-time setup token to the console before its workers start:
+the first-run page asks for it before it creates the first two admins.
 """
 
 from __future__ import annotations
@@ -23,10 +25,15 @@ from candor.server import admin_pages, api, jobs_pages, reports, web
 from candor.server.auth import authorise, is_api
 from candor.server.errors import RefusedError, as_refused
 from candor.server.form_text import FormTextCheck
-from candor.server.security import IDLE_SECONDS, Guard, new_secret
-from candor.server.state import STATIC, ServerState, monotonic
+from candor.server.security import IDLE_SECONDS, new_secret
+from candor.server.state import STATIC, ServerState
 from candor.workflow import Workflow, WorkspaceBusyError, open_workflow
 from candor.workflow.probe_check import UPLOAD_MAX_BYTES
+from candor.workflow.server_state import (
+    install_setup_token,
+    offer_setup_token,
+    setup_token_notice,
+)
 from candor.workflow.worklists import workspace_state
 
 # A request body may carry two photos (a verification) and its form fields; enrolment
@@ -35,6 +42,12 @@ MAX_BODY_BYTES = 2 * UPLOAD_MAX_BYTES + (1 << 20)
 MAX_ENROL_BODY_BYTES = api.MAX_ENROL_FILES * UPLOAD_MAX_BYTES + (1 << 20)
 ENROL_PATHS = ("/api/gallery/enrolments", "/gallery/enrol")
 IDLE_ENV = "CANDOR_IDLE_MINUTES"
+# "1" (`candor serve --one-lock`): every workflow call under one lock; "0": none.
+ONE_LOCK_ENV = "CANDOR_ONE_LOCK"
+# Until the workflow is safe for concurrent threads, one lock unless told otherwise.
+DEFAULT_ONE_LOCK = True
+# Set by `candor serve`, which made the setup token itself before starting its workers.
+SETUP_DONE_ENV = "CANDOR_SETUP_TOKEN_MADE"
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -113,16 +126,21 @@ def create_app(
     *,
     setup_token: str | None = None,
     idle_seconds: float = IDLE_SECONDS,
-    clock: Callable[[], float] = monotonic,
+    one_lock: bool | None = None,
 ) -> FastAPI:
     """The app serving `workflow`'s workspace.
 
-    setup_token: the one-time token the first-run page asks for (None: no first run
-        is possible through this server).
-    clock: monotonic seconds, for idle sessions, lock-outs and staged photos.
+    setup_token: a one-time token for the first-run page, stored (as its sha256) in place
+        of any earlier one. None: the token `candor serve` stored, if any, is the one.
+    one_lock: every workflow call of this process under one lock (the design before
+        --workers; the benchmarks' baseline). None: DEFAULT_ONE_LOCK.
+    Times (idle sessions, lock-outs, staged photos) come from the workflow's clock.
     """
-    guard = Guard(setup_token=setup_token, idle_seconds=idle_seconds, clock=clock)
-    state = ServerState(workflow, guard, clock=clock)
+    if setup_token is not None:
+        install_setup_token(workflow, setup_token)
+    if one_lock is None:
+        one_lock = DEFAULT_ONE_LOCK
+    state = ServerState(workflow, idle_seconds=idle_seconds, one_lock=one_lock)
     app = FastAPI(
         title="Candor",
         version=_version(),
@@ -191,18 +209,20 @@ def create_app(
 
 
 def create_app_from_env() -> FastAPI:
-    """The app for the workspace at CANDOR_HOME; prints the setup token on a first run."""
+    """The app for the workspace at CANDOR_HOME, in one worker process.
+
+    Started by Uvicorn without `candor serve` (which makes the token first), on a
+    workspace without users and with no setup token pending, the first worker to get
+    here makes one and prints it; the others print nothing.
+    """
     workflow = open_workflow()
-    token = None
-    if not workspace_state(workflow).has_users:
+    if os.environ.get(SETUP_DONE_ENV) != "1" and not workspace_state(workflow).has_users:
         token = new_secret()
-        # The console is the one place this secret goes: it proves the person at the
-        # first-run page can read the server's console. Never a log file.
-        sys.stderr.write(
-            "\nCandor first run: this workspace has no users yet.\n"
-            "Open the first-run page and enter this one-time setup token:\n\n"
-            f"    {token}\n\n"
-        )
-        sys.stderr.flush()
+        if offer_setup_token(workflow, token):
+            # The console is the one place this secret goes: it proves the person at the
+            # first-run page can read the server's console. Never a log file.
+            sys.stderr.write(setup_token_notice(token))
+            sys.stderr.flush()
     idle = float(os.environ.get(IDLE_ENV, IDLE_SECONDS / 60)) * 60
-    return create_app(workflow, setup_token=token, idle_seconds=idle)
+    one_lock = os.environ.get(ONE_LOCK_ENV, "1" if DEFAULT_ONE_LOCK else "0") == "1"
+    return create_app(workflow, idle_seconds=idle, one_lock=one_lock)

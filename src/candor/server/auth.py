@@ -9,7 +9,6 @@ before login, to a random pre-login cookie).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from fastapi import Request, Response
@@ -21,7 +20,6 @@ from candor.server.rules import rule_for
 from candor.server.security import new_secret, token_digest
 from candor.server.state import ServerState
 from candor.workflow import USER_ERRORS, Actor, authenticate
-from candor.workflow.accounts import logout
 
 SESSION_COOKIE = "candor_session"
 PRE_LOGIN_COOKIE = "candor_pre"
@@ -119,16 +117,12 @@ async def authorise(request: Request) -> None:
     token = request_token(request)
     if token is None:
         raise RefusedError(401, "not logged in")
-    seen = state.guard.touch(token)
-    if seen != "ok":
-        if seen == "idle":
-            # The server ends an idle session in the workflow too, where it is audited.
-            await run_in_threadpool(_end_quietly, state, token)
+    # A session idle too long is ended there, in the workflow, where it is audited.
+    if await run_in_threadpool(state.guard.touch, token) != "ok":
         raise RefusedError(401, "the session has ended or was idle too long; log in again")
     try:
         actor = await run_in_threadpool(state.call, authenticate, state.workflow, token)
     except USER_ERRORS as error:
-        state.guard.forget(token)
         raise RefusedError(401, str(error).split(";")[0]) from None
     if unsafe and not is_api(request):
         await _check_csrf(request, state, token)
@@ -143,13 +137,6 @@ async def authorise(request: Request) -> None:
     # any dependency; the CSRF check above reads it otherwise).
     refuse_undecodable_form(request)
     request.state.caller = Caller(actor, token)
-
-
-def _end_quietly(state: ServerState, token: str) -> None:
-    # Already ended or expired in the workflow: nothing is left to end.
-    with contextlib.suppress(*USER_ERRORS):
-        state.call(logout, state.workflow, token)
-    state.drop_staged_of(token)
 
 
 def caller(request: Request) -> Caller:

@@ -1,16 +1,16 @@
-"""The server's own guards: setup token, failed-login lock-out, idle sessions, CSRF tokens.
+"""The server's guards: setup token, failed-login lock-out, idle sessions, CSRF tokens.
 
 The workflow owns accounts and sessions (a login's bearer token, its absolute lifetime,
-audited failures); these guards sit in front of it and hold only what one server process
-needs in memory:
+audited failures); these guards sit in front of it. What they remember lives in the
+database (candor.workflow.server_state), so every worker process and every node of one
+service guards alike:
 
-- the one-time setup token printed to the console of a workspace without users;
-- recent failed logins per username, so that the sixth guess in fifteen minutes is
-  refused before a password is even checked;
-- when each session token was last used, so that a session left idle ends (and the
-  server ends it in the workflow too). A token this process has not issued is refused:
-  after a restart everyone logs in again, which fails closed;
-- the key that binds a form's CSRF token to its session.
+- the one-time setup token `candor serve` printed to its console, kept as its sha256;
+- recent failed logins per username, counted on every node, so that the sixth guess in
+  fifteen minutes is refused before a password is even checked;
+- when each session was last used, so that a session left idle ends (in the workflow,
+  audited). A login made through any node is valid on every other;
+- the key that binds a form's CSRF token to its session, one for the whole service.
 
 Tokens are kept only as their sha256, never logged and never compared with `==`.
 """
@@ -21,18 +21,29 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
-LOCKOUT_FAILURES = 5
-LOCKOUT_WINDOW_SECONDS = 15 * 60
-IDLE_SECONDS = 30 * 60
-# Failed setup-token guesses are limited the same way as logins.
-SETUP_FAILURES = 5
+from candor.workflow import Workflow
+from candor.workflow import server_state as stored
+from candor.workflow.server_state import IDLE, LOCKOUT_FAILURES, LOCKOUT_WINDOW, SETUP_FAILURES
 
-Clock = Callable[[], float]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+IDLE_SECONDS = IDLE.total_seconds()
+LOCKOUT_WINDOW_SECONDS = LOCKOUT_WINDOW.total_seconds()
+
+__all__ = [
+    "IDLE_SECONDS",
+    "LOCKOUT_FAILURES",
+    "LOCKOUT_WINDOW_SECONDS",
+    "SETUP_FAILURES",
+    "Guard",
+    "new_secret",
+    "token_digest",
+]
 
 
 def token_digest(token: str) -> str:
@@ -45,137 +56,91 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-@dataclass
-class FailureWindow:
-    """Failures within a sliding window; `locked` once there are `limit` of them."""
-
-    limit: int
-    window: float
-    times: deque[float] = field(default_factory=deque)
-
-    def _trim(self, now: float) -> None:
-        while self.times and now - self.times[0] >= self.window:
-            self.times.popleft()
-
-    def locked(self, now: float) -> bool:
-        self._trim(now)
-        return len(self.times) >= self.limit
-
-    def fail(self, now: float) -> None:
-        self._trim(now)
-        self.times.append(now)
-
-    def retry_after(self, now: float) -> int:
-        self._trim(now)
-        return 0 if not self.times else max(1, int(self.window - (now - self.times[0])) + 1)
+def _direct(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return function(*args, **kwargs)
 
 
 class Guard:
-    """Thread-safe guards for one server process."""
+    """The guards of one service, over its workflow; safe to use from many threads.
+
+    call: how a workflow function is run (the server's one lock in --one-lock mode).
+    """
 
     def __init__(
         self,
+        workflow: Workflow,
         *,
-        setup_token: str | None = None,
         idle_seconds: float = IDLE_SECONDS,
         lockout_failures: int = LOCKOUT_FAILURES,
         lockout_window: float = LOCKOUT_WINDOW_SECONDS,
-        clock: Clock = time.monotonic,
+        call: Callable[..., object] = _direct,
     ) -> None:
-        self._lock = threading.Lock()
-        self._setup_token = setup_token
-        self._setup_failures = FailureWindow(SETUP_FAILURES, lockout_window)
-        self._failures: dict[str, FailureWindow] = {}
-        self._last_seen: dict[str, float] = {}
-        self._csrf_key = secrets.token_bytes(32)
-        self.idle_seconds = idle_seconds
+        self.workflow = workflow
+        self.idle = timedelta(seconds=idle_seconds)
         self.lockout_failures = lockout_failures
-        self.lockout_window = lockout_window
-        self.clock = clock
+        self.window = timedelta(seconds=lockout_window)
+        self._call = call
+        self._csrf_key: bytes | None = None
+        self._csrf_lock = threading.Lock()
+
+    def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = self._call(function, *args, **kwargs)  # type: ignore[assignment]
+        return result
 
     # -- setup token ---------------------------------------------------------------------
 
     @property
     def setup_pending(self) -> bool:
-        with self._lock:
-            return self._setup_token is not None
+        return self._run(stored.setup_pending, self.workflow)
 
     def setup_locked(self) -> bool:
-        with self._lock:
-            return self._setup_failures.locked(self.clock())
+        return self._run(stored.setup_wait, self.workflow, window=self.window) > 0
 
     def check_setup_token(self, offered: str) -> bool:
         """Whether `offered` is the setup token (constant time); failures count."""
-        with self._lock:
-            now = self.clock()
-            if self._setup_token is None or self._setup_failures.locked(now):
-                return False
-            good = hmac.compare_digest(
-                offered.encode("utf-8", "replace"), self._setup_token.encode("utf-8")
-            )
-            if not good:
-                self._setup_failures.fail(now)
-            return good
+        return self._run(stored.check_setup_token, self.workflow, offered, window=self.window)
 
     def spend_setup_token(self) -> None:
         """The first admins exist: the token is never accepted again."""
-        with self._lock:
-            self._setup_token = None
+        self._run(stored.spend_setup_token, self.workflow)
 
     # -- lock-out ------------------------------------------------------------------------
 
-    @staticmethod
-    def _who(username: str) -> str:
-        # Usernames are lower case in the store; a guess in capitals counts the same.
-        return username.strip().lower()[:200]
-
     def locked_out(self, username: str) -> int:
         """Seconds until `username` may try again; 0 when not locked out."""
-        with self._lock:
-            window = self._failures.get(self._who(username))
-            now = self.clock()
-            if window is None or not window.locked(now):
-                return 0
-            return window.retry_after(now)
+        return self._run(
+            stored.login_wait,
+            self.workflow,
+            username,
+            failures=self.lockout_failures,
+            window=self.window,
+        )
 
     def login_failed(self, username: str) -> None:
-        with self._lock:
-            key = self._who(username)
-            window = self._failures.setdefault(
-                key, FailureWindow(self.lockout_failures, self.lockout_window)
-            )
-            window.fail(self.clock())
+        self._run(stored.note_failed_login, self.workflow, username, window=self.window)
 
-    def login_succeeded(self, username: str, token: str) -> None:
-        with self._lock:
-            self._failures.pop(self._who(username), None)
-            self._last_seen[token_digest(token)] = self.clock()
+    def login_succeeded(self, username: str) -> None:
+        self._run(stored.clear_failed_logins, self.workflow, username)
 
     # -- idle sessions -------------------------------------------------------------------
 
     def touch(self, token: str) -> str:
-        """Mark the session used now: "ok", "unknown" (not issued here) or "idle" (ended)."""
-        digest = token_digest(token)
-        with self._lock:
-            now = self.clock()
-            seen = self._last_seen.get(digest)
-            if seen is None:
-                return "unknown"
-            if now - seen > self.idle_seconds:
-                del self._last_seen[digest]
-                return "idle"
-            self._last_seen[digest] = now
-            return "ok"
-
-    def forget(self, token: str) -> None:
-        with self._lock:
-            self._last_seen.pop(token_digest(token), None)
+        """Mark the session used now: "ok", "unknown" (no open session has this token) or
+        "idle" (it was unused too long, and is now ended)."""
+        return self._run(stored.session_activity, self.workflow, token, idle=self.idle)
 
     # -- CSRF ----------------------------------------------------------------------------
 
+    def _key(self) -> bytes:
+        # Made once for the whole service and never changed: read once per process.
+        with self._csrf_lock:
+            if self._csrf_key is None:
+                self._csrf_key = self._run(stored.csrf_key, self.workflow)
+            return self._csrf_key
+
     def csrf_for(self, binding: str) -> str:
         """The CSRF token of forms shown under `binding` (a session token or a pre-login nonce)."""
-        return hmac.new(self._csrf_key, binding.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(self._key(), binding.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def csrf_ok(self, binding: str, offered: str | None) -> bool:
         if not offered:

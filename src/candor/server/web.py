@@ -275,7 +275,6 @@ def logout_form(state: StateDep, who: CallerDep) -> Response:
     # Ended already or not: the cookie goes either way.
     with contextlib.suppress(*USER_ERRORS):
         state.call(logout, state.workflow, who.session_token)
-    state.guard.forget(who.session_token)
     state.drop_staged_of(who.session_token)
     response = see("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")

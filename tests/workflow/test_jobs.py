@@ -29,11 +29,13 @@ from candor.workflow.jobs import (
     job_view,
     job_views,
     queue_enrolment,
+    queue_evaluation,
     queue_reenrolment,
     queue_retention,
     resume_job,
 )
 from tests.agency import Agency, make_agency, new_user
+from tests.evaluation.test_evaluate_action import FAST, labelled_folder
 from tests.support import evaluation_provenance, people_with_photos, photos_of
 from tests.workflow.test_governed import FORM
 
@@ -272,3 +274,25 @@ def test_a_reenrolment_job_remakes_stale_templates_in_audited_batches(
     )
     actions = [action for action, *_ in action_entries(work, before)]
     assert actions == ["gallery.reenrolled", "gallery.reenrolled"]
+
+
+@pytest.mark.faces
+def test_an_evaluation_job_stores_the_report_card_as_its_auditor(
+    sqlite_agency: Agency, tmp_path: Path, faces_dir: Path
+) -> None:
+    agency = sqlite_agency
+    work = agency.workflow
+    auditor = agency.add_user(new_user("aud", "auditor"))
+    dataset = labelled_folder(faces_dir, tmp_path / "labelled")
+    before = len(entries(work))
+    queued = queue_evaluation(work, auditor, dataset, options=FAST, workers=1)
+    [ended] = JobRunner(work).run_until_empty()
+    assert (ended.id, ended.state, ended.done, ended.left) == (queued.id, "done", 1, 0)
+    assert ended.result is not None and isinstance(ended.result["report_card"], int)
+    [(action, actor, objects, details)] = action_entries(work, before)
+    assert (action, actor, objects) == (
+        "evaluation.run",
+        "aud",
+        {"report_card": ended.result["report_card"]},
+    )
+    assert isinstance(details, dict) and details["dataset"] == str(dataset.absolute())

@@ -17,6 +17,10 @@ sessions begun explicitly (writers) run at READ COMMITTED, take turns on the row
 change (row locks, and the statements' own locks), and are never refused for a stale
 snapshot; reading sessions (autobegin) run at REPEATABLE READ, so that, as on SQLite, a
 read sees one snapshot however many statements it takes (a verification, a report).
+As SQLite's busy timeout bounds a wait for the write lock, PostgreSQL's lock_timeout (set
+on every connection, the same milliseconds) bounds a wait for a row or advisory lock; a
+wait past it, a serialization failure and a deadlock the server broke are each a
+WorkspaceBusyError (try again), never a raw driver error.
 `engine_for` picks the engine by the URL.
 """
 
@@ -48,6 +52,13 @@ BUSY_TIMEOUT_MS = 10_000
 WRITES: Final = "candor_writes"
 _SQLITE_BUSY: Final = 5  # the primary result code; extended codes add 256 * n
 _SQLITE_BUSY_SNAPSHOT: Final = 517
+# PostgreSQL's SQLSTATEs for "another transaction is in the way; the same work may succeed
+# if tried again": lock_not_available (a wait past lock_timeout), serialization_failure
+# (a REPEATABLE READ transaction changing a row changed since its snapshot) and
+# deadlock_detected (the server rolled this transaction back to break a cycle).
+_PG_LOCK_NOT_AVAILABLE: Final = "55P03"
+_PG_SERIALIZATION_FAILURE: Final = "40001"
+_PG_DEADLOCK_DETECTED: Final = "40P01"
 # The one PostgreSQL driver Candor installs and tests (pyproject: psycopg[binary]).
 POSTGRES_DRIVER: Final = "postgresql+psycopg"
 # Connections each process keeps to a PostgreSQL server, and how many more it may open
@@ -137,11 +148,13 @@ def check_postgres_url(url: str) -> str:
     return parsed.set(drivername=POSTGRES_DRIVER).render_as_string(hide_password=False)
 
 
-def postgres_engine(url: str) -> Engine:
+def postgres_engine(url: str, *, lock_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """An engine on the PostgreSQL database at `url` (checked by check_postgres_url).
 
     pool_pre_ping: a pooled connection the server has closed (a restart, an idle
     timeout) is replaced rather than failing the next action.
+    lock_timeout_ms: how long a statement waits for a lock another transaction holds;
+        past it, the statement raises WorkspaceBusyError.
     """
     engine = create_engine(
         check_postgres_url(url),
@@ -151,13 +164,43 @@ def postgres_engine(url: str) -> Engine:
         # Reads see one snapshot; WorkspaceSession.begin lowers writers to READ COMMITTED.
         isolation_level="REPEATABLE READ",
     )
-    event.listen(engine, "handle_error", _on_postgres_error)
+    event.listen(engine, "connect", partial(_on_postgres_connect, lock_timeout_ms=lock_timeout_ms))
+    event.listen(
+        engine, "handle_error", partial(_on_postgres_error, lock_timeout_ms=lock_timeout_ms)
+    )
     return engine
 
 
-def _on_postgres_error(context: ExceptionContext) -> None:
-    # Only a failure to connect (server down, wrong socket, refused login) is turned into
-    # a workspace error; other errors carry the statement that failed.
+def _on_postgres_connect(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, *, lock_timeout_ms: int
+) -> None:
+    # Set for the connection's life (is_local false), so it costs one round trip per
+    # pooled connection, not one per transaction; committed so the pool keeps it.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout_ms)}ms",)
+        )
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
+
+
+def _on_postgres_error(context: ExceptionContext, *, lock_timeout_ms: int) -> None:
+    error = context.original_exception
+    state = getattr(error, "sqlstate", None)
+    if state == _PG_LOCK_NOT_AVAILABLE:
+        raise WorkspaceBusyError(
+            f"the workspace database stayed busy for {lock_timeout_ms / 1000:g} s: another "
+            "Candor process is writing; try again"
+        ) from error
+    if state in (_PG_SERIALIZATION_FAILURE, _PG_DEADLOCK_DETECTED):
+        raise WorkspaceBusyError(
+            "another Candor process changed the workspace database while this action "
+            "was writing it; try again"
+        ) from error
+    # Otherwise only a failure to connect (server down, wrong socket, refused login) is
+    # turned into a workspace error; other errors carry the statement that failed.
     if context.connection is not None or context.is_pre_ping:
         return
     first_line = str(context.original_exception).strip().splitlines()[:1]
@@ -172,10 +215,10 @@ def engine_for(
 ) -> Engine:
     """The workspace's engine: PostgreSQL when a database URL is given, else its SQLite file.
 
-    busy_timeout_ms applies to SQLite only (PostgreSQL writers wait on row locks).
+    busy_timeout_ms: SQLite's busy timeout, PostgreSQL's lock_timeout.
     """
     if url is not None:
-        return postgres_engine(url)
+        return postgres_engine(url, lock_timeout_ms=busy_timeout_ms)
     return sqlite_engine(sqlite_path, create=create, busy_timeout_ms=busy_timeout_ms)
 
 

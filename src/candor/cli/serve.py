@@ -80,10 +80,7 @@ def serve(
         fail(f"--workers must be at least 1, not {workers}", as_json=False)
     os.environ["CANDOR_HOME"] = str(home)
     os.environ["CANDOR_IDLE_MINUTES"] = str(idle_minutes)
-    if one_lock:
-        os.environ["CANDOR_ONE_LOCK"] = "1"
-    else:
-        os.environ.pop("CANDOR_ONE_LOCK", None)
+    os.environ["CANDOR_ONE_LOCK"] = "1" if one_lock else "0"
     _first_run_token()
     start_runner_process(home)  # background jobs: a runner beside the server, in its own process
     uvicorn.run(

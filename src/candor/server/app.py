@@ -44,8 +44,9 @@ ENROL_PATHS = ("/api/gallery/enrolments", "/gallery/enrol")
 IDLE_ENV = "CANDOR_IDLE_MINUTES"
 # "1" (`candor serve --one-lock`): every workflow call under one lock; "0": none.
 ONE_LOCK_ENV = "CANDOR_ONE_LOCK"
-# Until the workflow is safe for concurrent threads, one lock unless told otherwise.
-DEFAULT_ONE_LOCK = True
+# The workflow is safe for concurrent threads (workflow/context.py): no server-wide lock
+# unless asked for.
+DEFAULT_ONE_LOCK = False
 # Set by `candor serve`, which made the setup token itself before starting its workers.
 SETUP_DONE_ENV = "CANDOR_SETUP_TOKEN_MADE"
 

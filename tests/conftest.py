@@ -1,7 +1,15 @@
-"""Shared fixtures: where the labelled face photos are, and a clean cache per test run."""
+"""Shared fixtures: where the labelled face photos are, a clean cache per test run, and
+the database a test's workspaces live in.
+
+CANDOR_TEST_DATABASE=postgres (`make test` sets it for its second pass) makes every
+workspace a test creates without naming a database live in a new database of the test
+process's throw-away PostgreSQL cluster, so the same tests run on both databases. Tests of
+SQLite itself carry the `sqlite_only` mark (with the reason) and are skipped there.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +17,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from candor.store import Workspace
+from candor.store.workspace import DATABASE_URL_VARIABLE
 from tests.postgres import PostgresUnavailableError, ThrowawayCluster
 
 # CI runs the same examples every time (a failure there reproduces here) and never fails
@@ -18,6 +28,32 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+TEST_DATABASE_VARIABLE = "CANDOR_TEST_DATABASE"
+TEST_DATABASES = ("sqlite", "postgres")
+
+
+def test_database() -> str:
+    """The database the tests' workspaces use: "sqlite" (the default) or "postgres"."""
+    return os.environ.get(TEST_DATABASE_VARIABLE, "").strip() or "sqlite"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if test_database() not in TEST_DATABASES:
+        raise pytest.UsageError(
+            f"{TEST_DATABASE_VARIABLE}={test_database()!r}; use one of {', '.join(TEST_DATABASES)}"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, tests of SQLite itself are skipped, naming their reason."""
+    if test_database() != "postgres":
+        return
+    for item in items:
+        mark = item.get_closest_marker("sqlite_only")
+        if mark is not None:
+            reason = mark.kwargs.get("reason") or (mark.args[0] if mark.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
 
 
 def faces_root() -> Path:
@@ -58,6 +94,31 @@ def postgres_cluster() -> Iterator[ThrowawayCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def workspaces_on_test_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under CANDOR_TEST_DATABASE=postgres, each Workspace.create that names no database
+    (and finds no CANDOR_DATABASE_URL) gets a new, empty one: two workspaces of one test
+    never share tables, as two SQLite folders never do. Workspaces made by another process
+    (`candor init` run as a command) stay on SQLite."""
+    if test_database() != "postgres":
+        yield
+        return
+    cluster: ThrowawayCluster = request.getfixturevalue("postgres_cluster")
+    create = Workspace.create.__func__  # type: ignore[attr-defined]
+
+    @functools.wraps(create)
+    def create_on_postgres(
+        cls: type[Workspace], *args: object, database_url: str | None = None, **kwargs: object
+    ) -> Workspace:
+        if database_url is None and not os.environ.get(DATABASE_URL_VARIABLE, "").strip():
+            database_url = cluster.new_database()
+        return create(cls, *args, database_url=database_url, **kwargs)  # type: ignore[no-any-return]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Workspace, "create", classmethod(create_on_postgres))
+        yield
 
 
 @pytest.fixture

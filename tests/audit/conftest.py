@@ -3,7 +3,6 @@ made once and copied for each test that tampers with it."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from candor.store import Workspace
 from candor.workflow import Actor, Workflow
 from candor.workflow.audit_trail import record
 from tests.agency import make_agency, new_user
+from tests.support import copy_workspace
 
 EVERY = "5"
 
@@ -25,10 +25,6 @@ class Log:
     workflow: Workflow
     actors: dict[str, Actor]
     home: Path
-
-    @property
-    def database(self) -> Path:
-        return self.home / "candor.db"
 
     @property
     def key(self) -> Path:
@@ -74,6 +70,6 @@ def log(
     _schedule(monkeypatch)
     source, actors = template_log
     home = tmp_path / "ws"
-    shutil.copytree(source, home)
+    copy_workspace(source, home)
     with Workflow(Workspace.open(home)) as workflow:
         yield Log(workflow, actors, home)

@@ -149,8 +149,8 @@ def test_a_workspace_from_before_witnesses_gets_one_on_first_use(log: Log) -> No
 def test_no_witness_is_made_from_a_log_that_does_not_verify(log: Log) -> None:
     log.workflow.close()
     _old_release(log)
-    rewrite_and_relink(log.database, 3)
-    delete_checkpoints(log.database, 40)
+    rewrite_and_relink(log.home, 3)
+    delete_checkpoints(log.home, 40)
     with (
         Workflow(Workspace.open(log.home)) as workflow,
         pytest.raises(WorkflowError, match="none is made from a log that does not verify"),

@@ -74,8 +74,8 @@ def test_a_forged_log_fails_verification_and_is_neither_signed_nor_exported(
 ) -> None:
     http, auth, csrf = client
     log.workflow.workspace.close()
-    rewrite_and_relink(log.database, 3)
-    delete_checkpoints(log.database)
+    rewrite_and_relink(log.home, 3)
+    delete_checkpoints(log.home)
     answers = _answers(http, auth, csrf)
     assert answers["api verify"][0] == 200 and '"ok":false' in answers["api verify"][1]
     assert answers["page"][0] == 200

@@ -1,8 +1,8 @@
 """Issue 12, fault 2: the log never signs a tree that does not extend the last one it signed.
 
-The attacker of the issue held the database (sqlite3) but not the key folder: they
-rewrote an entry and re-linked the rest, or cut the last 30 entries, and deleted the
-checkpoint rows that would have given them away. Each test checks `audit verify`,
+The attacker of the issue held the database (sqlite3, or a PostgreSQL client) but not the
+key folder: they rewrote an entry and re-linked the rest, or cut the last 30 entries, and
+deleted the checkpoint rows that would have given them away. Each test checks `audit verify`,
 `audit export` (which signed a new checkpoint over the forgery), the automatic
 checkpoints, and the outside verifier on an export written by hand from the database.
 """
@@ -21,6 +21,7 @@ from candor.store import AuditCheckpoint
 from candor.workflow import WorkflowError
 from candor.workflow.audit_ops import checkpoint_now, export_log, verify_export_folder, verify_log
 from candor.workflow.audit_trail import make_checkpoint, record
+from tests.support import raw_sql
 
 from .conftest import Log
 from .tamper import cut_log, delete_checkpoints, export_by_hand, rewrite_and_relink
@@ -43,7 +44,7 @@ def refused_everywhere(log: Log, tmp_path: Path) -> None:
     # The automatic checkpoint (due every 5 entries) refuses too, and its action with it.
     with pytest.raises(WorkflowError, match="nothing more is signed"):
         log.add_entries(6)
-    by_hand = export_by_hand(log.database, log.key, tmp_path / "by-hand")
+    by_hand = export_by_hand(log.home, log.key, tmp_path / "by-hand")
     assert outside_verifier([str(by_hand)]) == 1
     assert not verify_export_folder(by_hand).ok
 
@@ -52,8 +53,8 @@ def test_a_rewritten_entry_relinked_with_every_checkpoint_deleted_is_refused(
     log: Log, tmp_path: Path
 ) -> None:
     log.workflow.workspace.close()
-    rewrite_and_relink(log.database, 3)
-    assert delete_checkpoints(log.database) > 10
+    rewrite_and_relink(log.home, 3)
+    assert delete_checkpoints(log.home) > 10
     report = verify_log(log.workflow, log["ada"])
     assert "witness" in (report.problem or "")
     refused_everywhere(log, tmp_path)
@@ -65,7 +66,7 @@ def test_the_last_30_entries_cut_with_their_checkpoints_are_refused(
     with log.workflow.workspace.session() as session:
         signed = max(session.scalars(select(AuditCheckpoint.tree_size)))
     log.workflow.workspace.close()
-    left = cut_log(log.database, 30)
+    left = cut_log(log.home, 30)
     assert left < signed
     report = verify_log(log.workflow, log["ada"])
     assert report.first_bad_seq == left + 1
@@ -75,7 +76,7 @@ def test_the_last_30_entries_cut_with_their_checkpoints_are_refused(
 
 def test_checkpoint_rows_deleted_alone_fail_verification(log: Log) -> None:
     log.workflow.workspace.close()
-    delete_checkpoints(log.database)
+    delete_checkpoints(log.home)
     report = verify_log(log.workflow, log["ada"])
     assert not report.ok
     assert f"no checkpoint of size {witness_size(log)}" in (report.problem or "")
@@ -83,13 +84,11 @@ def test_checkpoint_rows_deleted_alone_fail_verification(log: Log) -> None:
 
 def test_an_old_checkpoint_row_deleted_is_noticed(log: Log) -> None:
     log.workflow.workspace.close()
-    import sqlite3
-
-    with sqlite3.connect(log.database) as connection:
-        connection.execute(
-            "DELETE FROM audit_checkpoints WHERE tree_size = "
-            "(SELECT tree_size FROM audit_checkpoints ORDER BY tree_size LIMIT 1 OFFSET 2)"
-        )
+    raw_sql(
+        log.home,
+        "DELETE FROM audit_checkpoints WHERE tree_size = "
+        "(SELECT tree_size FROM audit_checkpoints ORDER BY tree_size LIMIT 1 OFFSET 2)",
+    )
     report = verify_log(log.workflow, log["ada"])
     assert not report.ok and "checkpoints were removed" in (report.problem or "")
     with pytest.raises(WorkflowError, match="checkpoint rows were removed"):
@@ -101,22 +100,18 @@ def test_a_log_that_already_fails_is_not_exported_nor_signed_again(
 ) -> None:
     # An entry edited in place (no re-linking): the chain breaks, checkpoints stay.
     log.workflow.workspace.close()
-    import sqlite3
-
-    with sqlite3.connect(log.database) as connection:
-        body = connection.execute("SELECT body FROM audit_entries WHERE seq = 4").fetchone()[0]
-        connection.execute(
-            "UPDATE audit_entries SET body = ? WHERE seq = 4",
-            (bytes(body).replace(b'"admin', b'"admix', 1),),
-        )
-        before = connection.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0]
+    ((body,),) = raw_sql(log.home, "SELECT body FROM audit_entries WHERE seq = 4")[1]
+    raw_sql(
+        log.home,
+        "UPDATE audit_entries SET body = ? WHERE seq = 4",
+        bytes(body).replace(b'"admin', b'"admix', 1),  # type: ignore[call-overload]
+    )
+    before = raw_sql(log.home, "SELECT count(*) FROM audit_checkpoints")[1]
     with pytest.raises(WorkflowError, match="does not verify"):
         export_log(log.workflow, log["ada"], tmp_path / "export")
     with pytest.raises(WorkflowError, match="does not verify"):
         checkpoint_now(log.workflow, log["ada"])
-    with sqlite3.connect(log.database) as connection:
-        after = connection.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0]
-    assert after == before
+    assert raw_sql(log.home, "SELECT count(*) FROM audit_checkpoints")[1] == before
 
 
 def test_the_witness_follows_every_signed_checkpoint_and_goes_in_every_export(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.reports.scenario import Scenario, build
+from tests.support import copy_workspace
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +23,4 @@ def copy(scenario: Scenario, tmp_path: Path) -> Path:
     """A copy of the scenario's workspace as it was before the purge, to tamper with."""
     assert scenario.before_purge_copy is not None
     target = tmp_path / "ws"
-    shutil.copytree(scenario.before_purge_copy, target)
-    return target
+    return copy_workspace(scenario.before_purge_copy, target)

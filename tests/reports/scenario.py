@@ -8,7 +8,6 @@ script, not computed by any report code.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from candor.workflow import (
 )
 from candor.workflow.audit_ops import checkpoint_now, verifier_key
 from tests.agency import Agency, make_agency, new_user, policy_file
-from tests.support import people_with_photos, photos_of
+from tests.support import copy_workspace, people_with_photos, photos_of
 
 HOME = "Example Regional Investigation Unit"
 SHERIFF = "Neighbouring County Sheriff"
@@ -170,7 +169,7 @@ def build(root: Path, faces_dir: Path) -> Scenario:
     # A copy before anything is purged, for the tampering tests.
     workflow.workspace.engine.dispose()
     scenario.before_purge_copy = root / "copy"
-    shutil.copytree(workflow.workspace.home, scenario.before_purge_copy)
+    copy_workspace(workflow.workspace.home, scenario.before_purge_copy)
 
     # Expunge one person; retention purges every probe and search record (1 day each).
     clock.set(2027, 1, 25, 9)

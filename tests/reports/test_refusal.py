@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,14 @@ from candor.store import AuditEntry, Workspace
 from candor.workflow import PermissionDeniedError
 from candor.workflow.reporting import ReportRefusedError, ReportSource, generate_report
 from tests.reports.scenario import PERIOD, Scenario
+from tests.support import raw_sql
 
 pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("reports")]
 
 
 def tamper(home: Path, sql: str, *args: object) -> None:
-    with sqlite3.connect(home / "candor.db") as connection:
-        changed = connection.execute(sql, args).rowcount
-        assert changed >= 1, "the tampering changed nothing"
+    changed, _ = raw_sql(home, sql, *args)
+    assert changed >= 1, "the tampering changed nothing"
 
 
 def report(home: Path, key: str) -> UsageReport:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from candor.server.app import create_app
@@ -13,6 +14,9 @@ from candor.workflow import Workflow
 from tests.agency import PASSWORD, Agency
 from tests.server.support import CASE
 from tests.store.test_write_lock import write_lock_held
+
+pytestmark = pytest.mark.sqlite_only(reason="SQLite's write lock held by another process")
+
 
 BUSY = "the workspace database stayed busy for 0.2 s: another Candor process is writing; try again"
 

@@ -37,6 +37,7 @@ def test_models_match_migrations(workspace: Workspace) -> None:
         ("synchronous", 2),
     ],
 )
+@pytest.mark.sqlite_only(reason="SQLite's pragmas on each connection")
 def test_pragmas_on_every_connection(workspace: Workspace, pragma: str, expected: object) -> None:
     connections = [workspace.engine.connect() for _ in range(3)]
     try:

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from candor.store import (
@@ -28,7 +28,7 @@ from candor.store import (
     Verdict,
     Workspace,
 )
-from candor.store.database import _alembic_config, current_revision, head_revision, sqlite_engine
+from candor.store.database import _alembic_config, current_revision, engine_for, head_revision
 from tests.store.support import enrol_image, image_bytes, make_subject
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -129,7 +129,7 @@ def test_a_0001_database_is_refused_without_upgrade(tmp_path: Path) -> None:
     workspace.close()
     with pytest.raises(SchemaVersionError, match=f"older than {head_revision()}"):
         Workspace.open(workspace.home)
-    engine = sqlite_engine(workspace.database_path, create=False)
+    engine = engine_for(workspace.database_url, workspace.database_path, create=False)
     try:
         assert current_revision(engine) == "0001_initial"
     finally:
@@ -155,7 +155,8 @@ def test_user_constraints(workspace: Workspace, column: str, value: object) -> N
     with workspace.session() as session:
         with session.begin():
             user = add_user(session)
-        with pytest.raises(IntegrityError), session.begin():
+        # PostgreSQL refuses an over-long VARCHAR itself (DataError) before the check runs.
+        with pytest.raises((IntegrityError, DataError)), session.begin():
             session.execute(
                 text(f"UPDATE users SET {column} = :value WHERE id = :id"),
                 {"value": value, "id": user.id},

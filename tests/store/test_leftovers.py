@@ -161,6 +161,7 @@ def test_a_write_into_a_folder_removed_meanwhile_makes_it_again(
     assert removed
 
 
+@pytest.mark.sqlite_only(reason="a sqlite3 reader holding the write-ahead log")
 def test_a_scrub_a_reader_blocked_is_recorded_and_finished_at_the_next_start(
     tmp_path: Path,
 ) -> None:

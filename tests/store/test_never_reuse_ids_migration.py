@@ -28,6 +28,9 @@ from candor.store import (
 from candor.store.database import _alembic_config, current_revision, head_revision
 from tests.store.support import FakeModel, enrol_image, image_bytes, make_subject, vector
 
+pytestmark = pytest.mark.sqlite_only(reason="migration 0006 rebuilds SQLite tables (sqlite_master)")
+
+
 BEFORE = "0005_repeat_search_index"
 MODEL = FakeModel()
 GALLERY = ("subjects", "gallery_images", "face_templates")

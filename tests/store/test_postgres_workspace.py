@@ -154,6 +154,7 @@ def test_a_variable_naming_another_database_is_refused_on_open(
         Workspace.open(home)
 
 
+@pytest.mark.sqlite_only(reason="a SQLite workspace refusing a PostgreSQL URL")
 def test_a_variable_on_a_sqlite_workspace_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

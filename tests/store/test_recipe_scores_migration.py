@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -13,6 +14,7 @@ from candor.store import Base, Workspace
 from candor.store.database import _alembic_config, current_revision, head_revision
 
 
+@pytest.mark.sqlite_only(reason="SQL of SQLite (integer booleans, PRAGMA table_info)")
 def test_calibrations_from_before_recipes_become_cosine_calibrations(tmp_path: Path) -> None:
     workspace = Workspace.create(tmp_path / "ws")
     with workspace.engine.begin() as connection:

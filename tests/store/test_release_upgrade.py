@@ -20,6 +20,9 @@ from candor.cli.app import app
 from candor.store.database import head_revision
 from candor.workflow.demo_photos import demo_variants, save_photos
 
+pytestmark = pytest.mark.sqlite_only(reason="the release fixture is a SQLite workspace")
+
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "workspace-95e4ed1.tar.gz"
 PROVENANCE = [
     "--source", "demo",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -42,6 +43,7 @@ def test_upgrade_from_0004_adds_the_index_and_matches_the_models(tmp_path: Path)
         reopened.close()
 
 
+@pytest.mark.sqlite_only(reason="SQLite's EXPLAIN QUERY PLAN")
 def test_the_repeat_check_query_uses_the_index(tmp_path: Path) -> None:
     workspace = Workspace.create(tmp_path / "ws")
     try:

@@ -18,6 +18,9 @@ from candor.store import (
 )
 from tests.store.support import FakeModel, enrol_image, image_bytes, make_subject, vector
 
+pytestmark = pytest.mark.sqlite_only(reason="secure_delete and the SQLite file's write-ahead log")
+
+
 MODEL = FakeModel(dimension=128)
 SECRET_REF = "BOOKING-7F3A9C-EXPUNGE-ME"
 

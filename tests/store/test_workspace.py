@@ -23,6 +23,7 @@ from candor.store import (
 from candor.store import workspace as workspace_module
 
 
+@pytest.mark.sqlite_only(reason="the candor.db file and its mode")
 def test_create_in_missing_folder_writes_marker_database_and_vault(tmp_path: Path) -> None:
     home = tmp_path / "a" / "ws"
     with Workspace.create(home, purpose="evaluation", timezone="Europe/Berlin") as ws:
@@ -126,6 +127,7 @@ def test_open_refuses_non_workspace_and_creates_nothing(tmp_path: Path, kind: st
     assert sorted(tmp_path.rglob("*")) == before
 
 
+@pytest.mark.sqlite_only(reason="a SQLite file removed from the folder")
 def test_open_refuses_workspace_without_database(workspace: Workspace) -> None:
     workspace.close()
     for name in ("candor.db", "candor.db-wal", "candor.db-shm"):
@@ -165,6 +167,7 @@ def test_open_refuses_marker_whose_purpose_was_edited(tmp_path: Path) -> None:
         Workspace.open(tmp_path)
 
 
+@pytest.mark.sqlite_only(reason="a SQLite file moved between folders")
 def test_open_refuses_database_of_another_workspace(tmp_path: Path) -> None:
     Workspace.create(tmp_path / "one").close()
     Workspace.create(tmp_path / "two").close()

@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 from candor.store import Subject, Workspace, WorkspaceBusyError
 from tests.store.support import make_subject
 
+pytestmark = pytest.mark.sqlite_only(reason="SQLite's write lock")
+
 
 @contextmanager
 def write_lock_held(database: Path) -> Iterator[None]:

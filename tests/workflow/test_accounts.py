@@ -48,6 +48,7 @@ from candor.workflow.accounts import (
     update_certificate,
 )
 from candor.workflow.workspaces import create_workspace
+from tests.support import database_holds
 
 PASSWORDS = {
     "alice": "alice-correct-horse-1",
@@ -183,7 +184,7 @@ def test_login_stores_only_the_token_hash_and_is_audited(
         stored = session.scalars(select(AuthSession.token_sha256)).all()
     assert accounts_module.token_sha256(result.token) in stored
     assert result.token not in stored
-    assert result.token.encode() not in workflow.workspace.database_path.read_bytes()
+    assert not database_holds(workflow.workspace, result.token.encode())
     entry = last_entry(workflow, "auth.login")
     assert entry["actor"] == "alice"
     assert set(entry["objects"]) == {"user", "session"}
@@ -436,7 +437,9 @@ def test_a_session_of_a_user_disabled_behind_its_back_is_refused(
     add_user(workflow, admins, "carol", "analyst")
     token = login(workflow, "carol", PASSWORDS["carol"]).token
     with workflow.workspace.session() as session, session.begin():
-        session.execute(text("UPDATE users SET disabled = 1 WHERE username = 'carol'"))
+        session.execute(
+            text("UPDATE users SET disabled = :yes WHERE username = 'carol'"), {"yes": True}
+        )
     with pytest.raises(NotAuthenticatedError, match="carol is disabled"):
         authenticate(workflow, token)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from candor.audit import ProofError, verify_inclusion
 from candor.workflow import PermissionDeniedError
@@ -52,13 +52,11 @@ def test_a_rewrite_before_a_held_checkpoint_is_detected(agency: Agency, tmp_path
     held_note.write_text(held.note)
     # Whoever holds the database rewrites entry 3 and every later link and checkpoint
     # would still be caught against the held note; here they change it in place.
-    database = agency.workflow.workspace.database_path
-    agency.workflow.workspace.close()
-    with sqlite3.connect(database) as connection:
-        body = connection.execute("SELECT body FROM audit_entries WHERE seq = 3").fetchone()[0]
+    with agency.workflow.workspace.engine.begin() as connection:
+        body = connection.execute(text("SELECT body FROM audit_entries WHERE seq = 3")).scalar_one()
         connection.execute(
-            "UPDATE audit_entries SET body = ? WHERE seq = 3",
-            (bytes(body).replace(b'"admin', b'"admix', 1),),
+            text("UPDATE audit_entries SET body = :body WHERE seq = 3"),
+            {"body": bytes(body).replace(b'"admin', b'"admix', 1)},
         )
     report = verify_log(agency.workflow, agency["ada"], [held_note])
     assert not report.ok

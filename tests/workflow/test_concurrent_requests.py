@@ -38,7 +38,7 @@ FORM = RequestForm(
     requesting_unit="Robbery",
     probe_kind="still_photo",
 )
-ROUNDS = 3  # enrol-then-expunge rounds, and searches per search thread
+ROUNDS = 2  # enrol-then-expunge rounds, and searches per search thread
 
 
 @pytest.fixture

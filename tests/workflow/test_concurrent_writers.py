@@ -98,6 +98,7 @@ def others_may_write(database: Path) -> None:
         other.close()
 
 
+@pytest.mark.sqlite_only(reason="SQLite's write lock (BEGIN IMMEDIATE)")
 def test_a_verify_compares_its_photos_while_others_may_write(
     agency: Agency, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,6 +119,7 @@ def test_a_verify_compares_its_photos_while_others_may_write(
     assert outcome.verification is not None
 
 
+@pytest.mark.sqlite_only(reason="SQLite's write lock (BEGIN IMMEDIATE)")
 def test_audit_verification_reads_while_others_may_write(
     agency: Agency, monkeypatch: pytest.MonkeyPatch
 ) -> None:

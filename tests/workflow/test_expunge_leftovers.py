@@ -35,7 +35,11 @@ from tests.agency import PASSWORD, Agency, make_agency
 from tests.support import evaluation_provenance, files_containing, people_with_photos, photos_of
 from tests.workflow.test_governed import FORM
 
-pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("workflow")]
+pytestmark = [
+    pytest.mark.faces,
+    pytest.mark.xdist_group("workflow"),
+    pytest.mark.sqlite_only(reason="the bytes of candor.db and its WAL"),
+]
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@
 Issue 12, fault 9: a role inserted straight into `user_roles`, or a candidate row
 re-pointed to another person, left every entry and checkpoint intact, so verification
 said OK. One small agency is built once (enrolment, a search, two verdicts, a release);
-each test tampers with a copy of it through sqlite3, as an insider with the database
-file would.
+each test tampers with a copy of it as an insider with the database would (sqlite3 on
+the file, or a PostgreSQL client).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,13 @@ from candor.workflow import (
 from candor.workflow.accounts import login
 from candor.workflow.audit_ops import export_log, verify_log
 from tests.agency import PASSWORD, make_agency, new_user
-from tests.support import evaluation_provenance, people_with_photos, photos_of
+from tests.support import (
+    copy_workspace,
+    evaluation_provenance,
+    people_with_photos,
+    photos_of,
+    raw_sql,
+)
 
 if TYPE_CHECKING:
     from candor.workflow.reconciliation import Difference, StoreReconciliation
@@ -69,17 +73,13 @@ class Copy:
     built: Built
 
     def sql(self, statement: str, *args: object) -> None:
-        with sqlite3.connect(self.home / "candor.db") as connection:
-            changed = connection.execute(statement, args).rowcount
-        connection.close()
+        changed, _ = raw_sql(self.home, statement, *args)
         assert changed >= 1, "the tampering changed nothing"
 
     def one(self, query: str, *args: object) -> tuple[object, ...]:
-        with sqlite3.connect(self.home / "candor.db") as connection:
-            row = connection.execute(query, args).fetchone()
-        connection.close()
-        assert row is not None, query
-        return tuple(row)
+        _, rows = raw_sql(self.home, query, *args)
+        assert rows, query
+        return rows[0]
 
     def user_id(self, username: str) -> int:
         return int(str(self.one("SELECT id FROM users WHERE username = ?", username)[0]))
@@ -107,7 +107,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Iterator
     release_lead(workflow, agency["eve"], search_id, 1, "two examiners agree")
     workflow.workspace.engine.dispose()
     home = root / "pristine"
-    shutil.copytree(workflow.workspace.home, home)
+    copy_workspace(workflow.workspace.home, home)
     yield Built(home, dict(agency.actors), search_id)
     workflow.close()
 
@@ -115,8 +115,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Iterator
 @pytest.fixture
 def copy(built: Built, tmp_path: Path) -> Copy:
     target = tmp_path / "ws"
-    shutil.copytree(built.home, target)
-    return Copy(target, built)
+    return Copy(copy_workspace(built.home, target), built)
 
 
 def store_of(report: VerificationReport) -> StoreReconciliation:

@@ -25,7 +25,6 @@ STILL_HOLDING_SQL = {
     "workflow/governed.py",
     "workflow/probe_check.py",
     "workflow/reenrol.py",
-    "workflow/retention.py",
 }
 
 STATEMENT_BUILDERS = {"select", "insert", "update", "delete", "text", "func", "exists", "union"}

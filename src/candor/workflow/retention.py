@@ -12,15 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.orm import Session
-
 from candor.policy import retention_due
-from candor.store import FaceTemplate, GalleryImage, SearchRequest, Subject
+from candor.store import SearchRequest
+from candor.store import requests as repository
+from candor.store.retention import purge_gallery_images
 from candor.workflow.accounts import Actor
-from candor.workflow.audit_trail import record
+from candor.workflow.actions import Action, act
 from candor.workflow.context import Workflow
-from candor.workflow.permissions import require_permission
+
+PERMISSION = "retention.run"
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,23 @@ def run_retention(
     workflow: Workflow, actor: Actor, *, now: datetime | None = None
 ) -> RetentionReport:
     """Purge everything due at `now` (default: the workflow's clock) under the active policy."""
-    policy = require_permission(workflow, actor, "retention.run")
     moment = (now or workflow.now()).astimezone(workflow.workspace.zone)
-    cutoffs = retention_due(policy, moment)
-    probes = _purge_probes(workflow, actor, cutoffs.probes_before)
-    records = _purge_search_records(workflow, actor, cutoffs.search_records_before)
+    # The periods are the policy's in force when the run starts, for all three purges.
+    with act(workflow, actor, PERMISSION) as action:
+        policy = action.policy
+        cutoffs = retention_due(policy, moment)
+        probes, erased = _purge_probes(action, cutoffs.probes_before)
+    _erase_probes(workflow, erased)
+    with act(workflow, actor, PERMISSION) as action:
+        records, erased = _purge_search_records(action, cutoffs.search_records_before)
+    _erase_probes(workflow, erased)
     images, subjects = _purge_gallery(
         workflow, actor, moment.date(), cutoffs.gallery_collected_before
     )
     workspace = workflow.workspace
     # Always recorded, even when nothing was due: an auditor sees that retention ran.
-    with workspace.session() as session, session.begin():
-        record(
-            session,
-            workflow,
-            actor.username,
+    with act(workflow, actor, PERMISSION) as action:
+        action.record(
             "retention.run",
             {},
             {
@@ -66,37 +68,29 @@ def run_retention(
     return RetentionReport(probes, records, images, subjects)
 
 
-def _purge_probes(workflow: Workflow, actor: Actor, before: datetime) -> tuple[int, ...]:
-    workspace = workflow.workspace
-    with workspace.session() as session, session.begin():
-        due = session.scalars(
-            select(SearchRequest).where(
-                SearchRequest.created_at < before, SearchRequest.probe_purged_at.is_(None)
-            )
-        ).all()
-        if not due:
-            return ()
-        hashes = {h for row in due for h in _probe_hashes(row)}
-        now = workflow.now()
-        for row in due:
-            row.probe_template = None
-            row.probe_purged_at = now
-        session.flush()
-        # A probe file shared with a request still inside its period stays until that one goes.
-        kept = _hashes_still_held(session)
-        erased = sorted(hashes - kept)
-        ids = tuple(row.id for row in due)
-        record(
-            session,
-            workflow,
-            actor.username,
-            "retention.probes_purged",
-            {},
-            {"searches": list(ids), "probe_sha256": erased, "before": before.isoformat()},
-        )
-    for sha256 in erased:
-        workspace.vault.erase_probe(sha256)
-    return ids
+def _erase_probes(workflow: Workflow, hashes: list[str]) -> None:
+    # After the commit: a rolled-back purge leaves every file its rows still name.
+    for sha256 in hashes:
+        workflow.workspace.vault.erase_probe(sha256)
+
+
+def _purge_probes(action: Action, before: datetime) -> tuple[tuple[int, ...], list[str]]:
+    """Purge the probes of requests made before `before`: their ids, and the probe files
+    no request holds any more (to erase once this commits)."""
+    due = repository.requests_made_before(action.session, before, probe_held=True)
+    if not due:
+        return (), []
+    hashes = {h for row in due for h in _probe_hashes(row)}
+    repository.purge_request_probes(action.session, due, action.workflow.now())
+    # A probe file shared with a request still inside its period stays until that one goes.
+    erased = sorted(hashes - _hashes_still_held(action))
+    ids = tuple(row.id for row in due)
+    action.record(
+        "retention.probes_purged",
+        {},
+        {"searches": list(ids), "probe_sha256": erased, "before": before.isoformat()},
+    )
+    return ids, erased
 
 
 def _probe_hashes(row: SearchRequest) -> list[str]:
@@ -104,83 +98,47 @@ def _probe_hashes(row: SearchRequest) -> list[str]:
     return [h for h in hashes if h is not None and h != "0" * 64]
 
 
-def _hashes_still_held(session: Session) -> set[str]:
-    rows = session.scalars(select(SearchRequest).where(SearchRequest.probe_purged_at.is_(None)))
+def _hashes_still_held(action: Action) -> set[str]:
+    rows = repository.requests_holding_probes(action.session)
     return {h for row in rows for h in _probe_hashes(row)}
 
 
-def _purge_search_records(workflow: Workflow, actor: Actor, before: datetime) -> tuple[int, ...]:
-    workspace = workflow.workspace
-    with workspace.session() as session, session.begin():
-        due = session.scalars(select(SearchRequest).where(SearchRequest.created_at < before)).all()
-        if not due:
-            return ()
-        ids = tuple(row.id for row in due)
-        hashes = {h for row in due for h in _probe_hashes(row) if row.probe_purged_at is None}
-        # Later requests may name a purged one as their earlier search: keep them, unlinked.
-        session.execute(
-            update(SearchRequest)
-            .where(SearchRequest.earlier_search_id.in_(ids))
-            .values(earlier_search_id=None)
-        )
-        for row in due:
-            session.delete(row)
-        session.flush()
-        erased = sorted(hashes - _hashes_still_held(session))
-        record(
-            session,
-            workflow,
-            actor.username,
-            "retention.search_records_purged",
-            {},
-            {"searches": list(ids), "before": before.isoformat()},
-        )
-    for sha256 in erased:
-        workspace.vault.erase_probe(sha256)
-    return ids
+def _purge_search_records(action: Action, before: datetime) -> tuple[tuple[int, ...], list[str]]:
+    """Delete the requests made before `before`: their ids, and the probe files no
+    request holds any more (to erase once this commits)."""
+    due = repository.requests_made_before(action.session, before)
+    if not due:
+        return (), []
+    ids = tuple(row.id for row in due)
+    hashes = {h for row in due for h in _probe_hashes(row) if row.probe_purged_at is None}
+    repository.delete_requests(action.session, due)
+    erased = sorted(hashes - _hashes_still_held(action))
+    action.record(
+        "retention.search_records_purged",
+        {},
+        {"searches": list(ids), "before": before.isoformat()},
+    )
+    return ids, erased
 
 
 def _purge_gallery(
     workflow: Workflow, actor: Actor, today: date, collected_before: date | None
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    workspace = workflow.workspace
-    with workspace.session() as session, session.begin():
-        condition = GalleryImage.retain_until < today
-        if collected_before is not None:
-            condition = or_(condition, GalleryImage.collected_on < collected_before)
-        due = session.execute(
-            select(GalleryImage.id, GalleryImage.sha256, GalleryImage.subject_id).where(condition)
-        ).all()
-        if not due:
+    with act(workflow, actor, PERMISSION) as action:
+        purged = purge_gallery_images(action.session, today, collected_before)
+        if purged is None:
             return (), ()
-        image_ids = [image_id for image_id, _, _ in due]
-        template_ids = list(
-            session.scalars(select(FaceTemplate.id).where(FaceTemplate.image_id.in_(image_ids)))
-        )
-        session.execute(delete(FaceTemplate).where(FaceTemplate.image_id.in_(image_ids)))
-        session.execute(delete(GalleryImage).where(GalleryImage.id.in_(image_ids)))
-        touched = {subject_id for _, _, subject_id in due}
-        still_held = set(
-            session.scalars(
-                select(GalleryImage.subject_id).where(GalleryImage.subject_id.in_(touched))
-            )
-        )
-        emptied = sorted(touched - still_held)
-        session.execute(delete(Subject).where(Subject.id.in_(emptied)))
-        record(
-            session,
-            workflow,
-            actor.username,
+        action.record(
             "retention.gallery_purged",
             {},
             {
-                "images": image_ids,
-                "image_sha256": [sha256 for _, sha256, _ in due],
-                "templates": template_ids,
-                "subjects_removed": emptied,
+                "images": purged.images,
+                "image_sha256": purged.image_sha256,
+                "templates": purged.templates,
+                "subjects_removed": purged.subjects_removed,
             },
         )
-    for _, sha256, _ in due:
-        workspace.vault.erase_image(sha256)
-    workflow.forget_templates(template_ids)
-    return tuple(image_ids), tuple(emptied)
+    for sha256 in purged.image_sha256:
+        workflow.workspace.vault.erase_image(sha256)
+    workflow.forget_templates(purged.templates)
+    return tuple(purged.images), tuple(purged.subjects_removed)

@@ -134,6 +134,7 @@ def main() -> int:
     parser.add_argument(
         "--pg-fast", action="store_true", help="PostgreSQL without fsync, as in the tests"
     )
+    parser.add_argument("--name", default="governed_overhead", help="results file name")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--profile", action="store_true", help="print where the time goes")
     args = parser.parse_args()
@@ -155,7 +156,7 @@ def main() -> int:
         result["target_met"] = ratio <= 2.0
     print(json.dumps(result, indent=2))
     if not args.no_write:
-        write_results("governed_overhead", result)
+        write_results(args.name, result)
     return 0
 
 

@@ -311,7 +311,9 @@ class Node:
         raise RuntimeError(f"the server did not answer within {limit:.0f} s")
 
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-1500:]
+        """The server's last messages other than its access log (a worker killed, a trace)."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(line for line in lines if '" 200 OK' not in line)[-3000:]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -403,13 +405,16 @@ class Stats:
 
 
 async def logged_in(client: httpx.AsyncClient, name: str, stats: Stats) -> bool:
-    body = await stats.call(
-        client, "login", "POST", "/api/login", json={"username": name, "password": PASSWORD}
-    )
-    if body is None:
-        return False
-    client.headers["Authorization"] = f"Bearer {body['token']}"
-    return True
+    """Log in; a refusal (e.g. 503, the database busy) is counted as an error and tried
+    again, as a person would, so that one busy moment does not silence a client."""
+    credentials = {"username": name, "password": PASSWORD}
+    for _ in range(3):
+        body = await stats.call(client, "login", "POST", "/api/login", json=credentials)
+        if body is not None:
+            client.headers["Authorization"] = f"Bearer {body['token']}"
+            return True
+        await asyncio.sleep(1.0)
+    return False
 
 
 def new_client(base: str) -> httpx.AsyncClient:

@@ -24,6 +24,9 @@ from candor.workflow import USER_ERRORS, open_workflow
 from candor.workflow.server_state import new_setup_token, setup_token_notice
 
 APP_FACTORY = "candor.server.app:create_app_from_env"
+# Uvicorn restarts a worker that misses its health check (5 s by default). A worker busy
+# loading the face engine on a loaded machine misses it, and is then restarted forever.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def _first_run_token() -> None:
@@ -93,6 +96,7 @@ def serve(
         ssl_keyfile=str(keyfile) if keyfile else None,
         server_header=False,
         log_level="info",
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 

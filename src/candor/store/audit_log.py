@@ -49,14 +49,22 @@ _CHECKPOINTS = AuditCheckpoint.__table__.c
 _LOCK_HEAD = select(
     func.pg_advisory_xact_lock(GALLERY_CHANGES_LOCK), func.pg_advisory_xact_lock(AUDIT_LOG_LOCK)
 )
-_NEWEST_ENTRY = select(_ENTRIES.seq, _ENTRIES.leaf_hash).order_by(_ENTRIES.seq.desc()).limit(1)
-_INSERT_ENTRY = insert(AuditEntry)  # run on the connection: Core semantics
 _LOG_SIZE = select(func.max(_ENTRIES.seq))
 _LATEST_CHECKPOINT = (
     select(_CHECKPOINTS.tree_size, _CHECKPOINTS.created_at)
     .order_by(_CHECKPOINTS.tree_size.desc())
     .limit(1)
 )
+_NEWEST_ENTRY = select(_ENTRIES.seq, _ENTRIES.leaf_hash).order_by(_ENTRIES.seq.desc()).limit(1)
+# The head and the newest checkpoint in one statement (one round trip while the head is
+# held, which every other writer waits on): four index lookups as scalar subqueries.
+_HEAD = select(
+    _NEWEST_ENTRY.with_only_columns(_ENTRIES.seq).scalar_subquery(),
+    _NEWEST_ENTRY.with_only_columns(_ENTRIES.leaf_hash).scalar_subquery(),
+    _LATEST_CHECKPOINT.with_only_columns(_CHECKPOINTS.tree_size).scalar_subquery(),
+    _LATEST_CHECKPOINT.with_only_columns(_CHECKPOINTS.created_at).scalar_subquery(),
+)
+_INSERT_ENTRY = insert(AuditEntry)  # run on the connection: Core semantics
 
 
 class UnlockedAppendError(StoreError):
@@ -70,6 +78,13 @@ class EntryRow(NamedTuple):
     seq: int
     body: bytes
     leaf_hash: str
+
+
+class LogHead(NamedTuple):
+    """The log's last entry (None when empty) and newest checkpoint (None when none)."""
+
+    entry: tuple[int, str] | None
+    checkpoint: tuple[int, datetime] | None
 
 
 class CheckpointRow(NamedTuple):
@@ -95,6 +110,16 @@ def lock_log_head(session: Session) -> None:
         )
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK_HEAD)
+
+
+def log_head(session: Session) -> LogHead:
+    """(seq, leaf hash) of the last entry and (tree size, time) of the newest checkpoint,
+    read in one statement (the caller holds the head: `lock_log_head`)."""
+    seq, leaf, size, made_at = session.connection().execute(_HEAD).one()
+    return LogHead(
+        None if seq is None else (int(seq), str(leaf)),
+        None if size is None else (int(size), made_at),
+    )
 
 
 def newest_entry(session: Session) -> tuple[int, str] | None:
@@ -205,6 +230,7 @@ __all__ = [
     "GALLERY_CHANGES_LOCK",
     "CheckpointRow",
     "EntryRow",
+    "LogHead",
     "UnlockedAppendError",
     "add_checkpoint",
     "append_entry",
@@ -219,6 +245,7 @@ __all__ = [
     "latest_checkpoint",
     "latest_checkpoint_note",
     "lock_log_head",
+    "log_head",
     "log_size",
     "newest_entry",
 ]

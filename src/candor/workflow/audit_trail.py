@@ -685,10 +685,9 @@ def record(
         # The head is held until the transaction ends, so no other writer (process or
         # node) appends between this read and the commit: one order, no gap, no fork.
         repository.lock_log_head(session)
-        last = repository.newest_entry(session)
+        last, checkpoint = repository.log_head(session)
         seq = 1 if last is None else last[0] + 1
         prev_hex = GENESIS_PREV if last is None else last[1]
-        checkpoint = repository.latest_checkpoint(session)
     body = build_entry(
         seq=seq,
         time=now,

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from candor.server import admin_pages, api, jobs_pages, reports, web
@@ -27,6 +29,7 @@ from candor.server.errors import RefusedError, as_refused
 from candor.server.form_text import FormTextCheck
 from candor.server.security import IDLE_SECONDS, new_secret
 from candor.server.state import STATIC, ServerState
+from candor.store.database import POOL_TIMEOUT_SECONDS, server_threads
 from candor.workflow import Workflow, WorkspaceBusyError, open_workflow
 from candor.workflow.probe_check import UPLOAD_MAX_BYTES
 from candor.workflow.server_state import (
@@ -34,6 +37,7 @@ from candor.workflow.server_state import (
     offer_setup_token,
     setup_token_notice,
 )
+from candor.workflow.upkeep import bring_index_in_step
 from candor.workflow.worklists import workspace_state
 
 # A request body may carry two photos (a verification) and its form fields; enrolment
@@ -142,6 +146,22 @@ def create_app(
     if one_lock is None:
         one_lock = DEFAULT_ONE_LOCK
     state = ServerState(workflow, idle_seconds=idle_seconds, one_lock=one_lock)
+    # Read now, before any request: a first CSRF check would otherwise read it on the
+    # event loop (under the one lock in --one-lock mode).
+    state.guard.load_csrf_key()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # No more request threads than the database pool serves at once: more would wait
+        # for a connection (up to the pool timeout) rather than for a thread.
+        threads = server_threads(workflow.workspace.engine)
+        to_thread.current_default_thread_limiter().total_tokens = threads
+        # A node that was down catches up now, not inside its first search. A busy
+        # database leaves it to that search.
+        with contextlib.suppress(WorkspaceBusyError):
+            await to_thread.run_sync(state.call, bring_index_in_step, workflow)
+        yield
+
     app = FastAPI(
         title="Candor",
         version=_version(),
@@ -150,6 +170,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         dependencies=[Depends(authorise)],
+        lifespan=lifespan,
     )
     app.state.candor = state
     app.include_router(api.router)
@@ -178,6 +199,15 @@ def create_app(
         # Wherever it surfaces (a dependency, a route that reads without `run`): a
         # 503 to try again, never a 500.
         return await refused(request, as_refused(error))
+
+    @app.exception_handler(PoolTimeoutError)
+    async def no_connection(request: Request, _error: PoolTimeoutError) -> Response:
+        # Every pooled connection stayed in use for the pool's timeout: busy, not broken.
+        busy_error = WorkspaceBusyError(
+            f"the workspace database had no free connection for {POOL_TIMEOUT_SECONDS:g} s "
+            "(the server is busy); try again"
+        )
+        return await refused(request, as_refused(busy_error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:

@@ -131,6 +131,10 @@ class Guard:
 
     # -- CSRF ----------------------------------------------------------------------------
 
+    def load_csrf_key(self) -> None:
+        """Read the CSRF key now (the app does as it is made), not at the first form."""
+        self._key()
+
     def _key(self) -> bytes:
         # Made once for the whole service and never changed: read once per process.
         with self._csrf_lock:

@@ -61,10 +61,17 @@ _PG_SERIALIZATION_FAILURE: Final = "40001"
 _PG_DEADLOCK_DETECTED: Final = "40P01"
 # The one PostgreSQL driver Candor installs and tests (pyproject: psycopg[binary]).
 POSTGRES_DRIVER: Final = "postgresql+psycopg"
-# Connections each process keeps to a PostgreSQL server, and how many more it may open
-# under load; the server's max_connections must cover every process of every node.
-POSTGRES_POOL_SIZE: Final = 5
-POSTGRES_MAX_OVERFLOW: Final = 10
+# Connections each process keeps to its database, and how many more it may open under
+# load; a PostgreSQL server's max_connections must cover every process of every node.
+# The server runs no more request threads than these serve (server_threads), so a
+# request never waits POOL_TIMEOUT_SECONDS for a connection merely because others hold
+# them all; a wait past it is still a WorkspaceBusyError (a 503), never a 500.
+POOL_SIZE: Final = 5
+POOL_MAX_OVERFLOW: Final = 10
+POOL_TIMEOUT_SECONDS: Final = 30.0
+# The most pooled connections one workflow call holds at once: its session, and a second
+# reading one for a first open of the gallery index beside it (Workflow.index).
+CONNECTIONS_PER_CALL: Final = 2
 
 
 class WorkspaceSession(Session):
@@ -105,7 +112,14 @@ def sqlite_engine(path: Path, *, create: bool, busy_timeout_ms: int = BUSY_TIMEO
         return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
     # "sqlite://" with a creator would otherwise get the in-memory SingletonThreadPool.
-    engine = create_engine("sqlite+pysqlite://", creator=connect, poolclass=QueuePool)
+    engine = create_engine(
+        "sqlite+pysqlite://",
+        creator=connect,
+        poolclass=QueuePool,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_MAX_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+    )
     event.listen(engine, "connect", partial(_on_connect, busy_timeout_ms=busy_timeout_ms))
     event.listen(engine, "begin", _on_begin)
     event.listen(engine, "handle_error", partial(_on_error, busy_timeout_ms=busy_timeout_ms))
@@ -158,8 +172,9 @@ def postgres_engine(url: str, *, lock_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engi
     """
     engine = create_engine(
         check_postgres_url(url),
-        pool_size=POSTGRES_POOL_SIZE,
-        max_overflow=POSTGRES_MAX_OVERFLOW,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_MAX_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         pool_pre_ping=True,
         # Reads see one snapshot; WorkspaceSession.begin lowers writers to READ COMMITTED.
         isolation_level="REPEATABLE READ",
@@ -220,6 +235,23 @@ def engine_for(
     if url is not None:
         return postgres_engine(url, lock_timeout_ms=busy_timeout_ms)
     return sqlite_engine(sqlite_path, create=create, busy_timeout_ms=busy_timeout_ms)
+
+
+def pool_connections(engine: Engine) -> int:
+    """How many connections the engine's pool hands out at once (its size plus overflow)."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return 1
+    # QueuePool keeps max_overflow only privately; -1 would mean no limit at all.
+    overflow = int(getattr(pool, "_max_overflow", 0))
+    return pool.size() + overflow if overflow >= 0 else 1 << 16
+
+
+def server_threads(engine: Engine) -> int:
+    """How many request threads one server process may run so that the pool serves them
+    all at once: each call holds up to CONNECTIONS_PER_CALL, and one connection is left
+    for work done on the event loop itself."""
+    return max(1, (pool_connections(engine) - 1) // CONNECTIONS_PER_CALL)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -104,6 +104,18 @@ def check_workspace(workflow: Workflow, *, fix: bool) -> CheckOutcome:
     return CheckOutcome(found, True, left, None)
 
 
+def bring_index_in_step(workflow: Workflow) -> int:
+    """Open the gallery index and catch it up with every change committed so far; returns
+    how many templates it holds.
+
+    A server does this as it starts, so that a node that was down searches a current
+    index from its first request (rather than catching up inside that request). Cheap
+    when nothing changed: one indexed query once the index's files are open.
+    """
+    with workflow.workspace.session() as session:
+        return len(workflow.index_in_step(session))
+
+
 def erase_unheld_probes(workflow: Workflow, hashes: Sequence[str]) -> None:
     """Erase probe photos a failed request stored, unless a committed request holds them.
 

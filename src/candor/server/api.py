@@ -8,6 +8,7 @@ reason (see errors.py).
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import io
 import zipfile
@@ -177,7 +178,10 @@ def do_login(state: ServerState, username: str, password: str) -> tuple[str, Jso
         if not isinstance(error, WorkspaceBusyError):
             state.guard.login_failed(username)
         raise as_refused(error) from None
-    state.guard.login_succeeded(username)
+    # The login is committed and audited: a busy database while clearing its earlier
+    # failures must not turn it into a refusal (they expire with their window anyway).
+    with contextlib.suppress(WorkspaceBusyError):
+        state.guard.login_succeeded(username)
     return result.token, {"username": result.username, "expires_at": result.expires_at}
 
 

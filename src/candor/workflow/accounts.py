@@ -460,14 +460,23 @@ def login(
             f"a session lasts more than 0 and at most {MAX_SESSION_LIFETIME.days} days"
         )
     workspace = workflow.workspace
+    # The password is checked (argon2: tens of milliseconds of CPU) before the writing
+    # transaction, so logins at once do not queue behind each other's hashing while they
+    # hold the database's write lock; the transaction then checks the hash is unchanged.
+    with workspace.session() as session:
+        seen = user_by_name(session, username)
+        checked_hash = _dummy_hash() if seen is None else seen.password_hash
+    matches = _password_matches(checked_hash, password)
     failure: str | None = None
     failed_user_id: int | None = None
     with workspace.session() as session, session.begin():
         user = user_by_name(session, username)
+        if user is not None and user.password_hash != checked_hash:
+            # Changed in between (a reset, a rehash): check the hash now in force.
+            matches = _password_matches(user.password_hash, password)
         if user is None:
-            _password_matches(_dummy_hash(), password)
             failure = "unknown_user"
-        elif not _password_matches(user.password_hash, password):
+        elif not matches:
             failure, failed_user_id = "wrong_password", user.id
         elif user.disabled:
             failure, failed_user_id = "disabled", user.id

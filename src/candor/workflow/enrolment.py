@@ -8,13 +8,13 @@ touched. Enrolling the same image again changes nothing and says so.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from candor.faces import DetectedFace
-from candor.faces.extraction import FaceExtraction, extract_faces
+from candor.faces.extraction import FaceExtraction, extract_faces, extract_one
 from candor.policy import Policy, gallery_retain_until_limit
 from candor.store import (
     GalleryError,
@@ -135,14 +135,19 @@ def enrol_files(
     if not requests:
         return summary
     paths = [request.path for request in requests]
-    extractions = extract_faces(
-        paths,
-        workflow.settings,
-        workers=workers or default_workers(len(paths)),
-        keep_data=True,
-        face_index=face_index,
-        views=workflow.recipe.enrol_views,
-    )
+    processes = workers or default_workers(len(paths))
+    extractions: Iterator[FaceExtraction]
+    if processes == 1 or len(paths) == 1:
+        extractions = _extracted_here(workflow, paths, face_index)
+    else:
+        extractions = extract_faces(
+            paths,
+            workflow.settings,
+            workers=processes,
+            keep_data=True,
+            face_index=face_index,
+            views=workflow.recipe.enrol_views,
+        )
     for request, extraction in zip(requests, extractions, strict=True):
         outcome = _enrol_one(workflow, actor, request, extraction, checked)
         summary.outcomes.append(outcome)
@@ -164,6 +169,30 @@ def enrol_files(
             },
         )
     return summary
+
+
+def _extracted_here(
+    workflow: Workflow, paths: Sequence[Path], face_index: int | None
+) -> Iterator[FaceExtraction]:
+    """Each photo's extraction by the workflow's own engine, in this process.
+
+    extract_faces would make a new engine (and load dlib's models again, seconds) for
+    every call: each web enrolment. The workflow's engine is loaded once per process and
+    its model passes take turns with searches (SerialEngine); same settings, so the same
+    templates.
+    """
+    if face_index is not None and face_index < 0:
+        raise ValueError("face_index counts from 0")
+    return (
+        extract_one(
+            workflow.engine,
+            Path(path),
+            keep_data=True,
+            face_index=face_index,
+            views=workflow.recipe.enrol_views,
+        )
+        for path in paths
+    )
 
 
 def _allowed_sources(workflow: Workflow, policy: Policy) -> tuple[str, ...]:

@@ -11,7 +11,9 @@ holds, and they say so by content address and count only.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,14 +118,61 @@ def bring_index_in_step(workflow: Workflow) -> int:
         return len(workflow.index_in_step(session))
 
 
-def erase_unheld_probes(workflow: Workflow, hashes: Sequence[str]) -> None:
-    """Erase probe photos a failed request stored, unless a committed request holds them.
+@dataclass(frozen=True, eq=False)
+class ProbesInFlight:
+    """Probe photos one request of this process stores and has not committed yet."""
 
+    home: str
+    hashes: frozenset[str]
+
+
+# Every request's probes in flight in this process, by workspace and sha256. A thread
+# erasing a failed request's photos skips those another thread is about to commit: the
+# uncommitted row that will name them is invisible to it, and another *process* is
+# already ruled out by `exclusively`.
+_IN_FLIGHT: Counter[tuple[str, str]] = Counter()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+@contextmanager
+def probes_in_flight(workflow: Workflow, hashes: Iterable[str]) -> Iterator[ProbesInFlight]:
+    """Mark these probe photos as being stored for a request until it commits or fails.
+
+    Entered before the photos are written and left after the commit (or after a failed
+    request's erase_unheld_probes, which is given the mark so as not to skip its own).
+    """
+    mark = ProbesInFlight(str(workflow.workspace.home), frozenset(hashes))
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.update((mark.home, sha256) for sha256 in mark.hashes)
+    try:
+        yield mark
+    finally:
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT.subtract((mark.home, sha256) for sha256 in mark.hashes)
+            for sha256 in mark.hashes:
+                if _IN_FLIGHT[mark.home, sha256] <= 0:
+                    del _IN_FLIGHT[mark.home, sha256]
+
+
+def _in_flight_elsewhere(home: str, sha256: str, mine: ProbesInFlight | None) -> bool:
+    """Whether a request other than `mine` is storing this photo (call under the lock)."""
+    own = 1 if mine is not None and mine.home == home and sha256 in mine.hashes else 0
+    return _IN_FLIGHT[home, sha256] > own
+
+
+def erase_unheld_probes(
+    workflow: Workflow, hashes: Sequence[str], *, mine: ProbesInFlight | None = None
+) -> None:
+    """Erase probe photos a failed request stored, unless a committed request holds them
+    or another request of this process is storing them (see probes_in_flight).
+
+    mine: the failed request's own mark, when it made one.
     Only while no other process has the workspace open: another may be about to commit
     a request on the same photo. Otherwise, and should erasing fail, the photos' pending
     markers leave them to the next tidy. Never raises: it runs while a failure unwinds.
     """
     workspace = workflow.workspace
+    home = str(workspace.home)
     with (
         contextlib.suppress(OSError, StoreError, SQLAlchemyError),
         workspace.upkeep.exclusively() as alone,
@@ -132,10 +181,13 @@ def erase_unheld_probes(workflow: Workflow, hashes: Sequence[str]) -> None:
             return
         with workspace.session() as session:
             held = held_probes(session, hashes)
-        for sha256 in hashes:
-            if sha256 not in held:
-                workspace.vault.erase_probe(sha256)
-                workspace.vault.settle("probes", sha256)
+        # Checked and erased under the lock: a request marking a photo after this erased
+        # it finds no file and writes it again before its commit.
+        with _IN_FLIGHT_LOCK:
+            for sha256 in hashes:
+                if sha256 not in held and not _in_flight_elsewhere(home, sha256, mine):
+                    workspace.vault.erase_probe(sha256)
+                    workspace.vault.settle("probes", sha256)
 
 
 @contextmanager

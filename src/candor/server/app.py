@@ -147,8 +147,10 @@ def create_app(
         one_lock = DEFAULT_ONE_LOCK
     state = ServerState(workflow, idle_seconds=idle_seconds, one_lock=one_lock)
     # Read now, before any request: a first CSRF check would otherwise read it on the
-    # event loop (under the one lock in --one-lock mode).
-    state.guard.load_csrf_key()
+    # event loop (under the one lock in --one-lock mode). A busy database leaves it to
+    # that first check rather than failing the start.
+    with contextlib.suppress(WorkspaceBusyError):
+        state.guard.load_csrf_key()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -22,7 +22,6 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / "candor"
 STILL_HOLDING_SQL = {
     "workflow/accounts.py",
     "workflow/evaluation_ops.py",
-    "workflow/governed.py",
     "workflow/probe_check.py",
     "workflow/reenrol.py",
 }

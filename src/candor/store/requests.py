@@ -118,7 +118,7 @@ def recent_request_probes(
         )
         .order_by(_REQUESTS.id.desc())
     )
-    return [(int(i), str(sha), key, blob) for i, sha, key, blob in rows]
+    return list(rows.all())
 
 
 def template_owners(session: Session, template_ids: Sequence[int]) -> dict[int, tuple[int, int]]:

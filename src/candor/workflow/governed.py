@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import ColumnElement, case, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from candor.faces import cosine_score, euclidean_distance
@@ -33,22 +32,16 @@ from candor.policy import (
     Reason,
     SearchFacts,
     decide_search,
-    has_permission,
     release_ready,
 )
-from candor.store import (
-    Approval,
-    FaceTemplate,
-    SearchRequest,
-    Verdict,
-    gallery_rows_named,
-    sha256_hex,
-)
 from candor.store import Candidate as CandidateRow
-from candor.store import Release as ReleaseRow
+from candor.store import SearchRequest, gallery_rows_named, sha256_hex
+from candor.store import requests as repository
+from candor.store.accounts import user_by_id
 from candor.store.reconciliation import CandidateRecord, candidate_record
 from candor.workflow import limits
 from candor.workflow.accounts import Actor, policy_in_force
+from candor.workflow.actions import act
 from candor.workflow.audit_trail import record
 from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
 from candor.workflow.context import Workflow
@@ -57,7 +50,6 @@ from candor.workflow.permissions import (
     PermissionDeniedError,
     require_current_certificate,
     require_permission,
-    require_policy,
 )
 from candor.workflow.probes import Probe, probe_for
 from candor.workflow.thresholds import VERIFY_THRESHOLD
@@ -75,11 +67,6 @@ NO_POLICY = "none"
 # fsync waits on the disk, not the CPU, and releases the GIL while it does.
 _PROBE_STORE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="candor-probe-store")
 _TEMPLATE_BYTES = 4  # stored templates are float32
-# The request path's reads go through the session's connection with table columns, off
-# the ORM: each ORM-enabled select cost 0.3 to 0.4 ms more than its query, and a search
-# makes several (bench/governed_overhead.py, docs/performance.md).
-_REQUESTS = SearchRequest.__table__.c
-_TEMPLATES = FaceTemplate.__table__.c
 
 
 class RequestStateError(WorkflowError):
@@ -408,23 +395,9 @@ def _searches_since(
     session: Session, actor: Actor, day_start: datetime, month_start: datetime
 ) -> tuple[int, int]:
     """The actor's counted requests since each of the two times, in one query."""
-
-    def since(start: datetime) -> ColumnElement[int]:
-        counted = func.sum(case((_REQUESTS.created_at >= start, 1), else_=0))
-        return func.coalesce(counted, 0)
-
-    today, month = (
-        session.connection()
-        .execute(
-            select(since(day_start), since(month_start)).where(
-                _REQUESTS.requester_id == actor.user_id,
-                _REQUESTS.created_at >= min(day_start, month_start),
-                _REQUESTS.status.in_(_COUNTED_STATUSES),
-            )
-        )
-        .one()
+    return repository.count_requests_since(
+        session, actor.user_id, _COUNTED_STATUSES, day_start, month_start
     )
-    return int(today), int(month)
 
 
 def _earlier_search(
@@ -439,24 +412,7 @@ def _earlier_search(
         return None
     since = now - timedelta(days=policy.repeat.window_days)
     probe = probes[0]
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                _REQUESTS.id,
-                _REQUESTS.probe_sha256,
-                _REQUESTS.probe_model_key,
-                _REQUESTS.probe_template,
-            )
-            .where(
-                _REQUESTS.kind == kind,
-                _REQUESTS.created_at >= since,
-                _REQUESTS.status.in_(_COUNTED_STATUSES),
-            )
-            .order_by(_REQUESTS.id.desc())
-        )
-        .all()
-    )
+    rows = repository.recent_request_probes(session, kind, since, _COUNTED_STATUSES)
     if not rows:
         return None
     query = probe.template.normalised()
@@ -595,11 +551,7 @@ def pending_approvals(workflow: Workflow, actor: Actor) -> list[PendingRequest]:
     """Requests waiting for a supervisor (supervisors only)."""
     require_permission(workflow, actor, "search.approve")
     with workflow.workspace.session() as session:
-        rows = session.scalars(
-            select(SearchRequest)
-            .where(SearchRequest.status == "pending_approval")
-            .order_by(SearchRequest.id)
-        ).all()
+        rows = repository.requests_with_status(session, "pending_approval")
         return [
             PendingRequest(
                 search_id=row.id,
@@ -626,32 +578,21 @@ def decide_approval(
     if not reason.strip():
         raise WorkflowError("an approval or rejection needs a reason")
     limits.REASON.check(reason.strip())
-    require_permission(workflow, actor, "search.approve")
-    with workflow.workspace.session() as session, session.begin():
-        row = _request_row(session, search_id)
-        if row.requester_id == actor.user_id:
-            raise PermissionDeniedError(
-                f"request {search_id} is your own; another supervisor must decide it"
-            )
+    with act(workflow, actor, "search.approve") as action:
+        row = _request_row(action.session, search_id)
+        action.not_own(
+            row.requester_id,
+            f"request {search_id} is your own; another supervisor must decide it",
+        )
         if row.status != "pending_approval":
             raise RequestStateError(
                 f"request {search_id} is {row.status}, not waiting for approval"
             )
         decision = "approved" if approve else "rejected"
-        session.add(
-            Approval(
-                search_id=row.id,
-                supervisor_id=actor.user_id,
-                decision=decision,
-                reason=reason.strip(),
-                decided_at=workflow.now(),
-            )
+        repository.decide_request(
+            action.session, row, actor.user_id, decision, reason.strip(), action.now
         )
-        row.status = decision
-        record(
-            session,
-            workflow,
-            actor.username,
+        action.record(
             f"search.{decision}",
             {"search": row.id},
             {"reason": reason.strip(), "earlier_search": row.earlier_search_id},
@@ -730,22 +671,11 @@ def _run_row(
 
 
 def _insert_request(session: Session, row: SearchRequest) -> int:
-    """Insert a new request's row on the session's connection, off the ORM; returns its id.
-
-    The row object stays outside the session: nothing in the request's transaction reads
-    it back, and a flush of the unit of work cost 0.3 to 0.4 ms more than the INSERT.
-    """
-    state = inspect(row)
-    values = {
-        attribute.columns[0].key: state.dict[attribute.key]
-        for attribute in state.mapper.column_attrs
-        if attribute.key in state.dict and attribute.key != "id"
-    }
-    inserted = session.connection().execute(insert(SearchRequest), values)
-    key = inserted.inserted_primary_key
-    if key is None:  # cannot happen for a single-row INSERT
+    """Insert a new request's row (staying outside the session); returns its id."""
+    search_id = repository.insert_request(session, row)
+    if search_id is None:  # cannot happen for a single-row INSERT
         raise WorkflowError("the database returned no id for the new request")
-    return int(key[0])
+    return search_id
 
 
 def _mark_run(workflow: Workflow, row: SearchRequest) -> None:
@@ -832,13 +762,9 @@ def _run_search(
     above = sum(1 for candidate in candidates if candidate["above_threshold"])
     listed: list[CandidateRecord] = []
     if candidates:
-        # One INSERT; ORM objects for rows this transaction never reads back cost more
-        # than the insert itself. The ids come back for the run's entry, which lists
-        # every row so that `audit verify` can prove the candidate list.
-        inserted = session.connection().execute(
-            insert(CandidateRow).returning(CandidateRow.id, CandidateRow.rank), candidates
-        )
-        ids = {rank: candidate_id for candidate_id, rank in inserted}
+        # One INSERT. The ids come back for the run's entry, which lists every row so
+        # that `audit verify` can prove the candidate list.
+        ids = repository.insert_candidates(session, candidates)
         listed = [candidate_record(ids[rank], c) for rank, c in enumerate(candidates, start=1)]
     details: dict[str, object] = {
         "gallery_size": len(workflow.index),
@@ -856,14 +782,8 @@ def _run_search(
 
 
 def _template_owners(session: Session, template_ids: list[int]) -> dict[int, tuple[int, int]]:
-    if not template_ids:
-        return {}
-    rows = session.connection().execute(
-        select(_TEMPLATES.id, _TEMPLATES.subject_id, _TEMPLATES.image_id).where(
-            _TEMPLATES.id.in_(template_ids)
-        )
-    )
-    return {template_id: (subject_id, image_id) for template_id, subject_id, image_id in rows}
+    # A name of this module's own, so a test can make the run fail here.
+    return repository.template_owners(session, template_ids)
 
 
 @dataclass(frozen=True)
@@ -938,28 +858,20 @@ def _outcome(row: SearchRequest, found: int, above: int) -> RequestOutcome:
 
 def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> CandidateReview:
     """The candidate list, for an examiner (not the requester) or a supervisor; audited."""
-    policy = require_policy(workflow)
-    may_review = has_permission(policy, actor.roles, "candidate.review")
-    may_supervise = has_permission(policy, actor.roles, "search.approve")
-    if not (may_review or may_supervise) or actor.disabled:
-        raise PermissionDeniedError("only examiners and supervisors see candidate lists")
-    with workflow.workspace.session() as session, session.begin():
-        row = _request_row(session, search_id)
-        if row.requester_id == actor.user_id:
-            raise PermissionDeniedError(
-                f"request {search_id} is your own: its candidates go to independent examiners"
-            )
+    with act(workflow, actor, None) as action:
+        may_review = action.may("candidate.review")
+        may_supervise = action.may("search.approve")
+        if not (may_review or may_supervise) or actor.disabled:
+            raise PermissionDeniedError("only examiners and supervisors see candidate lists")
+        row = _request_row(action.session, search_id)
+        action.not_own(
+            row.requester_id,
+            f"request {search_id} is your own: its candidates go to independent examiners",
+        )
         if row.status != "completed" or row.kind != "search":
             raise RequestStateError(f"request {search_id} has no candidate list ({row.status})")
-        views = tuple(_candidate_view(session, candidate) for candidate in row.candidates)
-        record(
-            session,
-            workflow,
-            actor.username,
-            "candidates.viewed",
-            {"search": row.id},
-            {"candidates": len(views)},
-        )
+        views = tuple(_candidate_view(action.session, candidate) for candidate in row.candidates)
+        action.record("candidates.viewed", {"search": row.id}, {"candidates": len(views)})
         return CandidateReview(row.id, row.case_number, row.status, row.threshold_note, views)
 
 
@@ -990,9 +902,7 @@ def _candidate_view(session: Session, candidate: CandidateRow) -> CandidateView:
 
 
 def _username(session: Session, user_id: int) -> str:
-    from candor.store import User
-
-    user = session.get(User, user_id)
+    user = user_by_id(session, user_id)
     return user.username if user else f"user {user_id}"
 
 
@@ -1010,37 +920,23 @@ def record_verdict(
     if not rationale.strip():
         raise WorkflowError("a verdict needs a rationale")
     limits.RATIONALE.check(rationale.strip())
-    require_permission(workflow, actor, "candidate.review")
-    require_current_certificate(actor)
-    with workflow.workspace.session() as session, session.begin():
-        row = _request_row(session, search_id)
-        if row.requester_id == actor.user_id:
-            raise PermissionDeniedError(f"request {search_id} is your own; you cannot review it")
+    with act(workflow, actor, "candidate.review", certificate=True) as action:
+        row = _request_row(action.session, search_id)
+        action.not_own(row.requester_id, f"request {search_id} is your own; you cannot review it")
         candidate = _candidate(row, rank)
         if any(v.examiner_id == actor.user_id for v in candidate.verdicts):
             raise RequestStateError(f"you have already given a verdict on candidate {rank}")
         if candidate.release is not None:
             raise RequestStateError(f"candidate {rank} has already been released")
-        session.add(
-            Verdict(
-                candidate_id=candidate.id,
-                examiner_id=actor.user_id,
-                verdict=verdict,
-                rationale=rationale.strip(),
-                created_at=workflow.now(),
-            )
+        repository.add_verdict(
+            action.session, candidate, actor.user_id, verdict, rationale.strip(), action.now
         )
-        session.flush()
-        session.refresh(candidate)
-        record(
-            session,
-            workflow,
-            actor.username,
+        action.record(
             "candidate.verdict",
             {"search": row.id, "candidate": candidate.id},
             {"rank": rank, "verdict": verdict, "rationale": rationale.strip()},
         )
-        return _candidate_view(session, candidate)
+        return _candidate_view(action.session, candidate)
 
 
 def release_lead(
@@ -1050,34 +946,22 @@ def release_lead(
     if not reason.strip():
         raise WorkflowError("a release needs a reason")
     limits.REASON.check(reason.strip())
-    policy = require_permission(workflow, actor, "lead.release")
-    with workflow.workspace.session() as session, session.begin():
+    with act(workflow, actor, "lead.release") as action:
+        session = action.session
         row = _request_row(session, search_id)
-        if row.requester_id == actor.user_id:
-            raise PermissionDeniedError(
-                f"request {search_id} is your own; you cannot release its leads"
-            )
+        action.not_own(
+            row.requester_id, f"request {search_id} is your own; you cannot release its leads"
+        )
         candidate = _candidate(row, rank)
         if candidate.release is not None:
             raise RequestStateError(f"candidate {rank} has already been released")
         verdicts = [(_username(session, v.examiner_id), v.verdict) for v in candidate.verdicts]
-        ready, why = release_ready(verdicts, row.requester.username, policy.reviewers_to_release)
+        needed = action.policy.reviewers_to_release
+        ready, why = release_ready(verdicts, row.requester.username, needed)
         if not ready:
             raise RequestStateError(f"candidate {rank} cannot be released: {why}")
-        session.add(
-            ReleaseRow(
-                candidate_id=candidate.id,
-                released_by=actor.user_id,
-                reason=reason.strip(),
-                released_at=workflow.now(),
-            )
-        )
-        session.flush()
-        session.refresh(candidate)
-        record(
-            session,
-            workflow,
-            actor.username,
+        repository.add_release(session, candidate, actor.user_id, reason.strip(), action.now)
+        action.record(
             "lead.released",
             {"search": row.id, "candidate": candidate.id},
             {"rank": rank, "reason": reason.strip(), "examiners": [name for name, _ in verdicts]},
@@ -1087,22 +971,14 @@ def release_lead(
 
 def released_leads(workflow: Workflow, actor: Actor, search_id: int) -> CandidateReview:
     """The released leads of a request, for its requester or a supervisor; audited."""
-    policy = require_policy(workflow)
-    with workflow.workspace.session() as session, session.begin():
-        row = _request_row(session, search_id)
-        if row.requester_id != actor.user_id and not has_permission(
-            policy, actor.roles, "search.approve"
-        ):
+    with act(workflow, actor, None) as action:
+        row = _request_row(action.session, search_id)
+        if row.requester_id != actor.user_id and not action.may("search.approve"):
             raise PermissionDeniedError(f"request {search_id} is not yours")
-        leads = tuple(_candidate_view(session, c) for c in row.candidates if c.release is not None)
-        record(
-            session,
-            workflow,
-            actor.username,
-            "leads.viewed",
-            {"search": row.id},
-            {"leads": len(leads)},
+        leads = tuple(
+            _candidate_view(action.session, c) for c in row.candidates if c.release is not None
         )
+        action.record("leads.viewed", {"search": row.id}, {"leads": len(leads)})
         return CandidateReview(row.id, row.case_number, row.status, row.threshold_note, leads)
 
 
@@ -1110,7 +986,7 @@ def released_leads(workflow: Workflow, actor: Actor, search_id: int) -> Candidat
 
 
 def _request_row(session: Session, search_id: int) -> SearchRequest:
-    row = session.get(SearchRequest, search_id)
+    row = repository.request_by_id(session, search_id)
     if row is None:
         raise WorkflowError(f"no request {search_id}")
     return row

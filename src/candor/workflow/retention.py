@@ -81,7 +81,7 @@ def _purge_probes(action: Action, before: datetime) -> tuple[tuple[int, ...], li
     if not due:
         return (), []
     hashes = {h for row in due for h in _probe_hashes(row)}
-    repository.purge_request_probes(action.session, due, action.workflow.now())
+    repository.purge_request_probes(action.session, due, action.now)
     # A probe file shared with a request still inside its period stays until that one goes.
     erased = sorted(hashes - _hashes_still_held(action))
     ids = tuple(row.id for row in due)

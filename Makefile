@@ -30,8 +30,14 @@ typecheck: $(STAMP)
 test-deps:
 	@bash scripts/install-test-deps.sh
 
+# Every suite on SQLite, then the suites that touch the database again on PostgreSQL: each
+# workspace a test makes lives in a new database of a throw-away cluster (tests/conftest.py);
+# tests of SQLite itself are marked sqlite_only and skipped there.
+POSTGRES_SUITES := tests/store tests/workflow tests/audit tests/reports tests/server
+
 unit: $(STAMP) test-deps
 	$(BIN)/pytest -n 2 --dist loadgroup
+	CANDOR_TEST_DATABASE=postgres $(BIN)/pytest -n 2 --dist loadgroup $(POSTGRES_SUITES)
 
 test: lint typecheck unit
 

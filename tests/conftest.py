@@ -47,11 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Faults PostgreSQL shows in code this suite does not own yet: expected to fail on the
 # PostgreSQL pass only (not strict: once fixed they pass and the entry goes).
-KNOWN_POSTGRES_FAILURES = {
-    "tests/server/test_schemathesis.py::test_no_server_error_as_an_admin": (
-        "ids up to api.MAX_ID (2**62) reach INTEGER columns, 32-bit on PostgreSQL: a 500"
-    ),
-}
+KNOWN_POSTGRES_FAILURES: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -85,8 +85,9 @@ T = TypeVar("T")
 
 router = APIRouter(prefix="/api", tags=["api"])
 
-# Ids are SQLite integers: anything larger cannot exist, and must not reach the database.
-MAX_ID = 2**62
+# Ids are INTEGER columns (32-bit on PostgreSQL): a larger one cannot exist, and must not
+# reach the database, where it would be an error (a 500) rather than a 422.
+MAX_ID = 2**31 - 1
 SearchId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="The request's id.")]
 Rank = Annotated[int, PathParam(ge=1, le=10_000, description="The candidate's rank, from 1.")]
 ChangeId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="The admin change's id.")]

@@ -336,3 +336,27 @@ def test_the_repeat_check_takes_the_latest_near_probe_of_its_model(agency: Agenc
         # the same photo outside the window is forgotten; the scaled copy is a repeat.
         assert earlier == ids[0]
         assert governed._earlier_search(session, "verify", [found], policy, now) == ids[4]
+
+
+def test_the_review_queue_reads_a_fixed_number_of_queries(agency: Agency) -> None:
+    # Lazy loads made it one query per candidate and two more per verdict list and
+    # release: seconds for a queue of fifty lists under load.
+    from candor.workflow.worklists import review_queue
+
+    for person in (2, 3, 4):
+        request_search(agency.workflow, agency["ana"], probe(agency, person), FORM)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = agency.workflow.workspace.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        queue = review_queue(agency.workflow, agency["eve"])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(queue) == 3
+    assert sum(item.candidates for item in queue) > 3
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) <= 6, reads

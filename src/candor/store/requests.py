@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, insert, inspect, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from candor.store.governance import Approval, Candidate, Release, SearchRequest, Verdict
 from candor.store.models import FaceTemplate
@@ -45,10 +45,16 @@ def latest_completed_searches_not_by(
     session: Session, user_id: int, limit: int
 ) -> list[SearchRequest]:
     """The latest `limit` completed searches (not verifications) someone else requested,
-    newest first."""
+    newest first, with their candidates, verdicts and releases loaded (a review queue
+    reads them all: one query per relationship, not one per candidate)."""
     return list(
         session.scalars(
             select(SearchRequest)
+            .options(
+                selectinload(SearchRequest.candidates).options(
+                    selectinload(Candidate.verdicts), selectinload(Candidate.release)
+                )
+            )
             .where(
                 SearchRequest.kind == "search",
                 SearchRequest.status == "completed",

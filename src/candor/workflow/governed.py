@@ -53,7 +53,7 @@ from candor.workflow.permissions import (
 )
 from candor.workflow.probes import Probe, probe_for
 from candor.workflow.thresholds import VERIFY_THRESHOLD
-from candor.workflow.upkeep import erase_unheld_probes
+from candor.workflow.upkeep import erase_unheld_probes, probes_in_flight
 
 # Templates fetched per candidate place, so subjects with several photos fill one place.
 PHOTOS_FETCHED_PER_CANDIDATE = 3
@@ -259,72 +259,75 @@ def _request(
     outcome: RequestOutcome | None = None
     # The photos go to the vault while the decision is made: their fsyncs overlap the
     # queries instead of adding to them, and are waited for before the commit.
-    storing = _stored_in_background(workflow, probes, original)
-    try:
-        with workspace.session() as session, session.begin():
-            if kind == "search":
-                # Templates other processes enrolled or expunged are applied first: the
-                # gallery searched, and its size that sets the threshold, are this
-                # snapshot's.
-                workflow.index_in_step(session)
-            # Read in the transaction that decides: the policy applied is the one in
-            # force in the same snapshot as the quotas and earlier searches it checks.
-            policy = policy_in_force(session)
-            decision = _decide(
-                session, workflow, actor, kind, checked, probes, policy, top, now, refusal
-            )
-            threshold = None
-            if kind == "search" and decision.outcome is not Outcome.DENY and policy is not None:
-                threshold = _threshold(session, workflow, policy)
-            row = _new_request(
-                workflow, actor, kind, checked, probes, decision, threshold, top, now, original
-            )
-            # A search allowed at once runs in this same transaction: the request, its
-            # decision, its candidates and their three audit entries commit together
-            # (one commit, one fsync of the write-ahead log) or not at all. A verify
-            # keeps two transactions: its run detects faces, too slow to hold the
-            # write lock (taken when the transaction begins) through.
-            run_now = decision.outcome is Outcome.ALLOW and kind == "search"
-            answer = _search_hits(workflow, row) if run_now else None
-            if run_now:
-                # Inserted as it will commit: one INSERT, no UPDATE of the same row.
-                _mark_run(workflow, row)
-            row.id = _insert_request(session, row)
-            record(
-                session,
-                workflow,
-                actor.username,
-                f"{kind}.requested",
-                {"search": row.id, "case": checked.case_number},
-                _request_details(row, checked, probes, refusal),
-            )
-            record(
-                session,
-                workflow,
-                actor.username,
-                "policy.decided",
-                {"search": row.id},
-                {
-                    "decision": _audit_safe(decision.to_dict()),
-                    "threshold": threshold.to_dict() if threshold else None,
-                },
-            )
-            search_id = row.id
-            if answer is not None:
-                found, above = _run_row(session, workflow, actor, row, answer)
-                outcome = _outcome(row, found, above)
-            # The row names the photos by hash: they are durable before it commits.
-            storing.result()
-    except BaseException:
-        # No row names the photos now: they go, unless another request holds them.
-        wait([storing])
-        stored = [probe.image.sha256 for probe in probes]
-        erase_unheld_probes(
-            workflow, [*stored, *([] if original is None else [sha256_hex(original)])]
-        )
-        raise
-    finally:
-        wait([storing])
+    photos = [probe.image.sha256 for probe in probes]
+    if original is not None:
+        photos.append(sha256_hex(original))
+    # Marked before they are written and until the row naming them commits: a request
+    # of another thread that fails meanwhile erases none of them (upkeep).
+    with probes_in_flight(workflow, photos) as mine:
+        storing = _stored_in_background(workflow, probes, original)
+        try:
+            with workspace.session() as session, session.begin():
+                if kind == "search":
+                    # Templates other processes enrolled or expunged are applied first: the
+                    # gallery searched, and its size that sets the threshold, are this
+                    # snapshot's.
+                    workflow.index_in_step(session)
+                # Read in the transaction that decides: the policy applied is the one in
+                # force in the same snapshot as the quotas and earlier searches it checks.
+                policy = policy_in_force(session)
+                decision = _decide(
+                    session, workflow, actor, kind, checked, probes, policy, top, now, refusal
+                )
+                threshold = None
+                if kind == "search" and decision.outcome is not Outcome.DENY and policy is not None:
+                    threshold = _threshold(session, workflow, policy)
+                row = _new_request(
+                    workflow, actor, kind, checked, probes, decision, threshold, top, now, original
+                )
+                # A search allowed at once runs in this same transaction: the request, its
+                # decision, its candidates and their three audit entries commit together
+                # (one commit, one fsync of the write-ahead log) or not at all. A verify
+                # keeps two transactions: its run detects faces, too slow to hold the
+                # write lock (taken when the transaction begins) through.
+                run_now = decision.outcome is Outcome.ALLOW and kind == "search"
+                answer = _search_hits(workflow, row) if run_now else None
+                if run_now:
+                    # Inserted as it will commit: one INSERT, no UPDATE of the same row.
+                    _mark_run(workflow, row)
+                row.id = _insert_request(session, row)
+                record(
+                    session,
+                    workflow,
+                    actor.username,
+                    f"{kind}.requested",
+                    {"search": row.id, "case": checked.case_number},
+                    _request_details(row, checked, probes, refusal),
+                )
+                record(
+                    session,
+                    workflow,
+                    actor.username,
+                    "policy.decided",
+                    {"search": row.id},
+                    {
+                        "decision": _audit_safe(decision.to_dict()),
+                        "threshold": threshold.to_dict() if threshold else None,
+                    },
+                )
+                search_id = row.id
+                if answer is not None:
+                    found, above = _run_row(session, workflow, actor, row, answer)
+                    outcome = _outcome(row, found, above)
+                # The row names the photos by hash: they are durable before it commits.
+                storing.result()
+        except BaseException:
+            # No row names the photos now: they go, unless another request holds them.
+            wait([storing])
+            erase_unheld_probes(workflow, photos, mine=mine)
+            raise
+        finally:
+            wait([storing])
     if outcome is not None:
         return outcome
     if decision.outcome is Outcome.ALLOW:

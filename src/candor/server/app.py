@@ -29,8 +29,13 @@ from candor.server.errors import RefusedError, as_refused
 from candor.server.form_text import FormTextCheck
 from candor.server.security import IDLE_SECONDS, new_secret
 from candor.server.state import STATIC, ServerState
-from candor.store.database import POOL_TIMEOUT_SECONDS, server_threads
-from candor.workflow import Workflow, WorkspaceBusyError, open_workflow
+from candor.workflow import (
+    POOL_TIMEOUT_SECONDS,
+    Workflow,
+    WorkspaceBusyError,
+    open_workflow,
+    server_threads,
+)
 from candor.workflow.probe_check import UPLOAD_MAX_BYTES
 from candor.workflow.server_state import (
     install_setup_token,

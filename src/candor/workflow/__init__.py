@@ -14,6 +14,7 @@ from candor.store import (
     SubjectSummary,
     WorkspaceBusyError,
 )
+from candor.store.database import POOL_TIMEOUT_SECONDS, server_threads
 from candor.workflow.accounts import Actor, active_policy, authenticate
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import (
@@ -63,6 +64,7 @@ from candor.workflow.workspaces import (
 
 __all__ = [
     "OPERATIONAL_SOURCES",
+    "POOL_TIMEOUT_SECONDS",
     "PURPOSES",
     "SOURCE_TYPES",
     "USER_ERRORS",
@@ -113,6 +115,7 @@ __all__ = [
     "requests_from_folders",
     "run_approved",
     "run_retention",
+    "server_threads",
     "upgrade_workspace",
     "view_candidates",
 ]

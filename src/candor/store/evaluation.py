@@ -51,3 +51,10 @@ class ReportCard(Base):
 def latest_report_card(session: Session) -> ReportCard | None:
     """The report card recorded last (by id: insertion order, whatever clock dated it)."""
     return session.scalars(select(ReportCard).order_by(ReportCard.id.desc()).limit(1)).first()
+
+
+def add_report_card(session: Session, card: ReportCard) -> ReportCard:
+    """Store a new report card; its id is set on return."""
+    session.add(card)
+    session.flush()
+    return card

@@ -35,6 +35,7 @@ from candor.faces import EngineSettings
 from candor.faces.recipe import RECIPES, Recipe, recipe_named
 from candor.policy import Policy, has_permission
 from candor.store import ReportCard
+from candor.store.evaluation import add_report_card
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
@@ -197,18 +198,19 @@ def run_evaluation(
         details["groups_file_sha256"] = groups.sha256
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        row = ReportCard(
-            created_at=datetime.now(UTC),
-            created_by=actor.user_id,
-            dataset=evaluation.dataset,
-            dataset_sha256=evaluation.dataset_sha256,
-            settings=evaluation.settings,
-            model_key=evaluation.model_key,
-            result=result,
-            dataset_limits=evaluation.limits,
+        row = add_report_card(
+            session,
+            ReportCard(
+                created_at=datetime.now(UTC),
+                created_by=actor.user_id,
+                dataset=evaluation.dataset,
+                dataset_sha256=evaluation.dataset_sha256,
+                settings=evaluation.settings,
+                model_key=evaluation.model_key,
+                result=result,
+                dataset_limits=evaluation.limits,
+            ),
         )
-        session.add(row)
-        session.flush()
         seq = record(
             session,
             workspace,

@@ -23,9 +23,9 @@ from candor.policy import has_permission
 from candor.store import (
     BiometricNotFoundError,
     GalleryImage,
-    SearchRequest,
     gallery_rows_named,
 )
+from candor.store.requests import request_by_id
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
@@ -181,7 +181,7 @@ def review_material(workflow: Workflow, actor: Actor, search_id: int) -> ReviewM
         raise PermissionDeniedError("only examiners and supervisors see candidate faces")
     vault = workflow.workspace.vault
     with workflow.workspace.session() as session, session.begin():
-        row = session.get(SearchRequest, search_id)
+        row = request_by_id(session, search_id)
         if row is None:
             raise WorkflowError(f"no request {search_id}")
         if row.requester_id == actor.user_id:

@@ -208,7 +208,8 @@ def test_the_rebuild_keeps_every_row_key_and_index(old_workspace: Workspace) -> 
             connection.execute(text("DELETE FROM subjects WHERE id = 1"))
             assert ids(connection, "face_templates") == [3, 4]
             connection.rollback()
-        assert index_names(workspace, old_tables) == indexes
+        later = {"ix_search_requests_requester_id_idempotency_key"}  # revision 0010's
+        assert index_names(workspace, old_tables) - later == indexes
         assert {"ix_face_templates_model_key_id", "ix_search_requests_kind_created_at"} <= indexes
         with workspace.session() as session:
             image = session.get(GalleryImage, 3)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher, Type
 
+from candor.policy.release import LEAD_OUTCOMES
 from candor.store import governance
 from candor.workflow import (
     VERDICTS,
@@ -111,3 +112,7 @@ def test_an_unknown_verdict_is_refused_by_the_workflow_listing_the_verdicts(
 
 def test_the_database_check_allows_exactly_the_verdicts() -> None:
     assert governance.VERDICTS == VERDICTS
+
+
+def test_the_database_check_allows_exactly_the_lead_outcomes() -> None:
+    assert governance.LEAD_OUTCOMES == LEAD_OUTCOMES

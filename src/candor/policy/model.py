@@ -54,6 +54,12 @@ class Policy:
     candidate_list_length: int
     target_fpir: float
     reviewers_to_release: int
+    # A candidate list unreviewed this many days after its search ran is overdue: worklists
+    # and the oversight report raise it.
+    review_within_days: int
+    # The role whose holder settles a disagreement between the blind verdicts (None: a
+    # disagreement blocks release, as it always has).
+    resolve_disagreement_by: str | None
     training_required: bool
     retention: Retention
     description: str

@@ -49,10 +49,16 @@ SCHEMA: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "repeat": ("window_days", "similarity"),
         "quotas": ("per_user_per_day", "per_user_per_30_days"),
         "gallery": ("source_types",),
-        "review": ("reviewers_to_release",),
+        "review": ("reviewers_to_release", "review_within_days", "resolve_disagreement_by"),
         "training": ("required",),
         "retention": ("probe_days", "search_record_days", "gallery_max_days"),
     }
+)
+
+# Keys a policy may leave out, with the value that stands when it does. A stored policy
+# from an older release lacks them and must still parse to the rules it always meant.
+OPTIONAL_KEYS: Mapping[str, object] = MappingProxyType(
+    {"review.review_within_days": 7, "review.resolve_disagreement_by": None}
 )
 
 MAX_CANDIDATE_LIST_LENGTH = 200
@@ -168,6 +174,13 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         reviewers_to_release=checker.whole(
             "review.reviewers_to_release", tables["review"]["reviewers_to_release"]
         ),
+        review_within_days=checker.days(
+            "review.review_within_days",
+            tables["review"].get("review_within_days", OPTIONAL_KEYS["review.review_within_days"]),
+        ),
+        resolve_disagreement_by=checker.resolver(
+            tables["review"].get("resolve_disagreement_by"), roles
+        ),
         training_required=checker.training(tables["training"]["required"]),
         retention=Retention(
             probe_days=probe_days,
@@ -266,7 +279,7 @@ class _Checker:
                         f"[{name}] has the keys {', '.join(keys)}",
                     )
             for key in keys:
-                if key not in table:
+                if key not in table and f"{name}.{key}" not in OPTIONAL_KEYS:
                     self.fail(f"{name}.{key}", "missing; this key is required")
             tables[name] = table
         return tables
@@ -323,6 +336,21 @@ class _Checker:
         if not within:
             self.fail(key, f"must be {expected}, not {_describe(value)}")
         return number
+
+    def resolver(self, value: object, roles: Mapping[str, object]) -> str | None:
+        key = "review.resolve_disagreement_by"
+        if value is None:
+            return None
+        if not isinstance(value, str) or value not in ROLES:
+            self.fail(key, f"must be one of the roles {', '.join(ROLES)}, not {_describe(value)}")
+        granted = roles.get(value)
+        if not isinstance(granted, list) or "candidate.review" not in granted:
+            # Whoever settles a disagreement reviews the candidate; a role that may not
+            # review would make every disagreement final without saying so.
+            self.fail(key, f"names {value}, which the policy does not give candidate.review")
+        if value == "auditor":
+            self.fail(key, "may not be auditor: an auditor reviews no candidates")
+        return value
 
     def training(self, value: object) -> bool:
         key = "training.required"

@@ -24,6 +24,21 @@ INCONCLUSIVE = Verdict.INCONCLUSIVE.value
 VERDICTS: tuple[str, ...] = tuple(verdict.value for verdict in Verdict)
 
 
+class LeadOutcome(StrEnum):
+    """What came of a released lead, as its requester records it: the one list of outcomes.
+
+    A lead is never an identification; these say what other evidence later showed.
+    """
+
+    PENDING = "pending"
+    CONFIRMED_BY_OTHER_EVIDENCE = "confirmed_by_other_evidence"
+    EXCLUDED = "excluded"
+    NO_ACTION = "no_action"
+
+
+LEAD_OUTCOMES: tuple[str, ...] = tuple(outcome.value for outcome in LeadOutcome)
+
+
 def release_ready(
     verdicts: Sequence[tuple[str, str]], requester: str, reviewers_to_release: int
 ) -> tuple[bool, str]:

@@ -58,6 +58,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -78,6 +79,7 @@ ADMIN_CHANGE_KINDS = (
     "revoke_role",
     "enable_user",
     "change_policy",
+    "expunge_subject",
 )
 CHANGE_STATES = ("pending", "confirmed", "rejected")
 SEARCH_KINDS = ("search", "verify")
@@ -85,6 +87,8 @@ SEARCH_STATUSES = ("denied", "pending_approval", "approved", "rejected", "comple
 APPROVAL_DECISIONS = ("approved", "rejected")
 VERDICTS = ("possible_match", "not_a_match", "inconclusive")
 RELEASE_LABEL = "investigative lead only"
+# Mirrors candor.policy.release.LEAD_OUTCOMES (a test keeps them equal).
+LEAD_OUTCOMES = ("pending", "confirmed_by_other_evidence", "excluded", "no_action")
 USERNAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 
 
@@ -120,6 +124,10 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(64))
+    # Set when an admin resets the password: the next login must choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user",
@@ -281,6 +289,13 @@ class SearchRequest(Base):
         Index("ix_search_requests_probe_sha256", "probe_sha256"),
         # The repeat-search check reads one kind's requests inside the policy's window.
         Index("ix_search_requests_kind_created_at", "kind", "created_at"),
+        # A retried POST with the same Idempotency-Key is the same request (revision 0010).
+        Index(
+            "ix_search_requests_requester_id_idempotency_key",
+            "requester_id",
+            "idempotency_key",
+            unique=True,
+        ),
         NEVER_REUSED_IDS,
     )
 
@@ -298,6 +313,7 @@ class SearchRequest(Base):
     edits: Mapped[str | None] = mapped_column(Text, nullable=True)
     requested_top: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
     policy_sha256: Mapped[str] = mapped_column(String(64))
     earlier_search_id: Mapped[int | None] = mapped_column(
@@ -407,6 +423,9 @@ class Verdict(Base):
     verdict: Mapped[str] = mapped_column(String(20))
     rationale: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A verdict given under the policy's resolve_disagreement_by, after the blind verdicts
+    # disagreed; it settles the disagreement.
+    resolves: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     candidate: Mapped[Candidate] = relationship(back_populates="verdicts")
 
@@ -431,6 +450,34 @@ class Release(Base):
     label: Mapped[str] = mapped_column(String(200), default=RELEASE_LABEL)
 
     candidate: Mapped[Candidate] = relationship(back_populates="release")
+    outcomes: Mapped[list[LeadOutcome]] = relationship(
+        back_populates="release",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="LeadOutcome.id",
+    )
+
+
+class LeadOutcome(Base):
+    """What came of a released lead, as its requester recorded it; the newest row stands,
+    the earlier ones stay as its history."""
+
+    __tablename__ = "lead_outcomes"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({_sql_list(LEAD_OUTCOMES)})", name="outcome_known"),
+        CheckConstraint(_non_blank("note"), name="note_not_blank"),
+        Index("ix_lead_outcomes_release_id_id", "release_id", "id"),
+        NEVER_REUSED_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    release: Mapped[Release] = relationship(back_populates="outcomes")
 
 
 class Calibration(Base):

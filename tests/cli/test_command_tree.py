@@ -37,7 +37,8 @@ GOVERNED: dict[str, tuple[str, ...]] = {
     "review": ("candidate.verdict",),
     "release": ("lead.released",),
     "leads": ("leads.viewed",),
-    "expunge": ("gallery.expunged",),
+    # A request only: a second admin's `admin confirm` expunges (checked below).
+    "expunge": ("gallery.expunge_requested",),
     "retention run": ("retention.run",),
     "calibrate": ("calibration.recorded",),
     "evaluate": ("evaluation.run",),
@@ -67,6 +68,9 @@ NOT_TOUCHING_FACES = {
     "show",
     "request",
     "approvals",
+    "todo",
+    "requests",
+    "reviews",
     "audit verify",
     "audit prove",
     "audit checkpoint",
@@ -85,6 +89,7 @@ NOT_TOUCHING_FACES = {
     "user certificate",
     "user list",
     "user password",
+    "user reset-password",
     "admin pending",
     "admin confirm",
     "admin reject",
@@ -221,7 +226,14 @@ def test_every_governed_command_writes_its_audit_entries(tmp_path: Path, faces_d
     cli.as_user("ana")
     governed("leads", search_id)
     cli.as_user("admin1")
-    governed("expunge", people[3].name, "--yes")
+    requested = governed("expunge", people[3].name, "--yes", "--reason", "court order")
+    change = requested["change"]
+    assert isinstance(change, dict), requested
+    cli.as_user("admin2")
+    before = cli.last_seq()
+    assert cli.run("admin", "confirm", str(change["id"]))["ok"] is True
+    assert "gallery.expunged" in cli.actions_since(before)
+    cli.as_user("admin1")
     governed("retention run")
     labelled = tmp_path / "labelled"
     for person in people_with_photos(faces_dir, 10):

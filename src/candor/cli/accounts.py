@@ -28,6 +28,7 @@ from candor.workflow.accounts import (
     NotAuthenticatedError,
     UserInfo,
     active_policy_info,
+    authenticate,
     bootstrap,
     change_password,
     confirm_change,
@@ -42,6 +43,7 @@ from candor.workflow.accounts import (
     request_role_grant,
     request_role_revoke,
     request_user,
+    reset_password,
     session_view,
     update_certificate,
 )
@@ -161,7 +163,12 @@ def _roles_text(roles: frozenset[str] | tuple[str, ...]) -> str:
 
 
 def _change_line(change: ChangeInfo) -> str:
-    subject = change.payload.get("username") or change.payload.get("name") or ""
+    subject = (
+        change.payload.get("username")
+        or change.payload.get("name")
+        or change.payload.get("subject_ref")
+        or ""
+    )
     detail = change.payload.get("role") or change.payload.get("version") or ""
     what = " ".join(str(part) for part in (change.kind, subject, detail) if part)
     return f"change {change.id}: {what} (requested by {change.requested_by}, {change.state})"
@@ -307,6 +314,7 @@ def login_command(
                 "roles": _ordered(view.actor.roles),
                 "expires_at": result.expires_at,
                 "certificate_valid": view.actor.certificate_valid,
+                "reset_pending": view.actor.must_change_password,
             }
         )
         return
@@ -316,6 +324,11 @@ def login_command(
     )
     if not view.actor.certificate_valid:
         stdout.print("Your training certificate has expired: no search, verify or review.")
+    if view.actor.must_change_password:
+        stdout.print(
+            "An admin reset your password: choose a new one now with `candor user password "
+            "--password-file FILE`; nothing else is allowed until you do."
+        )
 
 
 def logout_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
@@ -507,14 +520,37 @@ def user_password(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Change your own password."""
+    """Change your own password (the one thing allowed after an admin reset it)."""
     password = _secret(password_file, NEW_PASSWORD_VARIABLE, "--password-file", as_json)
-    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+    with reported_errors(as_json), _workflow(home, as_json) as workflow:
+        actor = authenticate(
+            workflow, read_token(workflow.workspace.home), password_change_pending=True
+        )
         change_password(workflow, actor, password)
     if as_json:
         emit_json({"ok": True, "username": actor.username})
         return
     stdout.print(f"Changed the password of {actor.username}.")
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    username: Annotated[str, typer.Argument(help="Whose password (not your own).")],
+    password_file: PasswordFileOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set another user's password; they must choose a new one at their next login."""
+    password = _secret(password_file, NEW_PASSWORD_VARIABLE, "--password-file", as_json)
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        user = reset_password(workflow, actor, username, password)
+    if as_json:
+        emit_json({"ok": True, "user": user})
+        return
+    stdout.print(
+        f"Reset the password of {user.username}; their sessions are ended and they must "
+        "choose a new one at their next login."
+    )
 
 
 # admin -----------------------------------------------------------------------------------
@@ -543,6 +579,13 @@ def admin_confirm(
     """Confirm another admin's change; it takes effect now."""
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
         change = confirm_change(workflow, actor, change_id)
+    if change.remaining:
+        fail(
+            f"confirmed {_change_line(change)}, but not every file is finished: "
+            f"{'; '.join(change.remaining)}",
+            as_json=as_json,
+            change=change,
+        )
     if as_json:
         emit_json({"ok": True, "change": change})
         return

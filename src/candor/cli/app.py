@@ -32,6 +32,7 @@ from candor.cli import (
     reports,
     serve,
     simulate,
+    todo,
     upkeep,
 )
 from candor.cli.options import HomeOption, JsonOption
@@ -54,9 +55,9 @@ from candor.workflow import (
     Workflow,
     create_workspace,
     enrol_files,
-    expunge_subject,
     gallery_subject,
     gallery_subjects,
+    request_expunge,
     requests_from_folders,
     upgrade_workspace,
 )
@@ -303,33 +304,30 @@ def show(
 @app.command()
 def expunge(
     subject: Annotated[str, typer.Argument(help="The subject's reference.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (recorded in the audit log with the change).")
+    ] = "",
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove a subject's images, crops, templates and index entries for good."""
+    """Ask to remove a subject's images, crops, templates and index entries for good.
+
+    Another admin confirms with `candor admin confirm ID`; only then is anything removed.
+    """
     if not yes:
         fail(
             f"expunging {subject} cannot be undone; run again with --yes to confirm",
             as_json=as_json,
         )
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
-        report = expunge_subject(workflow, actor, subject)
-    if report.remaining:
-        fail(
-            f"expunged {subject} ({len(report.image_ids)} image(s), "
-            f"{len(report.template_ids)} template(s)) from the gallery and the index, but "
-            f"not yet from every file: {'; '.join(report.remaining)}",
-            as_json=as_json,
-            report=_fields(report),
-        )
+        change = request_expunge(workflow, actor, subject, reason)
     if as_json:
-        emit_json({"ok": True, **_fields(report)})
+        emit_json({"ok": True, "change": change})
         return
     stdout.print(
-        f"Expunged {subject}: {len(report.image_ids)} image(s), "
-        f"{len(report.template_ids)} template(s) and their crops and index entries; "
-        "the database was scrubbed."
+        f"Requested change {change.id}: expunge {subject}. Nothing is removed until another "
+        f"admin runs `candor admin confirm {change.id}`."
     )
 
 
@@ -401,6 +399,7 @@ serve.register(app)
 reenrol.register(app)
 upkeep.register(app)
 jobs.register(app)
+todo.register(app)
 
 
 def main() -> None:

@@ -258,8 +258,11 @@ def main() -> None:
 
     as_user("avery")
     say("""Expungement removes a person's images, crops, templates and index entries, and
-        scrubs the database; the audit log keeps what was removed by id and hash only.""")
-    candor("expunge", "DEMO-0002", "--yes")
+        scrubs the database; the audit log keeps what was removed by id and hash only. It
+        cannot be undone, so one admin asks with a reason and a second admin confirms.""")
+    confirmed_by_second_admin(
+        candor("expunge", "DEMO-0002", "--yes", "--reason", "court order 2026/114", "--json")
+    )
 
     as_user("ada")
     say("""Ada, an auditor, checks the log and exports it. The export holds every entry,

@@ -28,11 +28,13 @@ from candor.workflow.enrolment import (
 from candor.workflow.errors import (
     FaceIndexError,
     MultipleFacesError,
+    NotFoundError,
     ProbeRefusedError,
+    RequestNotFoundError,
     SubjectNotFoundError,
     WorkflowError,
 )
-from candor.workflow.expunge import ExpungeReport, expunge_subject
+from candor.workflow.expunge import ExpungeReport, expunge_subject, request_expunge
 from candor.workflow.gallery import gallery_subject, gallery_subjects
 from candor.workflow.governed import (
     CandidateReview,
@@ -80,11 +82,13 @@ __all__ = [
     "ExpungeReport",
     "FaceIndexError",
     "MultipleFacesError",
+    "NotFoundError",
     "PendingRequest",
     "PermissionDeniedError",
     "ProbeRefusedError",
     "Provenance",
     "RequestForm",
+    "RequestNotFoundError",
     "RequestOutcome",
     "RetentionReport",
     "SubjectDetail",
@@ -110,6 +114,7 @@ __all__ = [
     "record_verdict",
     "release_lead",
     "released_leads",
+    "request_expunge",
     "request_search",
     "request_verify",
     "requests_from_folders",

@@ -23,7 +23,7 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,10 @@ class UserNotFoundError(AccountWorkflowError):
     """No user has that username."""
 
 
+class PasswordChangeRequiredError(AccountWorkflowError):
+    """An admin reset this user's password: they must choose their own before anything else."""
+
+
 class ChangeNotFoundError(AccountWorkflowError):
     """No admin change has that id, or it was already decided."""
 
@@ -137,6 +141,8 @@ class Actor:
     roles: frozenset[str]
     certificate_valid: bool
     disabled: bool
+    # An admin reset the password; until the user chooses a new one, only that is allowed.
+    must_change_password: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,8 @@ class UserInfo:
     disabled: bool
     created_at: datetime
     created_by: str
+    # An admin reset the password and the user has not yet chosen a new one.
+    reset_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,9 @@ class ChangeInfo:
     decided_by: str | None
     decided_at: datetime | None
     reason: str | None
+    # What a confirmed change could not finish at once (an expungement's files still to
+    # erase); empty when it is complete.
+    remaining: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,6 +306,7 @@ def _actor(user: User, today: date) -> Actor:
         roles=user.roles,
         certificate_valid=_certificate_valid(user, today),
         disabled=user.disabled,
+        must_change_password=user.must_change_password,
     )
 
 
@@ -311,6 +323,7 @@ def _user_info(user: User, today: date) -> UserInfo:
         disabled=user.disabled,
         created_at=user.created_at,
         created_by=user.created_by,
+        reset_pending=user.must_change_password,
     )
 
 
@@ -318,7 +331,7 @@ def _public_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in payload.items() if key != "password_hash"}
 
 
-def _change_info(session: Session, change: AdminChange) -> ChangeInfo:
+def change_info(session: Session, change: AdminChange) -> ChangeInfo:
     decider = None if change.decided_by is None else user_by_id(session, change.decided_by)
     return ChangeInfo(
         id=change.id,
@@ -333,7 +346,7 @@ def _change_info(session: Session, change: AdminChange) -> ChangeInfo:
     )
 
 
-def _require_admin(session: Session, actor: Actor) -> User:
+def require_admin(session: Session, actor: Actor) -> User:
     # Re-read in this transaction: a role revoked or a user disabled a moment ago counts.
     user = user_by_id(session, actor.user_id)
     if user is None or user.disabled:
@@ -542,14 +555,33 @@ def session_view(workflow: Workflow, token: str | None) -> SessionView:
         )
 
 
-def authenticate(workflow: Workflow, token: str | None) -> Actor:
-    """The actor behind a session token; raises NotAuthenticatedError saying what to do."""
-    return session_view(workflow, token).actor
+def authenticate(
+    workflow: Workflow, token: str | None, *, password_change_pending: bool = False
+) -> Actor:
+    """The actor behind a session token; raises NotAuthenticatedError saying what to do.
+
+    A user whose password an admin reset is refused (PasswordChangeRequiredError) until
+    they choose their own, unless the caller is the password change itself
+    (password_change_pending=True; the server also uses it to send them to that page).
+    """
+    actor = session_view(workflow, token).actor
+    if actor.must_change_password and not password_change_pending:
+        raise PasswordChangeRequiredError(password_change_required(actor.username))
+    return actor
+
+
+def password_change_required(username: str) -> str:
+    """The one sentence every interface says to a user who must choose a new password."""
+    return (
+        f"an admin reset the password of {username}: choose a new one before anything "
+        "else (web: the password page; CLI: `candor user password`)"
+    )
 
 
 def logout(workflow: Workflow, token: str | None) -> Actor:
     """End the session of this token; returns who was logged out."""
-    actor = authenticate(workflow, token)
+    # A user who must still choose a new password may log out all the same.
+    actor = session_view(workflow, token).actor
     assert token is not None
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
@@ -568,22 +600,75 @@ def logout(workflow: Workflow, token: str | None) -> Actor:
 
 
 def change_password(workflow: Workflow, actor: Actor, new_password: str) -> None:
-    """The actor sets their own password; their other sessions stay open."""
+    """The actor sets their own password; their other sessions stay open.
+
+    After an admin's reset this is the one thing the user may do, and the new password
+    must differ from the one the admin set (which the admin knows).
+    """
     encoded = hash_password(new_password)
     workspace = workflow.workspace
+    with workspace.session() as session:
+        seen = user_by_id(session, actor.user_id)
+        reset_hash = None if seen is None or not seen.must_change_password else seen.password_hash
+    if reset_hash is not None and _password_matches(reset_hash, new_password):
+        raise WeakPasswordError(
+            "choose a password of your own, not the one the admin set when resetting it"
+        )
     with workspace.session() as session, session.begin():
         user = user_by_id(session, actor.user_id)
         if user is None or user.disabled:
             raise NotAuthenticatedError(f"{actor.username} is disabled and can do nothing")
+        was_reset = user.must_change_password
         user.password_hash = encoded
+        user.must_change_password = False
         record(
             session,
             workflow,
             actor.username,
             "user.password_changed",
             {"user": user.id},
-            {"password_sha256": password_digest(encoded)},
+            {
+                "password_sha256": password_digest(encoded),
+                **({"after_reset": True} if was_reset else {}),
+            },
         )
+
+
+def reset_password(
+    workflow: Workflow, actor: Actor, username: str, temporary_password: str
+) -> UserInfo:
+    """An admin sets another user's password; that user must choose a new one at next login.
+
+    Takes effect at once (a locked-out colleague should not wait for a second admin);
+    every session of that user ends now. The audit entry holds a digest of the new hash,
+    never the password. An admin changes their own password with change_password.
+    """
+    encoded = hash_password(temporary_password)
+    workspace = workflow.workspace
+    with workspace.session() as session, session.begin():
+        admin = require_admin(session, actor)
+        user = _require_user(session, username)
+        if user.id == admin.id:
+            raise AccountWorkflowError(
+                f"{actor.username} cannot reset their own password; change it instead "
+                "(web: the password page; CLI: `candor user password`)"
+            )
+        user.password_hash = encoded
+        user.must_change_password = True
+        ended = revoke_user_sessions(session, user.id, at=workflow.now())
+        record(
+            session,
+            workflow,
+            actor.username,
+            "user.password_reset",
+            {"user": user.id},
+            {
+                "username": user.username,
+                "password_sha256": password_digest(encoded),
+                "sessions_ended": ended,
+            },
+        )
+        return _user_info(user, workflow.today())
 
 
 # Users and roles -------------------------------------------------------------------------
@@ -608,7 +693,7 @@ def request_user(workflow: Workflow, actor: Actor, new: NewUser) -> ChangeInfo:
     encoded = hash_password(new.password)
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        admin = _require_admin(session, actor)
+        admin = require_admin(session, actor)
         if user_by_name(session, fields["username"]) is not None:
             raise AccountWorkflowError(f"a user named {fields['username']!r} already exists")
         for change in pending_changes(session, "create_user"):
@@ -632,14 +717,14 @@ def request_user(workflow: Workflow, actor: Actor, new: NewUser) -> ChangeInfo:
             {"change": change.id},
             fields,
         )
-        return _change_info(session, change)
+        return change_info(session, change)
 
 
 def request_role_grant(workflow: Workflow, actor: Actor, username: str, role: str) -> ChangeInfo:
     """Ask to give `username` a role; takes effect when a second admin confirms."""
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        admin = _require_admin(session, actor)
+        admin = require_admin(session, actor)
         user = _require_user(session, username)
         _check_grant(user, role)
         change = add_admin_change(
@@ -657,7 +742,7 @@ def request_role_grant(workflow: Workflow, actor: Actor, username: str, role: st
             {"change": change.id, "user": user.id},
             {"username": user.username, "role": role},
         )
-        return _change_info(session, change)
+        return change_info(session, change)
 
 
 def _check_grant(user: User, role: str) -> None:
@@ -674,7 +759,7 @@ def request_role_revoke(workflow: Workflow, actor: Actor, username: str, role: s
     """Ask to take a role from `username`; takes effect when a second admin confirms."""
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        admin = _require_admin(session, actor)
+        admin = require_admin(session, actor)
         user = _require_user(session, username)
         _check_revoke(session, user, role)
         change = add_admin_change(
@@ -692,7 +777,7 @@ def request_role_revoke(workflow: Workflow, actor: Actor, username: str, role: s
             {"change": change.id, "user": user.id},
             {"username": user.username, "role": role},
         )
-        return _change_info(session, change)
+        return change_info(session, change)
 
 
 def _check_revoke(session: Session, user: User, role: str) -> None:
@@ -715,7 +800,7 @@ def disable_user(workflow: Workflow, actor: Actor, username: str) -> UserInfo:
     """Stop a user at once: no second admin needed, and every open session ends now."""
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        _require_admin(session, actor)
+        require_admin(session, actor)
         user = _require_user(session, username)
         if user.disabled:
             raise AccountWorkflowError(f"{user.username} is already disabled")
@@ -738,7 +823,7 @@ def request_enable(workflow: Workflow, actor: Actor, username: str) -> ChangeInf
     """Ask to let a disabled user back in; takes effect when a second admin confirms."""
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        admin = _require_admin(session, actor)
+        admin = require_admin(session, actor)
         user = _require_user(session, username)
         if not user.disabled:
             raise AccountWorkflowError(f"{user.username} is not disabled")
@@ -757,7 +842,7 @@ def request_enable(workflow: Workflow, actor: Actor, username: str) -> ChangeInf
             {"change": change.id, "user": user.id},
             {"username": user.username},
         )
-        return _change_info(session, change)
+        return change_info(session, change)
 
 
 def update_certificate(
@@ -770,7 +855,7 @@ def update_certificate(
     limits.CERTIFICATE_REF.check(reference)
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        _require_admin(session, actor)
+        require_admin(session, actor)
         user = _require_user(session, username)
         previous = (user.certificate_ref, user.certificate_expires.isoformat())
         user.certificate_ref = reference
@@ -803,7 +888,7 @@ def request_policy_change(workflow: Workflow, actor: Actor, path: Path) -> Chang
         raise PolicyFileError(error) from error
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        admin = _require_admin(session, actor)
+        admin = require_admin(session, actor)
         current = active_policy_row(session)
         if current is not None and current.sha256 == policy.sha256:
             raise AccountWorkflowError(
@@ -840,7 +925,7 @@ def request_policy_change(workflow: Workflow, actor: Actor, path: Path) -> Chang
                 "file": str(path),
             },
         )
-        return _change_info(session, change)
+        return change_info(session, change)
 
 
 def _stored_policy(source: str, sha256: str) -> Policy:
@@ -900,7 +985,7 @@ def pending_change_infos(workflow: Workflow, actor: Actor) -> list[ChangeInfo]:
         viewer = user_by_id(session, actor.user_id)
         if viewer is None or viewer.disabled or not viewer.roles & {"admin", "auditor"}:
             raise NotAnAdminError("pending admin changes are shown to admins and auditors")
-        return [_change_info(session, change) for change in pending_changes(session)]
+        return [change_info(session, change) for change in pending_changes(session)]
 
 
 def _pending(session: Session, change_id: int) -> AdminChange:
@@ -913,17 +998,36 @@ def _pending(session: Session, change_id: int) -> AdminChange:
 
 
 def confirm_change(workflow: Workflow, actor: Actor, change_id: int) -> ChangeInfo:
-    """A second admin confirms a pending change, which takes effect in this transaction."""
+    """A second admin confirms a pending change, which takes effect in this transaction.
+
+    A confirmed expungement deletes its rows here; its files, index entries and the
+    database scrub follow the commit, and `remaining` says what they could not finish.
+    """
+    # Imported here: the expungement module builds on this one (Actor, require_admin).
+    from candor.workflow.expunge import erase_removed, remove_subject_rows, removed_details
+
     workspace = workflow.workspace
+    removed = None
     with workspace.session() as session, session.begin():
-        admin = _require_admin(session, actor)
+        admin = require_admin(session, actor)
         change = _pending(session, change_id)
         if change.requested_by == admin.id:
             raise SelfConfirmationError(
                 f"{actor.username} requested change {change_id} and cannot confirm it; "
                 "another admin must"
             )
-        action, objects, details = _apply(session, admin, change, workflow.now())
+        if change.kind == "expunge_subject":
+            removed = remove_subject_rows(
+                session, workflow, change.payload["subject_id"], change.payload["subject_ref"]
+            )
+            action = "gallery.expunged"
+            objects: dict[str, int | str] = {"subject": removed.subject_id}
+            details: dict[str, object] = {
+                **removed_details(removed),
+                "reason": change.payload["reason"],
+            }
+        else:
+            action, objects, details = _apply(session, admin, change, workflow.now())
         decide_change(
             session,
             change,
@@ -940,7 +1044,11 @@ def confirm_change(workflow: Workflow, actor: Actor, change_id: int) -> ChangeIn
             {"change": change.id, **objects},
             {"requested_by": change.requester.username, **details},
         )
-        return _change_info(session, change)
+        confirmed = change_info(session, change)
+    if removed is None:
+        return confirmed
+    report = erase_removed(workflow, removed)
+    return replace(confirmed, remaining=report.remaining)
 
 
 def reject_change(workflow: Workflow, actor: Actor, change_id: int, reason: str) -> ChangeInfo:
@@ -950,7 +1058,7 @@ def reject_change(workflow: Workflow, actor: Actor, change_id: int, reason: str)
     limits.REASON.check(reason.strip())
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():
-        admin = _require_admin(session, actor)
+        admin = require_admin(session, actor)
         change = _pending(session, change_id)
         decide_change(
             session,
@@ -974,7 +1082,7 @@ def reject_change(workflow: Workflow, actor: Actor, change_id: int, reason: str)
                 "payload": _public_payload(change.payload),
             },
         )
-        return _change_info(session, change)
+        return change_info(session, change)
 
 
 def _apply(
@@ -1046,6 +1154,7 @@ __all__ = [
     "NewUser",
     "NotAnAdminError",
     "NotAuthenticatedError",
+    "PasswordChangeRequiredError",
     "PolicyFileError",
     "PolicyInfo",
     "RoleConflictError",
@@ -1066,6 +1175,7 @@ __all__ = [
     "list_user_infos",
     "login",
     "logout",
+    "password_change_required",
     "pending_change_infos",
     "reject_change",
     "request_enable",
@@ -1073,6 +1183,7 @@ __all__ = [
     "request_role_grant",
     "request_role_revoke",
     "request_user",
+    "reset_password",
     "session_view",
     "token_sha256",
     "update_certificate",

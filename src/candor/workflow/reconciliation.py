@@ -409,6 +409,7 @@ _HANDLERS: dict[str, _Handler] = {
     "user.disabled": _disabled,
     "user.certificate_updated": _certificate,
     "user.password_changed": _password,
+    "user.password_reset": _password,
     "auth.login": _password,
     "search.requested": _requested,
     "verify.requested": _requested,

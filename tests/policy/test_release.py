@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from candor.policy import release_ready
+from candor.policy import awaits_resolution, release_ready
 
 MATCH = "possible_match"
 NO = "not_a_match"
@@ -124,3 +124,118 @@ def test_malformed_input_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=fragment):
         release_ready(verdicts, "bob", required)
+
+
+# With review.resolve_disagreement_by: (case id, blind verdicts, resolving verdict,
+# reviewers_to_release, ready, fragments of the reason). The requester is bob.
+RESOLVED = [
+    (
+        "agreement needs no resolution",
+        [("alice", MATCH), ("carol", MATCH)],
+        [],
+        2,
+        True,
+        ["released: 2 distinct examiners"],
+    ),
+    (
+        "a disagreement awaits the resolver",
+        [("alice", MATCH), ("carol", NO)],
+        [],
+        2,
+        False,
+        ["not released yet", "carol said not_a_match", "a supervisor who gave no verdict"],
+    ),
+    (
+        "a disagreement before the blind verdicts are all in waits for them",
+        [("carol", NO)],
+        [],
+        2,
+        False,
+        ["once 2 blind verdicts are in (1 so far)"],
+    ),
+    (
+        "the requester's verdict is not a blind verdict",
+        [("bob", MATCH), ("carol", NO)],
+        [],
+        2,
+        False,
+        ["(1 so far)"],
+    ),
+    (
+        "a resolving possible_match releases with the agreeing ones",
+        [("alice", MATCH), ("carol", NO)],
+        [("sam", MATCH)],
+        2,
+        True,
+        ["sam's resolving verdict (possible_match) settled", "(alice, sam)", "2 required"],
+    ),
+    (
+        "a resolving not_a_match closes",
+        [("alice", MATCH), ("carol", NO)],
+        [("sam", NO)],
+        2,
+        False,
+        ["sam's resolving verdict (not_a_match)", "closed"],
+    ),
+    (
+        "a resolving inconclusive closes",
+        [("alice", MATCH), ("carol", NO)],
+        [("sam", UNSURE)],
+        2,
+        False,
+        ["closed"],
+    ),
+    (
+        "a resolving possible_match short of the number required",
+        [("alice", MATCH), ("carol", NO), ("dan", NO)],
+        [("sam", MATCH)],
+        3,
+        False,
+        ["only 2 of the 3", "(alice, sam)"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "resolving", "required", "ready", "fragments"),
+    [case[1:] for case in RESOLVED],
+    ids=[case[0] for case in RESOLVED],
+)
+def test_release_ready_with_a_resolver(
+    verdicts: list[tuple[str, str]],
+    resolving: list[tuple[str, str]],
+    required: int,
+    ready: bool,
+    fragments: list[str],
+) -> None:
+    result, reason = release_ready(
+        verdicts, "bob", required, resolving=resolving, resolver="supervisor"
+    )
+    assert result is ready
+    for fragment in fragments:
+        assert fragment in reason
+
+
+def test_without_a_resolver_a_disagreement_still_blocks() -> None:
+    ready, reason = release_ready([("alice", MATCH), ("carol", NO)], "bob", 2)
+    assert not ready
+    assert "blocks release" in reason
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "required", "awaits"),
+    [
+        ([("alice", MATCH), ("carol", NO)], 2, True),
+        ([("carol", NO)], 2, False),
+        ([("alice", MATCH), ("carol", MATCH)], 2, False),
+        ([("bob", MATCH), ("carol", NO)], 2, False),
+        ([("carol", NO)], 1, True),
+    ],
+)
+def test_awaits_resolution(verdicts: list[tuple[str, str]], required: int, awaits: bool) -> None:
+    assert awaits_resolution(verdicts, "bob", required) is awaits
+
+
+def test_only_one_resolving_verdict() -> None:
+    with pytest.raises(ValueError, match="one resolving verdict"):
+        release_ready([("a", NO)], "bob", 1, resolving=[("s", MATCH), ("t", MATCH)])

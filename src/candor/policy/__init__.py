@@ -26,7 +26,7 @@ from candor.policy.parse import (
     load_policy,
     parse_policy,
 )
-from candor.policy.release import VERDICTS, Verdict, release_ready
+from candor.policy.release import VERDICTS, Verdict, awaits_resolution, release_ready
 from candor.policy.retention import RetentionCutoffs, gallery_retain_until_limit, retention_due
 from candor.policy.roles import (
     ADMIN_ONLY_PERMISSIONS,
@@ -62,6 +62,7 @@ __all__ = [
     "RetentionCutoffs",
     "SearchFacts",
     "Verdict",
+    "awaits_resolution",
     "decide_search",
     "example_policy_path",
     "gallery_retain_until_limit",

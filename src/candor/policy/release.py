@@ -39,31 +39,54 @@ class LeadOutcome(StrEnum):
 LEAD_OUTCOMES: tuple[str, ...] = tuple(outcome.value for outcome in LeadOutcome)
 
 
-def release_ready(
+def _distinct_blind(verdicts: Sequence[tuple[str, str]], requester: str) -> set[str]:
+    return {examiner for examiner, _ in verdicts if examiner != requester}
+
+
+def awaits_resolution(
     verdicts: Sequence[tuple[str, str]], requester: str, reviewers_to_release: int
+) -> bool:
+    """Whether the blind verdicts are all in and disagree: the point at which a policy's
+    `review.resolve_disagreement_by` lets one holder of that role settle them.
+
+    All in: at least `reviewers_to_release` distinct examiners other than the requester.
+    Disagree: somebody said not_a_match.
+    """
+    dissent = any(verdict == NOT_A_MATCH for _, verdict in verdicts)
+    return dissent and len(_distinct_blind(verdicts, requester)) >= reviewers_to_release
+
+
+def release_ready(
+    verdicts: Sequence[tuple[str, str]],
+    requester: str,
+    reviewers_to_release: int,
+    *,
+    resolving: Sequence[tuple[str, str]] = (),
+    resolver: str | None = None,
 ) -> tuple[bool, str]:
-    """(ready, why) for verdicts given as (examiner, verdict) pairs.
+    """(ready, why) for the blind verdicts given as (examiner, verdict) pairs.
 
     Ready when at least `reviewers_to_release` distinct examiners other than the requester
     said possible_match and nobody said not_a_match. A not_a_match from anyone, the
     requester included, blocks release: the examiners disagree, and a lead is released
     only on agreement. inconclusive neither counts towards release nor blocks it. The
     requester's own verdicts never count: nobody reviews their own request.
+
+    resolver: the policy's `review.resolve_disagreement_by` (None: a disagreement blocks
+    release for good). With a resolver, once the blind verdicts are all in and disagree
+    (`awaits_resolution`), the one resolving verdict (`resolving`, (examiner, verdict))
+    settles it: possible_match counts with the blind possible_matches towards release,
+    anything else closes the candidate unreleased.
     """
     if reviewers_to_release < 1:
         raise ValueError(f"reviewers_to_release must be at least 1, not {reviewers_to_release}")
-    for examiner, verdict in verdicts:
+    for examiner, verdict in (*verdicts, *resolving):
         if not examiner.strip():
             raise ValueError("every verdict must name its examiner")
         if verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}; verdicts are {', '.join(VERDICTS)}")
-    dissent = sorted({examiner for examiner, verdict in verdicts if verdict == NOT_A_MATCH})
-    if dissent:
-        return (
-            False,
-            f"not released: the examiners disagree ({', '.join(dissent)} said not_a_match); "
-            "a disagreement blocks release",
-        )
+    if len(resolving) > 1:
+        raise ValueError("a disagreement is settled by one resolving verdict, not several")
     agreeing = sorted(
         {
             examiner
@@ -73,6 +96,24 @@ def release_ready(
     )
     own = any(examiner == requester for examiner, _ in verdicts)
     note = f"; {requester}'s own verdict does not count, being the requester" if own else ""
+    dissent = sorted({examiner for examiner, verdict in verdicts if verdict == NOT_A_MATCH})
+    if resolving:
+        return _resolved(agreeing, dissent, resolving[0], reviewers_to_release, note)
+    if dissent:
+        said = f"the examiners disagree ({', '.join(dissent)} said not_a_match)"
+        if resolver is None:
+            return False, f"not released: {said}; a disagreement blocks release"
+        if awaits_resolution(verdicts, requester, reviewers_to_release):
+            return (
+                False,
+                f"not released yet: {said}; a {resolver} who gave no verdict on it settles it",
+            )
+        blind = len(_distinct_blind(verdicts, requester))
+        return (
+            False,
+            f"not released: {said}; once {reviewers_to_release} blind verdicts are in "
+            f"({blind} so far), a {resolver} who gave none settles it",
+        )
     if len(agreeing) < reviewers_to_release:
         named = f" ({', '.join(agreeing)})" if agreeing else ""
         return (
@@ -84,4 +125,33 @@ def release_ready(
         True,
         f"released: {len(agreeing)} distinct examiners said possible_match "
         f"({', '.join(agreeing)}), {reviewers_to_release} required, none disagreed{note}",
+    )
+
+
+def _resolved(
+    agreeing: list[str],
+    dissent: list[str],
+    resolution: tuple[str, str],
+    reviewers_to_release: int,
+    note: str,
+) -> tuple[bool, str]:
+    """The answer once a resolving verdict settled a disagreement."""
+    resolver, verdict = resolution
+    settled = (
+        f"{resolver}'s resolving verdict ({verdict}) settled the disagreement "
+        f"({', '.join(dissent) or 'nobody'} said not_a_match)"
+    )
+    if verdict != POSSIBLE_MATCH:
+        return False, f"not released: {settled}; the candidate is closed{note}"
+    counted = sorted({*agreeing, resolver})
+    if len(counted) < reviewers_to_release:
+        return (
+            False,
+            f"not released: {settled}, but only {len(counted)} of the {reviewers_to_release} "
+            f"distinct examiners required said possible_match ({', '.join(counted)}){note}",
+        )
+    return (
+        True,
+        f"released: {settled}; {len(counted)} distinct examiners said possible_match "
+        f"({', '.join(counted)}), {reviewers_to_release} required{note}",
     )

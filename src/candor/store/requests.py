@@ -17,7 +17,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, insert, inspect, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from candor.store.governance import Approval, Candidate, Release, SearchRequest, Verdict
+from candor.store.governance import (
+    Approval,
+    Candidate,
+    LeadOutcome,
+    Release,
+    SearchRequest,
+    User,
+    Verdict,
+)
 from candor.store.models import FaceTemplate
 
 _REQUESTS = SearchRequest.__table__.c
@@ -29,41 +37,232 @@ def request_by_id(session: Session, search_id: int) -> SearchRequest | None:
     return session.get(SearchRequest, search_id)
 
 
-def latest_requests_by(session: Session, requester_id: int, limit: int) -> list[SearchRequest]:
-    """The requester's own latest `limit` requests, newest first."""
-    return list(
-        session.scalars(
-            select(SearchRequest)
-            .where(SearchRequest.requester_id == requester_id)
-            .order_by(SearchRequest.id.desc())
-            .limit(limit)
+def request_by_idempotency_key(
+    session: Session, requester_id: int, idempotency_key: str
+) -> SearchRequest | None:
+    """The requester's request made with this Idempotency-Key, or None."""
+    return session.scalars(
+        select(SearchRequest).where(
+            SearchRequest.requester_id == requester_id,
+            SearchRequest.idempotency_key == idempotency_key,
         )
-    )
+    ).one_or_none()
 
 
-def latest_completed_searches_not_by(
-    session: Session, user_id: int, limit: int
-) -> list[SearchRequest]:
-    """The latest `limit` completed searches (not verifications) someone else requested,
-    newest first, with their candidates, verdicts and releases loaded (a review queue
-    reads them all: one query per relationship, not one per candidate)."""
-    return list(
-        session.scalars(
-            select(SearchRequest)
-            .options(
-                selectinload(SearchRequest.candidates).options(
-                    selectinload(Candidate.verdicts), selectinload(Candidate.release)
-                )
-            )
-            .where(
-                SearchRequest.kind == "search",
-                SearchRequest.status == "completed",
-                SearchRequest.requester_id != user_id,
-            )
-            .order_by(SearchRequest.id.desc())
-            .limit(limit)
-        )
+def requests_by_page(
+    session: Session,
+    requester_id: int,
+    *,
+    limit: int,
+    offset: int,
+    status: str | None = None,
+    case_number: str | None = None,
+) -> tuple[list[SearchRequest], int]:
+    """One page of the requester's own requests, oldest first, with how many match in all;
+    only those in `status` or of `case_number` when given. Candidates come loaded."""
+    conditions = [SearchRequest.requester_id == requester_id]
+    if status is not None:
+        conditions.append(SearchRequest.status == status)
+    if case_number is not None:
+        conditions.append(SearchRequest.case_number == case_number)
+    rows = session.scalars(
+        select(SearchRequest)
+        .options(selectinload(SearchRequest.candidates))
+        .where(*conditions)
+        .order_by(SearchRequest.id)
+        .limit(limit)
+        .offset(offset)
     )
+    return list(rows), _count(session, conditions)
+
+
+def _count(session: Session, conditions: Sequence[ColumnElement[bool]]) -> int:
+    return int(session.scalar(select(func.count(SearchRequest.id)).where(*conditions)) or 0)
+
+
+def _review_open(reviewers_required: int) -> ColumnElement[bool]:
+    """A completed search's candidate list whose review is not finished: no candidate of
+    it released, and some candidate with fewer verdicts than the policy's reviewers."""
+    verdicts_given = (
+        select(func.count(Verdict.id)).where(Verdict.candidate_id == Candidate.id)
+    ).scalar_subquery()
+    short = (
+        select(Candidate.id)
+        .where(Candidate.search_id == SearchRequest.id, verdicts_given < reviewers_required)
+        .exists()
+    )
+    released = (
+        select(Release.id)
+        .join(Candidate, Release.candidate_id == Candidate.id)
+        .where(Candidate.search_id == SearchRequest.id)
+        .exists()
+    )
+    return short & ~released
+
+
+def _waiting_for(examiner_id: int) -> ColumnElement[bool]:
+    """Some candidate of the list has no verdict of `examiner_id` yet."""
+    mine = (
+        select(Verdict.id)
+        .where(Verdict.candidate_id == Candidate.id, Verdict.examiner_id == examiner_id)
+        .exists()
+    )
+    return select(Candidate.id).where(Candidate.search_id == SearchRequest.id, ~mine).exists()
+
+
+def _review_conditions(
+    *,
+    reviewers_required: int,
+    not_by: int | None,
+    waiting_for: int | None,
+    ran_before: datetime | None,
+    case_number: str | None,
+    requester_unit: str | None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        SearchRequest.kind == "search",
+        SearchRequest.status == "completed",
+        _review_open(reviewers_required),
+    ]
+    if not_by is not None:
+        conditions.append(SearchRequest.requester_id != not_by)
+    if waiting_for is not None:
+        conditions.append(_waiting_for(waiting_for))
+    if ran_before is not None:
+        conditions.append(SearchRequest.ran_at < ran_before)
+    if case_number is not None:
+        conditions.append(SearchRequest.case_number == case_number)
+    if requester_unit is not None:
+        unit_of = select(User.id).where(
+            User.id == SearchRequest.requester_id, User.unit == requester_unit
+        )
+        conditions.append(unit_of.exists())
+    return conditions
+
+
+def review_lists_by_page(
+    session: Session,
+    *,
+    reviewers_required: int,
+    limit: int,
+    offset: int,
+    not_by: int | None = None,
+    waiting_for: int | None = None,
+    ran_before: datetime | None = None,
+    case_number: str | None = None,
+    requester_unit: str | None = None,
+) -> tuple[list[SearchRequest], int]:
+    """One page of the candidate lists still under review, oldest run first, with how many
+    match in all: completed searches whose lists have no release yet and a candidate
+    with fewer than `reviewers_required` verdicts.
+
+    not_by: not requested by this user; waiting_for: with a candidate this examiner has
+    not judged; ran_before: run before this time (overdue); requester_unit: requested by
+    someone of this unit. Candidates, their verdicts and releases come loaded (one query
+    per relationship, not one per candidate).
+    """
+    conditions = _review_conditions(
+        reviewers_required=reviewers_required,
+        not_by=not_by,
+        waiting_for=waiting_for,
+        ran_before=ran_before,
+        case_number=case_number,
+        requester_unit=requester_unit,
+    )
+    rows = session.scalars(
+        select(SearchRequest)
+        .options(
+            selectinload(SearchRequest.candidates).options(
+                selectinload(Candidate.verdicts), selectinload(Candidate.release)
+            )
+        )
+        .where(*conditions)
+        .order_by(SearchRequest.ran_at, SearchRequest.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), _count(session, conditions)
+
+
+def overdue_review_lists(
+    session: Session, *, reviewers_required: int, ran_before: datetime
+) -> list[tuple[int, str, str, datetime | None]]:
+    """(search id, case number, requester's username, ran at) of every candidate list still
+    under review (as `review_lists_by_page` says) that ran before `ran_before`, oldest
+    first: the lists a policy's review_within_days calls overdue."""
+    conditions = _review_conditions(
+        reviewers_required=reviewers_required,
+        not_by=None,
+        waiting_for=None,
+        ran_before=ran_before,
+        case_number=None,
+        requester_unit=None,
+    )
+    rows = session.execute(
+        select(SearchRequest.id, SearchRequest.case_number, User.username, SearchRequest.ran_at)
+        .join(User, User.id == SearchRequest.requester_id)
+        .where(*conditions)
+        .order_by(SearchRequest.ran_at, SearchRequest.id)
+    )
+    return [(int(i), str(case), str(user), ran) for i, case, user, ran in rows]
+
+
+def requests_in_status_by_page(
+    session: Session,
+    status: str,
+    *,
+    limit: int,
+    offset: int,
+    case_number: str | None = None,
+    not_by: int | None = None,
+) -> tuple[list[SearchRequest], int]:
+    """One page of the requests in `status`, oldest first, with how many match in all;
+    only those of `case_number`, or not requested by `not_by`, when given."""
+    conditions = [SearchRequest.status == status]
+    if case_number is not None:
+        conditions.append(SearchRequest.case_number == case_number)
+    if not_by is not None:
+        conditions.append(SearchRequest.requester_id != not_by)
+    rows = session.scalars(
+        select(SearchRequest)
+        .where(*conditions)
+        .order_by(SearchRequest.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), _count(session, conditions)
+
+
+def searches_by_ids(session: Session, ids: Collection[int]) -> dict[int, SearchRequest]:
+    """The requests with these ids that still exist, by id."""
+    if not ids:
+        return {}
+    rows = session.scalars(select(SearchRequest).where(SearchRequest.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+def leads_without_outcome(
+    session: Session, requester_id: int, *, limit: int
+) -> tuple[list[tuple[int, int, str, datetime]], int]:
+    """(search id, candidate rank, case number, released at) of the oldest `limit` released
+    leads of the requester's searches with no outcome recorded yet, and how many in all."""
+    recorded = select(LeadOutcome.id).where(LeadOutcome.release_id == Release.id).exists()
+    conditions = [SearchRequest.requester_id == requester_id, ~recorded]
+    joined = (
+        select(SearchRequest.id, Candidate.rank, SearchRequest.case_number, Release.released_at)
+        .select_from(Release)
+        .join(Candidate, Candidate.id == Release.candidate_id)
+        .join(SearchRequest, SearchRequest.id == Candidate.search_id)
+        .where(*conditions)
+    )
+    rows = session.execute(joined.order_by(Release.released_at, Release.id).limit(limit))
+    total = session.scalar(
+        select(func.count(Release.id))
+        .join(Candidate, Candidate.id == Release.candidate_id)
+        .join(SearchRequest, SearchRequest.id == Candidate.search_id)
+        .where(*conditions)
+    )
+    return [(int(s), int(r), str(c), at) for s, r, c, at in rows], int(total or 0)
 
 
 def requests_with_status(session: Session, status: str) -> list[SearchRequest]:
@@ -178,14 +377,20 @@ def add_verdict(
     verdict: str,
     rationale: str,
     at: datetime,
+    *,
+    resolves: bool = False,
 ) -> Verdict:
-    """An examiner's verdict on `candidate`, flushed; `candidate.verdicts` then holds it."""
+    """An examiner's verdict on `candidate`, flushed; `candidate.verdicts` then holds it.
+
+    resolves: the verdict settles a disagreement of the blind verdicts (the policy's
+    review.resolve_disagreement_by)."""
     row = Verdict(
         candidate_id=candidate.id,
         examiner_id=examiner_id,
         verdict=verdict,
         rationale=rationale,
         created_at=at,
+        resolves=resolves,
     )
     session.add(row)
     session.flush()

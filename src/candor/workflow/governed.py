@@ -31,6 +31,7 @@ from candor.policy import (
     Policy,
     Reason,
     SearchFacts,
+    awaits_resolution,
     decide_search,
     release_ready,
 )
@@ -45,7 +46,8 @@ from candor.workflow.actions import act
 from candor.workflow.audit_trail import record
 from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
 from candor.workflow.context import Workflow
-from candor.workflow.errors import ProbeRefusedError, WorkflowError
+from candor.workflow.errors import ProbeRefusedError, RequestNotFoundError, WorkflowError
+from candor.workflow.paging import Page, PageRequest, page_of
 from candor.workflow.permissions import (
     PermissionDeniedError,
     require_current_certificate,
@@ -67,6 +69,8 @@ NO_POLICY = "none"
 # fsync waits on the disk, not the CPU, and releases the GIL while it does.
 _PROBE_STORE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="candor-probe-store")
 _TEMPLATE_BYTES = 4  # stored templates are float32
+# A list's first page, at the default size.
+FIRST_PAGE = PageRequest()
 
 
 class RequestStateError(WorkflowError):
@@ -140,6 +144,18 @@ class CandidateView:
     normalised_score: float | None = None
     # Said outright, so no reader takes a missing reference for someone else's.
     expunged: bool = False
+    # Blind review: verdicts of other examiners this reader may not see yet (her own
+    # verdict first); `verdicts` then holds none of them.
+    verdicts_hidden: int = 0
+    own_verdict: str | None = None  # the reader's own verdict on it, if she gave one
+    # Whether the policy's conditions for release hold now, and why (None while the
+    # reader reviews blind: the reason would name the others' verdicts).
+    release_ready: bool = False
+    release_note: str | None = None
+    # The role that settles this candidate's disagreement when the reader may settle it
+    # now (her verdict would be the resolving one); None otherwise.
+    resolution_due: str | None = None
+    settled: bool = False  # a resolving verdict has settled a disagreement on it
 
 
 @dataclass(frozen=True)
@@ -171,8 +187,20 @@ class CandidateReview:
 
 
 @dataclass(frozen=True)
+class EarlierSearch:
+    """The earlier search a repeat request repeats, as its approver needs to judge it."""
+
+    search_id: int
+    kind: str
+    requester: str
+    case_number: str
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class PendingRequest:
-    """A request waiting for a supervisor."""
+    """A request waiting for a supervisor, with what the approver needs to judge it."""
 
     search_id: int
     kind: str
@@ -183,6 +211,13 @@ class PendingRequest:
     requesting_agency: str
     created_at: datetime
     reasons: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    requesting_unit: str = ""
+    probe_kind: str = ""
+    authorisation_ref: str | None = None
+    # The search this one repeats (None when it repeats none, or that record was purged).
+    earlier: EarlierSearch | None = None
+    # The earlier search's id as the policy decision recorded it, even once purged.
+    earlier_search_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -207,14 +242,25 @@ def request_search(
     top: int = 20,
     face_index: int | None = None,
     original_probe: Path | None = None,
+    idempotency_key: str | None = None,
 ) -> RequestOutcome:
     """Ask for a 1:N search; it runs at once when the policy allows it.
 
     original_probe: the unedited photo when `probe_path` was edited (both are kept and
         hashed; `form.edits` says what was changed).
+    idempotency_key: the caller's key for this request, unique per requester (a retry
+        with the same key is the same request: see candor.workflow.retries).
     """
     return _request(
-        workflow, actor, "search", [probe_path], [face_index], form, top, original_probe
+        workflow,
+        actor,
+        "search",
+        [probe_path],
+        [face_index],
+        form,
+        top,
+        original_probe,
+        idempotency_key,
     )
 
 
@@ -243,6 +289,7 @@ def _request(
     form: RequestForm,
     top: int,
     original_probe: Path | None,
+    idempotency_key: str | None = None,
 ) -> RequestOutcome:
     checked = form.checked()
     if top < 1:
@@ -285,6 +332,7 @@ def _request(
                 row = _new_request(
                     workflow, actor, kind, checked, probes, decision, threshold, top, now, original
                 )
+                row.idempotency_key = idempotency_key
                 # A search allowed at once runs in this same transaction: the request, its
                 # decision, its candidates and their three audit entries commit together
                 # (one commit, one fsync of the write-ahead log) or not at all. A verify
@@ -550,28 +598,67 @@ def _audit_safe(value: Any) -> Any:
 # -- approval -----------------------------------------------------------------------------
 
 
-def pending_approvals(workflow: Workflow, actor: Actor) -> list[PendingRequest]:
-    """Requests waiting for a supervisor (supervisors only)."""
+def pending_approvals(
+    workflow: Workflow,
+    actor: Actor,
+    page: PageRequest = FIRST_PAGE,
+    *,
+    case: str | None = None,
+) -> Page[PendingRequest]:
+    """One page of the requests waiting for a supervisor, oldest first (supervisors only),
+    each with the earlier search it repeats; only `case`'s when given.
+
+    The actor's own requests are left out: nobody approves their own request, so a list
+    that offered them would only lead to a refusal.
+    """
     require_permission(workflow, actor, "search.approve")
     with workflow.workspace.session() as session:
-        rows = repository.requests_with_status(session, "pending_approval")
-        return [
-            PendingRequest(
-                search_id=row.id,
-                kind=row.kind,
-                requester=row.requester.username,
-                case_number=row.case_number,
-                offence_category=row.offence_category,
-                purpose=row.purpose,
-                requesting_agency=row.requesting_agency,
-                created_at=row.created_at,
-                reasons=tuple(
-                    {"code": r["code"], "message": r["message"]}
-                    for r in row.decision.get("reasons", [])
-                ),
-            )
-            for row in rows
-        ]
+        rows, total = repository.requests_in_status_by_page(
+            session,
+            "pending_approval",
+            limit=page.limit,
+            offset=page.offset,
+            case_number=case,
+            not_by=actor.user_id,
+        )
+        earlier_ids = {row.earlier_search_id for row in rows if row.earlier_search_id is not None}
+        earlier = repository.searches_by_ids(session, earlier_ids)
+        items = [_pending(row, earlier) for row in rows]
+    return page_of(items, total, page)
+
+
+def earlier_search_of(row: SearchRequest) -> EarlierSearch:
+    """What an approver or a requester sees of an earlier search: no candidates."""
+    return EarlierSearch(
+        search_id=row.id,
+        kind=row.kind,
+        requester=row.requester.username,
+        case_number=row.case_number,
+        status=row.status,
+        created_at=row.created_at,
+    )
+
+
+def _pending(row: SearchRequest, earlier: dict[int, SearchRequest]) -> PendingRequest:
+    repeated = None if row.earlier_search_id is None else earlier.get(row.earlier_search_id)
+    return PendingRequest(
+        search_id=row.id,
+        kind=row.kind,
+        requester=row.requester.username,
+        case_number=row.case_number,
+        offence_category=row.offence_category,
+        purpose=row.purpose,
+        requesting_agency=row.requesting_agency,
+        created_at=row.created_at,
+        reasons=tuple(
+            {"code": r["code"], "message": r["message"]} for r in row.decision.get("reasons", [])
+        ),
+        requesting_unit=row.requesting_unit,
+        probe_kind=row.probe_kind,
+        authorisation_ref=row.authorisation_ref,
+        earlier=None if repeated is None else earlier_search_of(repeated),
+        earlier_search_id=row.earlier_search_id,
+    )
 
 
 def decide_approval(
@@ -860,7 +947,11 @@ def _outcome(row: SearchRequest, found: int, above: int) -> RequestOutcome:
 
 
 def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> CandidateReview:
-    """The candidate list, for an examiner (not the requester) or a supervisor; audited."""
+    """The candidate list, for an examiner (not the requester) or a supervisor; audited.
+
+    Blind review: an examiner sees no other examiner's verdict on a candidate until she
+    has given her own (`_sees_verdicts` says when she may).
+    """
     with act(workflow, actor, None) as action:
         may_review = action.may("candidate.review")
         may_supervise = action.may("search.approve")
@@ -873,15 +964,103 @@ def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> Candida
         )
         if row.status != "completed" or row.kind != "search":
             raise RequestStateError(f"request {search_id} has no candidate list ({row.status})")
-        views = tuple(_candidate_view(action.session, candidate) for candidate in row.candidates)
-        action.record("candidates.viewed", {"search": row.id}, {"candidates": len(views)})
+        reader = _Reader(actor, action.policy, may_review)
+        views = tuple(
+            _candidate_view(action.session, candidate, reader) for candidate in row.candidates
+        )
+        hidden = sum(view.verdicts_hidden for view in views)
+        details: dict[str, object] = {"candidates": len(views)}
+        if hidden:
+            details["verdicts_withheld"] = hidden
+        action.record("candidates.viewed", {"search": row.id}, details)
         return CandidateReview(row.id, row.case_number, row.status, row.threshold_note, views)
 
 
-def _candidate_view(session: Session, candidate: CandidateRow) -> CandidateView:
+@dataclass(frozen=True)
+class _Reader:
+    """Who reads a candidate list, and under which policy: what decides what she sees."""
+
+    actor: Actor
+    policy: Policy | None
+    reviews: bool  # holds candidate.review, so reviews blind until her own verdict
+
+
+def _sees_verdicts(session: Session, candidate: CandidateRow, reader: _Reader) -> bool:
+    """Whether the reader may see the other examiners' verdicts on this candidate.
+
+    Yes once she has given her own, once the candidate is released, or when she does not
+    review at all (a supervisor reading the list). Yes, too, for a holder of the policy's
+    resolve_disagreement_by role who gave no blind verdict, once the blind verdicts are
+    in and disagree: settling the disagreement is her task, and she settles it knowing
+    what each examiner said and why. Otherwise she reviews blind.
+    """
+    if not reader.reviews or candidate.release is not None:
+        return True
+    if any(v.examiner_id == reader.actor.user_id for v in candidate.verdicts):
+        return True
+    return _resolution_due(session, candidate, reader) is not None
+
+
+def _resolution_due(session: Session, candidate: CandidateRow, reader: _Reader) -> str | None:
+    """The resolving role when this candidate's blind verdicts disagree and await the
+    resolving verdict that the reader may give; None otherwise."""
+    policy = reader.policy
+    if policy is None or policy.resolve_disagreement_by is None:
+        return None
+    if policy.resolve_disagreement_by not in reader.actor.roles:
+        return None
+    if any(v.resolves or v.examiner_id == reader.actor.user_id for v in candidate.verdicts):
+        return None  # settled already, or she gave a blind verdict on it
+    blind = _blind_pairs(session, candidate)
+    requester = _username(session, candidate.search.requester_id)
+    if not awaits_resolution(blind, requester, policy.reviewers_to_release):
+        return None
+    return policy.resolve_disagreement_by
+
+
+def _blind_pairs(session: Session, candidate: CandidateRow) -> list[tuple[str, str]]:
+    return [
+        (_username(session, v.examiner_id), v.verdict) for v in candidate.verdicts if not v.resolves
+    ]
+
+
+def _release_state(
+    session: Session, candidate: CandidateRow, policy: Policy | None
+) -> tuple[bool, str]:
+    """release_ready for this candidate under the policy in force."""
+    if policy is None:
+        return False, "not released: no policy is active"
+    if candidate.release is not None:
+        return False, "released"
+    resolving = [
+        (_username(session, v.examiner_id), v.verdict) for v in candidate.verdicts if v.resolves
+    ]
+    return release_ready(
+        _blind_pairs(session, candidate),
+        _username(session, candidate.search.requester_id),
+        policy.reviewers_to_release,
+        resolving=resolving[:1],
+        resolver=policy.resolve_disagreement_by,
+    )
+
+
+def _candidate_view(
+    session: Session, candidate: CandidateRow, reader: _Reader | None = None
+) -> CandidateView:
+    """One candidate as `reader` may see it (None: everything, for the requester's leads)."""
     subject, image = gallery_rows_named(
         session, candidate.subject_id, candidate.image_id, named_at=candidate.search.ran_at
     )
+    sees = reader is None or _sees_verdicts(session, candidate, reader)
+    own = None
+    if reader is not None:
+        own = next(
+            (v.verdict for v in candidate.verdicts if v.examiner_id == reader.actor.user_id), None
+        )
+    shown = candidate.verdicts if sees else []
+    ready, why = False, None
+    if reader is not None and sees:
+        ready, why = _release_state(session, candidate, reader.policy)
     return CandidateView(
         rank=candidate.rank,
         score=candidate.score,
@@ -897,10 +1076,17 @@ def _candidate_view(session: Session, candidate: CandidateRow) -> CandidateView:
                 "examiner": _username(session, v.examiner_id),
                 "verdict": v.verdict,
                 "rationale": v.rationale,
+                "kind": "resolving" if v.resolves else "blind",
             }
-            for v in candidate.verdicts
+            for v in shown
         ),
         released=candidate.release is not None,
+        verdicts_hidden=len(candidate.verdicts) - len(shown),
+        own_verdict=own,
+        release_ready=ready,
+        release_note=why,
+        resolution_due=None if reader is None else _resolution_due(session, candidate, reader),
+        settled=any(v.resolves for v in candidate.verdicts),
     )
 
 
@@ -915,7 +1101,12 @@ def _username(session: Session, user_id: int) -> str:
 def record_verdict(
     workflow: Workflow, actor: Actor, search_id: int, rank: int, verdict: str, rationale: str
 ) -> CandidateView:
-    """An examiner's verdict on one candidate, with a rationale; one per examiner."""
+    """An examiner's verdict on one candidate, with a rationale; one per examiner.
+
+    Under a policy with review.resolve_disagreement_by, once the blind verdicts are in and
+    disagree, the next verdict is the resolving one: only a holder of that role who gave
+    no blind verdict gives it, and it settles the candidate (no verdict after it).
+    """
     if verdict not in VERDICTS:
         raise WorkflowError(
             f"unknown verdict {verdict!r}; a verdict is one of {', '.join(VERDICTS)}"
@@ -924,28 +1115,48 @@ def record_verdict(
         raise WorkflowError("a verdict needs a rationale")
     limits.RATIONALE.check(rationale.strip())
     with act(workflow, actor, "candidate.review", certificate=True) as action:
-        row = _request_row(action.session, search_id)
+        session = action.session
+        row = _request_row(session, search_id)
         action.not_own(row.requester_id, f"request {search_id} is your own; you cannot review it")
         candidate = _candidate(row, rank)
         if any(v.examiner_id == actor.user_id for v in candidate.verdicts):
             raise RequestStateError(f"you have already given a verdict on candidate {rank}")
         if candidate.release is not None:
             raise RequestStateError(f"candidate {rank} has already been released")
+        if any(v.resolves for v in candidate.verdicts):
+            raise RequestStateError(
+                f"candidate {rank}'s disagreement has been settled by a resolving verdict"
+            )
+        resolver = action.policy.resolve_disagreement_by
+        requester = row.requester.username
+        due = resolver is not None and awaits_resolution(
+            _blind_pairs(session, candidate), requester, action.policy.reviewers_to_release
+        )
+        if due and resolver not in actor.roles:
+            raise RequestStateError(
+                f"candidate {rank}'s blind verdicts are in and disagree: the policy has a "
+                f"{resolver} who gave none settle it"
+            )
         repository.add_verdict(
-            action.session, candidate, actor.user_id, verdict, rationale.strip(), action.now
+            session, candidate, actor.user_id, verdict, rationale.strip(), action.now, resolves=due
         )
-        action.record(
-            "candidate.verdict",
-            {"search": row.id, "candidate": candidate.id},
-            {"rank": rank, "verdict": verdict, "rationale": rationale.strip()},
-        )
-        return _candidate_view(action.session, candidate)
+        details: dict[str, object] = {
+            "rank": rank,
+            "verdict": verdict,
+            "rationale": rationale.strip(),
+        }
+        if due:
+            details["resolves"] = True
+        action.record("candidate.verdict", {"search": row.id, "candidate": candidate.id}, details)
+        return _candidate_view(session, candidate, _Reader(actor, action.policy, True))
 
 
 def release_lead(
     workflow: Workflow, actor: Actor, search_id: int, rank: int, reason: str
 ) -> CandidateView:
-    """Release a candidate as an investigative lead, once enough independent examiners agree."""
+    """Release a candidate as an investigative lead, once the policy's conditions hold
+    (release_ready: enough independent examiners agree, or a resolving verdict settled
+    their disagreement in favour)."""
     if not reason.strip():
         raise WorkflowError("a release needs a reason")
     limits.REASON.check(reason.strip())
@@ -959,8 +1170,7 @@ def release_lead(
         if candidate.release is not None:
             raise RequestStateError(f"candidate {rank} has already been released")
         verdicts = [(_username(session, v.examiner_id), v.verdict) for v in candidate.verdicts]
-        needed = action.policy.reviewers_to_release
-        ready, why = release_ready(verdicts, row.requester.username, needed)
+        ready, why = _release_state(session, candidate, action.policy)
         if not ready:
             raise RequestStateError(f"candidate {rank} cannot be released: {why}")
         repository.add_release(session, candidate, actor.user_id, reason.strip(), action.now)
@@ -969,7 +1179,7 @@ def release_lead(
             {"search": row.id, "candidate": candidate.id},
             {"rank": rank, "reason": reason.strip(), "examiners": [name for name, _ in verdicts]},
         )
-        return _candidate_view(session, candidate)
+        return _candidate_view(session, candidate, _Reader(actor, action.policy, True))
 
 
 def released_leads(workflow: Workflow, actor: Actor, search_id: int) -> CandidateReview:
@@ -991,7 +1201,7 @@ def released_leads(workflow: Workflow, actor: Actor, search_id: int) -> Candidat
 def _request_row(session: Session, search_id: int) -> SearchRequest:
     row = repository.request_by_id(session, search_id)
     if row is None:
-        raise WorkflowError(f"no request {search_id}")
+        raise RequestNotFoundError(search_id)
     return row
 
 

@@ -208,7 +208,14 @@ def test_the_rebuild_keeps_every_row_key_and_index(old_workspace: Workspace) -> 
             connection.execute(text("DELETE FROM subjects WHERE id = 1"))
             assert ids(connection, "face_templates") == [3, 4]
             connection.rollback()
-        later = {"ix_search_requests_requester_id_idempotency_key"}  # revision 0010's
+        later = {  # revision 0010's
+            "ix_search_requests_requester_id_idempotency_key",
+            "ix_audit_entries_action_seq",
+            "ix_audit_entries_actor_seq",
+            "ix_audit_entries_search_id_seq",
+            "ix_audit_entries_case_number_seq",
+            "ix_audit_entries_created_at",
+        }
         assert index_names(workspace, old_tables) - later == indexes
         assert {"ix_face_templates_model_key_id", "ix_search_requests_kind_created_at"} <= indexes
         with workspace.session() as session:

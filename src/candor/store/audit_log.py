@@ -25,10 +25,12 @@ transaction or savepoint ends); taking it again in the same transaction does not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NamedTuple
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from candor.store.database import WRITES
@@ -65,6 +67,8 @@ _HEAD = select(
     _LATEST_CHECKPOINT.with_only_columns(_CHECKPOINTS.created_at).scalar_subquery(),
 )
 _INSERT_ENTRY = insert(AuditEntry)  # run on the connection: Core semantics
+# A search id beyond the 32-bit INTEGER column is not copied (none is ever given).
+_MAX_SEARCH_ID: Final = 2**31 - 1
 
 
 class UnlockedAppendError(StoreError):
@@ -128,13 +132,112 @@ def newest_entry(session: Session) -> tuple[int, str] | None:
     return None if last is None else (int(last.seq), str(last.leaf_hash))
 
 
+def entry_columns(
+    action: str | None, actor: str | None, objects: Mapping[str, object]
+) -> dict[str, object]:
+    """The browser's columns of an entry (action, actor, search_id, case_number), copied
+    from the fields its body holds; what an entry does not name is null."""
+    search = objects.get("search")
+    case = objects.get("case")
+    search_id = None
+    if isinstance(search, int) and not isinstance(search, bool) and 1 <= search <= _MAX_SEARCH_ID:
+        search_id = search
+    return {
+        "action": action,
+        "actor": actor,
+        "search_id": search_id,
+        "case_number": case if isinstance(case, str) else None,
+    }
+
+
 def append_entry(
-    session: Session, seq: int, body: bytes, leaf_hash: str, created_at: datetime
+    session: Session,
+    seq: int,
+    body: bytes,
+    leaf_hash: str,
+    created_at: datetime,
+    columns: Mapping[str, object] | None = None,
 ) -> None:
-    """Insert entry `seq` (the caller holds the head: `lock_log_head`)."""
+    """Insert entry `seq` (the caller holds the head: `lock_log_head`), with the browser's
+    columns (`entry_columns`) when given."""
     session.connection().execute(
-        _INSERT_ENTRY, {"seq": seq, "body": body, "leaf_hash": leaf_hash, "created_at": created_at}
+        _INSERT_ENTRY,
+        {
+            "seq": seq,
+            "body": body,
+            "leaf_hash": leaf_hash,
+            "created_at": created_at,
+            **(columns or {}),
+        },
     )
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """Which entries the audit browser lists; None matches anything. `case_number` matches
+    the entries naming the case and every entry about a search made for it."""
+
+    case_number: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _conditions(chosen: EntryFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if chosen.case_number is not None:
+        searches = (
+            select(_ENTRIES.search_id)
+            .where(_ENTRIES.case_number == chosen.case_number, _ENTRIES.search_id.is_not(None))
+            .scalar_subquery()
+        )
+        conditions.append(
+            or_(_ENTRIES.case_number == chosen.case_number, _ENTRIES.search_id.in_(searches))
+        )
+    if chosen.actor is not None:
+        conditions.append(_ENTRIES.actor == chosen.actor)
+    if chosen.action is not None:
+        conditions.append(_ENTRIES.action == chosen.action)
+    if chosen.since is not None:
+        conditions.append(_ENTRIES.created_at >= chosen.since)
+    if chosen.until is not None:
+        conditions.append(_ENTRIES.created_at < chosen.until)
+    return conditions
+
+
+def find_entries(
+    session: Session, chosen: EntryFilter, limit: int, offset: int
+) -> tuple[list[EntryRow], int]:
+    """One page of the entries `chosen` matches, newest first, and how many match in all:
+    filtered on the indexed columns, so no body is decoded to find them."""
+    conditions = _conditions(chosen)
+    connection = session.connection()
+    page = (
+        select(_ENTRIES.seq, _ENTRIES.body, _ENTRIES.leaf_hash)
+        .where(*conditions)
+        .order_by(_ENTRIES.seq.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [
+        EntryRow(int(seq), bytes(body), str(leaf)) for seq, body, leaf in connection.execute(page)
+    ]
+    total = connection.execute(
+        select(func.count()).select_from(AuditEntry).where(*conditions)
+    ).scalar_one()
+    return rows, int(total)
+
+
+def logged_actions(session: Session) -> list[str]:
+    """Every action the log holds, in name order (the browser's choices)."""
+    query = (
+        select(_ENTRIES.action)
+        .where(_ENTRIES.action.is_not(None))
+        .distinct()
+        .order_by(_ENTRIES.action)
+    )
+    return [str(action) for action in session.connection().execute(query).scalars()]
 
 
 def log_size(session: Session) -> int:
@@ -229,6 +332,7 @@ __all__ = [
     "AUDIT_LOG_LOCK",
     "GALLERY_CHANGES_LOCK",
     "CheckpointRow",
+    "EntryFilter",
     "EntryRow",
     "LogHead",
     "UnlockedAppendError",
@@ -242,10 +346,13 @@ __all__ = [
     "entries_after",
     "entries_from",
     "entry_bodies",
+    "entry_columns",
+    "find_entries",
     "latest_checkpoint",
     "latest_checkpoint_note",
     "lock_log_head",
     "log_head",
     "log_size",
+    "logged_actions",
     "newest_entry",
 ]

@@ -31,7 +31,8 @@ Tables (every timestamp a timezone-aware UTC `UTCDateTime`):
   (JSON [false match rate, cosine threshold] pairs, rate falling), created_at, created_by,
   active.
 - audit_entries: seq (set by the caller, from 1), body (the canonical entry bytes),
-  leaf_hash (hex), created_at.
+  leaf_hash (hex), created_at; action, actor, search_id, case_number copied from the body
+  for the audit browser's filters (revision 0010; null where the body has none).
 - audit_checkpoints: id, tree_size (unique), root_hash (hex), note (the signed note text),
   created_at.
 
@@ -517,6 +518,12 @@ class AuditEntry(Base):
         CheckConstraint("seq >= 1", name="seq_positive"),
         CheckConstraint(_hex64("leaf_hash"), name="leaf_hash_hex"),
         CheckConstraint("length(body) > 0", name="body_not_empty"),
+        # The audit browser's filters (revision 0010), each newest first by seq.
+        Index("ix_audit_entries_action_seq", "action", "seq"),
+        Index("ix_audit_entries_actor_seq", "actor", "seq"),
+        Index("ix_audit_entries_search_id_seq", "search_id", "seq"),
+        Index("ix_audit_entries_case_number_seq", "case_number", "seq"),
+        Index("ix_audit_entries_created_at", "created_at"),
     )
 
     # Set by the caller: the sequence number is part of the hashed entry, so the database
@@ -525,6 +532,12 @@ class AuditEntry(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Copies of the body's fields, written with it, so the log can be filtered in SQL
+    # (revision 0010). Not hashed: the body is the entry; these only find it.
+    action: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    search_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    case_number: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditCheckpoint(Base):

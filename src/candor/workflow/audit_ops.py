@@ -10,10 +10,11 @@ verify against its witness (candor.workflow.audit_trail).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from candor.audit import (
     AuditError,
@@ -26,7 +27,13 @@ from candor.audit import (
     write_export,
 )
 from candor.store import AuditCheckpoint
-from candor.store.audit_log import lock_log_head
+from candor.store.audit_log import (
+    EntryFilter,
+    EntryRow,
+    find_entries,
+    lock_log_head,
+    logged_actions,
+)
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import (
     KEY_ENV,
@@ -46,22 +53,27 @@ from candor.workflow.audit_trail import (
     witness_path,
 )
 from candor.workflow.context import Workflow
-from candor.workflow.errors import WorkflowError
+from candor.workflow.errors import NotFoundError, WorkflowError
+from candor.workflow.paging import Page, PageRequest, page_of
 from candor.workflow.permissions import require_permission
 from candor.workflow.reconciliation import log_only, with_store_check
 
 __all__ = [
     "ROTATE_PERMISSION",
     "CheckpointInfo",
+    "EntryFilter",
     "ExportFolderError",
     "InclusionProof",
     "KeyRotation",
+    "LoggedEntry",
     "UnverifiedLogError",
     "VerificationReport",
     "check_export_folder",
     "checkpoint_now",
     "export_log",
     "key_locations",
+    "list_entries",
+    "log_actions",
     "prove_entry",
     "rotate_signing_key",
     "verifier_key",
@@ -143,7 +155,7 @@ def prove_entry(workflow: Workflow, actor: Actor, seq: int) -> InclusionProof:
     with workflow.workspace.session() as session:
         entries, notes = stored_log(session)
     if not 1 <= seq <= len(entries):
-        raise WorkflowError(f"the log has entries 1 to {len(entries)}, not {seq}")
+        raise NotFoundError(f"the log has entries 1 to {len(entries)}, not {seq}")
     keys = log_keys(workflow.workspace)
     covering = [open_with(note, keys) for note in notes]
     usable = [(cp, note) for cp, note in zip(covering, notes, strict=True) if cp.size >= seq]
@@ -165,6 +177,84 @@ def prove_entry(workflow: Workflow, actor: Actor, seq: int) -> InclusionProof:
         checkpoint_note=note,
         verifier_key=str(keys),
     )
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    """One entry of the log as the audit browser shows it: its fields as its body holds
+    them (the columns that found it are only an index) and its leaf hash."""
+
+    seq: int
+    time: str
+    actor: str | None
+    action: str
+    objects: dict[str, Any]
+    details: dict[str, Any]
+    leaf_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "actor": self.actor,
+            "action": self.action,
+            "objects": self.objects,
+            "details": self.details,
+            "leaf_hash": self.leaf_hash,
+        }
+
+
+def _logged(row: EntryRow) -> LoggedEntry:
+    try:
+        entry = json.loads(row.body)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict):
+        # A damaged body is shown as damaged, not hidden; `verify_log` says what is wrong.
+        entry = {
+            "action": "(unreadable entry)",
+            "details": {"body": row.body.decode(errors="replace")},
+        }
+    objects, details = entry.get("objects"), entry.get("details")
+    return LoggedEntry(
+        seq=row.seq,
+        time=str(entry.get("time", "")),
+        actor=entry.get("actor") if isinstance(entry.get("actor"), str) else None,
+        action=str(entry.get("action", "")),
+        objects=objects if isinstance(objects, dict) else {},
+        details=details if isinstance(details, dict) else {},
+        leaf_hash=row.leaf_hash,
+    )
+
+
+def list_entries(
+    workflow: Workflow, actor: Actor, chosen: EntryFilter, page: PageRequest
+) -> Page[LoggedEntry]:
+    """The entries `chosen` matches, newest first, a page at a time (`audit.read`).
+
+    Browsing is a read, unaudited like `verify_log` and `prove_entry`: recording each look
+    would grow the log with every page an auditor turns. An entry's inclusion proof is
+    `prove_entry(seq)`.
+    """
+    require_permission(workflow, actor, "audit.read")
+    for name, moment in (("since", chosen.since), ("until", chosen.until)):
+        if moment is not None and moment.tzinfo is None:
+            raise WorkflowError(f"{name} must carry a time zone (UTC), not {moment.isoformat()}")
+    if chosen.since is not None and chosen.until is not None and chosen.since >= chosen.until:
+        raise WorkflowError(
+            f"since ({chosen.since.isoformat()}) must come before "
+            f"until ({chosen.until.isoformat()})"
+        )
+    with workflow.workspace.session() as session:
+        rows, total = find_entries(session, chosen, page.limit, page.offset)
+    return page_of([_logged(row) for row in rows], total, page)
+
+
+def log_actions(workflow: Workflow, actor: Actor) -> list[str]:
+    """The actions the log holds, in name order: the choices of the browser's filter."""
+    require_permission(workflow, actor, "audit.read")
+    with workflow.workspace.session() as session:
+        return logged_actions(session)
 
 
 def _refuse_unless_verified(report: VerificationReport, what: str) -> None:

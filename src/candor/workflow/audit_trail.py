@@ -698,7 +698,9 @@ def record(
         prev_hex=prev_hex,
     )
     entry_hash = leaf_hash(body).hex()
-    repository.append_entry(session, seq, body, entry_hash, now)
+    repository.append_entry(
+        session, seq, body, entry_hash, now, repository.entry_columns(action, actor, objects)
+    )
     transaction = _innermost_transaction(session)
     if transaction is not None:
         session.info[_TAIL_KEY] = _Tail(transaction, seq, entry_hash, checkpoint)

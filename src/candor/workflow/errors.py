@@ -7,7 +7,19 @@ class WorkflowError(Exception):
     """Base of every refusal the workflow makes; `str()` is the one-line reason."""
 
 
-class SubjectNotFoundError(WorkflowError):
+class NotFoundError(WorkflowError):
+    """The thing named (a request, a subject, an audit entry...) does not exist."""
+
+
+class RequestNotFoundError(NotFoundError):
+    """No search or verify request has the given id."""
+
+    def __init__(self, search_id: int) -> None:
+        self.search_id = search_id
+        super().__init__(f"no request {search_id}")
+
+
+class SubjectNotFoundError(NotFoundError):
     """No subject with the given external reference is enrolled."""
 
 

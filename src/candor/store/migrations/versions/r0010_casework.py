@@ -1,7 +1,9 @@
 """Casework as people use it: what came of each released lead, a senior examiner's verdict
 that settles a disagreement, a password an admin reset (to be changed at next login), an
 Idempotency-Key per requester so a retried request is one request, and expungement as an
-admin change a second admin confirms.
+admin change a second admin confirms. The audit log's entries gain copies of their action,
+actor, search and case (from the hashed body, filled for the entries already there) so the
+audit browser filters the log in SQL.
 
 Revision ID: 0010_casework
 Revises: 0009_jobs
@@ -9,6 +11,7 @@ Revises: 0009_jobs
 
 from __future__ import annotations
 
+import json
 import re
 
 import sqlalchemy as sa
@@ -26,6 +29,18 @@ depends_on: tuple[str, ...] | None = None
 OLD_KINDS = ("create_user", "grant_role", "revoke_role", "enable_user", "change_policy")
 NEW_KINDS = (*OLD_KINDS, "expunge_subject")
 LEAD_OUTCOMES = ("pending", "confirmed_by_other_evidence", "excluded", "no_action")
+# The audit browser's columns and their indexes, each newest first by seq.
+AUDIT_COLUMNS = ("action", "actor", "search_id", "case_number")
+AUDIT_INDEXES = {
+    "ix_audit_entries_action_seq": ["action", "seq"],
+    "ix_audit_entries_actor_seq": ["actor", "seq"],
+    "ix_audit_entries_search_id_seq": ["search_id", "seq"],
+    "ix_audit_entries_case_number_seq": ["case_number", "seq"],
+    "ix_audit_entries_created_at": ["created_at"],
+}
+# Frozen here, as candor.store.audit_log.entry_columns reads them at this revision.
+MAX_SEARCH_ID = 2**31 - 1
+BACKFILL_BATCH = 5000
 
 
 def _kinds_check(kinds: tuple[str, ...]) -> str:
@@ -80,9 +95,14 @@ def upgrade() -> None:
         "ix_lead_outcomes_release_id_id", "lead_outcomes", ["release_id", "id"], unique=False
     )
     _replace_kinds_check(NEW_KINDS)
+    _add_audit_columns()
 
 
 def downgrade() -> None:
+    for name in AUDIT_INDEXES:
+        op.drop_index(name, table_name="audit_entries")
+    for column in AUDIT_COLUMNS:
+        op.drop_column("audit_entries", column)
     _replace_kinds_check(OLD_KINDS)
     op.drop_index("ix_lead_outcomes_release_id_id", table_name="lead_outcomes")
     op.drop_table("lead_outcomes")
@@ -142,3 +162,56 @@ def _rebuild_admin_changes(bind: sa.Connection, name: str, check: str) -> None:
             sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES ('admin_changes', :seq)"),
             {"seq": int(sequence)},
         )
+
+
+def _add_audit_columns() -> None:
+    op.add_column("audit_entries", sa.Column("action", sa.Text(), nullable=True))
+    op.add_column("audit_entries", sa.Column("actor", sa.Text(), nullable=True))
+    op.add_column("audit_entries", sa.Column("search_id", sa.Integer(), nullable=True))
+    op.add_column("audit_entries", sa.Column("case_number", sa.Text(), nullable=True))
+    _fill_audit_columns(op.get_bind())
+    for name, columns in AUDIT_INDEXES.items():
+        op.create_index(name, "audit_entries", columns, unique=False)
+
+
+def _fill_audit_columns(bind: sa.Connection) -> None:
+    """Copy each existing entry's action, actor, search and case out of its body, in
+    batches (a log may hold millions of entries)."""
+    update = sa.text(
+        "UPDATE audit_entries SET action = :action, actor = :actor, search_id = :search_id, "
+        "case_number = :case_number WHERE seq = :seq"
+    )
+    select = sa.text(
+        "SELECT seq, body FROM audit_entries WHERE seq > :after ORDER BY seq LIMIT :batch"
+    )
+    after = 0
+    while True:
+        rows = bind.execute(select, {"after": after, "batch": BACKFILL_BATCH}).all()
+        if not rows:
+            return
+        bind.execute(update, [_audit_columns(int(seq), bytes(body)) for seq, body in rows])
+        after = int(rows[-1][0])
+
+
+def _audit_columns(seq: int, body: bytes) -> dict[str, object]:
+    try:
+        entry = json.loads(body)
+    except ValueError:
+        # A damaged body stays findable by seq alone; verification reports it.
+        entry = {}
+    if not isinstance(entry, dict):
+        entry = {}
+    objects = entry.get("objects")
+    objects = objects if isinstance(objects, dict) else {}
+    search = objects.get("search")
+    case = objects.get("case")
+    action, actor = entry.get("action"), entry.get("actor")
+    return {
+        "seq": seq,
+        "action": action if isinstance(action, str) else None,
+        "actor": actor if isinstance(actor, str) else None,
+        "search_id": search
+        if isinstance(search, int) and not isinstance(search, bool) and 1 <= search <= MAX_SEARCH_ID
+        else None,
+        "case_number": case if isinstance(case, str) else None,
+    }

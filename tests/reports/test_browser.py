@@ -56,6 +56,19 @@ def test_usage_report_headline_in_chromium(
     # The charts are inline SVG with their text as text.
     assert dom.count("<svg") >= 3
     assert "Search requests per week, by user" in text
+    # The board's questions, each a section of the page.
+    for heading in (
+        "Flags, ranked",
+        "This period against the previous one",
+        "Sparing use: cases and searches per case",
+        "Repeat searches: who decided, and why",
+        "Denials by reason, per user",
+        "Examiner agreement and time to review",
+        "What came of each lead",
+        "Candidate lists overdue for review",
+    ):
+        assert heading in text, heading
+    assert "new still in the file" in text  # sam's reason for approving S2
 
 
 def test_transparency_report_headline_in_chromium(

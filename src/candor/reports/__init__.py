@@ -16,6 +16,7 @@ from candor.reports.errors import (
 from candor.reports.render import (
     transparency_html,
     transparency_json,
+    usage_board_html,
     usage_csv,
     usage_html,
     usage_json,
@@ -65,6 +66,7 @@ __all__ = [
     "transparency_html",
     "transparency_json",
     "transparency_report",
+    "usage_board_html",
     "usage_csv",
     "usage_html",
     "usage_json",

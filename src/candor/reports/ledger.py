@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from candor.reports.errors import ReportError
@@ -30,6 +30,7 @@ class VerdictEvent:
     candidate_id: int
     examiner: str
     verdict: str
+    time: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -53,12 +54,16 @@ class SearchTrail:
     earlier_search_id: int | None = None
     approval: str | None = None
     approval_seq: int | None = None
+    approver: str | None = None
+    approval_reason: str | None = None
+    approval_time: datetime | None = None
     run_seq: int | None = None
     run_time: datetime | None = None
     candidates: int = 0
     viewed_seqs: list[int] = field(default_factory=list)
     verdicts: list[VerdictEvent] = field(default_factory=list)
     releases: list[tuple[int, int]] = field(default_factory=list)  # (seq, candidate id)
+    release_times: list[datetime] = field(default_factory=list)  # in the order of releases
     probe_purged_seq: int | None = None
     record_purged_seq: int | None = None
 
@@ -96,6 +101,9 @@ class Ledger:
     images: dict[int, ImageTrail] = field(default_factory=dict)
     removals: list[Removal] = field(default_factory=list)
     actors: set[str] = field(default_factory=set)
+    # username -> (seq, expiry date) of each training certificate the log recorded for
+    # them, in log order: what the log says a user's certificate was at any moment.
+    certificates: dict[str, list[tuple[int, date]]] = field(default_factory=dict)
 
 
 _ACTION_START = len(b'{"action":"')
@@ -177,6 +185,10 @@ def _approval(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str,
     trail = _search(searches, entry)
     trail.approval = entry["action"].split(".", 1)[1]
     trail.approval_seq = entry["seq"]
+    trail.approver = entry["actor"]
+    reason = entry["details"].get("reason")
+    trail.approval_reason = reason if isinstance(reason, str) else None
+    trail.approval_time = entry_time(entry["time"])
 
 
 def _run(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, Any]) -> None:
@@ -199,12 +211,32 @@ def _verdict(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, 
             candidate_id=entry["objects"]["candidate"],
             examiner=entry["actor"],
             verdict=entry["details"]["verdict"],
+            time=entry_time(entry["time"]),
         )
     )
 
 
 def _released(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, Any]) -> None:
-    _search(searches, entry).releases.append((entry["seq"], entry["objects"]["candidate"]))
+    trail = _search(searches, entry)
+    trail.releases.append((entry["seq"], entry["objects"]["candidate"]))
+    trail.release_times.append(entry_time(entry["time"]))
+
+
+def _certificate(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, Any]) -> None:
+    """A user made (with a certificate) or a certificate updated: its expiry from now on."""
+    details = entry["details"]
+    expires = date.fromisoformat(details["certificate_expires"])
+    ledger.certificates.setdefault(details["username"], []).append((entry["seq"], expires))
+
+
+def certificate_expiry(ledger: Ledger, username: str, seq: int) -> date | None:
+    """The expiry of `username`'s certificate as the log stood just before entry `seq`."""
+    expiry = None
+    for recorded, expires in ledger.certificates.get(username, ()):
+        if recorded >= seq:
+            break
+        expiry = expires
+    return expiry
 
 
 def _purged_searches(
@@ -305,4 +337,7 @@ _HANDLERS = {
     "gallery.synthetic_loaded": _synthetic_loaded,
     "gallery.expunged": _expunged,
     "retention.gallery_purged": _gallery_purged,
+    "user.bootstrap": _certificate,
+    "user.created": _certificate,
+    "user.certificate_updated": _certificate,
 }

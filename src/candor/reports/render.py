@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from candor.reports.charts import bars_svg, weekly_by_user_svg
 from candor.reports.facts import OUTCOMES
 from candor.reports.transparency import PURGE_LABELS, TransparencyReport
-from candor.reports.usage import MEASURE_LABELS, MEASURES, UsageReport
+from candor.reports.usage import FLAG_LABELS, MEASURE_LABELS, MEASURES, UsageReport
 
 PURPOSE_BANNERS = {
     "evaluation": "EVALUATION — test data, not real casework",
@@ -81,7 +81,13 @@ def usage_html(report: UsageReport) -> str:
         measures=MEASURES,
         labels=MEASURE_LABELS,
         outcome_labels=OUTCOMES,
+        flag_labels=FLAG_LABELS,
     )
+
+
+def usage_board_html(report: UsageReport) -> str:
+    """The ranked flags and the board's answers, as an HTML fragment for another page."""
+    return _ENVIRONMENT.get_template("_board.html").render(report=report, flag_labels=FLAG_LABELS)
 
 
 def transparency_html(report: TransparencyReport) -> str:
@@ -94,15 +100,18 @@ def transparency_html(report: TransparencyReport) -> str:
     )
 
 
-CSV_COLUMNS = ("breakdown", "key", "user_unit", *MEASURES)
+CSV_COLUMNS = ("breakdown", "key", "user_unit", *MEASURES, "figure", "value", "previous", "change")
 
 
 def usage_csv(report: UsageReport) -> str:
     """Every breakdown in one table: a `breakdown` column, its key, then the measures.
 
     Denial reasons follow as breakdown "denial_reason" with only `denied` filled; a
-    spreadsheet filter on the first column gives any one table. Flags, being sentences,
-    are in the HTML and JSON forms.
+    spreadsheet filter on the first column gives any one table. The board's answers
+    follow in long form (breakdowns named "board.*": a key, a `figure`, its `value`, and
+    for the comparison the `previous` value and the `change`), and the ranked flags as
+    breakdown "flag" (key: the user; figure: the kind; value: the score). The flags'
+    sentences are in the HTML and JSON forms.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -117,7 +126,52 @@ def usage_csv(report: UsageReport) -> str:
         values = list(empty)
         values[denied_column] = str(count)
         writer.writerow(["denial_reason", code, "", *values])
+    for breakdown, key, unit, figure, value, *rest in _board_rows(report):
+        writer.writerow([breakdown, key, unit, *empty, figure, _cell(value), *map(_cell, rest)])
     return buffer.getvalue()
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _board_rows(report: UsageReport) -> list[tuple[object, ...]]:
+    """(breakdown, key, unit, figure, value[, previous, change]) of each board answer."""
+    rows: list[tuple[object, ...]] = []
+    for row in report.cases_by_user:
+        for figure in ("requests", "cases", "searches_per_case", "busiest_case_requests"):
+            rows.append(("board.cases", row.user, row.unit, figure, getattr(row, figure)))
+    rows.append(("board.cases", "all", "", "distinct_cases", report.distinct_cases))
+    rows.append(("board.cases", "all", "", "searches_per_case", report.searches_per_case))
+    for repeat in report.repeats:
+        key = str(repeat.search_id)
+        rows.append(("board.repeat", key, "", "requester", repeat.requester))
+        rows.append(("board.repeat", key, "", "earlier_search", repeat.earlier_search_id))
+        rows.append(("board.repeat", key, "", "decision", repeat.decision))
+        rows.append(("board.repeat", key, "", "approver", repeat.approver))
+        rows.append(("board.repeat", key, "", "reason", repeat.reason))
+    for user, reasons in report.denials_by_user:
+        for code, count in reasons:
+            rows.append(("board.denials_by_user", user, "", code, count))
+    if report.agreement is not None:
+        for figure in ("candidates", "pairs", "agreed", "disagreed", "rate"):
+            rows.append(("board.agreement", "all", "", figure, getattr(report.agreement, figure)))
+    for timing in report.review_times:
+        for figure in ("count", "median_hours", "p90_hours"):
+            rows.append(("board.review_time", timing.name, "", figure, getattr(timing, figure)))
+    for outcome, count in report.lead_outcomes:
+        rows.append(("board.lead_outcome", outcome, "", "leads", count))
+    for overdue in report.overdue:
+        key = str(overdue.search_id)
+        rows.append(("board.overdue", key, "", "days_waiting", overdue.days_waiting))
+    for change in report.comparison:
+        rows.append(
+            ("board.comparison", change.name, "", change.name, change.current,
+             change.previous, change.change)
+        )  # fmt: skip
+    for flag in report.flags:
+        rows.append(("flag", flag.user, flag.unit, flag.kind, flag.score))
+    return rows
 
 
 def _jsonable(value: Any) -> Any:
@@ -142,6 +196,8 @@ def usage_json(report: UsageReport) -> dict[str, Any]:
     document["outcomes"] = {name: count for name, count in report.outcomes}
     document["weekly_by_user"] = {week: dict(users) for week, users in report.weekly_by_user}
     document["flag_rules"] = dict(report.flag_rules)
+    document["lead_outcomes"] = dict(report.lead_outcomes)
+    document["denials_by_user"] = {user: dict(reasons) for user, reasons in report.denials_by_user}
     return document
 
 

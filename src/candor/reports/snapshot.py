@@ -10,7 +10,7 @@ searches must not build an ORM object for each.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from candor.store import ReportCard, Workspace
@@ -65,6 +65,10 @@ class StoreSnapshot:
     images: dict[int, str]
     home_agencies: dict[str, str]
     report_card: StoredReportCard | None = None
+    # candidate id -> what its requester last recorded came of the released lead
+    lead_outcomes: dict[int, str] = field(default_factory=dict)
+    # policy sha256 -> days a candidate list may wait for review (review_within_days)
+    review_within_days: dict[str, int] = field(default_factory=dict)
 
 
 def read_snapshot(workspace: Workspace) -> StoreSnapshot:
@@ -85,6 +89,8 @@ def read_snapshot(workspace: Workspace) -> StoreSnapshot:
             images=rows.image_sources,
             home_agencies=_home_agencies(rows),
             report_card=_report_card(rows.report_card),
+            lead_outcomes={candidate: outcome for candidate, outcome in rows.lead_outcomes},
+            review_within_days=_review_within_days(rows),
         )
 
 
@@ -149,6 +155,24 @@ def _home_agencies(rows: ReportRows) -> dict[str, str]:
         if isinstance(agency, str):
             agencies[sha256] = agency
     return agencies
+
+
+# The policy's default for review.review_within_days (candor.policy.parse).
+REVIEW_WITHIN_DAYS = 7
+
+
+def _review_within_days(rows: ReportRows) -> dict[str, int]:
+    """policy sha256 -> its review.review_within_days, read like the home agency."""
+    import tomllib
+
+    days = {}
+    for sha256, source in rows.policy_sources:
+        try:
+            value = tomllib.loads(source).get("review", {}).get("review_within_days")
+        except (tomllib.TOMLDecodeError, AttributeError):
+            continue
+        days[sha256] = value if isinstance(value, int) else REVIEW_WITHIN_DAYS
+    return days
 
 
 def _report_card(card: ReportCard | None) -> StoredReportCard | None:

@@ -38,6 +38,7 @@ from candor.reports import (
     transparency_html,
     transparency_json,
     transparency_report,
+    usage_board_html,
     usage_csv,
     usage_html,
     usage_json,
@@ -206,6 +207,8 @@ def usage_page(
         filters=filters,
         report=report,
         charts=chart_images(usage_html(report)),
+        # Rendered by the reports part (autoescaped there): the same tables as the document.
+        board=usage_board_html(report),
         downloads=_download_links(filters),
         year=query.date_to.year,
     )

@@ -20,6 +20,7 @@ from candor.store.evaluation import ReportCard
 from candor.store.governance import (
     Approval,
     Candidate,
+    LeadOutcome,
     PolicyRecord,
     Release,
     SearchRequest,
@@ -57,6 +58,9 @@ class ReportRows:
     candidate_counts: dict[int, int]  # search id -> candidates on its list
     verdicts: Sequence[Row[int, int, int, str]]  # (search id, candidate id, examiner id, verdict)
     releases: Sequence[Row[int, int]]  # (search id, candidate id)
+    # (candidate id, outcome) of every recorded lead outcome, oldest first: the last one
+    # for a candidate is what its requester says came of the lead now.
+    lead_outcomes: Sequence[Row[int, str]]
     image_sources: dict[int, str]  # gallery image id -> source type
     policy_sources: Sequence[Row[str, str]]  # (sha256, TOML text) of every policy ever added
     report_card: ReportCard | None  # the newest by date (ties: the later id)
@@ -93,6 +97,11 @@ def read_report_rows(session: Session) -> ReportRows:
             select(Candidate.search_id, Release.candidate_id).join(
                 Candidate, Candidate.id == Release.candidate_id
             )
+        ).all(),
+        lead_outcomes=session.execute(
+            select(Release.candidate_id, LeadOutcome.outcome)
+            .join(LeadOutcome, LeadOutcome.release_id == Release.id)
+            .order_by(LeadOutcome.id)
         ).all(),
         image_sources={
             image_id: source

@@ -26,6 +26,7 @@ from candor.store.governance import (
     Approval,
     AuditEntry,
     Candidate,
+    LeadOutcome,
     PolicyRecord,
     Release,
     SearchRequest,
@@ -147,6 +148,18 @@ class StoredVerdict:
     examiner_id: int
     verdict: str
     rationale: str
+    resolves: bool = False
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    """A lead_outcomes row."""
+
+    id: int
+    release_id: int
+    outcome: str
+    note: str
+    recorded_by: int
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,7 @@ class ReconciledRows:
     releases: tuple[StoredRelease, ...]
     images: tuple[StoredImage, ...]
     policies: tuple[StoredPolicy, ...]
+    outcomes: tuple[StoredOutcome, ...] = ()
 
 
 def audit_entry_bodies(session: Session) -> list[bytes]:
@@ -295,6 +309,7 @@ def read_reconciled_rows(session: Session) -> ReconciledRows:
                     Verdict.examiner_id,
                     Verdict.verdict,
                     Verdict.rationale,
+                    Verdict.resolves,
                 )
             )
         ),
@@ -307,6 +322,18 @@ def read_reconciled_rows(session: Session) -> ReconciledRows:
                     Release.released_by,
                     Release.reason,
                     Release.label,
+                )
+            )
+        ),
+        outcomes=tuple(
+            StoredOutcome(*row)
+            for row in connection.execute(
+                select(
+                    LeadOutcome.id,
+                    LeadOutcome.release_id,
+                    LeadOutcome.outcome,
+                    LeadOutcome.note,
+                    LeadOutcome.recorded_by,
                 )
             )
         ),

@@ -53,6 +53,7 @@ from candor.workflow.governed import (
     run_approved,
     view_candidates,
 )
+from candor.workflow.outcomes import LeadOutcomes, record_lead_outcome
 from candor.workflow.permissions import PermissionDeniedError
 from candor.workflow.retention import RetentionReport, run_retention
 from candor.workflow.thresholds import VERIFY_THRESHOLD, VerifyThreshold
@@ -81,6 +82,7 @@ __all__ = [
     "EnrolmentSummary",
     "ExpungeReport",
     "FaceIndexError",
+    "LeadOutcomes",
     "MultipleFacesError",
     "NotFoundError",
     "PendingRequest",
@@ -111,6 +113,7 @@ __all__ = [
     "open_workflow",
     "outcome_of",
     "pending_approvals",
+    "record_lead_outcome",
     "record_verdict",
     "release_lead",
     "released_leads",

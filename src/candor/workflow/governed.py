@@ -47,6 +47,7 @@ from candor.workflow.audit_trail import record
 from candor.workflow.calibration import ThresholdChoice, active_calibration, threshold_for_gallery
 from candor.workflow.context import Workflow
 from candor.workflow.errors import ProbeRefusedError, RequestNotFoundError, WorkflowError
+from candor.workflow.outcomes import lead_outcomes
 from candor.workflow.paging import Page, PageRequest, page_of
 from candor.workflow.permissions import (
     PermissionDeniedError,
@@ -156,6 +157,10 @@ class CandidateView:
     # now (her verdict would be the resolving one); None otherwise.
     resolution_due: str | None = None
     settled: bool = False  # a resolving verdict has settled a disagreement on it
+    # What came of it once released, as its requester recorded (candor.workflow.outcomes):
+    # the outcome that stands (None: none recorded yet) and every record, oldest first.
+    outcome: str | None = None
+    outcomes: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1058,6 +1063,19 @@ def _candidate_view(
             (v.verdict for v in candidate.verdicts if v.examiner_id == reader.actor.user_id), None
         )
     shown = candidate.verdicts if sees else []
+    history: tuple[dict[str, str], ...] = ()
+    if candidate.release is not None:
+        history = tuple(
+            {
+                "outcome": entry.outcome,
+                "note": entry.note,
+                "recorded_by": entry.recorded_by,
+                "recorded_at": entry.recorded_at.isoformat(),
+            }
+            for entry in lead_outcomes(
+                session, candidate.search_id, candidate.rank, candidate.release
+            ).history
+        )
     ready, why = False, None
     if reader is not None and sees:
         ready, why = _release_state(session, candidate, reader.policy)
@@ -1087,6 +1105,8 @@ def _candidate_view(
         release_note=why,
         resolution_due=None if reader is None else _resolution_due(session, candidate, reader),
         settled=any(v.resolves for v in candidate.verdicts),
+        outcome=None if not history else history[-1]["outcome"],
+        outcomes=history,
     )
 
 

@@ -54,8 +54,9 @@ _PROVED = {
     "user_roles": "every row",
     "approvals": "every row: search, supervisor, decision, reason",
     "candidates": "every row: id, search, rank, subject, image, template, scores, threshold flag",
-    "verdicts": "every row: candidate, examiner, verdict, rationale",
+    "verdicts": "every row: candidate, examiner, verdict, rationale, whether it resolves",
     "releases": "every row: candidate, released by, reason, label",
+    "lead_outcomes": "every row: lead (candidate), outcome, note, recorded by",
 }
 _PARTLY = {
     "search_requests": "presence, kind, requester and case number (each report reconciles the "
@@ -251,8 +252,9 @@ class _Review:
     search_id: int
     rank: int
     actor: str
-    text: str  # the verdict's rationale or the release's reason
-    verdict: str = ""
+    text: str  # the verdict's rationale, the release's reason or the outcome's note
+    verdict: str = ""  # or the lead's outcome
+    resolves: bool = False
 
 
 @dataclass
@@ -264,6 +266,7 @@ class _Log:
     runs: dict[int, _Run] = field(default_factory=dict)
     verdicts: dict[tuple[int, str], _Review] = field(default_factory=dict)
     releases: dict[int, _Review] = field(default_factory=dict)
+    outcomes: dict[int, tuple[int, _Review]] = field(default_factory=dict)  # id: candidate, ..
     images: dict[int, tuple[int, str]] = field(default_factory=dict)
     image_subjects: dict[int, int] = field(default_factory=dict)  # removed ones too
     policies: list[str] = field(default_factory=list)  # put in force, in order
@@ -357,6 +360,7 @@ def _verdict(log: _Log, entry: dict[str, Any]) -> None:
         actor=entry["actor"],
         text=details["rationale"],
         verdict=details["verdict"],
+        resolves=bool(details.get("resolves", False)),  # absent: a blind verdict
     )
 
 
@@ -368,6 +372,21 @@ def _released(log: _Log, entry: dict[str, Any]) -> None:
         rank=details["rank"],
         actor=entry["actor"],
         text=details["reason"],
+    )
+
+
+def _outcome(log: _Log, entry: dict[str, Any]) -> None:
+    objects, details = entry["objects"], entry["details"]
+    log.outcomes[objects["lead_outcome"]] = (
+        objects["candidate"],
+        _Review(
+            seq=entry["seq"],
+            search_id=objects["search"],
+            rank=details["rank"],
+            actor=entry["actor"],
+            text=details["note"],
+            verdict=details["outcome"],
+        ),
     )
 
 
@@ -419,6 +438,7 @@ _HANDLERS: dict[str, _Handler] = {
     "verify.run": _run,
     "candidate.verdict": _verdict,
     "lead.released": _released,
+    "lead.outcome_recorded": _outcome,
     "retention.search_records_purged": _records_purged,
     "gallery.enrolled": _enrolled,
     "gallery.synthetic_loaded": _synthetic_loaded,
@@ -771,6 +791,7 @@ def _reviews(log: _Log, rows: ReconciledRows, name: Callable[[int], str]) -> lis
         for column, value, have in (
             ("verdict", want.verdict, found.verdict),
             ("rationale", want.text, found.rationale),
+            ("resolves", want.resolves, found.resolves),
         ):
             if value != have:
                 differences.append(Difference("verdicts", row, column, value, have))
@@ -809,6 +830,52 @@ def _reviews(log: _Log, rows: ReconciledRows, name: Callable[[int], str]) -> lis
             if value != have:
                 differences.append(Difference("releases", row, column, value, have))
         differences += _placement(candidate_id, want, placed)
+    return differences + _outcomes(log, rows, name, placed)
+
+
+def _outcomes(
+    log: _Log,
+    rows: ReconciledRows,
+    name: Callable[[int], str],
+    placed: dict[int, tuple[int, int]],
+) -> list[Difference]:
+    """Lead outcomes: each row as its `lead.outcome_recorded` entry says, of that lead."""
+    differences = []
+    candidate_of = {r.id: r.candidate_id for r in rows.releases}
+    outcomes = {
+        oid: recorded
+        for oid, recorded in log.outcomes.items()
+        if recorded[1].search_id not in log.purged
+    }
+    held = {o.id: o for o in rows.outcomes}
+    for outcome_id, want, found in _paired(outcomes, held):
+        row = f"id {outcome_id}"
+        if want is None:
+            differences.append(
+                Difference("lead_outcomes", row, "presence", "no outcome recorded", found.outcome)
+            )
+            continue
+        candidate_id, review = want
+        if found is None:
+            differences.append(
+                Difference(
+                    "lead_outcomes",
+                    row,
+                    "presence",
+                    f"{review.verdict} (entry {review.seq})",
+                    "no row",
+                )
+            )
+            continue
+        for column, value, have in (
+            ("lead (candidate)", candidate_id, candidate_of.get(found.release_id)),
+            ("outcome", review.verdict, found.outcome),
+            ("note", review.text, found.note),
+            ("recorded_by", review.actor, name(found.recorded_by)),
+        ):
+            if value != have:
+                differences.append(Difference("lead_outcomes", row, column, value, have))
+        differences += _placement(candidate_id, review, placed)
     return differences
 
 

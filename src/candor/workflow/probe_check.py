@@ -9,6 +9,7 @@ leave an audit entry; neither records a search nor compares a face with the gall
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from PIL import Image
 
 from candor.faces import DetectedFace
 from candor.images import PROBE_LIMITS, DecodedImage, decode_image, load_image
+from candor.images.annotate import photo_with_box
 from candor.policy import has_permission
 from candor.store import (
     BiometricNotFoundError,
@@ -30,7 +32,7 @@ from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import quality_summary
-from candor.workflow.errors import WorkflowError
+from candor.workflow.errors import RequestNotFoundError, WorkflowError
 from candor.workflow.permissions import (
     PermissionDeniedError,
     require_current_certificate,
@@ -89,6 +91,10 @@ class CandidateMaterial:
     rank: int
     crop_png: bytes | None  # None when the image has since been expunged
     provenance: dict[str, Any] | None
+    # The whole gallery photo with the face box drawn (JPEG; candor.images.annotate), and
+    # the quality figures recorded when it was enrolled; None once expunged.
+    photo_jpeg: bytes | None = None
+    quality: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,10 @@ class ReviewMaterial:
     probe_png: bytes | None  # None once the probe has been purged under retention
     threshold: float | None
     candidates: tuple[CandidateMaterial, ...]
+    # The whole probe photo with the searched face's box drawn (JPEG), and that face's
+    # quality figures; None once the probe has been purged.
+    probe_photo_jpeg: bytes | None = None
+    probe_quality: dict[str, Any] | None = None
 
 
 def check_probe(
@@ -134,6 +144,12 @@ def check_probe(
         )
     height, width = image.pixels.shape[:2]
     return ProbeCheck(image.sha256, image.format, width, height, checked)
+
+
+def checked_faces(image: DecodedImage, faces: Sequence[DetectedFace]) -> tuple[CheckedFace, ...]:
+    """Each face of a photo with the quality gate's verdict and a picture (also for a photo
+    about to be enrolled: workflow.gallery.enrolment_faces)."""
+    return tuple(_checked_face(image, index, face) for index, face in enumerate(faces))
 
 
 def _checked_face(image: DecodedImage, index: int, face: DetectedFace) -> CheckedFace:
@@ -183,7 +199,7 @@ def review_material(workflow: Workflow, actor: Actor, search_id: int) -> ReviewM
     with workflow.workspace.session() as session, session.begin():
         row = request_by_id(session, search_id)
         if row is None:
-            raise WorkflowError(f"no request {search_id}")
+            raise RequestNotFoundError(search_id)
         if row.requester_id == actor.user_id:
             raise PermissionDeniedError(
                 f"request {search_id} is your own: its candidates go to independent examiners"
@@ -200,6 +216,8 @@ def review_material(workflow: Workflow, actor: Actor, search_id: int) -> ReviewM
                     rank=candidate.rank,
                     crop_png=None if image is None else _stored_crop(workflow, image.sha256),
                     provenance=None if image is None else _provenance(image),
+                    photo_jpeg=None if image is None else _gallery_photo(workflow, image),
+                    quality=None if image is None else dict(image.quality),
                 )
             )
         probe_sha256 = row.probe_sha256 if vault.has_probe(row.probe_sha256) else None
@@ -213,10 +231,34 @@ def review_material(workflow: Workflow, actor: Actor, search_id: int) -> ReviewM
             {"search": row.id},
             {"candidates": len(candidates), "probe_shown": probe_sha256 is not None},
         )
-    probe_png = None
+    probe = None
     if probe_sha256 is not None:
-        probe_png = _probe_face(workflow, probe_sha256, face_index, search_id)
-    return ReviewMaterial(search_id, probe_png, threshold, tuple(candidates))
+        probe = _probe_face(workflow, probe_sha256, face_index, search_id)
+    return ReviewMaterial(
+        search_id,
+        None if probe is None else probe.chip_png,
+        threshold,
+        tuple(candidates),
+        probe_photo_jpeg=None if probe is None else probe.photo_jpeg,
+        probe_quality=None if probe is None else probe.quality,
+    )
+
+
+def _gallery_photo(workflow: Workflow, image: GalleryImage) -> bytes | None:
+    try:
+        data = workflow.workspace.vault.get_image(image.sha256)
+    except BiometricNotFoundError:
+        return None  # a gallery held as templates only (e.g. synthetic) has no photo
+    pixels = decode_image(data, name=f"gallery image {image.id}").pixels
+    box = (image.face_left, image.face_top, image.face_right, image.face_bottom)
+    return photo_with_box(pixels, box)
+
+
+@dataclass(frozen=True)
+class _ProbeFace:
+    chip_png: bytes
+    photo_jpeg: bytes
+    quality: dict[str, Any]
 
 
 def _stored_crop(workflow: Workflow, sha256: str) -> bytes | None:
@@ -226,13 +268,23 @@ def _stored_crop(workflow: Workflow, sha256: str) -> bytes | None:
         return None
 
 
-def _probe_face(workflow: Workflow, sha256: str, face_index: int, search_id: int) -> bytes | None:
-    # The gallery's crops are aligned chips, so the probe is shown the same way.
+def _probe_face(
+    workflow: Workflow, sha256: str, face_index: int, search_id: int
+) -> _ProbeFace | None:
+    # The gallery's crops are aligned chips, so the probe is shown the same way; the
+    # whole photo beside it shows the face the search used by its box.
     image = decode_image(workflow.workspace.vault.get_probe(sha256), name=f"request {search_id}")
     faces = workflow.engine.detect_faces(image)
     if not 0 <= face_index < len(faces):
         return None
-    return _png(workflow.engine.aligned_chip(image, faces[face_index]))
+    face = faces[face_index]
+    box = (face.box.left, face.box.top, face.box.right, face.box.bottom)
+    summary = quality_summary(face)
+    return _ProbeFace(
+        chip_png=_png(workflow.engine.aligned_chip(image, face)),
+        photo_jpeg=photo_with_box(image.pixels, box),
+        quality={key: value for key, value in summary.items() if key != "reasons"},
+    )
 
 
 def _provenance(image: GalleryImage) -> dict[str, Any]:

@@ -353,7 +353,7 @@ def test_the_review_queue_reads_a_fixed_number_of_queries(agency: Agency) -> Non
     engine = agency.workflow.workspace.engine
     event.listen(engine, "before_cursor_execute", count)
     try:
-        queue = review_queue(agency.workflow, agency["eve"])
+        queue = review_queue(agency.workflow, agency["eve"]).items
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(queue) == 3

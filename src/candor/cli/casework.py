@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from candor.cli.jobs import BackgroundOption, report_queued
-from candor.cli.options import HomeOption, JsonOption
+from candor.cli.options import HomeOption, JsonOption, LimitOption, OffsetOption
 from candor.cli.output import emit_json, fail, reported_errors, stdout, to_jsonable
 from candor.cli.render import (
     candidate_review_table,
@@ -19,6 +19,7 @@ from candor.cli.render import (
     request_outcome_lines,
 )
 from candor.cli.session import logged_in
+from candor.cli.todo import page_json, print_next_page
 from candor.workflow import (
     RequestForm,
     Verdict,
@@ -35,6 +36,7 @@ from candor.workflow import (
     view_candidates,
 )
 from candor.workflow.jobs import queue_retention
+from candor.workflow.paging import DEFAULT_PAGE_SIZE, PageRequest
 
 CaseOption = Annotated[str, typer.Option("--case", help="The case number.")]
 OffenceOption = Annotated[str, typer.Option("--offence", help="The offence category.")]
@@ -173,14 +175,21 @@ def show_request(
         stdout.print(line)
 
 
-def approvals(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Requests waiting for a supervisor's approval."""
+def approvals(
+    case: Annotated[str | None, typer.Option("--case", help="Only this case number's.")] = None,
+    limit: LimitOption = DEFAULT_PAGE_SIZE,
+    offset: OffsetOption = 0,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Requests waiting for a supervisor's approval, oldest first, a page at a time."""
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
-        waiting = pending_approvals(workflow, actor)
+        waiting = pending_approvals(workflow, actor, PageRequest(limit, offset), case=case)
     if as_json:
-        emit_json({"ok": True, "pending": to_jsonable(waiting)})
+        emit_json({"ok": True, **page_json(waiting)})
         return
     stdout.print(pending_table(waiting))
+    print_next_page(waiting)
 
 
 def approve(

@@ -18,6 +18,7 @@ from candor.workflow import (
     SubjectDetail,
     SubjectSummary,
 )
+from candor.workflow.paging import Page
 
 
 def faces_table(faces: Sequence[dict[str, object]]) -> Table:
@@ -132,12 +133,20 @@ def request_outcome_lines(outcome: RequestOutcome) -> list[str]:
     return lines
 
 
-def pending_table(pending: Sequence[PendingRequest]) -> Table:
-    """Requests waiting for approval."""
-    table = Table(title=f"{len(pending)} request(s) waiting for approval")
-    for column in ("request", "kind", "requester", "case", "offence", "purpose", "agency", "why"):
+def pending_table(pending: Page[PendingRequest]) -> Table:
+    """Requests waiting for approval, oldest first, with the earlier search each repeats."""
+    table = Table(title=f"Requests waiting for approval: {pending.describe()}, oldest first")
+    columns = ("request", "kind", "requester", "case", "offence", "purpose", "agency", "why")
+    for column in (*columns, "repeats"):
         table.add_column(column)
-    for item in pending:
+    for item in pending.items:
+        earlier = item.earlier
+        repeats = (
+            ""
+            if earlier is None
+            else f"{earlier.search_id} ({earlier.created_at:%Y-%m-%d}, {earlier.requester}, "
+            f"case {earlier.case_number}, {earlier.status})"
+        )
         add_literal_row(
             table,
             str(item.search_id),
@@ -148,6 +157,7 @@ def pending_table(pending: Sequence[PendingRequest]) -> Table:
             item.purpose,
             item.requesting_agency,
             "; ".join(reason["message"] for reason in item.reasons),
+            repeats,
         )
     return table
 

@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from datetime import date
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from candor.server.api import (
     MAX_ID,
     ChangeId,
     FaceIndex,
     FormDep,
-    ProvenanceDep,
     SearchId,
     StateDep,
-    SubjectRef,
-    SubjectRefPath,
     do_login,
-    enrol_uploads,
     export_archive,
     run,
     saved,
@@ -48,18 +47,13 @@ from candor.workflow import (
     VERDICTS,
     RequestForm,
     decide_approval,
-    gallery_subject,
-    gallery_subjects,
     limits,
     pending_approvals,
-    record_verdict,
-    release_lead,
-    released_leads,
     request_search,
     run_approved,
-    view_candidates,
 )
 from candor.workflow.accounts import (
+    Actor,
     NewUser,
     active_policy_info,
     bootstrap,
@@ -72,13 +66,25 @@ from candor.workflow.accounts import (
     request_policy_change,
     request_user,
 )
-from candor.workflow.audit_ops import checkpoint_now, prove_entry, verify_log
-from candor.workflow.probe_check import check_probe, review_material
+from candor.workflow.audit_ops import (
+    EntryFilter,
+    checkpoint_now,
+    list_entries,
+    log_actions,
+    prove_entry,
+    verify_log,
+)
+from candor.workflow.forms import FormChoices, form_choices
+from candor.workflow.paging import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, Page, PageRequest
+from candor.workflow.probe_check import check_probe
 from candor.workflow.worklists import (
+    REQUEST_STATUSES,
+    approval_probes,
     latest_checkpoint,
     my_requests,
     request_status,
     review_queue,
+    todo,
     workspace_state,
 )
 
@@ -106,6 +112,20 @@ NAVIGATION = (
     ("/users", "Users"),
     ("/policy", "Policy"),
 )
+# Links shown only when the policy in force grants the person one of these permissions
+# (the route's rule must allow them as well); the other links follow the route's rule.
+LINK_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "/search": ("search.request",),
+    "/verify": ("verify.request",),
+    "/requests": ("search.request", "verify.request"),
+    "/approvals": ("search.approve",),
+    "/review": ("candidate.review", "search.approve"),
+    "/audit": ("audit.read",),
+    "/gallery": ("gallery.enrol",),
+    "/reports/usage": ("reports.read",),
+}
+# The agency list's last choice: an agency the policy does not name, typed in beside it.
+OTHER_AGENCY = "(other)"
 # Each verdict with its label on the review page ("possible_match": "Possible match").
 VERDICT_CHOICES = tuple((verdict, verdict.replace("_", " ").capitalize()) for verdict in VERDICTS)
 # The caps of the pages' text fields, from the workflow's one list of limits.
@@ -122,18 +142,53 @@ def data_uri(png: bytes | None) -> str | None:
     return None if png is None else "data:image/png;base64," + base64.b64encode(png).decode()
 
 
+def choices_for(request: Request) -> FormChoices | None:
+    """The signed-in person's form choices and permissions under the policy in force, read
+    once per request; None without a signed-in person or when the policy cannot be read
+    (a busy database: the page keeps the route's links, and the workflow still refuses
+    what the policy forbids)."""
+    cached = getattr(request.state, "form_choices", None)
+    if isinstance(cached, FormChoices):
+        return cached
+    found = getattr(request.state, "caller", None)
+    actor = found.actor if isinstance(found, Caller) else None
+    if actor is None:
+        return None
+    state = server_state(request)
+    try:
+        choices = state.call(form_choices, state.workflow, actor)
+    except USER_ERRORS:
+        return None
+    except SQLAlchemyError:
+        return None
+    request.state.form_choices = choices
+    return choices
+
+
+def offered_links(request: Request, actor: Actor) -> list[dict[str, str]]:
+    """The navigation a person is offered: routes their roles may open, less those whose
+    action the policy in force does not grant them (no Search for a role that may not
+    search: a click there would only end in an audited refusal)."""
+    choices = choices_for(request)
+    links = []
+    for path, label in NAVIGATION:
+        rule = rule_for("GET", path)
+        if rule is None or not rule.allows(actor.roles):
+            continue
+        needed = LINK_PERMISSIONS.get(path)
+        if needed and choices is not None and not choices.may(*needed):
+            continue
+        links.append({"href": path, "label": label})
+    return links
+
+
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page with the banner, navigation and CSRF token every page carries."""
     state = server_state(request)
     found = getattr(request.state, "caller", None)
     actor = found.actor if isinstance(found, Caller) else None
     purpose = state.workflow.workspace.purpose
-    links = []
-    if actor is not None:
-        for path, label in NAVIGATION:
-            rule = rule_for("GET", path)
-            if rule is not None and rule.allows(actor.roles):
-                links.append({"href": path, "label": label})
+    links = [] if actor is None else offered_links(request, actor)
     response = state.templates.TemplateResponse(
         request,
         template,
@@ -143,6 +198,8 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             "purpose": purpose,
             "purpose_note": PURPOSE_NOTES.get(purpose),
             "links": links,
+            "choices": choices_for(request) if actor is not None else None,
+            "other_agency": OTHER_AGENCY,
             "csrf": csrf_token_for(request),
             "path": request.url.path,
             **context,
@@ -154,9 +211,8 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 
 def error_page(request: Request, error: RefusedError) -> Response:
-    page = render(
-        request, "error.html", status=error.status, title="Refused", message=error.message
-    )
+    # As `error`, which the base template shows once, as an alert.
+    page = render(request, "error.html", status=error.status, title="Refused", error=error.message)
     page.headers.update(error.headers)
     return page
 
@@ -281,7 +337,50 @@ def logout_form(state: StateDep, who: CallerDep) -> Response:
     return response
 
 
-# -- home and policy ------------------------------------------------------------------------------
+# -- home and what waits: my requests, approvals, the review list ------------------------------
+
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+CaseQuery = Annotated[str | None, Query(max_length=limits.CASE_NUMBER.max_length)]
+# Approval cards carry a probe picture each: fewer to a page than a plain list.
+APPROVALS_PAGE_SIZE = 10
+# Where each kind of waiting work is listed (the page, and its query), when the person
+# may open that page.
+TODO_LINKS: dict[str, tuple[str, dict[str, str]]] = {
+    "approvals": ("/approvals", {}),
+    "reviews": ("/review", {}),
+    "overdue_reviews": ("/review", {"overdue": "1"}),
+    "approved_to_run": ("/requests", {"status": "approved"}),
+    "leads_without_outcome": ("/requests", {"status": "completed"}),
+    "changes": ("/users", {}),
+    "jobs_failed": ("/jobs", {}),
+    "jobs_running": ("/jobs", {}),
+}
+
+
+def _link(actor: Actor, path: str, query: dict[str, str]) -> str | None:
+    rule = rule_for("GET", path)
+    if rule is None or not rule.allows(actor.roles):
+        return None
+    return path + (f"?{urlencode(query)}" if query else "")
+
+
+def pager(request: Request, page: Page[Any], path: str | None = None) -> dict[str, Any]:
+    """Where a page lies ("51-100 of 240") and the links to the pages either side, keeping
+    the request's filters; `path` when the list is shown at another (after a form post)."""
+
+    def link(offset: int | None) -> str | None:
+        if offset is None:
+            return None
+        query = {k: v for k, v in request.query_params.items() if k != "offset"}
+        query["offset"] = str(offset)
+        return f"{path or request.url.path}?{urlencode(query)}"
+
+    return {
+        "describe": page.describe(),
+        "next": link(page.next_offset),
+        "previous": link(page.previous_offset),
+    }
 
 
 @router.get("/home")
@@ -294,13 +393,153 @@ def home(request: Request, state: StateDep, who: CallerDep) -> Response:
         if (rule := rule_for("GET", path)) is not None and rule.allows(actor.roles)
     ]
     state_now = run(state, workspace_state, state.workflow)
+    waiting = run(state, todo, state.workflow, actor)
+    entries = [
+        {"entry": entry, "href": _link(actor, *TODO_LINKS[entry.kind])} for entry in waiting.entries
+    ]
     return render(
         request,
         "home.html",
         title="Home",
         pages=allowed,
         policy_active=state_now.policy_active,
+        todo=waiting,
+        entries=entries,
     )
+
+
+@router.get("/requests")
+def requests_page(
+    request: Request,
+    state: StateDep,
+    who: CallerDep,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    case: CaseQuery = None,
+) -> Response:
+    mine = run(
+        state,
+        my_requests,
+        state.workflow,
+        who.signed_in,
+        PageRequest(limit, offset),
+        status=status,
+        case=case,
+    )
+    return render(
+        request,
+        "requests.html",
+        title="My requests",
+        requests=mine.items,
+        pager=pager(request, mine),
+        filters={"status": status or "", "case": case or ""},
+        statuses=REQUEST_STATUSES,
+    )
+
+
+@router.get("/requests/{search_id}")
+def request_page(
+    request: Request, state: StateDep, who: CallerDep, search_id: SearchId
+) -> Response:
+    found = run(state, request_status, state.workflow, who.signed_in, search_id)
+    return render(request, "request.html", title=f"Request {search_id}", status_of=found)
+
+
+def _approvals(
+    request: Request,
+    state: StateDep,
+    actor: Actor,
+    page: PageRequest,
+    case: str | None,
+    message: str | None = None,
+) -> Response:
+    waiting = run(state, pending_approvals, state.workflow, actor, page, case=case)
+    shown = [p.search_id for p in waiting.items]
+    probes = run(state, approval_probes, state.workflow, actor, shown)
+    cards = [{"p": p, "probe": data_uri(probes.get(p.search_id))} for p in waiting.items]
+    return render(
+        request,
+        "approvals.html",
+        title="Approvals",
+        cards=cards,
+        pager=pager(request, waiting, "/approvals"),
+        filters={"case": case or ""},
+        message=message,
+    )
+
+
+@router.get("/approvals")
+def approvals_page(
+    request: Request,
+    state: StateDep,
+    who: CallerDep,
+    limit: PageLimit = APPROVALS_PAGE_SIZE,
+    offset: PageOffset = 0,
+    case: CaseQuery = None,
+) -> Response:
+    return _approvals(request, state, who.signed_in, PageRequest(limit, offset), case)
+
+
+@router.post("/approvals/{search_id}")
+def approvals_decide(
+    request: Request,
+    state: StateDep,
+    who: CallerDep,
+    search_id: SearchId,
+    decision: Annotated[str, Form(pattern="^(approve|reject)$")],
+    reason: ReasonField = "",
+) -> Response:
+    outcome = run(
+        state,
+        decide_approval,
+        state.workflow,
+        who.signed_in,
+        search_id,
+        approve=decision == "approve",
+        reason=reason,
+    )
+    return _approvals(
+        request,
+        state,
+        who.signed_in,
+        PageRequest(APPROVALS_PAGE_SIZE),
+        None,
+        message=f"Request {search_id} {outcome.status}.",
+    )
+
+
+@router.get("/review")
+def review_list(
+    request: Request,
+    state: StateDep,
+    who: CallerDep,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
+    case: CaseQuery = None,
+    overdue: Annotated[bool, Query()] = False,
+) -> Response:
+    queue = run(
+        state,
+        review_queue,
+        state.workflow,
+        who.signed_in,
+        PageRequest(limit, offset),
+        case=case,
+        overdue=overdue,
+    )
+    return render(
+        request,
+        "review_list.html",
+        title="Review",
+        queue=queue.items,
+        pager=pager(request, queue),
+        filters={"case": case or "", "overdue": overdue},
+        examiner="examiner" in who.signed_in.roles,
+    )
+
+
+# -- policy ---------------------------------------------------------------------------------------
 
 
 @router.get("/policy")
@@ -335,6 +574,25 @@ def policy_change(
 # -- search ---------------------------------------------------------------------------------------
 
 
+def web_request_form(
+    form: FormDep,
+    other_agency: Annotated[str, Form(max_length=limits.REQUESTING_AGENCY.max_length)] = "",
+) -> RequestForm:
+    """The case form as the pages send it: the agency list's "other" choice stands for
+    the agency typed beside it. Everything else is the API's form, checked as there."""
+    if form.requesting_agency != OTHER_AGENCY:
+        return form
+    named = other_agency.strip()
+    if not named:
+        raise RefusedError(
+            400, "requesting agency: 'another agency' was chosen; type its name beside the list"
+        )
+    return dataclasses.replace(form, requesting_agency=named)
+
+
+WebFormDep = Annotated[RequestForm, Depends(web_request_form)]
+
+
 @router.get("/search")
 def search_page(request: Request, who: CallerDep) -> Response:
     return render(request, "search.html", title="Search", form=None, unit=who.signed_in.unit)
@@ -353,12 +611,24 @@ def _form_values(form: RequestForm) -> dict[str, str]:
     }
 
 
+def _unusable(faces: list[dict[str, Any]]) -> str | None:
+    """Why nothing in the photo can be searched, or None when a face can be."""
+    if any(face["usable"] for face in faces):
+        return None
+    if not faces:
+        return "no face was found in this photo: choose another"
+    if len(faces) == 1:
+        why = "; ".join(faces[0]["reasons"]) or "below the gate's thresholds"
+        return f"the only face found fails the quality gate: {why}"
+    return f"none of the {len(faces)} faces found passes the quality gate: choose another photo"
+
+
 @router.post("/search/check")
 def search_check(
     request: Request,
     state: StateDep,
     who: CallerDep,
-    form: FormDep,
+    form: WebFormDep,
     probe: Annotated[UploadFile, File()],
     top: Annotated[int, Form(ge=1, le=1000)] = 20,
 ) -> Response:
@@ -376,26 +646,30 @@ def search_check(
                 top=top,
                 error=one_line(error),
             )
-        staged = state.stage(who.session_token, path.name, path.read_bytes())
-    faces = [
-        {
-            "index": face.index,
-            "usable": face.usable,
-            "reasons": face.reasons,
-            "quality": face.quality,
-            "picture": data_uri(face.preview_png),
-        }
-        for face in found.faces
-    ]
-    usable = [face for face in faces if face["usable"]]
+        faces = [
+            {
+                "index": face.index,
+                "usable": face.usable,
+                "reasons": face.reasons,
+                "quality": face.quality,
+                "picture": data_uri(face.preview_png),
+            }
+            for face in found.faces
+        ]
+        usable = [face for face in faces if face["usable"]]
+        # Held for the send only when something in it can be searched.
+        staged = state.stage(who.session_token, path.name, path.read_bytes()) if usable else None
     return render(
         request,
         "check.html",
         title="Check the photo",
         check=found,
         faces=faces,
-        chosen=usable[0]["index"] if len(usable) == 1 or len(faces) == 1 else None,
+        # Preselected only when there is no choice to make; several usable faces are the
+        # analyst's to choose.
+        chosen=usable[0]["index"] if len(usable) == 1 else None,
         can_send=bool(usable),
+        error=_unusable(faces),
         staged=staged,
         form=_form_values(form),
         top=top,
@@ -408,7 +682,7 @@ def search_send(
     request: Request,
     state: StateDep,
     who: CallerDep,
-    form: FormDep,
+    form: WebFormDep,
     staged: Annotated[str, Form(max_length=100)],
     top: Annotated[int, Form(ge=1, le=1000)] = 20,
     face_index: FaceIndex = None,
@@ -430,147 +704,103 @@ def search_send(
     return see(f"/requests/{outcome.search_id}")
 
 
-@router.get("/requests")
-def requests_page(request: Request, state: StateDep, who: CallerDep) -> Response:
-    mine = run(state, my_requests, state.workflow, who.signed_in)
-    return render(request, "requests.html", title="My requests", requests=mine)
-
-
-@router.get("/requests/{search_id}")
-def request_page(
-    request: Request, state: StateDep, who: CallerDep, search_id: SearchId
-) -> Response:
-    found = run(state, request_status, state.workflow, who.signed_in, search_id)
-    return render(request, "request.html", title=f"Request {search_id}", status_of=found)
-
-
 @router.post("/requests/{search_id}/run")
 def request_run(state: StateDep, who: CallerDep, search_id: SearchId) -> Response:
     run(state, run_approved, state.workflow, who.signed_in, search_id)
     return see(f"/requests/{search_id}")
 
 
-@router.get("/requests/{search_id}/leads")
-def leads_page(request: Request, state: StateDep, who: CallerDep, search_id: SearchId) -> Response:
-    leads = run(state, released_leads, state.workflow, who.signed_in, search_id)
-    return render(request, "leads.html", title=f"Leads of request {search_id}", review=leads)
-
-
-# -- approvals ------------------------------------------------------------------------------------
-
-
-@router.get("/approvals")
-def approvals_page(request: Request, state: StateDep, who: CallerDep) -> Response:
-    waiting = run(state, pending_approvals, state.workflow, who.signed_in)
-    return render(request, "approvals.html", title="Approvals", pending=waiting)
-
-
-@router.post("/approvals/{search_id}")
-def approvals_decide(
-    request: Request,
-    state: StateDep,
-    who: CallerDep,
-    search_id: SearchId,
-    decision: Annotated[str, Form(pattern="^(approve|reject)$")],
-    reason: ReasonField = "",
-) -> Response:
-    outcome = run(
-        state,
-        decide_approval,
-        state.workflow,
-        who.signed_in,
-        search_id,
-        approve=decision == "approve",
-        reason=reason,
-    )
-    waiting = run(state, pending_approvals, state.workflow, who.signed_in)
-    return render(
-        request,
-        "approvals.html",
-        title="Approvals",
-        pending=waiting,
-        message=f"Request {search_id} {outcome.status}.",
-    )
-
-
 # -- review ---------------------------------------------------------------------------------------
 
 
-@router.get("/review")
-def review_list(request: Request, state: StateDep, who: CallerDep) -> Response:
-    queue = run(state, review_queue, state.workflow, who.signed_in)
-    return render(request, "review_list.html", title="Review", queue=queue)
-
-
-@router.get("/review/{search_id}")
-def review_page(request: Request, state: StateDep, who: CallerDep, search_id: SearchId) -> Response:
-    actor = who.signed_in
-    review = run(state, view_candidates, state.workflow, actor, search_id)
-    material = run(state, review_material, state.workflow, actor, search_id)
-    by_rank = {item.rank: item for item in material.candidates}
-    candidates = []
-    for candidate in review.candidates:
-        item = by_rank.get(candidate.rank)
-        candidates.append(
-            {
-                "view": candidate,
-                "picture": data_uri(item.crop_png) if item else None,
-                "provenance": item.provenance if item else None,
-                "mine": any(v["examiner"] == actor.username for v in candidate.verdicts),
-            }
-        )
-    return render(
-        request,
-        "review.html",
-        title=f"Review request {search_id}",
-        review=review,
-        probe=data_uri(material.probe_png),
-        threshold=material.threshold,
-        candidates=candidates,
-        verdicts=VERDICT_CHOICES,
-        may_review="examiner" in actor.roles,
-    )
-
-
-@router.post("/review/{search_id}/verdict")
-def review_verdict(
-    state: StateDep,
-    who: CallerDep,
-    search_id: SearchId,
-    rank: Annotated[int, Form(ge=1, le=10_000)],
-    verdict: Annotated[str, Form(max_length=50)],
-    rationale: Annotated[str, Form(max_length=limits.RATIONALE.max_length)] = "",
-) -> Response:
-    run(state, record_verdict, state.workflow, who.signed_in, search_id, rank, verdict, rationale)
-    return see(f"/review/{search_id}#candidate-{rank}")
-
-
-@router.post("/review/{search_id}/release")
-def review_release(
-    state: StateDep,
-    who: CallerDep,
-    search_id: SearchId,
-    rank: Annotated[int, Form(ge=1, le=10_000)],
-    reason: ReasonField = "",
-) -> Response:
-    run(state, release_lead, state.workflow, who.signed_in, search_id, rank, reason)
-    return see(f"/review/{search_id}#candidate-{rank}")
+# /review/{search_id} and its forms, and a request's leads: candor.server.review_pages.
 
 
 # -- audit ----------------------------------------------------------------------------------------
 
 
-def _audit_page(request: Request, state: StateDep, who: Caller, **extra: Any) -> Response:
+AUDIT_PAGE_SIZE = 50
+CaseFilter = Annotated[str | None, Query(max_length=limits.CASE_NUMBER.max_length)]
+UserFilter = Annotated[str | None, Query(max_length=limits.USERNAME.max_length)]
+ActionFilter = Annotated[str | None, Query(max_length=100)]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditQuery:
+    """The audit browser's filters as the page's form sends them (days, in UTC)."""
+
+    case: str | None = None
+    user: str | None = None
+    action: str | None = None
+    since: date | None = None
+    until: date | None = None
+    limit: int = AUDIT_PAGE_SIZE
+    offset: int = 0
+
+    @property
+    def browsing(self) -> bool:
+        """Whether a filter or a later page was asked for (not the log's front page)."""
+        return any((self.case, self.user, self.action, self.since, self.until, self.offset))
+
+    def entry_filter(self) -> EntryFilter:
+        def day(value: date | None) -> datetime | None:
+            return (
+                None if value is None else datetime(value.year, value.month, value.day, tzinfo=UTC)
+            )
+
+        until = day(self.until)
+        return EntryFilter(
+            case_number=self.case or None,
+            actor=self.user or None,
+            action=self.action or None,
+            since=day(self.since),
+            # "Until 3 March" includes all of 3 March.
+            until=None if until is None else until + timedelta(days=1),
+        )
+
+    def link(self, **changes: Any) -> str:
+        """/audit with these filters (and `changes`), for the pager and proof links."""
+        values = {**dataclasses.asdict(self), **changes}
+        query = {
+            key: str(value)
+            for key, value in values.items()
+            if value not in (None, "")
+            and not (key == "offset" and value == 0)
+            and not (key == "limit" and value == AUDIT_PAGE_SIZE)
+        }
+        return "/audit" + (f"?{urlencode(query)}" if query else "")
+
+
+def _audit_page(
+    request: Request, state: StateDep, who: Caller, chosen: AuditQuery | None = None, **extra: Any
+) -> Response:
     actor = who.signed_in
-    report = run(state, verify_log, state.workflow, actor)
+    chosen = chosen or AuditQuery()
+    # Verifying reads the whole log; browsing pages of it must not wait on that, so the
+    # front page verifies and a filtered or later page offers it as a link.
+    report = None if chosen.browsing else run(state, verify_log, state.workflow, actor)
     checkpoint = run(state, latest_checkpoint, state.workflow, actor)
+    found = run(
+        state,
+        list_entries,
+        state.workflow,
+        actor,
+        chosen.entry_filter(),
+        PageRequest(chosen.limit, chosen.offset),
+    )
+    choices = choices_for(request)
     return render(
         request,
         "audit.html",
         title="Audit",
         report=report,
         checkpoint=checkpoint,
-        may_checkpoint="auditor" in actor.roles,
+        may_checkpoint=choices is not None and choices.may("audit.checkpoint"),
+        entries=found,
+        chosen=chosen,
+        actions=run(state, log_actions, state.workflow, actor),
+        newer=None if found.offset == 0 else chosen.link(offset=found.previous_offset),
+        older=None if found.next_offset is None else chosen.link(offset=found.next_offset),
         **extra,
     )
 
@@ -581,7 +811,15 @@ def audit_page(
     state: StateDep,
     who: CallerDep,
     prove: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    case: CaseFilter = None,
+    user: UserFilter = None,
+    action: ActionFilter = None,
+    since: Annotated[date | None, Query()] = None,
+    until: Annotated[date | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = AUDIT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
+    chosen = AuditQuery(case, user, action, since, until, limit, offset)
     proof = None
     proof_error = None
     if prove is not None:
@@ -589,7 +827,7 @@ def audit_page(
             proof = state.call(prove_entry, state.workflow, who.signed_in, prove)
         except USER_ERRORS as error:
             proof_error = one_line(error)
-    return _audit_page(request, state, who, proof=proof, proof_error=proof_error)
+    return _audit_page(request, state, who, chosen, proof=proof, proof_error=proof_error)
 
 
 @router.post("/audit/export")
@@ -607,51 +845,6 @@ def audit_checkpoint(request: Request, state: StateDep, who: CallerDep) -> Respo
     return _audit_page(
         request, state, who, message=f"Signed a checkpoint at tree size {info.tree_size}."
     )
-
-
-# -- gallery --------------------------------------------------------------------------------------
-
-
-def _gallery_page(request: Request, state: StateDep, who: Caller, **extra: Any) -> Response:
-    subjects = run(state, gallery_subjects, state.workflow, who.signed_in, limit=200)
-    return render(
-        request,
-        "gallery.html",
-        title="Gallery",
-        subjects=subjects,
-        source_types=state.workflow.workspace.allowed_source_types(),
-        **extra,
-    )
-
-
-@router.get("/gallery")
-def gallery_page(request: Request, state: StateDep, who: CallerDep) -> Response:
-    return _gallery_page(request, state, who)
-
-
-@router.get("/gallery/{subject_ref}")
-def subject_page(
-    request: Request,
-    state: StateDep,
-    who: CallerDep,
-    subject_ref: SubjectRefPath,
-) -> Response:
-    detail = run(state, gallery_subject, state.workflow, who.signed_in, subject_ref)
-    return render(request, "subject.html", title=f"Subject {subject_ref}", detail=detail)
-
-
-@router.post("/gallery/enrol")
-def gallery_enrol(
-    request: Request,
-    state: StateDep,
-    who: CallerDep,
-    provenance: ProvenanceDep,
-    subject_ref: SubjectRef,
-    photos: Annotated[list[UploadFile], File()],
-    face_index: FaceIndex = None,
-) -> Response:
-    result = enrol_uploads(state, who, subject_ref, photos, provenance, face_index)
-    return _gallery_page(request, state, who, outcomes=result["outcomes"])
 
 
 # -- users ----------------------------------------------------------------------------------------

@@ -17,15 +17,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from candor.server import admin_pages, api, jobs_pages, reports, web
+from candor.server import admin_pages, api, jobs_pages, reports, review_pages, web
+from candor.server.api_models import describe_api
 from candor.server.auth import authorise, is_api
-from candor.server.errors import RefusedError, as_refused
+from candor.server.errors import RefusedError, as_refused, problem_response
 from candor.server.form_text import FormTextCheck
 from candor.server.security import IDLE_SECONDS, new_secret
 from candor.server.state import STATIC, ServerState
@@ -125,9 +128,13 @@ class BodyLimit:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    response = JSONResponse(
-        {"error": f"the request is larger than {limit:,} bytes"}, status_code=413
-    )
+    refusal = RefusedError(413, f"the request is larger than {limit:,} bytes")
+    request = Request(scope, receive)
+    response: Response
+    if is_api(request):
+        response = problem_response(request, refusal)
+    else:
+        response = JSONResponse({"error": refusal.message}, status_code=413)
     await response(scope, receive, send)
 
 
@@ -180,6 +187,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.candor = state
+    # The bearer scheme and the problems each route may answer (api_models.describe_api).
+    app.openapi = lambda: describe_api(app)  # type: ignore[method-assign]
     app.include_router(api.router)
     app.include_router(reports.api_router)
     app.include_router(admin_pages.api_router)
@@ -187,16 +196,13 @@ def create_app(
     app.include_router(reports.page_router)
     app.include_router(admin_pages.page_router)
     app.include_router(jobs_pages.page_router)
+    app.include_router(review_pages.page_router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.exception_handler(RefusedError)
     async def refused(request: Request, error: RefusedError) -> Response:
         if is_api(request):
-            return JSONResponse(
-                {"error": error.message, **error.extra},
-                status_code=error.status,
-                headers=error.headers,
-            )
+            return problem_response(request, error)
         if error.status == 401:
             return RedirectResponse("/login", status_code=303)
         return web.error_page(request, error)
@@ -219,13 +225,29 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
         problems = [
-            f"{'.'.join(str(p) for p in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
+            {
+                "field": ".".join(str(p) for p in item.get("loc", ())),
+                "message": item.get("msg", "invalid"),
+            }
             for item in error.errors()
         ]
-        message = "; ".join(problems) or "the request is not valid"
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        refusal = RefusedError(422, message or "the request is not valid")
         if is_api(request):
-            return JSONResponse({"error": message}, status_code=422)
-        return web.error_page(request, RefusedError(422, message))
+            # Each field's complaint too, for a client that marks the fields it sent.
+            refusal.extra["errors"] = problems
+            return problem_response(request, refusal)
+        return web.error_page(request, refusal)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # The router's own refusals (no such route, a method the route has not, a body
+        # that is not a form): problems like every other API refusal.
+        if is_api(request):
+            detail = error.detail if isinstance(error.detail, str) else "the request was refused"
+            refusal = RefusedError(error.status_code, detail, headers=dict(error.headers or {}))
+            return problem_response(request, refusal)
+        return await http_exception_handler(request, error)
 
     @app.middleware("http")
     async def headers(

@@ -72,11 +72,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/requests/{search_id}"): OVERSIGHT,
     ("POST", "/requests/{search_id}/run"): REQUESTERS,
     ("GET", "/requests/{search_id}/leads"): LEAD_READERS,
+    # What came of a lead: its requester records it (the workflow checks she is).
+    ("POST", "/requests/{search_id}/leads/{rank}/outcome"): REQUESTERS,
     ("GET", "/approvals"): SUPERVISORS,
     ("POST", "/approvals/{search_id}"): SUPERVISORS,
     ("GET", "/review"): REVIEWERS,
     ("GET", "/review/{search_id}"): REVIEWERS,
-    ("POST", "/review/{search_id}/verdict"): EXAMINERS,
+    # Supervisors too: a policy's resolve_disagreement_by may name them (the policy's
+    # candidate.review decides, in the workflow).
+    ("POST", "/review/{search_id}/verdict"): REVIEWERS,
     ("POST", "/review/{search_id}/release"): EXAMINERS,
     ("GET", "/audit"): AUDIT_READERS,
     ("POST", "/audit/export"): AUDIT_READERS,
@@ -93,16 +97,22 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/users/{username}/roles"): ADMINS,
     ("POST", "/users/{username}/roles/revoke"): ADMINS,
     ("POST", "/users/{username}/certificate"): ADMINS,
+    ("POST", "/users/{username}/password"): ADMINS,
+    ("GET", "/password"): ANYONE,
+    ("POST", "/password"): ANYONE,
+    ("POST", "/gallery/{subject_ref}/expunge"): ADMINS,
+    ("POST", "/gallery/enrol/face"): ADMINS,
     ("GET", "/verify"): REQUESTERS,
     ("POST", "/verify"): REQUESTERS,
     ("POST", "/policy"): ADMINS,
-    # The transparency report is meant for the public, but making it is an audited read
-    # that needs `reports.read` in the workflow: there is no anonymous actor to make it
-    # as, so it is served to report readers, who publish it.
     ("GET", "/reports/usage"): REPORT_READERS,
     ("GET", "/reports/usage/document"): REPORT_READERS,
-    ("GET", "/transparency"): REPORT_READERS,
-    ("GET", "/transparency/{year}"): REPORT_READERS,
+    # The transparency report is for the public: making it is an audited read that needs
+    # `reports.read`, so a report reader publishes it (into the signed log), and anyone,
+    # without a login, reads the published copy: aggregates only, nothing live.
+    ("GET", "/transparency"): PUBLIC,
+    ("GET", "/transparency/{year}"): PUBLIC,
+    ("POST", "/transparency/{year}/publish"): REPORT_READERS,
     ("GET", "/evaluation"): EVALUATION_READERS,
     ("GET", "/jobs"): JOB_READERS,
     ("GET", "/jobs/{job_id}"): JOB_READERS,

@@ -157,6 +157,9 @@ class CandidateView:
     # now (her verdict would be the resolving one); None otherwise.
     resolution_due: str | None = None
     settled: bool = False  # a resolving verdict has settled a disagreement on it
+    # Whether the reader's verdict is wanted now: she reviews, gave none, and the candidate
+    # is neither released, settled, nor waiting for someone else's resolving verdict.
+    verdict_wanted: bool = False
     # What came of it once released, as its requester recorded (candor.workflow.outcomes):
     # the outcome that stands (None: none recorded yet) and every record, oldest first.
     outcome: str | None = None
@@ -189,6 +192,10 @@ class CandidateReview:
     threshold_meaning: str | None
     candidates: tuple[CandidateView, ...]
     notice: str = CANDIDATE_NOTICE
+    # What the reader may do under the policy in force, so a page offers nothing else.
+    may_review: bool = False
+    may_release: bool = False
+    may_record_outcome: bool = False  # the requester, on her released leads
 
 
 @dataclass(frozen=True)
@@ -978,7 +985,15 @@ def view_candidates(workflow: Workflow, actor: Actor, search_id: int) -> Candida
         if hidden:
             details["verdicts_withheld"] = hidden
         action.record("candidates.viewed", {"search": row.id}, details)
-        return CandidateReview(row.id, row.case_number, row.status, row.threshold_note, views)
+        return CandidateReview(
+            row.id,
+            row.case_number,
+            row.status,
+            row.threshold_note,
+            views,
+            may_review=may_review and actor.certificate_valid,
+            may_release=action.may("lead.release"),
+        )
 
 
 @dataclass(frozen=True)
@@ -1076,6 +1091,7 @@ def _candidate_view(
                 session, candidate.search_id, candidate.rank, candidate.release
             ).history
         )
+    due = None if reader is None else _resolution_due(session, candidate, reader)
     ready, why = False, None
     if reader is not None and sees:
         ready, why = _release_state(session, candidate, reader.policy)
@@ -1103,10 +1119,33 @@ def _candidate_view(
         own_verdict=own,
         release_ready=ready,
         release_note=why,
-        resolution_due=None if reader is None else _resolution_due(session, candidate, reader),
+        resolution_due=due,
+        verdict_wanted=_verdict_wanted(session, candidate, reader, own, due),
         settled=any(v.resolves for v in candidate.verdicts),
         outcome=None if not history else history[-1]["outcome"],
         outcomes=history,
+    )
+
+
+def _verdict_wanted(
+    session: Session,
+    candidate: CandidateRow,
+    reader: _Reader | None,
+    own: str | None,
+    due: str | None,
+) -> bool:
+    if reader is None or not reader.reviews or own is not None:
+        return False
+    if candidate.release is not None or any(v.resolves for v in candidate.verdicts):
+        return False
+    if due is not None:
+        return True  # hers is the resolving verdict
+    policy = reader.policy
+    if policy is None or policy.resolve_disagreement_by is None:
+        return True
+    requester = _username(session, candidate.search.requester_id)
+    return not awaits_resolution(
+        _blind_pairs(session, candidate), requester, policy.reviewers_to_release
     )
 
 
@@ -1212,7 +1251,14 @@ def released_leads(workflow: Workflow, actor: Actor, search_id: int) -> Candidat
             _candidate_view(action.session, c) for c in row.candidates if c.release is not None
         )
         action.record("leads.viewed", {"search": row.id}, {"leads": len(leads)})
-        return CandidateReview(row.id, row.case_number, row.status, row.threshold_note, leads)
+        return CandidateReview(
+            row.id,
+            row.case_number,
+            row.status,
+            row.threshold_note,
+            leads,
+            may_record_outcome=row.requester_id == actor.user_id,
+        )
 
 
 # -- shared checks --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from candor.cli.app import app
 from candor.store import AuditEntry
 from candor.workflow.accounts import login
 from tests.agency import PASSWORD
-from tests.reports.scenario import Scenario
+from tests.reports.scenario import SHERIFF, Scenario
 
 pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("reports")]
 
@@ -66,7 +67,12 @@ def test_usage_report_prints_tables_at_the_terminal(scenario: Scenario) -> None:
     assert code == 0, out
     assert "bob requested 4 searches between 2027-01-01 and 2027-01-31" in out
     assert "By user" in out and "Burglary" in out
-    assert "unusual hours" in out
+    assert "searches at unusual hours" in out
+    for section in ("Flags, ranked", "This period against the previous one", "Sparing use",
+                    "Repeat searches: who decided", "Denials by reason, per user",
+                    "Examiner agreement", "Time to review", "What came of each lead",
+                    "Candidate lists overdue for review: 1"):  # fmt: skip
+        assert section in out, section
 
 
 def test_transparency_report_json_and_audit(scenario: Scenario, tmp_path: Path) -> None:
@@ -80,6 +86,20 @@ def test_transparency_report_json_and_audit(scenario: Scenario, tmp_path: Path) 
     entry = last_entry(scenario)
     assert entry["action"] == "report.generated"
     assert entry["details"]["period"] == {"year": 2027}  # type: ignore[index]
+
+
+def test_transparency_report_published_for_the_public(scenario: Scenario) -> None:
+    code, out = run_as(
+        scenario, "sam", "report", "transparency", "--year", "2027", "--publish", "--json"
+    )
+    assert code == 0, out
+    assert json.loads(out)["published"] is True
+    entry = last_entry(scenario)
+    assert entry["action"] == "report.published"
+    details: Any = entry["details"]
+    assert details["period"] == {"year": 2027}
+    assert details["document"]["searches"] == 9
+    assert details["document"]["outside_agencies"] == {SHERIFF: "<5"}
 
 
 def test_an_analyst_may_not_read_reports(scenario: Scenario) -> None:

@@ -122,7 +122,8 @@ def test_the_board_questions_equal_the_script(scenario: Scenario, which: str) ->
         "ana": (4, 4), "bob": (4, 4), "eve": (1, 1)
     }  # fmt: skip
     # S2 approved by sam, S4 denied (quota), S7 rejected by sam.
-    assert [(r.search_id, r.requester, r.decision, r.approver, r.reason) for r in report.repeats] == [
+    repeats = [(r.search_id, r.requester, r.decision, r.approver, r.reason) for r in report.repeats]
+    assert repeats == [
         (s["S2"], "ana", "approved", "sam", "new still in the file"),
         (s["S4"], "ana", "denied by the policy", None, None),
         (s["S7"], "bob", "rejected", "sam", "nothing new"),
@@ -159,6 +160,7 @@ def test_purges_are_reconciled_and_change_no_figure(scenario: Scenario) -> None:
     before, after = scenario.usage, scenario.usage_after_purge
     assert before is not None and after is not None
     assert after.as_of.checkpoint_size > before.as_of.checkpoint_size
+
     # Days waiting for review are counted to the checkpoint, which moved on; the rest holds.
     def held(report: UsageReport) -> list[str]:
         return [line for line in usage_csv(report).splitlines() if "days_waiting" not in line]

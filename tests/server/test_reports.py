@@ -10,6 +10,7 @@ import pytest
 
 from candor.server.app import CONTENT_SECURITY_POLICY
 from candor.server.auth import SESSION_COOKIE
+from candor.server.security import token_digest
 from candor.server.reports import chart_images, document_response
 from tests.server.support import DemoServer
 
@@ -101,17 +102,57 @@ def test_full_report_document_allows_only_its_own_stylesheet(demo: DemoServer) -
     assert "<svg" not in body and "data:image/svg+xml;base64," in body
 
 
-def test_transparency_page_and_api(demo: DemoServer) -> None:
+def test_the_public_reads_the_published_transparency_report_without_a_login(
+    demo: DemoServer,
+) -> None:
     checkpointed(demo)
-    status, body, headers = page(demo, "ada", "/transparency/2026")
-    assert status == 200, body
-    assert "default-src 'none'" in headers["content-security-policy"]
-    assert "<script" not in body
+    # Nothing published yet: nothing to read, and no report is made for an anonymous caller.
+    # What counting the entries itself costs (if anything), so that it is not mistaken.
+    first = entries(demo)
+    cost = entries(demo) - first
+    before = entries(demo)
+    unpublished = demo.client.get("/transparency/2026", follow_redirects=False)
+    assert unpublished.status_code == 404
+    assert "has not been published" in unpublished.text
+    assert entries(demo) == before + cost
+    # A report reader publishes the year's report: made (report.generated) and published.
+    token = demo.token("ada")
+    demo.client.cookies.set(SESSION_COOKIE, token)
+    try:
+        csrf = demo.app.state.candor.guard.csrf_for("session:" + token_digest(token))
+        made = demo.client.post(
+            "/transparency/2026/publish", data={"csrf": csrf}, follow_redirects=False
+        )
+    finally:
+        demo.client.cookies.clear()
+    assert made.status_code == 303, made.text
+    assert made.headers["location"] == "/transparency/2026"
+    # Anyone reads it now, with no login, as often as they like: no entry per view.
+    published = entries(demo)
+    for _ in range(2):
+        answer = demo.client.get("/transparency/2026", follow_redirects=False)
+        assert answer.status_code == 200, answer.text
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+        assert "<script" not in answer.text
+        assert "Face search transparency report, 2026" in answer.text
+        assert "Outside agencies that asked" in answer.text
+        assert "Published " in answer.text
+    assert entries(demo) == published + cost
+    # Aggregates only: no user of the demo is named.
+    for username in ("ana", "ada", "sam", "admin1"):
+        assert f">{username}<" not in answer.text and f" {username} " not in answer.text
+    # The live report stays a report reader's audited read.
     answer = demo.client.get("/api/reports/transparency/2026", headers=demo.auth("ada"))
     assert answer.status_code == 200, answer.text
     assert answer.json()["report"]["year"] == 2026
-    # Nobody logged in: the report is made as somebody or not at all.
     assert demo.client.get("/api/reports/transparency/2026").status_code == 401
+    # Publishing needs a report reader.
+    demo.client.cookies.set(SESSION_COOKIE, demo.token("ana"))
+    try:
+        refused = demo.client.post("/transparency/2026/publish", follow_redirects=False)
+    finally:
+        demo.client.cookies.clear()
+    assert refused.status_code in (403, 400)
 
 
 def test_evaluation_results_for_an_auditor(demo: DemoServer) -> None:

@@ -26,9 +26,11 @@ from candor.reports.transparency import (
     TransparencyReport,
     compute_transparency,
     public,
+    transparency_from_json,
     transparency_report,
 )
 from candor.reports.usage import (
+    FLAG_LABELS,
     MEASURE_LABELS,
     MEASURES,
     Counts,
@@ -43,6 +45,7 @@ from candor.reports.usage import (
 )
 
 __all__ = [
+    "FLAG_LABELS",
     "MEASURES",
     "MEASURE_LABELS",
     "SUPPRESSED",
@@ -63,6 +66,7 @@ __all__ = [
     "establish_basis",
     "public",
     "robust_scores",
+    "transparency_from_json",
     "transparency_html",
     "transparency_json",
     "transparency_report",

@@ -210,7 +210,13 @@ def transparency_json(report: TransparencyReport) -> dict[str, Any]:
         {"offence_category": row.offence_category, "total": row.total, **dict(row.outcomes)}
         for row in report.by_offence
     ]
-    for key in ("denial_reasons", "gallery_by_source", "enrolments_by_source", "purges"):
+    for key in (
+        "denial_reasons",
+        "gallery_by_source",
+        "enrolments_by_source",
+        "purges",
+        "outside_agencies",
+    ):
         document[key] = dict(getattr(report, key))
     if report.accuracy is not None:
         document["accuracy"]["results"] = dict(report.accuracy.results)

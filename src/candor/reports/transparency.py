@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from candor.reports.basis import AsOf, ReportBasis, establish_basis
@@ -86,6 +87,11 @@ class TransparencyReport:
     purges: tuple[tuple[str, Shown], ...]
     accuracy: AccuracyCard | None
     accuracy_note: str
+    # The outside agencies that asked for searches, with how many requests each made
+    # (allowed or not): organisations, never people.
+    outside_agencies: tuple[tuple[str, Shown], ...] = ()
+    # Set on a published copy: when it was published (RFC 3339 UTC).
+    published_at: str | None = None
 
     @property
     def checkpoint_size(self) -> int:
@@ -123,6 +129,7 @@ def compute_transparency(
     outcome_counts: Counter[str] = Counter()
     by_offence: dict[str, Counter[str]] = defaultdict(Counter)
     reasons: Counter[str] = Counter()
+    agencies: Counter[str] = Counter()
     searches = verifications = denials = outside = 0
     for trail in ledger.searches.values():
         if trail.seq > upto or not in_year(trail.time):
@@ -133,6 +140,8 @@ def compute_transparency(
         outcome_counts[facts.final] += 1
         by_offence[trail.offence_category][facts.final] += 1
         outside += facts.outside_agency
+        if facts.outside_agency:
+            agencies[trail.requesting_agency] += 1
         if facts.outcome == "deny":
             denials += 1
             reasons.update(facts.reasons)
@@ -217,6 +226,65 @@ def compute_transparency(
         purges=tuple((action, public(purges[action])) for action in PURGE_LABELS),
         accuracy=accuracy,
         accuracy_note=_accuracy_note(accuracy),
+        outside_agencies=tuple(
+            (agency, public(count))
+            for agency, count in sorted(agencies.items(), key=lambda kv: (-kv[1], kv[0]))
+        ),
+    )
+
+
+def transparency_from_json(document: dict[str, Any], published_at: str) -> TransparencyReport:
+    """A published report back from its document (`render.transparency_json`'s form)."""
+    as_of = document["as_of"]
+    card = document.get("accuracy")
+    outcome_names = list(OUTCOMES)
+    return TransparencyReport(
+        year=document["year"],
+        purpose=document["purpose"],
+        timezone=document["timezone"],
+        as_of=AsOf(
+            checkpoint_size=as_of["checkpoint_size"],
+            checkpoint_time=datetime.fromisoformat(as_of["checkpoint_time"]),
+            root_hash=as_of["root_hash"],
+            log_entries=as_of["log_entries"],
+        ),
+        generated_at=datetime.fromisoformat(document["generated_at"]),
+        period_end_note=document["period_end_note"],
+        headline=document["headline"],
+        searches=document["searches"],
+        verifications=document["verifications"],
+        outcomes=tuple(document["outcomes"].items()),
+        by_offence=tuple(
+            OffenceRow(
+                offence_category=row["offence_category"],
+                total=row["total"],
+                outcomes=tuple((name, row[name]) for name in outcome_names),
+            )
+            for row in document["by_offence"]
+        ),
+        denials=document["denials"],
+        denial_reasons=tuple(document["denial_reasons"].items()),
+        outside_agency_requests=document["outside_agency_requests"],
+        gallery_by_source=tuple(document["gallery_by_source"].items()),
+        gallery_total=document["gallery_total"],
+        enrolments_by_source=tuple(document["enrolments_by_source"].items()),
+        enrolments=document["enrolments"],
+        expungements=document["expungements"],
+        expunged_images=document["expunged_images"],
+        purges=tuple(document["purges"].items()),
+        accuracy=None
+        if card is None
+        else AccuracyCard(
+            measured_at=datetime.fromisoformat(card["measured_at"]),
+            model_key=card["model_key"],
+            dataset=card["dataset"],
+            dataset_sha256=card["dataset_sha256"],
+            results=tuple(card["results"].items()),
+            dataset_limits=card["dataset_limits"],
+        ),
+        accuracy_note=document["accuracy_note"],
+        outside_agencies=tuple(document.get("outside_agencies", {}).items()),
+        published_at=published_at,
     )
 
 

@@ -35,6 +35,7 @@ from candor.reports import (
     TransparencyReport,
     UsageQuery,
     UsageReport,
+    transparency_from_json,
     transparency_html,
     transparency_json,
     transparency_report,
@@ -45,11 +46,17 @@ from candor.reports import (
     usage_report,
 )
 from candor.server.api import CallerDep, Json, StateDep, json_of, run
+from candor.server.api_models import EvaluationAnswer, ReportAnswer
 from candor.server.errors import RefusedError
 from candor.server.state import ServerState
 from candor.server.web import render
 from candor.workflow import Actor
-from candor.workflow.reporting import ReportSource, generate_report
+from candor.workflow.reporting import (
+    ReportSource,
+    generate_report,
+    publish_report,
+    published_report,
+)
 
 api_router = APIRouter(prefix="/api", tags=["reports"])
 page_router = APIRouter(include_in_schema=False)
@@ -249,8 +256,40 @@ def transparency_latest(state: StateDep) -> Response:
 
 
 @page_router.get("/transparency/{year}")
-def transparency_page(state: StateDep, who: CallerDep, year: Year) -> Response:
-    return document_response(transparency_html(make_transparency(state, who.signed_in, year)))
+def transparency_page(request: Request, state: StateDep, year: Year) -> Response:
+    """The public report: the newest copy a report reader published, to anyone, no login."""
+    published = run(state, published_report, state.workflow, "transparency", {"year": year})
+    if published is None:
+        return render(
+            request,
+            "error.html",
+            status=404,
+            title="Transparency report",
+            message=f"The transparency report for {year} has not been published yet.",
+        )
+    report = transparency_from_json(published.document, published.published_at)
+    return document_response(transparency_html(report))
+
+
+@page_router.post("/transparency/{year}/publish")
+def transparency_publish(state: StateDep, who: CallerDep, year: Year) -> Response:
+    """A report reader makes the year's report and publishes it for the public page."""
+
+    def compute(source: ReportSource) -> TransparencyReport:
+        return transparency_report(source.workspace, source.verifier_key, year)
+
+    run(
+        state,
+        publish_report,
+        state.workflow,
+        who.signed_in,
+        "transparency",
+        {"year": year},
+        compute,
+        transparency_json,
+        refusals=(ReportError,),
+    )
+    return RedirectResponse(f"/transparency/{year}", status_code=303)
 
 
 @page_router.get("/evaluation")
@@ -280,7 +319,11 @@ def evaluation_page(request: Request, state: StateDep, who: CallerDep) -> Respon
 # -- API ------------------------------------------------------------------------------------
 
 
-@api_router.get("/reports/usage", summary="The usage report for a period (audited)")
+@api_router.get(
+    "/reports/usage",
+    summary="The usage report for a period (audited)",
+    response_model=ReportAnswer,
+)
 def api_usage(
     state: StateDep,
     who: CallerDep,
@@ -313,12 +356,20 @@ def api_usage_csv(
     )
 
 
-@api_router.get("/reports/transparency/{year}", summary="The transparency report of a year")
+@api_router.get(
+    "/reports/transparency/{year}",
+    summary="The transparency report of a year",
+    response_model=ReportAnswer,
+)
 def api_transparency(state: StateDep, who: CallerDep, year: Year) -> Json:
     return json_of({"report": transparency_json(make_transparency(state, who.signed_in, year))})
 
 
-@api_router.get("/evaluation/latest", summary="The latest accuracy report card's figures")
+@api_router.get(
+    "/evaluation/latest",
+    summary="The latest accuracy report card's figures",
+    response_model=EvaluationAnswer,
+)
 def api_evaluation(state: StateDep, who: CallerDep) -> Json:
     report = make_transparency(state, who.signed_in, state.workflow.today().year)
     card: Any = report.accuracy

@@ -19,6 +19,7 @@ from candor.store.audit_log import checkpoint_notes, entry_bodies
 from candor.store.evaluation import ReportCard
 from candor.store.governance import (
     Approval,
+    AuditEntry,
     Candidate,
     LeadOutcome,
     PolicyRecord,
@@ -171,3 +172,13 @@ def activity_counts(session: Session) -> ActivityCounts:
             ).all()
         ),
     )
+
+
+def published_entries(session: Session) -> list[tuple[int, bytes]]:
+    """(seq, body) of every `report.published` entry, newest first (a handful a year)."""
+    query = (
+        select(AuditEntry.seq, AuditEntry.body)
+        .where(AuditEntry.action == "report.published")
+        .order_by(AuditEntry.seq.desc())
+    )
+    return [(seq, body) for seq, body in session.execute(query)]

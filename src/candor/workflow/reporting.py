@@ -11,11 +11,13 @@ module depends on no report type.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from candor.store import Workspace
+from candor.store.reporting import published_entries
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import log_keys, record
 from candor.workflow.context import Workflow
@@ -95,3 +97,84 @@ def generate_report(
             {"kind": kind, "period": dict(period), "checkpoint": report.checkpoint_size},
         )
     return report
+
+
+# -- published reports ----------------------------------------------------------------------
+#
+# The transparency report is for the public, who have no login and no `reports.read`.
+# Making it is an audited read, and an anonymous read would let anyone grow the log with
+# every page view. So a report reader publishes it: the report is made (and recorded, as
+# any report is) and its public document goes into the log itself as `report.published`,
+# signed with the log at the next checkpoint. The public page serves the newest published
+# document of a year and reads nothing else: no live figure, no entry per view.
+
+PUBLISHED_KINDS = ("transparency",)
+
+
+@dataclass(frozen=True)
+class PublishedReport:
+    """A report as it was published: the document, when, and the entry that holds it."""
+
+    kind: str
+    period: dict[str, object]
+    document: dict[str, object]
+    published_at: str  # the entry's time, RFC 3339 UTC
+    seq: int
+
+
+def publish_report(
+    workflow: Workflow,
+    actor: Actor,
+    kind: str,
+    period: Mapping[str, str | int],
+    compute: Callable[[ReportSource], ReportT],
+    document: Callable[[ReportT], Mapping[str, object]],
+    *,
+    refusals: tuple[type[Exception], ...],
+) -> tuple[ReportT, int]:
+    """Make the report (`generate_report`) and publish its `document`; returns it and the seq.
+
+    document: the public form of the report (plain JSON values, no floats: it is logged).
+    """
+    if kind not in PUBLISHED_KINDS:
+        raise WorkflowError(f"only {', '.join(PUBLISHED_KINDS)} reports are published")
+    report = generate_report(workflow, actor, kind, period, compute, refusals=refusals)
+    with workflow.workspace.session() as session, session.begin():
+        seq = record(
+            session,
+            workflow,
+            actor.username,
+            "report.published",
+            {},
+            {
+                "kind": kind,
+                "period": dict(period),
+                "checkpoint": report.checkpoint_size,
+                "document": dict(document(report)),
+            },
+        )
+    return report, seq
+
+
+def published_report(
+    workflow: Workflow, kind: str, period: Mapping[str, str | int]
+) -> PublishedReport | None:
+    """The newest report of `kind` published for `period`, or None; a public read.
+
+    Nothing is checked or recorded: the document was made by a report reader and is in
+    the signed log already, and serving it again discloses nothing new.
+    """
+    wanted = dict(period)
+    with workflow.workspace.session() as session:
+        for seq, body in published_entries(session):
+            entry = json.loads(body)
+            details = entry.get("details", {})
+            if details.get("kind") == kind and details.get("period") == wanted:
+                return PublishedReport(
+                    kind=kind,
+                    period=details["period"],
+                    document=details["document"],
+                    published_at=entry["time"],
+                    seq=seq,
+                )
+    return None

@@ -10,8 +10,8 @@ import pytest
 
 from candor.server.app import CONTENT_SECURITY_POLICY
 from candor.server.auth import SESSION_COOKIE
-from candor.server.security import token_digest
 from candor.server.reports import chart_images, document_response
+from candor.server.security import token_digest
 from tests.server.support import DemoServer
 
 pytestmark = pytest.mark.xdist_group("server")

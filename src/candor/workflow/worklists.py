@@ -477,8 +477,8 @@ def todo(workflow: Workflow, actor: Actor) -> Todo:
                 "reviews",
                 queue.total,
                 todo_label("reviews", queue.total),
+                # Overdue ones are marked each; the overdue entry carries the alert.
                 tuple(_waiting_list(item) for item in queue.items),
-                alert=any(item.overdue for item in queue.items),
             )
         )
     if may("search.approve"):

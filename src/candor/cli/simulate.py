@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,9 +12,11 @@ from rich.table import Table
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
 from candor.simulation.activity import (
+    DEFAULT_STAFF,
     SIMULATED,
     SimulationSettings,
     SimulationSummary,
+    read_password_file,
     run_simulation,
 )
 from candor.workflow import open_workflow
@@ -35,6 +38,28 @@ def simulate(
             help="First Monday, YYYY-MM-DD (default: so that the weeks end before this one)."
         ),
     ] = None,
+    staff: Annotated[
+        int,
+        typer.Option(
+            help="People doing casework (analysts, examiners, supervisors in proportion); "
+            "two admins and an auditor come on top."
+        ),
+    ] = DEFAULT_STAFF,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Every simulated account gets the password on this file's first line, so "
+            "people can log in afterwards (without it nobody can)."
+        ),
+    ] = None,
+    plant: Annotated[
+        bool,
+        typer.Option(
+            "--plant/--no-plant",
+            help="Five analysts misuse the system (volume, re-runs, outside agencies, night "
+            "use, an expired certificate); the summary names them.",
+        ),
+    ] = True,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -51,15 +76,26 @@ def simulate(
             first_day = date.fromisoformat(start)
         except ValueError:
             fail(f"--start {start!r} is not a date in YYYY-MM-DD form", as_json=as_json)
-    settings = SimulationSettings(
-        weeks=weeks, searches=searches, seed=seed, gallery=gallery, start=first_day
-    )
 
     def progress(stage: str, done: int, total: int) -> None:
         stderr.print(f"{SIMULATED} {stage}: {done:,} of {total:,}")
 
-    with reported_errors(as_json), open_workflow(home) as workflow:
-        summary = run_simulation(workflow, settings, progress=progress)
+    with reported_errors(as_json):
+        # The password and the settings are checked before the workspace is opened:
+        # a bad file or option makes nothing.
+        password = None if password_file is None else read_password_file(password_file)
+        settings = SimulationSettings(
+            weeks=weeks,
+            searches=searches,
+            seed=seed,
+            gallery=gallery,
+            start=first_day,
+            staff=staff,
+            password=password,
+            plant=plant,
+        ).checked()
+        with open_workflow(home) as workflow:
+            summary = run_simulation(workflow, settings, progress=progress)
     if as_json:
         emit_json({"ok": True, "simulated": True, "summary": to_jsonable(summary)})
         return
@@ -79,6 +115,7 @@ def summary_table(summary: SimulationSummary) -> Table:
     table.add_column("count", justify="right")
     rows: list[tuple[str, object]] = [
         ("users", summary.users),
+        ("  doing casework", summary.staff),
         ("gallery subjects (synthetic + 2 portraits)", summary.gallery_subjects),
         ("probe photos", summary.probe_photos),
         ("search requests", summary.requests),
@@ -94,6 +131,7 @@ def summary_table(summary: SimulationSummary) -> Table:
     ]
     for label, count in rows:
         table.add_row(label, f"{count:,}" if isinstance(count, int) else str(count))
-    for username, habit in summary.misbehaving.items():
-        table.add_row(f"misbehaving: {username}", habit)
+    for username, kind in summary.planted.items():
+        table.add_row(f"planted: {username}", f"{kind}: {summary.misbehaving[username]}")
+    table.add_row("login", summary.login)
     return table

@@ -2,19 +2,36 @@
 
 Only in a new `simulation` workspace. The simulation makes its own people (the one
 place where users are made without a person at a keyboard: two admins bootstrapped,
-everyone else requested by one admin and confirmed by the other, all audited as usual),
-puts a policy in force derived from the two-reviewers example, loads synthetic
+everyone else requested by one admin and confirmed by the other, all audited as usual):
+`staff` people doing casework (analysts in three units, examiners, supervisors, in
+proportion; simulated_staff), plus the two admins and an auditor. With a password (`candor
+simulate --password-file F`) every account gets it, stored as an argon2 hash like any
+other, so a person can log in afterwards and look around; without one the password is
+random and held in memory only, and nobody can log in later (the summary says which).
+
+It puts a policy in force derived from the two-reviewers example, loads synthetic
 subjects and enrols the two demo portraits for real, so that probes have true mates.
 Then a simulated clock walks through `weeks` weeks: analysts ask for searches with
 variants of the demo portraits (most allowed and run; some denied; repeats wait for a
-supervisor, who approves or rejects them), examiners review most candidate lists and
-release leads when two agree, and a few people misbehave in ways reports should show:
+supervisor, who approves or rejects them with a reason), examiners review most candidate
+lists and release leads when two agree. Unless planting is turned off, five analysts
+misuse the system, one kind each (PLANTED_KINDS; who is chosen by the seed, and the
+summary's `planted` names them):
 
-- one analyst searches far more than the rest of their unit (and hits the daily quota),
-- one searches at night and at weekends,
-- one keeps re-running the same probe (each a repeat needing approval),
-- one keeps asking for outside agencies (denied by the policy),
-- one works on with an expired training certificate until an admin renews it.
+- volume: searches about five times as often as an ordinary analyst (and hits the
+  daily quota);
+- re_runs: goes back to the same probe within hours, again and again: each is a repeat
+  under the policy, waiting for a supervisor, who mostly approves it with a reason;
+- outside_agencies: three searches in four are for outside agencies (the policy lets
+  outside agencies ask; other analysts do so for about one search in thirty);
+- night: most of their searches between 20:00 and 02:00, any day of the week, in the
+  workspace's time zone;
+- expired_certificate: their training certificate lapses a quarter of the way through
+  and is renewed two weeks later; they ask for searches in between (at least three),
+  each denied by the policy for want of a valid certificate. The workflow runs no
+  search on an expired certificate (training.required is always true, and an approved
+  request is run only by a requester with a current one), so the stored record of this
+  misuse is those denied requests, reason `no_certificate`, under their name.
 
 Every step is a real workflow call with its audit entries, dated by the simulated
 clock. The same seed and start date give the same activity. Nothing here compares
@@ -45,6 +62,7 @@ from candor.workflow.accounts import (
     NewUser,
     authenticate,
     bootstrap,
+    check_password,
     confirm_change,
     login,
     request_policy_change,
@@ -57,6 +75,7 @@ from candor.workflow.demo_photos import demo_variants, probe_variants, save_phot
 from candor.workflow.enrolment import EnrolmentRequest, EnrolmentStatus, enrol_files
 from candor.workflow.errors import WorkflowError
 from candor.workflow.governed import (
+    CandidateView,
     RequestForm,
     RequestOutcome,
     decide_approval,
@@ -66,6 +85,7 @@ from candor.workflow.governed import (
     run_approved,
     view_candidates,
 )
+from candor.workflow.outcomes import record_lead_outcome
 from candor.workflow.synthetic import (
     SIMULATION_PURPOSE,
     check_policy_text,
@@ -76,12 +96,12 @@ from candor.workflow.worklists import workspace_state
 
 SIMULATED = "SIMULATED"
 HOME_AGENCY = "Example Regional Investigation Unit"
-OUTSIDE_AGENCY = "Neighbouring County Sheriff"
 FOLDER = "simulation"
 # Near-identical probes only: variants of one portrait score up to about 0.9994
 # against each other, so a lower similarity would make almost every search a repeat.
 REPEAT_SIMILARITY = "0.9995"
 REPEAT_WINDOW_DAYS = 1
+RESOLVER = "examiner"  # review.resolve_disagreement_by in the simulation's policy
 # Hourly in simulated time: the default (every minute) would sign a checkpoint after
 # nearly every simulated action, each over the whole log.
 CHECKPOINT_SCHEDULE = CheckpointSchedule(every_entries=200, every_seconds=3600.0)
@@ -95,6 +115,55 @@ class SimulationRefusedError(WorkflowError):
     """The workspace is not a new simulation workspace."""
 
 
+# Planted misuse, by kind: what each planted analyst does (the summary names who).
+PLANTED_KINDS: dict[str, str] = {
+    "volume": "searches several times as often as the unit's median analyst",
+    "re_runs": "re-runs the same probes again and again, each repeat approved by a supervisor",
+    "outside_agencies": "serves outside agencies most of the time",
+    "night": "searches at night and at weekends (the workspace's time zone)",
+    "expired_certificate": "kept asking for searches after their training certificate expired",
+}
+# An analyst's share of the searches relative to an ordinary one (who varies by a third).
+# Above one for the planted habits that show only in a share of their searches.
+PLANTED_WEIGHT = {
+    "volume": 5.0,
+    "re_runs": 2.0,
+    "night": 1.5,
+    "outside_agencies": 1.5,
+    "expired_certificate": 1.2,
+}
+ANALYST_UNITS = ("Robbery", "Burglary", "Homicide")
+EXAMINATION_UNIT = "Forensic Examination"
+DEFAULT_STAFF = 19  # 11 analysts, 5 examiners, 3 supervisors, as before --staff
+MIN_STAFF = 4  # an analyst, two examiners (two blind verdicts) and a supervisor
+# Five planted analysts, at most two to a unit, each unit keeping an ordinary one.
+MIN_STAFF_PLANTED = 15
+MAX_STAFF = 500
+# The draws that place the planted analysts: apart from the activity's, so that
+# planting or not leaves the ordinary analysts' names alone.
+_PLANT_STREAM = 7
+OUTSIDE_AGENCIES = (
+    "Neighbouring County Sheriff",
+    "State Highway Patrol",
+    "City Transit Police",
+)
+OUTSIDE_SHARE = {"outside_agencies": 0.75}
+ORDINARY_OUTSIDE_SHARE = 0.03
+# The expired certificate lapses a quarter of the way through and is renewed this long
+# after; the analyst asks for searches in between (denied: no valid certificate).
+RENEWAL_AFTER = timedelta(days=14)
+TRIES_ON_EXPIRED = 3
+APPROVAL_REASONS = (
+    "new information in the case file justifies a second search",
+    "a better still from the same footage; the first search found no lead",
+    "the earlier candidates were excluded; the case officer asks again",
+)
+REJECTION_REASONS = (
+    "no new information since the earlier search",
+    "the same probe was searched yesterday; nothing in the case has changed",
+)
+
+
 @dataclass(frozen=True)
 class Person:
     """A simulated member of staff."""
@@ -103,48 +172,74 @@ class Person:
     unit: str
     role: str
     weight: float = 1.0  # share of the searches, relative to an ordinary analyst
-    habit: str | None = None  # how they misbehave, if they do
+    habit: str | None = None  # the kind of planted misuse (PLANTED_KINDS), if any
 
 
 ADMINS = (
     Person("records.admin1", "Records", "admin"),
     Person("records.admin2", "Records", "admin"),
 )
-STAFF = (
-    Person("robbery.a1", "Robbery", "analyst", 4.0, "searches far above the unit's median"),
-    Person("robbery.a2", "Robbery", "analyst"),
-    Person("robbery.a3", "Robbery", "analyst"),
-    Person("robbery.a4", "Robbery", "analyst", 1.0, "works on with an expired certificate"),
-    Person("burglary.a1", "Burglary", "analyst"),
-    Person("burglary.a2", "Burglary", "analyst", 1.2, "searches at night and at weekends"),
-    Person("burglary.a3", "Burglary", "analyst", 1.0, "asks for outside agencies"),
-    Person("burglary.a4", "Burglary", "analyst"),
-    Person("homicide.a1", "Homicide", "analyst", 1.5, "re-runs the same probe"),
-    Person("homicide.a2", "Homicide", "analyst"),
-    Person("homicide.a3", "Homicide", "analyst"),
-    Person("forensic.e1", "Forensic Examination", "examiner"),
-    Person("forensic.e2", "Forensic Examination", "examiner"),
-    Person("forensic.e3", "Forensic Examination", "examiner"),
-    Person("forensic.e4", "Forensic Examination", "examiner"),
-    Person("forensic.e5", "Forensic Examination", "examiner"),
-    Person("robbery.s1", "Robbery", "supervisor"),
-    Person("burglary.s1", "Burglary", "supervisor"),
-    Person("homicide.s1", "Homicide", "supervisor"),
-    Person("standards.aud1", "Professional Standards", "auditor"),
-)
-OVER_EAGER, EXPIRED, NIGHT_OWL, OUTSIDER, RE_RUNNER = (
-    "robbery.a1",
-    "robbery.a4",
-    "burglary.a2",
-    "burglary.a3",
-    "homicide.a1",
-)
+AUDITOR = Person("standards.aud1", "Professional Standards", "auditor")
+
+
+def staff_counts(staff: int) -> tuple[int, int, int]:
+    """(analysts, examiners, supervisors) for `staff` people doing casework."""
+    supervisors = max(1, round(staff * 0.16))
+    examiners = max(2, round(staff * 0.26))
+    return staff - examiners - supervisors, examiners, supervisors
+
+
+def simulated_staff(
+    staff: int = DEFAULT_STAFF, *, plant: bool = True, seed: int = 1
+) -> tuple[Person, ...]:
+    """The casework staff (analysts, examiners, supervisors) and the auditor.
+
+    Analysts are spread over ANALYST_UNITS in turn; with `plant`, five of them misuse
+    the system, one kind each (PLANTED_KINDS), chosen by `seed`, at most two to a unit.
+    """
+    analysts, examiners, supervisors = staff_counts(staff)
+    by_unit: dict[str, list[str]] = {unit: [] for unit in ANALYST_UNITS}
+    for number in range(analysts):
+        unit = ANALYST_UNITS[number % len(ANALYST_UNITS)]
+        by_unit[unit].append(f"{unit.lower()}.a{len(by_unit[unit]) + 1}")
+    habits: dict[str, str] = {}
+    if plant:
+        rng = np.random.default_rng([seed, _PLANT_STREAM])
+        units = [ANALYST_UNITS[int(i)] for i in rng.permutation(len(ANALYST_UNITS))]
+        order = {unit: [by_unit[unit][int(i)] for i in rng.permutation(len(by_unit[unit]))]
+                 for unit in ANALYST_UNITS}  # fmt: skip
+        for number, kind in enumerate(PLANTED_KINDS):
+            unit = units[number % len(units)]
+            habits[order[unit][number // len(units)]] = kind
+    people = [
+        Person(name, unit, "analyst", PLANTED_WEIGHT.get(habits.get(name, ""), 1.0),
+               habits.get(name))
+        for unit in ANALYST_UNITS
+        for name in by_unit[unit]
+    ]  # fmt: skip
+    people += [
+        Person(f"forensic.e{number + 1}", EXAMINATION_UNIT, "examiner")
+        for number in range(examiners)
+    ]
+    served: Counter[str] = Counter()
+    for number in range(supervisors):
+        unit = ANALYST_UNITS[number % len(ANALYST_UNITS)]
+        served[unit] += 1
+        people.append(Person(f"{unit.lower()}.s{served[unit]}", unit, "supervisor"))
+    return (*people, AUDITOR)
 
 
 @dataclass(frozen=True)
 class SimulationSettings:
     """What to simulate. `start` is the first Monday (default: `weeks` weeks before this
-    week's Monday, so the simulated weeks end before the present)."""
+    week's Monday, so the simulated weeks end before the present).
+
+    staff: people doing casework (analysts, examiners, supervisors in proportion); the
+        two admins and an auditor come on top.
+    password: every simulated account's password, so people can log in afterwards;
+        None: a random one held in memory only (nobody can log in later).
+    plant: five analysts misuse the system (PLANTED_KINDS).
+    """
 
     weeks: int = 8
     searches: int = 400
@@ -152,6 +247,9 @@ class SimulationSettings:
     gallery: int = 2000
     probes: int | None = None
     start: date | None = None
+    staff: int = DEFAULT_STAFF
+    password: str | None = field(default=None, repr=False)
+    plant: bool = True
 
     def checked(self) -> SimulationSettings:
         """The settings, or WorkflowError naming the first one out of range."""
@@ -163,18 +261,62 @@ class SimulationSettings:
             raise WorkflowError("the synthetic gallery needs at least one subject")
         if self.probes is not None and self.probes < 2:
             raise WorkflowError("use at least two probe photos")
+        least = MIN_STAFF_PLANTED if self.plant else MIN_STAFF
+        if not least <= self.staff <= MAX_STAFF:
+            planted = " with planted misuse" if self.plant else ""
+            raise WorkflowError(
+                f"staff: simulate {least} to {MAX_STAFF} people doing casework{planted}, "
+                f"not {self.staff}"
+            )
+        if self.password is not None:
+            check_password(self.password)
         return self
+
+
+def read_password_file(path: Path) -> str:
+    """The first line of `path`, stripped, once it passes the password rules; otherwise
+    WorkflowError naming the file and what is wrong with it."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            first = handle.readline().strip()
+    except FileNotFoundError:
+        raise WorkflowError(f"password file {path}: no such file") from None
+    except IsADirectoryError:
+        raise WorkflowError(f"password file {path}: a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise WorkflowError(f"password file {path}: not UTF-8 text") from None
+    except OSError as error:
+        raise WorkflowError(f"password file {path}: cannot be read ({error.strerror})") from None
+    if not first:
+        raise WorkflowError(f"password file {path}: the first line is empty")
+    try:
+        check_password(first)
+    except WorkflowError as error:
+        raise WorkflowError(f"password file {path}: {error}") from None
+    return first
+
+
+NOBODY_LOGS_IN = (
+    "nobody can log in: the accounts' password was random and held in memory only "
+    "(give --password-file to set one)"
+)
+EVERYONE_LOGS_IN = "every simulated account logs in with the password from the password file"
 
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    """What the simulation did, counted from the workspace afterwards; all SIMULATED."""
+    """What the simulation did, counted from the workspace afterwards; all SIMULATED.
+
+    planted: username -> kind of planted misuse (a key of PLANTED_KINDS); misbehaving:
+    the same people with what they do, in words.
+    """
 
     marker: str
     seed: int
     start: datetime
     end: datetime
     users: int
+    staff: int
     units: tuple[str, ...]
     gallery_subjects: int
     probe_photos: int
@@ -188,7 +330,9 @@ class SimulationSummary:
     releases: int
     refused_steps: dict[str, int]
     requests_by_user: dict[str, int]
+    planted: dict[str, str]
     misbehaving: dict[str, str]
+    login: str
     audit_entries: int
     seconds: float
 
@@ -288,11 +432,13 @@ def _probe_count(settings: SimulationSettings) -> int:
 def simulation_policy(settings: SimulationSettings) -> str:
     """The two-reviewers example adapted to a simulation: its text, marked SIMULATED.
 
-    Source type `simulation`; no outside agencies (so asking for one is denied); a
-    repeat means a near-identical probe within a day; quotas an ordinary analyst stays
-    under and the over-eager one runs into.
+    Source type `simulation`; outside agencies may ask (as in the example: the unit is
+    the region's examination service); a repeat means a near-identical probe within a
+    day; quotas an ordinary analyst stays under and the heavy-volume one runs into; an
+    examiner who gave no blind verdict settles a disagreement of the blind verdicts.
     """
-    weight_total = sum(person.weight for person in STAFF if person.role == "analyst")
+    staff = simulated_staff(settings.staff, plant=settings.plant, seed=settings.seed)
+    weight_total = sum(person.weight for person in staff if person.role == "analyst")
     ordinary_per_day = settings.searches / weight_total / (5 * settings.weeks)
     per_day = max(4, math.ceil(2.5 * ordinary_per_day))
     replacements = {
@@ -300,18 +446,22 @@ def simulation_policy(settings: SimulationSettings) -> str:
         "description": (
             'description = "SIMULATED: the two-reviewers example adapted for candor simulate."'
         ),
-        "outside_agencies_allowed": "outside_agencies_allowed = false",
+        "outside_agencies_allowed": "outside_agencies_allowed = true",
         "window_days": f"window_days = {REPEAT_WINDOW_DAYS}",
         "similarity": f"similarity = {REPEAT_SIMILARITY}",
         "per_user_per_day": f"per_user_per_day = {per_day}",
         # About 21 working days' worth of the daily quota.
         "per_user_per_30_days": f"per_user_per_30_days = {per_day * 20}",
         "source_types": f'source_types = ["{SIMULATION_PURPOSE}"]',
+        "resolve_disagreement_by": f'resolve_disagreement_by = "{RESOLVER}"',
     }
+    example = example_policy_path("two-reviewers").read_text()
     lines = [f"# {SIMULATED}: written by `candor simulate`; not any agency's policy."]
-    for line in example_policy_path("two-reviewers").read_text().splitlines():
+    for line in example.splitlines():
         key = line.split("=", 1)[0].strip()
         lines.append(replacements.get(key, line))
+        if key == "reviewers_to_release" and "resolve_disagreement_by" not in example:
+            lines.append(replacements["resolve_disagreement_by"])
     text = "\n".join(lines) + "\n"
     check_policy_text(text, file="simulation policy")
     return text
@@ -337,20 +487,30 @@ class _Simulation:
         self.probe_count = probe_count
         self.progress = progress
         self.folder = workflow.workspace.home / FOLDER
-        self.password = secrets.token_urlsafe(24)  # held in memory only: nobody logs in later
+        # Without a password file, one random password held in memory only.
+        self.password = settings.password or secrets.token_urlsafe(24)
         self.tokens: dict[str, tuple[str, datetime]] = {}
-        self.people = {person.username: person for person in (*ADMINS, *STAFF)}
+        self.staff = simulated_staff(settings.staff, plant=settings.plant, seed=settings.seed)
+        self.people = {person.username: person for person in (*ADMINS, *self.staff)}
+        self.planted = {p.username: p.habit for p in self.staff if p.habit is not None}
+        self.by_habit = {habit: username for username, habit in self.planted.items()}
         self.events: list[_Event] = []
         self.order = itertools.count()
         self.probes: list[_Probe] = []
         self.blurred: _Probe | None = None
-        self.used_today: dict[date, set[int]] = {}
-        self.last_probe: dict[str, int] = {}
+        self.probe_used_at: dict[int, datetime] = {}
+        self.last_search: dict[str, tuple[int, datetime]] = {}
+        # The simulation's own record of who said what (the view an examiner gets is
+        # blind to the others' verdicts until she has given hers).
+        self.said: dict[tuple[int, int], list[str]] = {}
+        self.requesters: dict[int, str] = {}
+        self.resolver: str | None = None  # the policy's resolve_disagreement_by
         self.refused: Counter[str] = Counter()
         self.case_numbers = itertools.count(1)
         self.certificate_renewed = False
-        # EXPIRED's certificate lapses a quarter of the way through; renewed a week later.
+        # The planted certificate lapses (its last valid day) a quarter of the way through.
         self.lapse = first_day + timedelta(days=7 * settings.weeks // 4)
+        self.tries_on_expired = 0
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -366,13 +526,15 @@ class _Simulation:
                 "seed": self.settings.seed,
                 "gallery": self.settings.gallery,
                 "probes": self.probe_count,
+                "staff": self.settings.staff,
+                "planted": dict(sorted(self.planted.items())),
                 "first_day": self.first_day.isoformat(),
             },
         )
         first, second = (self._new_user(person) for person in ADMINS)
         bootstrap(workflow, first, second)
         self._policy()
-        for person in STAFF:
+        for person in self.staff:
             self._tick(minutes=2)
             change = request_user(workflow, self.actor(ADMINS[0].username), self._new_user(person))
             confirm_change(workflow, self.actor(ADMINS[1].username), change.id)
@@ -382,7 +544,7 @@ class _Simulation:
 
     def _new_user(self, person: Person) -> NewUser:
         expires = self.first_day + timedelta(days=730)
-        if person.username == EXPIRED:
+        if person.habit == "expired_certificate":
             expires = self.lapse
         return NewUser(
             username=person.username,
@@ -400,6 +562,7 @@ class _Simulation:
         path.write_text(simulation_policy(self.settings))
         change = request_policy_change(self.workflow, self.actor(ADMINS[0].username), path)
         confirm_change(self.workflow, self.actor(ADMINS[1].username), change.id)
+        self.resolver = RESOLVER
 
     def _gallery(self) -> None:
         admin = self.actor(ADMINS[0].username)
@@ -446,22 +609,41 @@ class _Simulation:
     # -- who does what, when ---------------------------------------------------------------
 
     def _schedule_searches(self) -> None:
-        analysts = [person for person in STAFF if person.role == "analyst"]
+        analysts = [person for person in self.staff if person.role == "analyst"]
         weights = np.array([person.weight for person in analysts])
         # Ordinary analysts differ too: each one's share varies by up to a third.
         weights = weights * self.rng.uniform(0.7, 1.3, size=len(weights))
         chosen = self.rng.choice(
             len(analysts), size=self.settings.searches, p=weights / weights.sum()
         )
+        re_runs: list[datetime] = []
         for index in chosen:
             person = analysts[int(index)]
-            self._push(self._search_moment(person), "search", {"user": person.username})
+            if person.habit == "re_runs" and re_runs and self.rng.random() < 0.6:
+                # Back to a probe within hours of an earlier search of it: within the
+                # policy's repeat window, so each is a repeat a supervisor must approve.
+                earlier = re_runs[int(self.rng.integers(0, len(re_runs)))]
+                moment = self._working_moment_after(earlier, float(self.rng.uniform(30, 240)))
+            else:
+                moment = self._search_moment(person)
+            if person.habit == "re_runs":
+                re_runs.append(moment)
+            self._push(moment, "search", {"user": person.username})
 
     def _search_moment(self, person: Person) -> datetime:
         weeks = self.settings.weeks
-        if person.username == NIGHT_OWL and self.rng.random() < 0.6:
+        lapsed = self._lapsed_days()
+        if person.habit == "night" and self.rng.random() < 0.6:
             day = self.first_day + timedelta(days=int(self.rng.integers(0, 7 * weeks)))
             minutes = int(self.rng.integers(20 * 60, 26 * 60))  # 20:00 to 02:00
+        elif person.habit == "expired_certificate" and (
+            lapsed and (self.tries_on_expired < TRIES_ON_EXPIRED or self.rng.random() < 0.2)
+        ):
+            # Asks on after the certificate lapsed: the first few of their searches
+            # surely fall between the lapse and the renewal, so that some always do.
+            self.tries_on_expired += 1
+            day = lapsed[int(self.rng.integers(0, len(lapsed)))]
+            minutes = int(self.rng.integers(8 * 60 + 15, 17 * 60 + 45))
         else:
             day = self.first_day + timedelta(
                 weeks=int(self.rng.integers(0, weeks)), days=int(self.rng.integers(0, 5))
@@ -471,6 +653,12 @@ class _Simulation:
             minutes=minutes, seconds=int(self.rng.integers(0, 60))
         )
         return local.astimezone(UTC)
+
+    def _lapsed_days(self) -> list[date]:
+        """The working days after the planted certificate's last valid day, before it is
+        renewed and within the simulated weeks."""
+        days = (self.lapse + timedelta(days=n) for n in range(1, RENEWAL_AFTER.days))
+        return [day for day in days if day.weekday() < 5 and day <= self.last_day]
 
     def _working_moment_after(self, moment: datetime, minutes: float) -> datetime:
         """`minutes` of working time after `moment` (weekdays, 08:00 to 18:00 local)."""
@@ -495,6 +683,9 @@ class _Simulation:
 
     def _tick(self, *, minutes: float) -> None:
         self.clock.advance_to(self.clock.moment + timedelta(minutes=minutes))
+
+    def _with_role(self, role: str) -> list[str]:
+        return [person.username for person in self.staff if person.role == role]
 
     def actor(self, username: str) -> Actor:
         """The person, logged in: a new login when their week-long session has run out."""
@@ -536,7 +727,10 @@ class _Simulation:
             self.progress(stage, done, total)
 
     def _maybe_renew_certificate(self) -> None:
-        if self.certificate_renewed or self.workflow.today() < self.lapse + timedelta(days=7):
+        expired = self.by_habit.get("expired_certificate")
+        if expired is None or self.certificate_renewed:
+            return
+        if self.workflow.today() < self.lapse + RENEWAL_AFTER:
             return
         if not WORKDAY[0] <= self.clock.moment.astimezone(self.zone).time() < WORKDAY[1]:
             return
@@ -544,31 +738,33 @@ class _Simulation:
         update_certificate(
             self.workflow,
             self.actor(ADMINS[0].username),
-            EXPIRED,
-            f"SIM-FRT-{EXPIRED}-renewed",
+            expired,
+            f"SIM-FRT-{expired}-renewed",
             self.workflow.today() + timedelta(days=730),
         )
 
     def _on_search(self, user: str) -> None:
         person = self.people[user]
         actor = self.actor(user)
-        today = self.workflow.today()
-        used = self.used_today.setdefault(today, set())
+        now = self.workflow.now()
         agency, offence, edited = HOME_AGENCY, str(self.rng.choice(OFFENCES)), None
         roll = self.rng.random()
-        if user == RE_RUNNER and user in self.last_probe and roll < 0.5:
-            probe_index: int | None = self.last_probe[user]
+        window = timedelta(days=REPEAT_WINDOW_DAYS)
+        last = self.last_search.get(user)
+        probe_index: int | None = None
+        if person.habit == "re_runs" and last is not None and now - last[1] < window:
+            if roll < 0.9:
+                probe_index = last[0]
         elif roll < 0.03:
-            probe_index = int(self.rng.choice(sorted(used))) if used else None
-        else:
-            probe_index = None
+            # Now and then anyone searches a photo searched lately (a repeat).
+            recent = sorted(i for i, at in self.probe_used_at.items() if now - at < window)
+            probe_index = int(self.rng.choice(recent)) if recent else None
         if probe_index is None:
-            fresh = [i for i in range(len(self.probes)) if i not in used]
-            pool = fresh or list(range(len(self.probes)))
-            probe_index = int(pool[int(self.rng.integers(0, len(pool)))])
+            probe_index = self._fresh_probe(now, window)
         probe = self.probes[probe_index]
-        if user == OUTSIDER and self.rng.random() < 0.4:
-            agency = OUTSIDE_AGENCY
+        outside_share = OUTSIDE_SHARE.get(person.habit or "", ORDINARY_OUTSIDE_SHARE)
+        if self.rng.random() < outside_share:
+            agency = OUTSIDE_AGENCIES[int(self.rng.integers(0, len(OUTSIDE_AGENCIES)))]
         if self.rng.random() < 0.02:
             offence = NOT_ALLOWED_OFFENCE
         if self.rng.random() < 0.01 and self.blurred is not None:
@@ -576,7 +772,7 @@ class _Simulation:
         if self.rng.random() < 0.1:
             edited = "cropped to the face"
         form = RequestForm(
-            case_number=f"SIM-{today.year}-{next(self.case_numbers):06d}",
+            case_number=f"SIM-{self.workflow.today().year}-{next(self.case_numbers):06d}",
             offence_category=offence,
             purpose="investigative_lead",
             requesting_agency=agency,
@@ -585,12 +781,23 @@ class _Simulation:
             edits=edited,
         )
         outcome = request_search(self.workflow, actor, probe.path, form, top=10)
-        used.add(probe_index)
-        self.last_probe[user] = probe_index
+        self.probe_used_at[probe_index] = now
+        self.last_search[user] = (probe_index, now)
         self._after(outcome, user, probe.mate)
+
+    def _fresh_probe(self, now: datetime, window: timedelta) -> int:
+        """A photo nobody searched within the repeat window (so not a repeat), else the
+        one searched longest ago."""
+        # A margin over the window: an hour's slack keeps a search just past it fresh.
+        stale = now - window - timedelta(hours=1)
+        fresh = [i for i in range(len(self.probes)) if self.probe_used_at.get(i, stale) <= stale]
+        if not fresh:
+            return min(range(len(self.probes)), key=lambda i: self.probe_used_at[i])
+        return int(fresh[int(self.rng.integers(0, len(fresh)))])
 
     def _after(self, outcome: RequestOutcome, requester: str, mate: str) -> None:
         now = self.workflow.now()
+        self.requesters[outcome.search_id] = requester
         if outcome.status == "pending_approval":
             delay = float(self.rng.uniform(20, 240))
             self._push(
@@ -600,7 +807,7 @@ class _Simulation:
             )
         elif outcome.status == "completed" and self.rng.random() < 0.85:
             # Most lists get two examiners; some only one; the rest are never reviewed.
-            examiners = [p.username for p in STAFF if p.role == "examiner"]
+            examiners = self._with_role("examiner")
             reviewers = self.rng.choice(len(examiners), size=2, replace=False)
             count = 2 if self.rng.random() < 0.85 else 1
             for index in reviewers[:count]:
@@ -616,14 +823,11 @@ class _Simulation:
                 )
 
     def _on_approval(self, search_id: int, requester: str, mate: str) -> None:
-        supervisors = [p.username for p in STAFF if p.role == "supervisor"]
+        supervisors = self._with_role("supervisor")
         supervisor = supervisors[int(self.rng.integers(0, len(supervisors)))]
-        approve = self.rng.random() < (0.3 if requester == RE_RUNNER else 0.75)
-        reason = (
-            "new information in the case file justifies a second search"
-            if approve
-            else "no new information since the earlier search"
-        )
+        approve = self.rng.random() < 0.75
+        reasons = APPROVAL_REASONS if approve else REJECTION_REASONS
+        reason = reasons[int(self.rng.integers(0, len(reasons)))]
         outcome = decide_approval(
             self.workflow, self.actor(supervisor), search_id, approve=approve, reason=reason
         )
@@ -645,24 +849,104 @@ class _Simulation:
         # event's time past its own.
         review = view_candidates(self.workflow, actor, search_id)
         for candidate in review.candidates[:2]:
-            if candidate.released:
+            if candidate.released or candidate.settled or candidate.own_verdict is not None:
                 continue
-            if candidate.subject_ref == mate:
+            matches = candidate.subject_ref == mate
+            if matches:
                 verdict = "possible_match" if self.rng.random() < 0.92 else "inconclusive"
                 rationale = "ear shape, hairline and nose agree; no disagreeing feature"
             else:
                 verdict = "not_a_match" if self.rng.random() < 0.95 else "inconclusive"
                 rationale = "face shape and features differ from the probe"
-            record_verdict(self.workflow, actor, search_id, candidate.rank, verdict, rationale)
-            agreed = sum(1 for v in candidate.verdicts if v["verdict"] == "possible_match")
-            if verdict == "possible_match" and agreed >= 1 and self.rng.random() < 0.8:
+            if matches and self.rng.random() < 0.06:
+                # Now and then one examiner rules out the true mate: a disagreement.
+                verdict, rationale = "not_a_match", "the nose bridge and chin differ"
+            view = record_verdict(
+                self.workflow, actor, search_id, candidate.rank, verdict, rationale
+            )
+            said = self.said.setdefault((search_id, candidate.rank), [])
+            said.append(examiner)
+            self._after_verdict(search_id, candidate.rank, view, examiner, matches)
+
+    def _after_verdict(
+        self, search_id: int, rank: int, view: CandidateView, examiner: str, matches: bool
+    ) -> None:
+        """Release when the policy's conditions hold (most of the time); a disagreement of
+        the blind verdicts goes to an examiner who gave none, to settle."""
+        said = self.said[(search_id, rank)]
+        if view.release_ready:
+            if self.rng.random() < 0.8:
                 release_lead(
                     self.workflow,
-                    actor,
+                    self.actor(examiner),
                     search_id,
-                    candidate.rank,
-                    "two independent examiners agree: investigative lead only",
+                    rank,
+                    "the policy's conditions hold: investigative lead only",
                 )
+                self._push_outcome(search_id, rank, matches)
+            return
+        # After her own verdict she sees the others': a possible_match against a
+        # not_a_match is a disagreement (two not_a_matches are none, whatever the view).
+        blind = {v["verdict"] for v in view.verdicts if v.get("kind") != "resolving"}
+        disagree = {"possible_match", "not_a_match"} <= blind
+        others = [e for e in self._with_role("examiner") if e not in said]
+        if self.resolver and disagree and len(said) >= 2 and others and not view.settled:
+            settler = others[int(self.rng.integers(0, len(others)))]
+            self._push(
+                self._working_moment_after(self.workflow.now(), float(self.rng.uniform(60, 900))),
+                "resolve",
+                {"search_id": search_id, "rank": rank, "examiner": settler, "matches": matches},
+            )
+
+    def _on_resolve(self, search_id: int, rank: int, examiner: str, matches: bool) -> None:
+        verdict = "possible_match" if matches else "not_a_match"
+        rationale = (
+            "settling the disagreement: the ear and hairline agree, as the first said"
+            if matches
+            else "settling the disagreement: the face shape differs"
+        )
+        actor = self.actor(examiner)
+        view = record_verdict(self.workflow, actor, search_id, rank, verdict, rationale)
+        self.said.setdefault((search_id, rank), []).append(examiner)
+        if view.release_ready:
+            release_lead(
+                self.workflow,
+                actor,
+                search_id,
+                rank,
+                "a resolving examiner settled the disagreement: investigative lead only",
+            )
+            self._push_outcome(search_id, rank, matches)
+
+    def _push_outcome(self, search_id: int, rank: int, matches: bool) -> None:
+        """The requester says later what came of a released lead (some never do)."""
+        if self.rng.random() < 0.15:
+            return
+        requester = self.requesters[search_id]
+        days = float(self.rng.uniform(1, 10))  # working days, of ten hours
+        self._push(
+            self._working_moment_after(self.workflow.now(), days * 600),
+            "outcome",
+            {"search_id": search_id, "rank": rank, "requester": requester, "matches": matches},
+        )
+
+    def _on_outcome(self, search_id: int, rank: int, requester: str, matches: bool) -> None:
+        roll = self.rng.random()
+        if matches:
+            outcome, note = (
+                ("confirmed_by_other_evidence", "fingerprints from the scene confirm it")
+                if roll < 0.6
+                else ("pending", "enquiries continue")
+                if roll < 0.85
+                else ("no_action", "the case was closed before the lead was followed")
+            )
+        else:
+            outcome, note = (
+                ("excluded", "the person was elsewhere at the time (alibi checked)")
+                if roll < 0.8
+                else ("no_action", "not followed: other evidence pointed elsewhere")
+            )
+        record_lead_outcome(self.workflow, self.actor(requester), search_id, rank, outcome, note)
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -687,12 +971,14 @@ class _Simulation:
             "releases": releases,
         }
         entries = record_simulation_step(workflow, "simulation.finished", summary_counts)
+        planted = dict(sorted(self.planted.items()))
         return SimulationSummary(
             marker=SIMULATED,
             seed=self.settings.seed,
             start=self.clock_start,
             end=workflow.now(),
             users=len(self.people),
+            staff=self.settings.staff,
             units=tuple(sorted({person.unit for person in self.people.values()})),
             gallery_subjects=self.settings.gallery + len(MATES),
             probe_photos=len(self.probes),
@@ -706,7 +992,9 @@ class _Simulation:
             releases=releases,
             refused_steps=dict(sorted(self.refused.items())),
             requests_by_user=by_user,
-            misbehaving={p.username: p.habit for p in STAFF if p.habit is not None},
+            planted=planted,
+            misbehaving={user: PLANTED_KINDS[kind] for user, kind in planted.items()},
+            login=NOBODY_LOGS_IN if self.settings.password is None else EVERYONE_LOGS_IN,
             audit_entries=entries,
             seconds=round(seconds, 1),
         )

@@ -20,11 +20,19 @@ from candor.server.rules import rule_for
 from candor.server.security import new_secret, token_digest
 from candor.server.state import ServerState
 from candor.workflow import USER_ERRORS, Actor, authenticate
+from candor.workflow.accounts import password_change_required
 
 SESSION_COOKIE = "candor_session"
 PRE_LOGIN_COOKIE = "candor_pre"
 CSRF_FIELD = "csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a user whose password an admin reset may still reach: choosing a new one, leaving,
+# and (API) asking who they are. Everything else sends them to the password page (web)
+# or answers 403 saying so (API).
+PASSWORD_PAGE = "/password"  # noqa: S105 (a path, not a password)
+PASSWORD_CHANGE_PATHS = frozenset(
+    {PASSWORD_PAGE, "/logout", "/api/password", "/api/logout", "/api/me"}
+)
 
 
 @dataclass(frozen=True)
@@ -121,9 +129,19 @@ async def authorise(request: Request) -> None:
     if await run_in_threadpool(state.guard.touch, token) != "ok":
         raise RefusedError(401, "the session has ended or was idle too long; log in again")
     try:
-        actor = await run_in_threadpool(state.call, authenticate, state.workflow, token)
+        actor = await run_in_threadpool(
+            state.call, authenticate, state.workflow, token, password_change_pending=True
+        )
     except USER_ERRORS as error:
         raise RefusedError(401, str(error).split(";")[0]) from None
+    if actor.must_change_password and path not in PASSWORD_CHANGE_PATHS:
+        message = password_change_required(actor.username)
+        if is_api(request):
+            raise RefusedError(403, message, refused_by="password-change")
+        # A page answers 303 to the password page (the error page carries the Location).
+        raise RefusedError(
+            303, message, refused_by="password-change", headers={"Location": PASSWORD_PAGE}
+        )
     if unsafe and not is_api(request):
         await _check_csrf(request, state, token)
     if not rule.allows(actor.roles):

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from candor.store.errors import GalleryError, ProvenanceError
@@ -452,10 +452,25 @@ def add_gallery_bulk(
     ]
 
 
+def _with_prefix(query: Select[Any], prefix: str | None) -> Select[Any]:
+    if not prefix:
+        return query
+    # LIKE with its wildcards escaped (a "%" or "_" typed matches only itself), and both
+    # sides lower-cased: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+    escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return query.where(func.lower(Subject.external_ref).like(escaped + "%", escape="\\"))
+
+
+def count_subjects(session: Session, *, prefix: str | None = None) -> int:
+    """How many subjects there are (whose reference starts with `prefix`, when given)."""
+    return session.scalar(_with_prefix(select(func.count(Subject.id)), prefix)) or 0
+
+
 def list_subjects(
-    session: Session, *, limit: int | None = None, offset: int = 0
+    session: Session, *, limit: int | None = None, offset: int = 0, prefix: str | None = None
 ) -> list[SubjectSummary]:
-    """Subjects by id, each with its numbers of images and templates."""
+    """Subjects by id, each with its numbers of images and templates; `prefix`: only those
+    whose reference starts with it."""
     images = (
         select(func.count(GalleryImage.id))
         .where(GalleryImage.subject_id == Subject.id)
@@ -467,6 +482,7 @@ def list_subjects(
         .scalar_subquery()
     )
     query = select(Subject, images, templates).order_by(Subject.id).offset(offset).limit(limit)
+    query = _with_prefix(query, prefix)
     return [
         _summary(subject, image_count, template_count)
         for subject, image_count, template_count in session.execute(query)

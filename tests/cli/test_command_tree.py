@@ -37,6 +37,7 @@ GOVERNED: dict[str, tuple[str, ...]] = {
     "review": ("candidate.verdict",),
     "release": ("lead.released",),
     "leads": ("leads.viewed",),
+    "outcome": ("lead.outcome_recorded",),
     # A request only: a second admin's `admin confirm` expunges (checked below).
     "expunge": ("gallery.expunge_requested",),
     "retention run": ("retention.run",),
@@ -72,6 +73,7 @@ NOT_TOUCHING_FACES = {
     "requests",
     "reviews",
     "audit verify",
+    "audit list",
     "audit prove",
     "audit checkpoint",
     "audit export",
@@ -225,6 +227,7 @@ def test_every_governed_command_writes_its_audit_entries(tmp_path: Path, faces_d
     governed("release", search_id, "--candidate", "1", "--reason", "two examiners agree")
     cli.as_user("ana")
     governed("leads", search_id)
+    governed("outcome", search_id, "1", "pending", "--note", "awaiting the phone records")
     cli.as_user("admin1")
     requested = governed("expunge", people[3].name, "--yes", "--reason", "court order")
     change = requested["change"]

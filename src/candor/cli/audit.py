@@ -1,24 +1,32 @@
-"""`candor audit`: verify the log, prove an entry, make a checkpoint, export for auditors."""
+"""`candor audit`: verify the log, list and prove entries, make a checkpoint, export."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import emit_json, reported_errors, stdout, to_jsonable
+from candor.cli.options import HomeOption, JsonOption, LimitOption, OffsetOption
+from candor.cli.output import add_literal_row, emit_json, fail, reported_errors, stdout, to_jsonable
 from candor.cli.session import logged_in
+from candor.cli.todo import page_json
 from candor.workflow.audit_ops import (
+    EntryFilter,
+    LoggedEntry,
     VerificationReport,
     check_export_folder,
     checkpoint_now,
     export_log,
+    list_entries,
     prove_entry,
     verify_export_folder,
     verify_log,
 )
+from candor.workflow.paging import DEFAULT_PAGE_SIZE, Page, PageRequest
 
 audit_app = typer.Typer(help="The tamper-evident audit log: verify, prove, checkpoint, export.")
 
@@ -59,6 +67,93 @@ def _print_report(report: VerificationReport, as_json: bool) -> None:
         stdout.print(report.summary())
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _moment(text: str | None, option: str, as_json: bool, *, end: bool) -> datetime | None:
+    """A day (YYYY-MM-DD, in UTC; an --until day is included whole) or a time (ISO 8601;
+    without an offset, UTC)."""
+    if text is None:
+        return None
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        fail(
+            f"{option} {text!r} is neither a day (2026-03-02) nor a time (2026-03-02T09:30Z)",
+            as_json=as_json,
+        )
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _about(entry: LoggedEntry) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(entry.objects.items()))
+
+
+def _entries_table(page: Page[LoggedEntry]) -> Table:
+    table = Table(title=f"Audit entries: {page.describe()}, newest first")
+    for column in ("Entry", "Time (UTC)", "User", "Action", "About", "Details"):
+        table.add_column(column, justify="right" if column == "Entry" else "left")
+    for entry in page.items:
+        add_literal_row(
+            table,
+            str(entry.seq),
+            entry.time.replace("T", " ")[:19],
+            entry.actor or "Candor",
+            entry.action,
+            _about(entry),
+            json.dumps(entry.details, sort_keys=True) if entry.details else "",
+        )
+    return table
+
+
+@audit_app.command("list")
+def list_log(
+    case: Annotated[
+        str | None, typer.Option("--case", help="Entries of this case and of its searches.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Entries by this username.")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="Entries of this action, e.g. search.requested.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="From this day or time (UTC unless given).")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Up to this day (included) or time (excluded)."),
+    ] = None,
+    limit: LimitOption = DEFAULT_PAGE_SIZE,
+    offset: OffsetOption = 0,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The log's entries, newest first, filtered by case, user, action and time; prove
+    one with `candor audit prove N`."""
+    chosen = EntryFilter(
+        case_number=case,
+        actor=user,
+        action=action,
+        since=_moment(since, "--since", as_json, end=False),
+        until=_moment(until, "--until", as_json, end=True),
+    )
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        page = list_entries(workflow, actor, chosen, PageRequest(limit, offset))
+    if as_json:
+        emit_json({"ok": True, **page_json(page)})
+        return
+    if not page.items:
+        stdout.print(f"No entries: {page.describe()}.", markup=False)
+        return
+    stdout.print(_entries_table(page))
+    following = "" if page.next_offset is None else f"; older: --offset {page.next_offset}"
+    stdout.print(
+        f"Showing {page.describe()}, newest first{following}. "
+        "Prove an entry with `candor audit prove N`.",
+        markup=False,
+    )
 
 
 @audit_app.command("prove")

@@ -83,7 +83,7 @@ def reported_errors(as_json: bool) -> Iterator[None]:
             from candor.cli.render import faces_table
 
             stderr.print(faces_table(error.faces))
-        fail(str(error), as_json=as_json, faces=error.faces)
+        fail(error.choose("with --face N"), as_json=as_json, faces=error.faces)
     except USER_ERRORS as error:
         fail(_one_line(error), as_json=as_json)
     except OSError as error:

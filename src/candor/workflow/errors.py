@@ -33,9 +33,20 @@ class MultipleFacesError(WorkflowError):
     def __init__(self, name: str, faces: list[dict[str, object]]) -> None:
         self.name = name
         self.faces = faces
-        super().__init__(
-            f"{name}: {len(faces)} faces found; choose one with --face N "
-            f"(0 to {len(faces) - 1}, largest first)"
+        # Names no interface's way of choosing: the CLI says --face N, the web offers the
+        # faces, the API names face_index (each through `choose`).
+        super().__init__(self.choose(""))
+
+    @property
+    def count(self) -> int:
+        return len(self.faces)
+
+    def choose(self, how: str) -> str:
+        """The refusal saying how to choose, e.g. choose("with --face N")."""
+        way = f" {how}" if how else ""
+        return (
+            f"{self.name}: {self.count} faces found; choose one{way} "
+            f"(0 to {self.count - 1}, largest first)"
         )
 
 

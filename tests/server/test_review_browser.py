@@ -26,7 +26,9 @@ def _search(agency: Agency, photo: Path) -> int:
     form = RequestForm(**{**CASE, "case_number": "2026-BLIND-1"})
     outcome = request_search(agency.workflow, agency["ana"], photo, form)
     if outcome.status == "pending_approval":  # another test searched this photo before
-        decide_approval(agency.workflow, agency["sam"], outcome.search_id, True, "blind test")
+        decide_approval(
+            agency.workflow, agency["sam"], outcome.search_id, approve=True, reason="blind test"
+        )
         outcome = run_approved(agency.workflow, agency["ana"], outcome.search_id)
     assert outcome.status == "completed"
     return outcome.search_id
@@ -78,7 +80,7 @@ def test_blind_review_release_and_outcome_in_a_browser(
         shot(eve, "review-blind")
         eve.locator("#candidate-1 a[title=Enlarge]").first.click()
         expect(eve.locator("#c1-probe .close")).to_be_visible()  # enlarged, CSS only
-        shot(eve, "review-zoom")
+        eve.screenshot(path=str(shots / "review-zoom.png"))  # the viewport, as a person sees it
         eve.goto(review)
         give_verdict(eve, "eve: the ear and the brow agree")
         # Her verdict alone does not meet the policy's two examiners: no Release offered.

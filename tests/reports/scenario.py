@@ -26,6 +26,7 @@ from candor.workflow import (
     decide_approval,
     enrol_files,
     expunge_subject,
+    record_lead_outcome,
     record_verdict,
     release_lead,
     request_search,
@@ -157,6 +158,12 @@ def build(root: Path, faces_dir: Path) -> Scenario:
     record_verdict(workflow, eve, ids["S6"], 1, "possible_match", "ear and jaw agree")
     record_verdict(workflow, eli, ids["S6"], 1, "possible_match", "scar agrees")
     release_lead(workflow, eve, ids["S6"], 1, "two examiners agree")
+    # bob, who asked for S6, records what came of its lead: excluded, then confirmed.
+    clock.set(2027, 1, 13, 9)
+    record_lead_outcome(workflow, bob, ids["S6"], 1, "excluded", "alibi at first sight")
+    record_lead_outcome(
+        workflow, bob, ids["S6"], 1, "confirmed_by_other_evidence", "the alibi fell; DNA agrees"
+    )
     clock.set(2027, 1, 12, 12)
     view_candidates(workflow, eli, ids["S1"])
     record_verdict(workflow, eli, ids["S1"], 1, "not_a_match", "different nose")

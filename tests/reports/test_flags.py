@@ -211,6 +211,39 @@ def test_board_figures_of_a_small_log() -> None:
     log.search("ana", weekday(7), case="K-2")
     log.search("bob", weekday(4), case="K-3", outcome="deny", reasons=("outside_agency",))
     log.search("cy", weekday(5), case="K-4")
+    # Two blind verdicts disagree on s1's candidate 11; a senior's verdict settles it.
+    for examiner, verdict, hour in (
+        ("eve", "possible_match", 11),
+        ("eli", "not_a_match", 12),
+        ("sue", "possible_match", 13),
+    ):
+        log.add(
+            "candidate.verdict",
+            examiner,
+            datetime(2027, 1, 5, hour, tzinfo=UTC),
+            {"search": s1, "candidate": 11},
+            verdict=verdict,
+        )
+    log.add(
+        "lead.released",
+        "eve",
+        datetime(2027, 1, 6, 11, tzinfo=UTC),
+        {"search": s1, "candidate": 11},
+    )
+    log.add(
+        "lead.released",
+        "eve",
+        datetime(2027, 1, 6, 11, tzinfo=UTC),
+        {"search": s1, "candidate": 12},
+    )
+    for outcome in ("excluded", "confirmed_by_other_evidence"):  # the newest stands
+        log.add(
+            "lead.outcome_recorded",
+            "ana",
+            datetime(2027, 1, 20, 9, tzinfo=UTC),
+            {"search": s1, "candidate": 11},
+            outcome=outcome,
+        )
     # The previous period (December): one request by bob.
     log.search("bob", datetime(2026, 12, 10, 10, tzinfo=UTC), case="K-0")
     report = compute_usage(log.basis(), PERIOD)
@@ -228,6 +261,18 @@ def test_board_figures_of_a_small_log() -> None:
         "bob": (("outside_agency", 1),),
     }
     assert report.previous_period == (date(2026, 12, 1), date(2026, 12, 31))
+    agreement = report.agreement
+    assert agreement is not None
+    assert (agreement.candidates, agreement.pairs, agreement.agreed, agreement.disagreed) == (
+        1, 3, 1, 2
+    )  # fmt: skip
+    assert agreement.rate == 0.3333 and agreement.disagreements == (s1,)
+    times = {t.name: (t.count, t.median_hours, t.p90_hours) for t in report.review_times}
+    # s1 ran on the 4th at 11:00: first verdict the 5th at 11:00, released the 6th at 11:00.
+    assert times == {"first_verdict": (1, 24.0, 24.0), "release": (1, 48.0, 48.0)}
+    assert dict(report.lead_outcomes) == {
+        "pending": 1, "confirmed_by_other_evidence": 1, "excluded": 0, "no_action": 0
+    }  # fmt: skip
     change = {c.name: (c.current, c.previous, c.change) for c in report.comparison}
     assert change["requested"] == (6, 1, 5)
     assert change["denied"] == (2, 0, 2)

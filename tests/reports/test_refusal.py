@@ -55,6 +55,17 @@ def test_a_removed_search_is_refused(scenario: Scenario, copy: Path) -> None:
         report(copy, scenario.key)
 
 
+def test_a_changed_lead_outcome_is_refused(scenario: Scenario, copy: Path) -> None:
+    tamper(copy, "UPDATE lead_outcomes SET outcome = 'no_action' WHERE outcome = 'excluded'")
+    tamper(
+        copy,
+        "UPDATE lead_outcomes SET outcome = 'excluded' "
+        "WHERE outcome = 'confirmed_by_other_evidence'",
+    )
+    with pytest.raises(ReconciliationError, match="lead outcomes"):
+        report(copy, scenario.key)
+
+
 def test_a_removed_verdict_is_refused(scenario: Scenario, copy: Path) -> None:
     tamper(copy, "DELETE FROM verdicts WHERE verdict = 'not_a_match'")
     with pytest.raises(ReconciliationError, match="verdicts"):

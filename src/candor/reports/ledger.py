@@ -64,6 +64,8 @@ class SearchTrail:
     verdicts: list[VerdictEvent] = field(default_factory=list)
     releases: list[tuple[int, int]] = field(default_factory=list)  # (seq, candidate id)
     release_times: list[datetime] = field(default_factory=list)  # in the order of releases
+    # (seq, candidate id, outcome) of each lead outcome its requester recorded, in order
+    lead_outcomes: list[tuple[int, int, str]] = field(default_factory=list)
     probe_purged_seq: int | None = None
     record_purged_seq: int | None = None
 
@@ -222,6 +224,12 @@ def _released(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str,
     trail.release_times.append(entry_time(entry["time"]))
 
 
+def _outcome(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, Any]) -> None:
+    _search(searches, entry).lead_outcomes.append(
+        (entry["seq"], entry["objects"]["candidate"], entry["details"]["outcome"])
+    )
+
+
 def _certificate(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, Any]) -> None:
     """A user made (with a certificate) or a certificate updated: its expiry from now on."""
     details = entry["details"]
@@ -331,6 +339,7 @@ _HANDLERS = {
     "candidates.viewed": _viewed,
     "candidate.verdict": _verdict,
     "lead.released": _released,
+    "lead.outcome_recorded": _outcome,
     "retention.probes_purged": _probes_purged,
     "retention.search_records_purged": _records_purged,
     "gallery.enrolled": _enrolled,

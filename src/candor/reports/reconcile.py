@@ -85,6 +85,16 @@ def _compare_review(subject: str, trail: SearchTrail, snapshot: StoreSnapshot) -
     held = snapshot.verdicts.get(search_id, set())
     if len(trail.verdicts) != len(held) or logged != held:
         raise ReconciliationError(subject, "verdicts", sorted(logged), sorted(held))
+    logged_outcomes = {candidate: outcome for _, candidate, outcome in trail.lead_outcomes}
+    held_outcomes = {
+        candidate: outcome
+        for candidate, outcome in snapshot.lead_outcomes.items()
+        if candidate in logged_outcomes or candidate in {c for _, c in trail.releases}
+    }
+    if logged_outcomes != held_outcomes:
+        raise ReconciliationError(
+            subject, "lead outcomes", sorted(logged_outcomes.items()), sorted(held_outcomes.items())
+        )
     released = {candidate for _, candidate in trail.releases}
     held_releases = snapshot.releases.get(search_id, set())
     if len(trail.releases) != len(held_releases) or released != held_releases:

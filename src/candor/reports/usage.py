@@ -478,7 +478,7 @@ class _Figures:
         upto = basis.as_of.checkpoint_size
         self.agreement = _agreement(searches, upto)
         self.timings = _timings(searches, upto)
-        self.lead_outcomes = _lead_outcomes(searches, upto, basis.snapshot.lead_outcomes)
+        self.lead_outcomes = _lead_outcomes(searches, upto)
         self.overdue = _overdue(searches, basis)
 
     def case_use(self, units: dict[str, str]) -> tuple[CaseUse, ...]:
@@ -672,15 +672,18 @@ def _hours(span: timedelta) -> float:
     return span.total_seconds() / 3600
 
 
-def _lead_outcomes(
-    searches: Period, upto: int, recorded: dict[int, str]
-) -> tuple[tuple[str, int], ...]:
+def _lead_outcomes(searches: Period, upto: int) -> tuple[tuple[str, int], ...]:
     """Each lead released (as of the checkpoint) by what its requester last recorded."""
     counts: Counter[str] = Counter()
     for facts, _ in searches:
+        latest = {
+            candidate: outcome
+            for seq, candidate, outcome in facts.trail.lead_outcomes
+            if seq <= upto
+        }
         for seq, candidate in facts.trail.releases:
             if seq <= upto:
-                counts[recorded.get(candidate, "pending")] += 1
+                counts[latest.get(candidate, "pending")] += 1
     return tuple((name, counts.get(name, 0)) for name in LEAD_OUTCOMES)
 
 

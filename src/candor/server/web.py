@@ -342,8 +342,8 @@ def logout_form(state: StateDep, who: CallerDep) -> Response:
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 CaseQuery = Annotated[str | None, Query(max_length=limits.CASE_NUMBER.max_length)]
-# Approval cards carry a probe picture each: fewer to a page than a plain list.
-APPROVALS_PAGE_SIZE = 10
+# Approval cards carry a probe picture each, but few requests wait at once: a whole page.
+APPROVALS_PAGE_SIZE = DEFAULT_PAGE_SIZE
 # Where each kind of waiting work is listed (the page, and its query), when the person
 # may open that page.
 TODO_LINKS: dict[str, tuple[str, dict[str, str]]] = {

@@ -82,6 +82,7 @@ def test_the_second_examiner_sees_the_first_verdict_only_after_her_own(plain: Ag
     assert before.own_verdict is None
     assert before.release_note is None  # it would name eve's verdict
     assert not before.release_ready
+    assert before.verdict_wanted
 
     record_verdict(plain.workflow, plain["eli"], search_id, 1, "possible_match", "ear shape")
     after = _first(plain, "eli", search_id)
@@ -135,6 +136,9 @@ def test_a_supervisor_settles_a_disagreement_for_release(resolving: Agency) -> N
         release_lead(resolving.workflow, resolving["eve"], search_id, 1, "agreed?")
     due = _first(resolving, "sam", search_id)
     assert due.resolution_due == "supervisor"
+    assert due.verdict_wanted
+    # ezra, who reviews blind, is not asked for a verdict the policy would refuse.
+    assert not _first(resolving, "ezra", search_id).verdict_wanted
     assert [v["examiner"] for v in due.verdicts] == ["eve", "eli"]  # she settles knowing them
 
     settled = record_verdict(

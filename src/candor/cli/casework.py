@@ -20,12 +20,14 @@ from candor.cli.render import (
 )
 from candor.cli.session import logged_in
 from candor.cli.todo import page_json, print_next_page
+from candor.policy.release import LeadOutcome
 from candor.workflow import (
     RequestForm,
     Verdict,
     decide_approval,
     outcome_of,
     pending_approvals,
+    record_lead_outcome,
     record_verdict,
     release_lead,
     released_leads,
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
     app.command("review")(review)
     app.command("release")(release)
     app.command("leads")(leads)
+    app.command("outcome")(outcome)
     retention = typer.Typer(help="Retention: purge what the policy's periods say is due.")
     retention.command("run")(retention_run)
     app.add_typer(retention, name="retention")
@@ -294,6 +297,26 @@ def leads(
         emit_json({"ok": True, **to_jsonable(listing)})
         return
     stdout.print(candidate_review_table(listing))
+
+
+def outcome(
+    search_id: Annotated[int, typer.Argument(help="The request number.")],
+    rank: Annotated[int, typer.Argument(help="The released lead's candidate rank.")],
+    result: Annotated[LeadOutcome, typer.Argument(metavar="OUTCOME", help="What came of it.")],
+    note: Annotated[str, typer.Option(help="What other evidence showed (recorded).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record what came of a released lead of your request (the newest stands; recorded)."""
+    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor):
+        recorded = record_lead_outcome(workflow, actor, search_id, rank, result.value, note)
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(recorded)})
+        return
+    stdout.print(
+        f"Outcome of lead {rank} of request {search_id}: {result.value} "
+        f"({len(recorded.history)} recorded; the newest stands)."
+    )
 
 
 def retention_run(

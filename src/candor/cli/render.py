@@ -11,6 +11,7 @@ from rich.text import Text
 from candor.cli.output import add_literal_row
 from candor.workflow import (
     CandidateReview,
+    CandidateView,
     EnrolmentStatus,
     EnrolmentSummary,
     PendingRequest,
@@ -162,6 +163,13 @@ def pending_table(pending: Page[PendingRequest]) -> Table:
     return table
 
 
+def _release_cell(candidate: CandidateView) -> str:
+    if candidate.released:
+        outcome = f"; outcome: {candidate.outcome}" if candidate.outcome else ""
+        return f"investigative lead only{outcome}"
+    return "ready to release" if candidate.release_ready else ""
+
+
 def candidate_review_table(review: CandidateReview) -> Table:
     """A candidate list (or released leads) with verdicts so far."""
     table = Table(
@@ -177,7 +185,15 @@ def candidate_review_table(review: CandidateReview) -> Table:
     for column in columns:
         table.add_column(column)
     for candidate in review.candidates:
-        verdicts = ", ".join(f"{v['examiner']}: {v['verdict']}" for v in candidate.verdicts)
+        verdicts = ", ".join(
+            f"{v['examiner']}{' (resolving)' if v.get('kind') == 'resolving' else ''}: "
+            f"{v['verdict']}"
+            for v in candidate.verdicts
+        )
+        if candidate.verdicts_hidden:
+            # Blind review: the others' verdicts wait for the reader's own.
+            hidden = f"{candidate.verdicts_hidden} hidden until yours"
+            verdicts = f"{verdicts}, {hidden}" if verdicts else hidden
         cells = [
             str(candidate.rank),
             candidate.subject_ref or f"(expunged subject {candidate.subject_id})",
@@ -189,7 +205,7 @@ def candidate_review_table(review: CandidateReview) -> Table:
         cells += [
             "yes" if candidate.above_threshold else "no",
             verdicts or "-",
-            "investigative lead only" if candidate.released else "",
+            _release_cell(candidate),
         ]
         add_literal_row(table, *cells)
     return table

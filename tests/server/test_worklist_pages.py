@@ -186,3 +186,15 @@ def test_the_review_list_pages_oldest_first_and_marks_the_overdue(
     examiner.goto(base + "/review?overdue=1")
     expect(rows).to_have_count(1)
     assert str(ids["earlier"]) in rows.first.inner_text()
+
+
+def test_a_bad_page_or_filter_is_one_line_not_a_500(browser: Any, base: str) -> None:
+    analyst, examiner = as_user(browser, base, "ana"), as_user(browser, base, "eve")
+    for page, query, named in (
+        (analyst, "/requests?status=done", "status 'done' is not one of"),
+        (analyst, "/requests?limit=0", "limit"),
+        (examiner, "/review?offset=-1", "offset"),
+    ):
+        answer = page.goto(base + query)
+        assert answer is not None and 400 <= answer.status < 500, (query, answer and answer.status)
+        assert named in page.locator("main").inner_text(), query

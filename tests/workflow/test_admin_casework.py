@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from candor.store import AuditEntry, User
+from candor.store import AuditEntry, User, get_or_create_subject
 from candor.workflow import (
     EnrolmentRequest,
     EnrolmentStatus,
+    PermissionDeniedError,
     SubjectNotFoundError,
     enrol_files,
     gallery_subject,
@@ -38,7 +39,10 @@ from candor.workflow.accounts import (
     reject_change,
     reset_password,
 )
-from tests.agency import PASSWORD, Agency, make_agency
+from candor.workflow.audit_ops import verify_log
+from candor.workflow.gallery import gallery_subject_page
+from candor.workflow.paging import PageRequest
+from tests.agency import PASSWORD, Agency, make_agency, new_user
 from tests.support import evaluation_provenance, people_with_photos, photos_of
 
 TEMPORARY = "temporary-password-from-admin"
@@ -156,3 +160,31 @@ def test_an_admin_resets_a_password_and_the_user_must_choose_a_new_one(agency: A
         assert not user.must_change_password
     for secret in (TEMPORARY, CHOSEN):
         assert secret.encode() not in log
+    # `audit verify` follows the password hash through the reset and the change.
+    auditor = agency.add_user(new_user("ada", "auditor", unit="Oversight"))
+    report = verify_log(workflow, auditor)
+    assert report.ok and report.store is not None and report.store.made
+    assert report.store.differences == (), report.store.differences
+
+
+def test_the_gallery_is_read_a_page_at_a_time_by_reference_prefix(agency: Agency) -> None:
+    workflow = agency.workflow
+    with workflow.workspace.session() as session, session.begin():
+        for reference in ("A_1", "AB1", "a%x", "B-7"):
+            get_or_create_subject(session, reference, "admin1")
+
+    def refs(prefix: str, limit: int = 10, offset: int = 0) -> tuple[list[str], int]:
+        page = gallery_subject_page(
+            workflow, agency["admin1"], PageRequest(limit, offset), prefix=prefix
+        )
+        return [subject.external_ref for subject in page.items], page.total
+
+    assert refs("") == (["A_1", "AB1", "a%x", "B-7"], 4)
+    # Letter case ignored; "_" and "%" match only themselves, not any character.
+    assert refs("a") == (["A_1", "AB1", "a%x"], 3)
+    assert refs("a_") == (["A_1"], 1)
+    assert refs("A%") == (["a%x"], 1)
+    assert refs("a", limit=1, offset=1) == (["AB1"], 3)
+    assert refs("zz") == ([], 0)
+    with pytest.raises(PermissionDeniedError):
+        gallery_subject_page(workflow, agency["ana"], PageRequest(), prefix="A")

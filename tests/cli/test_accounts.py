@@ -346,3 +346,24 @@ def test_a_token_file_left_by_a_disabled_user_is_refused(
     code, _, err = run(home, "whoami")
     assert code == 1
     assert "the session was ended" in err
+
+
+def test_an_admin_resets_a_password_and_the_cli_asks_for_a_new_one_first(
+    bootstrapped: Path, secrets_dir: Path
+) -> None:
+    home = bootstrapped
+    temporary, chosen = secrets_dir / "temporary", secrets_dir / "chosen"
+    temporary.write_text("temporary-from-alice\n", encoding="utf-8")
+    chosen.write_text("bob-chose-this-himself\n", encoding="utf-8")
+    log_in(home, secrets_dir, "alice")
+    code, _, err = run(home, "user", "reset-password", "alice", "--password-file", str(temporary))
+    assert code == 1 and "own password" in err
+    reset = run_json(home, "user", "reset-password", "bob", "--password-file", str(temporary))
+    assert reset["user"]["username"] == "bob" and reset["user"]["reset_pending"] is True
+
+    code, out, _ = run(home, "login", "--user", "bob", "--password-file", str(temporary))
+    assert code == 0 and "An admin reset your password" in out
+    code, _, err = run(home, "user", "list")
+    assert code == 1 and "reset the password of bob" in err
+    assert run_json(home, "user", "password", "--password-file", str(chosen))["ok"] is True
+    assert run_json(home, "user", "list")["ok"] is True

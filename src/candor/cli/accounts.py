@@ -170,6 +170,8 @@ def _change_line(change: ChangeInfo) -> str:
         or ""
     )
     detail = change.payload.get("role") or change.payload.get("version") or ""
+    if change.payload.get("reason"):
+        detail = f"(reason: {change.payload['reason']})"
     what = " ".join(str(part) for part in (change.kind, subject, detail) if part)
     return f"change {change.id}: {what} (requested by {change.requested_by}, {change.state})"
 

@@ -139,6 +139,9 @@ def test_a_role_the_policy_does_not_let_search_is_not_offered_search(
         # The route serves examiners, but this policy grants them no search.request.
         expect(nav.get_by_role("link", name="Search")).to_have_count(0)
         expect(nav.get_by_role("link", name="Verify")).to_have_count(0)
+        tiles = examiner.locator("main ul.cards")  # type: ignore[attr-defined]
+        expect(tiles.get_by_role("link", name="Review")).to_be_visible()
+        expect(tiles.get_by_role("link", name="Search")).to_have_count(0)
         examiner.goto(base + "/search")  # type: ignore[attr-defined]
         expect(examiner.locator("form[action='/search/check']")).to_have_count(0)  # type: ignore[attr-defined]
         # Supervisors here read reports but not the log.

@@ -386,12 +386,8 @@ def pager(request: Request, page: Page[Any], path: str | None = None) -> dict[st
 @router.get("/home")
 def home(request: Request, state: StateDep, who: CallerDep) -> Response:
     actor = who.signed_in
-    links = [link for link in NAVIGATION if link[0] != "/home"]
-    allowed = [
-        {"href": path, "label": label}
-        for path, label in links
-        if (rule := rule_for("GET", path)) is not None and rule.allows(actor.roles)
-    ]
+    # The navigation's links, by the route's rule and the policy's grants alike.
+    allowed = [link for link in offered_links(request, actor) if link["href"] != "/home"]
     state_now = run(state, workspace_state, state.workflow)
     waiting = run(state, todo, state.workflow, actor)
     entries = [

@@ -85,6 +85,19 @@ def test_dashboard_shows_charts_as_images_under_the_server_csp(demo: DemoServer)
     assert body.count('<img src="data:image/svg+xml;base64,') == 3
     assert "<svg" not in body and "<style" not in body and "style=" not in body
     assert 'href="/reports/usage"' in body  # the navigation offers the dashboard
+    # The board's questions, each a section, and the form that publishes the public report.
+    for section in (
+        "Flags, ranked",
+        "This period against the previous one",
+        "Sparing use: cases and searches per case",
+        "Repeat searches: who decided, and why",
+        "Denials by reason, per user",
+        "Examiner agreement and time to review",
+        "What came of each lead",
+        "Candidate lists overdue for review",
+    ):
+        assert section in body, section
+    assert 'action="/transparency/2027/publish"' in body
 
 
 def test_full_report_document_allows_only_its_own_stylesheet(demo: DemoServer) -> None:

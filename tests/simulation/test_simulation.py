@@ -458,7 +458,9 @@ def test_the_same_seed_gives_the_same_activity(tmp_path: Path) -> None:
     def run(name: str) -> tuple[SimulationSummary, list[tuple[object, ...]]]:
         home = tmp_path / name
         create_workspace(home, purpose="simulation").close()
-        settings = SimulationSettings(weeks=1, searches=8, gallery=5, start=START, staff=15)
+        settings = SimulationSettings(
+            weeks=1, searches=8, gallery=5, probes=6, start=START, staff=15
+        )
         with cheap_hashing(), Workflow(Workspace.open(home)) as workflow:
             summary = run_simulation(workflow, settings)
             with workflow.workspace.session() as session:

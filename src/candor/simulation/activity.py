@@ -14,9 +14,11 @@ subjects and enrols the two demo portraits for real, so that probes have true ma
 Then a simulated clock walks through `weeks` weeks: analysts ask for searches with
 variants of the demo portraits (most allowed and run; some denied; repeats wait for a
 supervisor, who approves or rejects them with a reason), examiners review most candidate
-lists and release leads when two agree. Unless planting is turned off, five analysts
-misuse the system, one kind each (PLANTED_KINDS; who is chosen by the seed, and the
-summary's `planted` names them):
+lists blind and release a lead when the policy's conditions hold, an examiner who gave
+no verdict settles a disagreement (the policy's review.resolve_disagreement_by), and
+requesters record what came of most released leads. Unless planting is turned off, five
+analysts misuse the system, one kind each (PLANTED_KINDS; who is chosen by the seed, and
+the summary's `planted` names them):
 
 - volume: searches about five times as often as an ordinary analyst (and hits the
   daily quota);
@@ -102,6 +104,9 @@ FOLDER = "simulation"
 REPEAT_SIMILARITY = "0.9995"
 REPEAT_WINDOW_DAYS = 1
 RESOLVER = "examiner"  # review.resolve_disagreement_by in the simulation's policy
+# Candidates asked for per search. Examiners judge the first two (the true mate is
+# among them); each view reads every candidate, so a longer list costs every review.
+SEARCH_TOP = 5
 # Hourly in simulated time: the default (every minute) would sign a checkpoint after
 # nearly every simulated action, each over the whole log.
 CHECKPOINT_SCHEDULE = CheckpointSchedule(every_entries=200, every_seconds=3600.0)
@@ -490,6 +495,7 @@ class _Simulation:
         # Without a password file, one random password held in memory only.
         self.password = settings.password or secrets.token_urlsafe(24)
         self.tokens: dict[str, tuple[str, datetime]] = {}
+        self.actors: dict[str, tuple[date, Actor]] = {}
         self.staff = simulated_staff(settings.staff, plant=settings.plant, seed=settings.seed)
         self.people = {person.username: person for person in (*ADMINS, *self.staff)}
         self.planted = {p.username: p.habit for p in self.staff if p.habit is not None}
@@ -688,14 +694,24 @@ class _Simulation:
         return [person.username for person in self.staff if person.role == role]
 
     def actor(self, username: str) -> Actor:
-        """The person, logged in: a new login when their week-long session has run out."""
+        """The person, logged in: a new login when their week-long session has run out.
+
+        The actor read through the session is kept for the rest of the simulated day, as
+        a page request keeps it (its certificate's validity changes only with the date;
+        a renewal drops it).
+        """
         now = self.workflow.now()
+        today = self.workflow.today()
         token, expires = self.tokens.get(username, ("", now))
         if expires <= now + timedelta(minutes=1):
             result = login(self.workflow, username, self.password, lifetime=timedelta(days=7))
             token, expires = result.token, result.expires_at
             self.tokens[username] = (token, expires)
-        return authenticate(self.workflow, token)
+        elif username in self.actors and self.actors[username][0] == today:
+            return self.actors[username][1]
+        actor = authenticate(self.workflow, token)
+        self.actors[username] = (today, actor)
+        return actor
 
     # -- the weeks -------------------------------------------------------------------------
 
@@ -735,6 +751,7 @@ class _Simulation:
         if not WORKDAY[0] <= self.clock.moment.astimezone(self.zone).time() < WORKDAY[1]:
             return
         self.certificate_renewed = True
+        self.actors.pop(expired, None)
         update_certificate(
             self.workflow,
             self.actor(ADMINS[0].username),
@@ -780,7 +797,7 @@ class _Simulation:
             probe_kind="still_photo",
             edits=edited,
         )
-        outcome = request_search(self.workflow, actor, probe.path, form, top=10)
+        outcome = request_search(self.workflow, actor, probe.path, form, top=SEARCH_TOP)
         self.probe_used_at[probe_index] = now
         self.last_search[user] = (probe_index, now)
         self._after(outcome, user, probe.mate)

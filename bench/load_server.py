@@ -395,7 +395,7 @@ class Stats:
             return None
         if timed:
             self.latencies.setdefault(operation, []).append(time.perf_counter() - sent)
-        if answer.status_code != 200:
+        if not answer.is_success:
             self.error(operation, f"{answer.status_code} {answer.text}")
             return None
         self.answered[operation] += 1
@@ -460,7 +460,7 @@ async def reviewer(base: str, name: str, stats: Stats) -> None:
             queue = await stats.call(client, "review.queue", "GET", "/api/reviews")
             waiting = [
                 item["search_id"]
-                for item in (queue or {}).get("reviews", [])
+                for item in (queue or {}).get("items", [])
                 if item["search_id"] not in reviewed
             ]
             if not waiting:

@@ -48,7 +48,7 @@ def test_role_grant_is_a_change_for_a_second_admin(demo: DemoServer) -> None:
         demo.client.cookies.clear()
     assert page.status_code == 200, page.text
     assert "Granting supervisor to eli requested as change" in page.text
-    pending = demo.client.get("/api/changes", headers=demo.auth("admin2")).json()["pending"]
+    pending = demo.client.get("/api/changes", headers=demo.auth("admin2")).json()["items"]
     change = next(c for c in pending if c["payload"].get("role") == "supervisor")
     rejected = demo.client.post(
         f"/api/changes/{change['id']}/reject",
@@ -75,7 +75,7 @@ def test_certificate_update_takes_effect_at_once(demo: DemoServer) -> None:
         headers=demo.auth("admin1"),
     )
     assert answer.status_code == 200, answer.text
-    users = demo.client.get("/api/users", headers=demo.auth("admin2")).json()["users"]
+    users = demo.client.get("/api/users", headers=demo.auth("admin2")).json()["items"]
     eli = next(u for u in users if u["username"] == "eli")
     assert (eli["certificate_ref"], eli["certificate_expires"]) == ("FRT-eli-2", "2031-01-31")
     refused = demo.client.post(

@@ -65,7 +65,7 @@ def test_a_chunked_body_over_the_limit_is_413(
         "/api/searches", headers={**demo.auth("ana"), **MULTIPART}, content=chunks()
     )
     assert answer.status_code == 413
-    assert answer.json() == {"error": "the request is larger than 200,000 bytes"}
+    assert answer.json()["detail"] == "the request is larger than 200,000 bytes"
 
 
 def test_a_chunked_page_form_over_the_limit_is_413(
@@ -91,7 +91,7 @@ def test_a_policy_nested_thousands_deep_is_a_400_naming_the_upload(demo: DemoSer
         files={"policy": ("deep.toml", deep, "application/toml")},
     )
     assert answer.status_code == 400
-    error = answer.json()["error"]
+    error = answer.json()["detail"]
     assert error.startswith("deep.toml: ") and "nested too deeply" in error
 
 
@@ -106,7 +106,7 @@ def test_refusals_name_the_uploaded_file_never_a_server_path(demo: DemoServer) -
         files={"probe": ("notes.jpg", b"this is not a photo", "image/jpeg")},
     )
     assert not_an_image.status_code == 400
-    error = not_an_image.json()["error"]
+    error = not_an_image.json()["detail"]
     assert error.startswith("notes.jpg: ")
     assert not SERVER_PATH.search(error) and "candor-upload" not in error
 
@@ -116,8 +116,8 @@ def test_refusals_name_the_uploaded_file_never_a_server_path(demo: DemoServer) -
         files={"policy": ("mine.toml", b"[meta\n", "application/toml")},
     )
     assert broken.status_code == 400
-    assert broken.json()["error"].startswith("mine.toml: line 1")
-    assert not SERVER_PATH.search(broken.json()["error"])
+    assert broken.json()["detail"].startswith("mine.toml: line 1")
+    assert not SERVER_PATH.search(broken.json()["detail"])
 
     page = client.post(
         "/api/searches",
@@ -126,8 +126,8 @@ def test_refusals_name_the_uploaded_file_never_a_server_path(demo: DemoServer) -
         files={"probe": ("blank.png", b"\x89PNG\r\n\x1a\n", "image/png")},
     )
     assert page.status_code == 400
-    assert page.json()["error"].startswith("blank.png: ")
-    assert not SERVER_PATH.search(page.json()["error"])
+    assert page.json()["detail"].startswith("blank.png: ")
+    assert not SERVER_PATH.search(page.json()["detail"])
 
 
 def test_a_refused_page_upload_names_the_file_never_a_server_path(demo: DemoServer) -> None:
@@ -162,7 +162,7 @@ def test_a_multipart_field_that_is_not_utf8_is_a_400_naming_it(demo: DemoServer)
         content=multipart(fields, {"probe": ("probe.jpg", b"not read")}),
     )
     assert answer.status_code == 400
-    assert answer.json() == {"error": "the form field 'case_number' is not UTF-8 text"}
+    assert answer.json()["detail"] == "the form field 'case_number' is not UTF-8 text"
 
 
 def test_utf8_form_text_is_taken_as_typed(demo: DemoServer) -> None:
@@ -175,7 +175,7 @@ def test_utf8_form_text_is_taken_as_typed(demo: DemoServer) -> None:
     )
     # Read as text and passed on: refused for the photo, not for the unit.
     assert answer.status_code == 400
-    assert answer.json()["error"].startswith("notes.jpg: ")
+    assert answer.json()["detail"].startswith("notes.jpg: ")
 
 
 @pytest.mark.parametrize(
@@ -233,7 +233,7 @@ def test_the_api_declares_the_workflow_limits(demo: DemoServer) -> None:
         files={"probe": ("probe.jpg", b"not read", "image/jpeg")},
     )
     assert too_long.status_code == 422
-    assert "case_number" in too_long.json()["error"]
+    assert "case_number" in too_long.json()["detail"]
 
 
 def test_an_enrolment_refusal_names_the_uploaded_file_never_a_server_path(

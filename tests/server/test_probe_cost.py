@@ -40,7 +40,7 @@ def test_a_7000_by_7000_probe_gets_a_400_saying_what_and_the_limit(
 ) -> None:
     answer = demo.client.post(route, headers=demo.auth("ana"), data=form, files=huge)
     assert answer.status_code == 400, answer.text
-    error = answer.json()["error"]
+    error = answer.json()["detail"]
     assert "huge.png: the picture declares 7000 x 7000 pixels (49.0 megapixels)" in error
     assert "over the limit of 25.0 megapixels for a probe photo" in error
     assert guarded.seen == []

@@ -73,10 +73,9 @@ def test_a_pool_with_no_free_connection_is_a_503(
     answer = TestClient(app, raise_server_exceptions=False).get("/api/test-pool/exhausted")
     assert answer.status_code == 503
     assert answer.headers["Retry-After"] == "1"
-    assert answer.json() == {
-        "error": "the workspace database had no free connection for 30 s (the server is "
-        "busy); try again"
-    }
+    assert answer.json()["detail"] == (
+        "the workspace database had no free connection for 30 s (the server is busy); try again"
+    )
 
 
 def test_the_index_is_caught_up_as_the_server_starts(

@@ -248,7 +248,7 @@ def test_a_server_killed_in_a_search_loses_nothing_committed(
         assert login.status_code == 200, login.text
         token = login.json()["token"]
         answered = _api_search(base, token, photos["collins-02.jpg"], "2026-KILL-1")
-        assert answered.status_code == 200, answered.text
+        assert answered.status_code == 201, answered.text
         kept = answered.json()["search_id"]
         # A second search is sent, and the server killed while it works on it (or just
         # after: either way, nothing it committed may be lost or half-written).
@@ -287,7 +287,7 @@ def test_a_server_killed_in_a_search_loses_nothing_committed(
             f"{base}/api/login", json={"username": "ana", "password": PASSWORD}
         ).json()["token"]
         again = _api_search(base, token, photos["collins-06.jpg"], "2026-KILL-3")
-        assert again.status_code == 200 and again.json()["status"] == "completed", again.text
+        assert again.status_code == 201 and again.json()["status"] == "completed", again.text
     finally:
         server.send_signal(signal.SIGINT)
         try:

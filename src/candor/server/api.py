@@ -1,8 +1,10 @@
 """The JSON API: every route calls the workflow as the caller the bearer token names.
 
 No route takes the acting user from its input: the actor is always the one behind the
-token, so nobody acts as another. Workflow refusals come back as 4xx with their one-line
-reason (see errors.py).
+token, so nobody acts as another. Workflow refusals come back as 4xx problems (RFC 9457,
+see errors.py) with their one-line reason. Every answer has its model in api_models.py,
+so /openapi.json says what each route sends; every list is paged (`limit`, `offset`).
+docs/api.md is the integrator's guide.
 """
 
 from __future__ import annotations
@@ -18,31 +20,48 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from candor.server.api_models import (
+    LoginAnswer,
+    LogoutAnswer,
+    Me,
+    WorkspaceStatus,
+    model_of,
+    page_json,
+    page_model,
+)
 from candor.server.auth import Caller, caller, server_state
 from candor.server.errors import (
     USER_ERRORS,
     RefusedError,
     as_refused,
     one_line,
+    several_faces,
     without_server_folders,
 )
 from candor.server.state import ServerState, read_limited, safe_filename
 from candor.workflow import (
+    LEAD_OUTCOMES,
     VERDICTS,
+    CandidateReview,
+    CandidateView,
+    EnrolmentOutcome,
     EnrolmentRequest,
+    MultipleFacesError,
+    PendingRequest,
     Provenance,
     RequestForm,
     RequestOutcome,
+    SubjectDetail,
+    SubjectSummary,
     WorkspaceBusyError,
     decide_approval,
     enrol_files,
     gallery_subject,
-    gallery_subjects,
     limits,
     pending_approvals,
     record_verdict,
@@ -54,8 +73,12 @@ from candor.workflow import (
     view_candidates,
 )
 from candor.workflow.accounts import (
+    ChangeInfo,
     NewUser,
+    PolicyInfo,
+    UserInfo,
     active_policy_info,
+    change_password,
     confirm_change,
     disable_user,
     list_user_infos,
@@ -68,15 +91,50 @@ from candor.workflow.accounts import (
     request_role_grant,
     request_role_revoke,
     request_user,
+    reset_password,
     session_view,
 )
-from candor.workflow.audit_ops import checkpoint_now, export_log, prove_entry, verify_log
-from candor.workflow.probe_check import UPLOAD_MAX_BYTES, check_probe, review_material
+from candor.workflow.audit_ops import (
+    CheckpointInfo,
+    EntryFilter,
+    InclusionProof,
+    LoggedEntry,
+    checkpoint_now,
+    export_log,
+    list_entries,
+    prove_entry,
+    verify_log,
+)
+from candor.workflow.expunge import request_expunge
+from candor.workflow.gallery import gallery_subject_page
+from candor.workflow.outcomes import LeadOutcomes, record_lead_outcome
+from candor.workflow.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_OFFSET,
+    MAX_PAGE_SIZE,
+    PageRequest,
+    page_of,
+)
+from candor.workflow.probe_check import (
+    UPLOAD_MAX_BYTES,
+    ProbeCheck,
+    ReviewMaterial,
+    check_probe,
+    review_material,
+)
+from candor.workflow.reconciliation import StoreCheckedReport
+from candor.workflow.retries import IDEMPOTENCY_KEY_MAX, search_once
 from candor.workflow.worklists import (
+    LatestCheckpoint,
+    RequestStatus,
+    RequestSummary,
+    ReviewItem,
+    Todo,
     latest_checkpoint,
     my_requests,
     request_status,
     review_queue,
+    todo,
     workspace_state,
 )
 
@@ -135,13 +193,93 @@ def run(state: ServerState, function: Callable[P, T], *args: P.args, **kwargs: P
     try:
         return state.call(function, *args, **kwargs)
     except USER_ERRORS as error:
-        raise as_refused(error) from None
+        raise as_refused(error, home=state.workflow.workspace.home) from None
     except OSError as error:
-        raise RefusedError(400, one_line(error)) from None
+        raise RefusedError(400, one_line(error, state.workflow.workspace.home)) from None
+
+
+def run_choosing(
+    state: ServerState,
+    face_field: str,
+    function: Callable[P, T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`run` for a call on an uploaded photo: a photo with several faces is refused
+    naming `face_field`, the form field that chooses one, and listing the faces."""
+    try:
+        return state.call(function, *args, **kwargs)
+    except MultipleFacesError as error:
+        raise several_faces(error, face_field) from None
+    except USER_ERRORS as error:
+        raise as_refused(error, home=state.workflow.workspace.home) from None
+    except OSError as error:
+        raise RefusedError(400, one_line(error, state.workflow.workspace.home)) from None
 
 
 StateDep = Annotated[ServerState, Depends(server_state)]
 CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def page_request(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="The most items on this page.")
+    ] = DEFAULT_PAGE_SIZE,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="How many items to skip (0: the first).")
+    ] = 0,
+) -> PageRequest:
+    """Which page of a list the caller asks for (`?limit=&offset=`)."""
+    return PageRequest(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]
+CaseFilter = Annotated[
+    str | None,
+    Query(max_length=limits.CASE_NUMBER.max_length, description="Only this case number's."),
+]
+
+
+def paged_in_memory(items: list[T], page: PageRequest) -> list[T]:
+    """One page of a short list the workflow reads whole (users, pending changes)."""
+    return items[page.offset : page.offset + page.limit]
+
+
+# The answers' models: what /openapi.json says each route sends.
+OutcomeModel = model_of(RequestOutcome)
+ProbeCheckModel = model_of(ProbeCheck, verdict=(str, ...))
+ReviewModel = model_of(CandidateReview)
+CandidatesModel = model_of(CandidateReview, faces=(model_of(ReviewMaterial) | None, None))
+CandidateModel = model_of(CandidateView)
+RequestPage = page_model(model_of(RequestSummary))
+ReviewPage = page_model(model_of(ReviewItem))
+ApprovalPage = page_model(model_of(PendingRequest))
+UserPage = page_model(model_of(UserInfo))
+ChangePage = page_model(model_of(ChangeInfo))
+SubjectPage = page_model(model_of(SubjectSummary))
+
+
+class ChangeAnswer(BaseModel):
+    change: model_of(ChangeInfo)  # type: ignore[valid-type]
+
+
+class UserAnswer(BaseModel):
+    user: model_of(UserInfo)  # type: ignore[valid-type]
+
+
+class PolicyAnswer(BaseModel):
+    policy: model_of(PolicyInfo) | None  # type: ignore[valid-type]
+
+
+class CheckpointAnswer(BaseModel):
+    checkpoint: model_of(LatestCheckpoint) | None  # type: ignore[valid-type]
+
+
+EnrolmentModel = model_of(EnrolmentOutcome)
+
+
+class EnrolmentAnswer(BaseModel):
+    outcomes: list[EnrolmentModel]  # type: ignore[valid-type]
 
 
 # -- sessions -------------------------------------------------------------------------------
@@ -152,7 +290,11 @@ class LoginBody(BaseModel):
     password: Password
 
 
-@router.get("/status", summary="The workspace's purpose and whether it is set up (public)")
+@router.get(
+    "/status",
+    summary="The workspace's purpose and whether it is set up (public)",
+    response_model=WorkspaceStatus,
+)
 def status(state: StateDep) -> Json:
     found = run(state, workspace_state, state.workflow)
     return {
@@ -186,20 +328,20 @@ def do_login(state: ServerState, username: str, password: str) -> tuple[str, Jso
     return result.token, {"username": result.username, "expires_at": result.expires_at}
 
 
-@router.post("/login", summary="Log in; returns a bearer token")
+@router.post("/login", summary="Log in; returns a bearer token", response_model=LoginAnswer)
 def api_login(state: StateDep, body: LoginBody) -> Json:
     token, summary = do_login(state, body.username, body.password)
     return json_of({"token": token, "token_type": "bearer", **summary})
 
 
-@router.post("/logout", summary="End this session")
+@router.post("/logout", summary="End this session", response_model=LogoutAnswer)
 def api_logout(state: StateDep, who: CallerDep) -> Json:
     actor = run(state, logout, state.workflow, who.session_token)
     state.drop_staged_of(who.session_token)
     return {"ok": True, "username": actor.username}
 
 
-@router.get("/me", summary="Who this token belongs to")
+@router.get("/me", summary="Who this token belongs to", response_model=Me)
 def me(state: StateDep, who: CallerDep) -> Json:
     view = run(state, session_view, state.workflow, who.session_token)
     return json_of(
@@ -211,6 +353,20 @@ def me(state: StateDep, who: CallerDep) -> Json:
             "expires_at": view.expires_at,
         }
     )
+
+
+class PasswordBody(BaseModel):
+    new_password: Password
+
+
+@router.post(
+    "/password",
+    summary="Choose my own password (after an admin's reset, the one thing allowed)",
+    response_model=LogoutAnswer,
+)
+def api_change_password(state: StateDep, who: CallerDep, body: PasswordBody) -> Json:
+    run(state, change_password, state.workflow, who.signed_in, body.new_password)
+    return {"ok": True, "username": who.signed_in.username}
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -264,7 +420,11 @@ def saved(folder: Path, upload: UploadFile, fallback: str) -> Path:
     return path
 
 
-@router.post("/probe-checks", summary="Faces and quality of a photo, without searching")
+@router.post(
+    "/probe-checks",
+    summary="Faces and quality of a photo, without searching",
+    response_model=ProbeCheckModel,
+)
 def api_check_probe(state: StateDep, who: CallerDep, probe: Annotated[UploadFile, File()]) -> Json:
     with state.upload_folder() as folder:
         path = saved(folder, probe, "probe")
@@ -272,44 +432,107 @@ def api_check_probe(state: StateDep, who: CallerDep, probe: Annotated[UploadFile
     return json_of({**dataclasses.asdict(found), "verdict": found.verdict})
 
 
-@router.post("/searches", summary="Request a 1:N search (runs at once when the policy allows)")
+def created(response: Response, outcome: RequestOutcome) -> Json:
+    """A new request's answer: 201, and where it stands from now on (Location)."""
+    response.status_code = 201
+    response.headers["Location"] = f"/api/requests/{outcome.search_id}"
+    return json_of(outcome)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX,
+        description=(
+            "A key of the caller's choosing (a UUID, say) that makes a retry one request: "
+            "sent again with the same key and the same request, the first request's "
+            "outcome is answered and nothing new is made; with another request, 422."
+        ),
+    ),
+]
+
+
+@router.post(
+    "/searches",
+    summary="Request a 1:N search (runs at once when the policy allows)",
+    status_code=201,
+    response_model=OutcomeModel,
+    responses={201: {"headers": {"Location": {"description": "The request's own URL."}}}},
+)
 def api_search(
     state: StateDep,
     who: CallerDep,
     form: FormDep,
+    response: Response,
     probe: Annotated[UploadFile, File()],
     original_probe: Annotated[UploadFile | None, File()] = None,
     top: Annotated[int, Form(ge=1, le=1000)] = 20,
     face_index: FaceIndex = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Json:
     with state.upload_folder() as folder:
         path = saved(folder, probe, "probe")
         original = None if original_probe is None else saved(folder, original_probe, "original")
-        outcome = run(
-            state,
-            request_search,
-            state.workflow,
-            who.signed_in,
-            path,
-            form,
-            top=top,
-            face_index=face_index,
-            original_probe=original,
-        )
-    return json_of(outcome)
+        if idempotency_key is None:
+            outcome = run_choosing(
+                state,
+                "face_index",
+                request_search,
+                state.workflow,
+                who.signed_in,
+                path,
+                form,
+                top=top,
+                face_index=face_index,
+                original_probe=original,
+            )
+        else:
+            once = run_choosing(
+                state,
+                "face_index",
+                search_once,
+                state.workflow,
+                who.signed_in,
+                idempotency_key,
+                path,
+                form,
+                top=top,
+                face_index=face_index,
+                original_probe=original,
+            )
+            outcome = once.outcome
+            if once.replayed:
+                response.headers["Idempotent-Replayed"] = "true"
+    return created(response, outcome)
 
 
-@router.post("/verifications", summary="Request a 1:1 comparison of two photos")
+@router.post(
+    "/verifications",
+    summary="Request a 1:1 comparison of two photos",
+    status_code=201,
+    response_model=OutcomeModel,
+    responses={201: {"headers": {"Location": {"description": "The request's own URL."}}}},
+)
 def api_verify(
     state: StateDep,
     who: CallerDep,
     form: FormDep,
+    response: Response,
     first: Annotated[UploadFile, File()],
     second: Annotated[UploadFile, File()],
     first_face: FaceIndex = None,
     second_face: FaceIndex = None,
 ) -> Json:
-    return json_of(verify_uploads(state, who, form, first, second, first_face, second_face))
+    outcome = verify_uploads(
+        state, who, form, first, second, first_face, second_face, face_fields=API_FACE_FIELDS
+    )
+    return created(response, outcome)
+
+
+# The API's form fields that choose a face in each photo of a verification.
+API_FACE_FIELDS = ("first_face", "second_face")
 
 
 def verify_uploads(
@@ -320,39 +543,76 @@ def verify_uploads(
     second: UploadFile,
     first_face: int | None,
     second_face: int | None,
+    *,
+    face_fields: tuple[str, str] | None = None,
 ) -> RequestOutcome:
-    """Save two uploaded photos privately and request their 1:1 comparison (page and API)."""
+    """Save two uploaded photos privately and request their 1:1 comparison (page and API).
+
+    face_fields: the fields that choose a face in each photo, for a refusal to name.
+    """
     with state.upload_folder() as folder:
         one, two = saved(folder, first, "first"), saved(folder, second, "second")
-        return run(
-            state,
-            request_verify,
-            state.workflow,
-            who.signed_in,
-            one,
-            two,
-            form,
-            first_face=first_face,
-            second_face=second_face,
-        )
+        try:
+            return run(
+                state,
+                request_verify,
+                state.workflow,
+                who.signed_in,
+                one,
+                two,
+                form,
+                first_face=first_face,
+                second_face=second_face,
+            )
+        except RefusedError as refusal:
+            cause = refusal.__context__
+            if face_fields is None or not isinstance(cause, MultipleFacesError):
+                raise
+            field = face_fields[0] if cause.name == one.name else face_fields[1]
+            raise several_faces(cause, field) from None
 
 
-@router.get("/requests", summary="My latest requests")
-def api_my_requests(state: StateDep, who: CallerDep) -> Json:
-    return json_of({"requests": run(state, my_requests, state.workflow, who.signed_in)})
+StatusFilter = Annotated[
+    str | None,
+    Query(max_length=20, description="Only requests in this status (pending_approval, ...)."),
+]
 
 
-@router.get("/requests/{search_id}", summary="Where a request stands")
+@router.get("/requests", summary="My requests, oldest first", response_model=RequestPage)
+def api_my_requests(
+    state: StateDep,
+    who: CallerDep,
+    page: PageDep,
+    status: StatusFilter = None,
+    case: CaseFilter = None,
+) -> Json:
+    found = run(state, my_requests, state.workflow, who.signed_in, page, status=status, case=case)
+    return page_json(found, to_jsonable(list(found.items)))
+
+
+@router.get(
+    "/requests/{search_id}",
+    summary="Where a request stands",
+    response_model=model_of(RequestStatus),
+)
 def api_request(state: StateDep, who: CallerDep, search_id: SearchId) -> Json:
     return json_of(run(state, request_status, state.workflow, who.signed_in, search_id))
 
 
-@router.post("/requests/{search_id}/run", summary="Run my approved request (once)")
+@router.post(
+    "/requests/{search_id}/run",
+    summary="Run my approved request (once)",
+    response_model=OutcomeModel,
+)
 def api_run(state: StateDep, who: CallerDep, search_id: SearchId) -> Json:
     return json_of(run(state, run_approved, state.workflow, who.signed_in, search_id))
 
 
-@router.get("/requests/{search_id}/leads", summary="Released leads of a request")
+@router.get(
+    "/requests/{search_id}/leads",
+    summary="Released leads of a request",
+    response_model=ReviewModel,
+)
 def api_leads(state: StateDep, who: CallerDep, search_id: SearchId) -> Json:
     return json_of(run(state, released_leads, state.workflow, who.signed_in, search_id))
 
@@ -365,12 +625,21 @@ class ApprovalBody(BaseModel):
     reason: Reason
 
 
-@router.get("/approvals", summary="Requests waiting for a supervisor")
-def api_approvals(state: StateDep, who: CallerDep) -> Json:
-    return json_of({"pending": run(state, pending_approvals, state.workflow, who.signed_in)})
+@router.get(
+    "/approvals",
+    summary="Requests waiting for a supervisor, oldest first",
+    response_model=ApprovalPage,
+)
+def api_approvals(state: StateDep, who: CallerDep, page: PageDep, case: CaseFilter = None) -> Json:
+    found = run(state, pending_approvals, state.workflow, who.signed_in, page, case=case)
+    return page_json(found, to_jsonable(list(found.items)))
 
 
-@router.post("/approvals/{search_id}", summary="Approve or reject a waiting request")
+@router.post(
+    "/approvals/{search_id}",
+    summary="Approve or reject a waiting request",
+    response_model=OutcomeModel,
+)
 def api_decide(state: StateDep, who: CallerDep, search_id: SearchId, body: ApprovalBody) -> Json:
     outcome = run(
         state,
@@ -397,12 +666,36 @@ class ReleaseBody(BaseModel):
     reason: Reason
 
 
-@router.get("/reviews", summary="Candidate lists I may review")
-def api_reviews(state: StateDep, who: CallerDep) -> Json:
-    return json_of({"reviews": run(state, review_queue, state.workflow, who.signed_in)})
+@router.get(
+    "/reviews", summary="Candidate lists I may review, oldest first", response_model=ReviewPage
+)
+def api_reviews(
+    state: StateDep,
+    who: CallerDep,
+    page: PageDep,
+    case: CaseFilter = None,
+    overdue: Annotated[
+        bool | None, Query(description="Only lists past the policy's review_within_days.")
+    ] = None,
+) -> Json:
+    found = run(
+        state, review_queue, state.workflow, who.signed_in, page, case=case, overdue=overdue
+    )
+    return page_json(found, to_jsonable(list(found.items)))
 
 
-@router.get("/requests/{search_id}/candidates", summary="A candidate list (audited)")
+@router.get(
+    "/todo", summary="What waits for me, by kind, with counts", response_model=model_of(Todo)
+)
+def api_todo(state: StateDep, who: CallerDep) -> Json:
+    return json_of(run(state, todo, state.workflow, who.signed_in))
+
+
+@router.get(
+    "/requests/{search_id}/candidates",
+    summary="A candidate list (audited)",
+    response_model=CandidatesModel,
+)
 def api_candidates(
     state: StateDep,
     who: CallerDep,
@@ -418,7 +711,9 @@ def api_candidates(
 
 
 @router.post(
-    "/requests/{search_id}/candidates/{rank}/verdict", summary="My verdict on one candidate"
+    "/requests/{search_id}/candidates/{rank}/verdict",
+    summary="My verdict on one candidate",
+    response_model=CandidateModel,
 )
 def api_verdict(
     state: StateDep, who: CallerDep, search_id: SearchId, rank: Rank, body: VerdictBody
@@ -436,7 +731,11 @@ def api_verdict(
     return json_of(view)
 
 
-@router.post("/requests/{search_id}/candidates/{rank}/release", summary="Release a lead")
+@router.post(
+    "/requests/{search_id}/candidates/{rank}/release",
+    summary="Release a lead",
+    response_model=CandidateModel,
+)
 def api_release(
     state: StateDep, who: CallerDep, search_id: SearchId, rank: Rank, body: ReleaseBody
 ) -> Json:
@@ -444,26 +743,114 @@ def api_release(
     return json_of(view)
 
 
+class OutcomeBody(BaseModel):
+    # One of LEAD_OUTCOMES: the workflow refuses any other, naming them; the schema lists them.
+    outcome: Annotated[str, Field(max_length=50, json_schema_extra={"enum": list(LEAD_OUTCOMES)})]
+    note: Annotated[str, Field(max_length=limits.REASON.max_length)] = ""
+
+
+@router.post(
+    "/requests/{search_id}/candidates/{rank}/outcome",
+    summary="Record what came of a released lead of my search (audited)",
+    status_code=201,
+    response_model=model_of(LeadOutcomes),
+    responses={201: {"headers": {"Location": {"description": "The request's released leads."}}}},
+)
+def api_outcome(
+    state: StateDep,
+    who: CallerDep,
+    search_id: SearchId,
+    rank: Rank,
+    body: OutcomeBody,
+    response: Response,
+) -> Json:
+    recorded = run(
+        state,
+        record_lead_outcome,
+        state.workflow,
+        who.signed_in,
+        search_id,
+        rank,
+        body.outcome,
+        body.note,
+    )
+    response.headers["Location"] = f"/api/requests/{search_id}/leads"
+    return json_of(recorded)
+
+
 # -- audit ------------------------------------------------------------------------------------
 
 
-@router.get("/audit/verification", summary="Verify the whole audit log")
+@router.get(
+    "/audit/verification",
+    summary="Verify the whole audit log",
+    # verify_log's report carries the store's reconciliation too (a subclass).
+    response_model=model_of(StoreCheckedReport),
+)
 def api_verify_log(state: StateDep, who: CallerDep) -> Json:
     return json_of(run(state, verify_log, state.workflow, who.signed_in))
 
 
-@router.get("/audit/checkpoint", summary="The latest signed checkpoint")
+@router.get(
+    "/audit/checkpoint", summary="The latest signed checkpoint", response_model=CheckpointAnswer
+)
 def api_latest_checkpoint(state: StateDep, who: CallerDep) -> Json:
     found = run(state, latest_checkpoint, state.workflow, who.signed_in)
     return json_of({"checkpoint": found})
 
 
-@router.post("/audit/checkpoints", summary="Sign a checkpoint now")
-def api_checkpoint(state: StateDep, who: CallerDep) -> Json:
-    return json_of(run(state, checkpoint_now, state.workflow, who.signed_in))
+@router.post(
+    "/audit/checkpoints",
+    summary="Sign a checkpoint now",
+    status_code=201,
+    response_model=model_of(CheckpointInfo),
+    responses={201: {"headers": {"Location": {"description": "The latest checkpoint."}}}},
+)
+def api_checkpoint(state: StateDep, who: CallerDep, response: Response) -> Json:
+    made = json_of(run(state, checkpoint_now, state.workflow, who.signed_in))
+    response.headers["Location"] = "/api/audit/checkpoint"
+    return made
 
 
-@router.get("/audit/entries/{seq}/proof", summary="Inclusion proof of one entry")
+@router.get(
+    "/audit/entries",
+    summary="Audit log entries, newest first, by case, user, action and time",
+    response_model=page_model(model_of(LoggedEntry)),
+)
+def api_audit_entries(
+    state: StateDep,
+    who: CallerDep,
+    page: PageDep,
+    case: CaseFilter = None,
+    user: Annotated[
+        str | None, Query(max_length=limits.USERNAME.max_length, description="Who acted.")
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=100, description="The action, e.g. search.requested.")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="From this time (with its time zone).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Before this time (with its time zone).")
+    ] = None,
+) -> Json:
+    chosen = EntryFilter(
+        case_number=case or None,
+        actor=user or None,
+        action=action or None,
+        since=since,
+        until=until,
+    )
+    found = run(state, list_entries, state.workflow, who.signed_in, chosen, page)
+    return page_json(found, to_jsonable(list(found.items)))
+
+
+@router.get(
+    "/audit/entries/{seq}/proof",
+    summary="Inclusion proof of one entry",
+    response_model=model_of(InclusionProof),
+)
 def api_prove(
     state: StateDep, who: CallerDep, seq: Annotated[int, PathParam(ge=1, le=MAX_ID)]
 ) -> Json:
@@ -513,12 +900,16 @@ def api_export(
 # -- policy, users, changes ---------------------------------------------------------------------
 
 
-@router.get("/policy", summary="The policy in force")
+@router.get("/policy", summary="The policy in force", response_model=PolicyAnswer)
 def api_policy(state: StateDep, who: CallerDep) -> Json:
     return json_of({"policy": run(state, active_policy_info, state.workflow)})
 
 
-@router.post("/policy", summary="Ask to put a policy file in force (a second admin confirms)")
+@router.post(
+    "/policy",
+    summary="Ask to put a policy file in force (a second admin confirms)",
+    response_model=ChangeAnswer,
+)
 def api_policy_change(
     state: StateDep, who: CallerDep, policy: Annotated[UploadFile, File()]
 ) -> Json:
@@ -547,9 +938,11 @@ class ReasonBody(BaseModel):
     reason: Reason
 
 
-@router.get("/users", summary="Every user (admins and auditors)")
-def api_users(state: StateDep, who: CallerDep) -> Json:
-    return json_of({"users": run(state, list_user_infos, state.workflow, who.signed_in)})
+@router.get("/users", summary="Every user (admins and auditors)", response_model=UserPage)
+def api_users(state: StateDep, who: CallerDep, page: PageDep) -> Json:
+    users = run(state, list_user_infos, state.workflow, who.signed_in)
+    found = page_of(paged_in_memory(users, page), len(users), page)
+    return page_json(found, to_jsonable(list(found.items)))
 
 
 def new_user(body: NewUserBody) -> NewUser:
@@ -564,46 +957,84 @@ def new_user(body: NewUserBody) -> NewUser:
     )
 
 
-@router.post("/users", summary="Ask for a new user (a second admin confirms)")
+@router.post(
+    "/users", summary="Ask for a new user (a second admin confirms)", response_model=ChangeAnswer
+)
 def api_add_user(state: StateDep, who: CallerDep, body: NewUserBody) -> Json:
     change = run(state, request_user, state.workflow, who.signed_in, new_user(body))
     return json_of({"change": change})
 
 
-@router.post("/users/{username}/roles", summary="Ask to grant a role")
+@router.post("/users/{username}/roles", summary="Ask to grant a role", response_model=ChangeAnswer)
 def api_grant(state: StateDep, who: CallerDep, username: Username, body: RoleBody) -> Json:
     change = run(state, request_role_grant, state.workflow, who.signed_in, username, body.role)
     return json_of({"change": change})
 
 
-@router.delete("/users/{username}/roles/{role}", summary="Ask to revoke a role")
+@router.delete(
+    "/users/{username}/roles/{role}", summary="Ask to revoke a role", response_model=ChangeAnswer
+)
 def api_revoke(state: StateDep, who: CallerDep, username: Username, role: RoleName) -> Json:
     change = run(state, request_role_revoke, state.workflow, who.signed_in, username, role)
     return json_of({"change": change})
 
 
-@router.post("/users/{username}/disable", summary="Disable a user at once")
+@router.post(
+    "/users/{username}/disable", summary="Disable a user at once", response_model=UserAnswer
+)
 def api_disable(state: StateDep, who: CallerDep, username: Username) -> Json:
     return json_of({"user": run(state, disable_user, state.workflow, who.signed_in, username)})
 
 
-@router.post("/users/{username}/enable", summary="Ask to enable a user")
+@router.post(
+    "/users/{username}/enable", summary="Ask to enable a user", response_model=ChangeAnswer
+)
 def api_enable(state: StateDep, who: CallerDep, username: Username) -> Json:
     change = run(state, request_enable, state.workflow, who.signed_in, username)
     return json_of({"change": change})
 
 
-@router.get("/changes", summary="Admin changes waiting for a second admin")
-def api_changes(state: StateDep, who: CallerDep) -> Json:
-    return json_of({"pending": run(state, pending_change_infos, state.workflow, who.signed_in)})
+class ResetBody(BaseModel):
+    temporary_password: Password
 
 
-@router.post("/changes/{change_id}/confirm", summary="Confirm another admin's change")
+@router.post(
+    "/users/{username}/password",
+    summary="Reset another user's password (audited; they choose a new one at next login)",
+    response_model=UserAnswer,
+)
+def api_reset_password(
+    state: StateDep, who: CallerDep, username: Username, body: ResetBody
+) -> Json:
+    user = run(
+        state, reset_password, state.workflow, who.signed_in, username, body.temporary_password
+    )
+    return json_of({"user": user})
+
+
+@router.get(
+    "/changes",
+    summary="Admin changes waiting for a second admin, oldest first",
+    response_model=ChangePage,
+)
+def api_changes(state: StateDep, who: CallerDep, page: PageDep) -> Json:
+    changes = run(state, pending_change_infos, state.workflow, who.signed_in)
+    found = page_of(paged_in_memory(changes, page), len(changes), page)
+    return page_json(found, to_jsonable(list(found.items)))
+
+
+@router.post(
+    "/changes/{change_id}/confirm",
+    summary="Confirm another admin's change",
+    response_model=ChangeAnswer,
+)
 def api_confirm(state: StateDep, who: CallerDep, change_id: ChangeId) -> Json:
     return json_of({"change": run(state, confirm_change, state.workflow, who.signed_in, change_id)})
 
 
-@router.post("/changes/{change_id}/reject", summary="Reject a pending change")
+@router.post(
+    "/changes/{change_id}/reject", summary="Reject a pending change", response_model=ChangeAnswer
+)
 def api_reject(state: StateDep, who: CallerDep, change_id: ChangeId, body: ReasonBody) -> Json:
     change = run(state, reject_change, state.workflow, who.signed_in, change_id, body.reason)
     return json_of({"change": change})
@@ -612,20 +1043,42 @@ def api_reject(state: StateDep, who: CallerDep, change_id: ChangeId, body: Reaso
 # -- gallery ----------------------------------------------------------------------------------
 
 
-@router.get("/gallery/subjects", summary="Enrolled subjects")
+@router.get("/gallery/subjects", summary="Enrolled subjects, by id", response_model=SubjectPage)
 def api_subjects(
     state: StateDep,
     who: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    page: PageDep,
+    prefix: Annotated[
+        str,
+        Query(
+            max_length=limits.SUBJECT_REF.max_length,
+            description="Only subjects whose reference starts with this (any letter case).",
+        ),
+    ] = "",
 ) -> Json:
-    found = run(state, gallery_subjects, state.workflow, who.signed_in, limit=limit, offset=offset)
-    return json_of({"subjects": found})
+    found = run(state, gallery_subject_page, state.workflow, who.signed_in, page, prefix=prefix)
+    return page_json(found, to_jsonable(list(found.items)))
 
 
-@router.get("/gallery/subjects/{subject_ref}", summary="One subject with provenance")
+@router.get(
+    "/gallery/subjects/{subject_ref}",
+    summary="One subject with provenance",
+    response_model=model_of(SubjectDetail),
+)
 def api_subject(state: StateDep, who: CallerDep, subject_ref: SubjectRefPath) -> Json:
     return json_of(run(state, gallery_subject, state.workflow, who.signed_in, subject_ref))
+
+
+@router.post(
+    "/gallery/subjects/{subject_ref}/expunge",
+    summary="Ask to expunge a subject, with a reason (a second admin confirms)",
+    response_model=ChangeAnswer,
+)
+def api_expunge(
+    state: StateDep, who: CallerDep, subject_ref: SubjectRefPath, body: ReasonBody
+) -> Json:
+    change = run(state, request_expunge, state.workflow, who.signed_in, subject_ref, body.reason)
+    return json_of({"change": change})
 
 
 def provenance_form(
@@ -665,8 +1118,9 @@ def enrol_uploads(
             sub = folder / str(number)
             sub.mkdir()
             requests.append(EnrolmentRequest(saved(sub, photo, f"photo-{number}"), subject_ref))
-        summary = run(
+        summary = run_choosing(
             state,
+            "face_index",
             enrol_files,
             state.workflow,
             who.signed_in,
@@ -679,14 +1133,20 @@ def enrol_uploads(
         {
             **to_jsonable(outcome),
             "path": outcome.path.name,
-            "reason": None if outcome.reason is None else without_server_folders(outcome.reason),
+            "reason": None
+            if outcome.reason is None
+            else without_server_folders(outcome.reason, state.workflow.workspace.home),
         }
         for outcome in summary.outcomes
     ]
     return {"outcomes": outcomes}
 
 
-@router.post("/gallery/enrolments", summary="Enrol photos of one subject, with provenance")
+@router.post(
+    "/gallery/enrolments",
+    summary="Enrol photos of one subject, with provenance",
+    response_model=EnrolmentAnswer,
+)
 def api_enrol(
     state: StateDep,
     who: CallerDep,

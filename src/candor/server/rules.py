@@ -136,6 +136,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/requests/{search_id}/candidates"): REVIEWERS,
     ("POST", "/api/requests/{search_id}/candidates/{rank}/verdict"): EXAMINERS,
     ("POST", "/api/requests/{search_id}/candidates/{rank}/release"): EXAMINERS,
+    # Only the requester records an outcome; the workflow refuses anyone else.
+    ("POST", "/api/requests/{search_id}/candidates/{rank}/outcome"): REQUESTERS,
+    ("GET", "/api/todo"): ANYONE,
+    ("POST", "/api/password"): ANYONE,
+    ("POST", "/api/users/{username}/password"): ADMINS,
+    ("POST", "/api/gallery/subjects/{subject_ref}/expunge"): ADMINS,
+    ("GET", "/api/audit/entries"): AUDIT_READERS,
     ("GET", "/api/audit/verification"): AUDIT_READERS,
     ("GET", "/api/audit/checkpoint"): AUDIT_READERS,
     ("POST", "/api/audit/checkpoints"): AUDITORS,

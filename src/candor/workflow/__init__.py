@@ -6,6 +6,7 @@ action writes its audit entry in its own transaction.
 """
 
 from candor.policy import VERDICTS, Verdict, example_policy_path
+from candor.policy.release import LEAD_OUTCOMES
 from candor.store import (
     OPERATIONAL_SOURCES,
     SOURCE_TYPES,
@@ -66,6 +67,7 @@ from candor.workflow.workspaces import (
 )
 
 __all__ = [
+    "LEAD_OUTCOMES",
     "OPERATIONAL_SOURCES",
     "POOL_TIMEOUT_SECONDS",
     "PURPOSES",

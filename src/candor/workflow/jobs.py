@@ -85,7 +85,7 @@ from candor.workflow.enrolment import (
     EnrolmentStatus,
     enrol_files,
 )
-from candor.workflow.errors import WorkflowError
+from candor.workflow.errors import NotFoundError, WorkflowError
 from candor.workflow.evaluation_ops import require_evaluator, run_evaluation
 from candor.workflow.permissions import PermissionDeniedError, require_permission
 from candor.workflow.reenrol import recipe_census, reenrol
@@ -102,7 +102,7 @@ SEE_ALL_ROLES: Final = frozenset({"admin", "auditor"})
 CONTROL_ALL_ROLES: Final = frozenset({"admin"})
 
 
-class JobNotFoundError(WorkflowError):
+class JobNotFoundError(NotFoundError):
     """No such job, or one the actor may not see."""
 
 

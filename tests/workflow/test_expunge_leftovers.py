@@ -87,12 +87,19 @@ def test_expunge_beside_an_open_reader_says_what_remains_and_scrub_finishes_it(
     save_token(home, login(workflow, "admin1", PASSWORD).token)
     runner = CliRunner()
     environment = {"CANDOR_HOME": str(home)}
+    # One admin asks (issue 14: with a reason), another confirms: the confirmation expunges.
+    asked = runner.invoke(
+        app, ["expunge", victim, "--yes", "--reason", "court order", "--json"], env=environment
+    )
+    assert asked.exit_code == 0, asked.stderr
+    change = json.loads(asked.stdout)["change"]["id"]
+    save_token(home, login(workflow, "admin2", PASSWORD).token)
 
     # Another program reads the database and keeps its transaction open.
     reader = sqlite3.connect(home / "candor.db")
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM subjects").fetchone()
-    result = runner.invoke(app, ["expunge", victim, "--yes", "--json"], env=environment)
+    result = runner.invoke(app, ["admin", "confirm", str(change), "--json"], env=environment)
 
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -101,8 +108,10 @@ def test_expunge_beside_an_open_reader_says_what_remains_and_scrub_finishes_it(
     # Exactly what remains, and what finishes it.
     assert "remain in candor.db and candor.db-wal" in payload["error"]
     assert "candor scrub" in payload["error"]
-    assert len(payload["report"]["template_ids"]) == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("candor: error: expunged")
+    assert payload["change"]["state"] == "confirmed"
+    assert len(payload["change"]["remaining"]) == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"candor: error: confirmed change {change}")
     assert _database_files_holding(home, blob) == ["candor.db"]
 
     reader.rollback()

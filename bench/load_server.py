@@ -801,13 +801,15 @@ def mixed(
 
 
 async def two_node_check(a: str, b: str, home: Path) -> dict[str, Any]:
-    """Enrol through A, search through B; expunge (a third process), search through A."""
+    """Enrol through A, search through B; expunge (asked by a third process, confirmed by a
+    second admin through B), search through A."""
     photos = [jpeg(p) for p in probe_variants(6, seed=97).values()]
     enrolled, probe_b, probe_a = photos[0], photos[2], photos[4]  # three Collins variants
     reference = f"NODECHECK-{os.getpid()}"
     stats = Stats(clients=1, seconds=0)
     async with (
         new_client(a) as admin_a,
+        new_client(b) as admin_b,
         new_client(b) as analyst_b,
         new_client(b) as examiner_b,
         new_client(a) as analyst_a,
@@ -815,6 +817,7 @@ async def two_node_check(a: str, b: str, home: Path) -> dict[str, Any]:
     ):
         for client, name in (
             (admin_a, "admin1"),
+            (admin_b, "admin2"),
             (analyst_b, "analyst00"),
             (examiner_b, "examiner00"),
             (analyst_a, "analyst01"),
@@ -843,7 +846,15 @@ async def two_node_check(a: str, b: str, home: Path) -> dict[str, Any]:
 
         found_b = await candidates(analyst_b, examiner_b, probe_b)
         hit = [c for c in found_b if c["subject_ref"] == reference]
-        expunged = candor("expunge", reference, "--yes", "--json", home=home)
+        # Expungement is an admin change: admin1 asks (the CLI), admin2 confirms (node B).
+        expunged = candor(
+            "expunge", reference, "--yes", "--reason", "bench: two nodes", "--json", home=home
+        )
+        confirmed = None
+        if expunged.returncode == 0:
+            change = json.loads(expunged.stdout)["change"]["id"]
+            url = f"/api/changes/{change}/confirm"
+            confirmed = await stats.call(admin_b, "confirm", "POST", url)
         found_a = await candidates(analyst_a, examiner_a, probe_a)
     subject_id = hit[0]["subject_id"] if hit else None
     returned_by_a = [
@@ -855,13 +866,17 @@ async def two_node_check(a: str, b: str, home: Path) -> dict[str, Any]:
         "found_by_b_next_search": bool(hit),
         "rank_at_b": hit[0]["rank"] if hit else None,
         "score_at_b": hit[0]["score"] if hit else None,
-        "expunged_by": "candor expunge (a third process; the server has no expunge route)",
-        "expunge_ok": expunged.returncode == 0,
+        "expunged_by": "candor expunge (a third process), confirmed by admin2 through B",
+        "expunge_ok": expunged.returncode == 0 and confirmed is not None,
         "expunge_output": expunged.stdout.strip()[-500:] or expunged.stderr.strip()[-500:],
         "returned_by_a_after_expunge": bool(returned_by_a),
         "candidates_at_a": len(found_a),
         "errors": stats.errors,
-        "ok": bool(hit) and expunged.returncode == 0 and not returned_by_a and not stats.errors,
+        "ok": bool(hit)
+        and expunged.returncode == 0
+        and confirmed is not None
+        and not returned_by_a
+        and not stats.errors,
     }
 
 

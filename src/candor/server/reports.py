@@ -252,7 +252,12 @@ def usage_document(
 
 @page_router.get("/transparency")
 def transparency_latest(state: StateDep) -> Response:
-    return RedirectResponse(f"/transparency/{state.workflow.today().year}", status_code=303)
+    """The year published last (else this year, which says it is not published yet)."""
+    newest = run(state, published_report, state.workflow, "transparency")
+    year = newest.period.get("year") if newest is not None else None
+    if not isinstance(year, int):
+        year = state.workflow.today().year
+    return RedirectResponse(f"/transparency/{year}", status_code=303)
 
 
 @page_router.get("/transparency/{year}")

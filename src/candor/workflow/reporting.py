@@ -157,19 +157,20 @@ def publish_report(
 
 
 def published_report(
-    workflow: Workflow, kind: str, period: Mapping[str, str | int]
+    workflow: Workflow, kind: str, period: Mapping[str, str | int] | None = None
 ) -> PublishedReport | None:
-    """The newest report of `kind` published for `period`, or None; a public read.
+    """The newest report of `kind` published for `period` (None: for any), or None; a
+    public read.
 
     Nothing is checked or recorded: the document was made by a report reader and is in
     the signed log already, and serving it again discloses nothing new.
     """
-    wanted = dict(period)
+    wanted = None if period is None else dict(period)
     with workflow.workspace.session() as session:
         for seq, body in published_entries(session):
             entry = json.loads(body)
             details = entry.get("details", {})
-            if details.get("kind") == kind and details.get("period") == wanted:
+            if details.get("kind") == kind and wanted in (None, details.get("period")):
                 return PublishedReport(
                     kind=kind,
                     period=details["period"],

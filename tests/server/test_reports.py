@@ -26,7 +26,7 @@ def entries(demo: DemoServer) -> int:
 
 def checkpointed(demo: DemoServer) -> None:
     answer = demo.client.post("/api/audit/checkpoints", headers=demo.auth("ada"))
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 201, answer.text
 
 
 def page(demo: DemoServer, username: str, path: str) -> tuple[int, str, dict[str, str]]:
@@ -67,14 +67,14 @@ def test_usage_csv_and_filters(demo: DemoServer) -> None:
         headers=demo.auth("ada"),
     )
     assert backwards.status_code == 400
-    assert "error" in backwards.json()
+    assert "detail" in backwards.json()
     ages = demo.client.get(
         "/api/reports/usage",
         params={"from": "0001-01-01", "to": "9999-12-31"},
         headers=demo.auth("ada"),
     )
     assert ages.status_code == 400
-    assert "at most" in ages.json()["error"]
+    assert "at most" in ages.json()["detail"]
 
 
 def test_dashboard_shows_charts_as_images_under_the_server_csp(demo: DemoServer) -> None:
@@ -183,7 +183,7 @@ def test_evaluation_results_for_an_auditor(demo: DemoServer) -> None:
 def test_an_admin_without_reports_read_is_refused_by_the_policy(demo: DemoServer) -> None:
     answer = demo.client.get("/api/evaluation/latest", headers=demo.auth("admin1"))
     assert answer.status_code == 403
-    assert "reports.read" in answer.json()["error"]
+    assert "reports.read" in answer.json()["detail"]
 
 
 def test_chart_alt_text_and_document_without_styles() -> None:

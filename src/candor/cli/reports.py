@@ -266,7 +266,7 @@ def print_board(report: UsageReport) -> None:
     stdout.print(cases)
     repeats = _table(
         "Repeat searches: who decided, and why",
-        "request", "requester", "repeats", "decision", "by", "reason",
+        "request", "requester", "repeats request", "decision", "by", "reason",
     )  # fmt: skip
     for repeat in report.repeats:
         add_literal_row(

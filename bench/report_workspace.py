@@ -40,6 +40,7 @@ from candor.store import (
     Verdict,
     Workspace,
 )
+from candor.store.audit_log import entry_columns
 from candor.workflow.audit_trail import load_signing_key, log_origin, start_audit_log
 
 UNITS = {"Robbery": 8, "Burglary": 7, "Homicide": 6, "Fraud": 6}
@@ -98,7 +99,14 @@ class _Log:
             leaf = leaf_hash(body)
             prev = leaf.hex()
             tree.append(leaf)
-            entry = {"seq": seq, "body": body, "leaf_hash": prev, "created_at": moment}
+            entry = {
+                "seq": seq,
+                "body": body,
+                "leaf_hash": prev,
+                "created_at": moment,
+                # The audit browser's columns, as the workflow writes them.
+                **entry_columns(action, actor, objects),
+            }
             checkpoint = None
             if seq % CHECKPOINT_EVERY == 0:
                 signed_at = moment + timedelta(microseconds=1)

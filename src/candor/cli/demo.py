@@ -260,9 +260,9 @@ def main() -> None:
     say("""Expungement removes a person's images, crops, templates and index entries, and
         scrubs the database; the audit log keeps what was removed by id and hash only. It
         cannot be undone, so one admin asks with a reason and a second admin confirms.""")
-    confirmed_by_second_admin(
-        candor("expunge", "DEMO-0002", "--yes", "--reason", "court order 2026/114", "--json")
-    )
+    reason = "court order 2026/114"
+    asked = candor("expunge", "DEMO-0002", "--yes", "--reason", reason, "--json", quiet=True)
+    confirmed_by_second_admin(asked)
 
     as_user("ada")
     say("""Ada, an auditor, checks the log and exports it. The export holds every entry,

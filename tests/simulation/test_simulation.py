@@ -218,8 +218,12 @@ def test_the_simulated_log_verifies_and_stays_in_the_simulated_weeks(
     assert all(first <= moment < last for moment in created)
     actions = [json.loads(entry)["action"] for entry in entries]
     assert actions[0] == "simulation.started"
-    assert actions[-1] == "simulation.finished"
-    assert json.loads(entries[-1])["details"]["simulated"] is True
+    # The auditor signs the whole log once the simulation has finished.
+    assert actions[-2:] == ["simulation.finished", "audit.checkpoint_requested"]
+    assert json.loads(entries[-2])["details"]["simulated"] is True
+    assert json.loads(entries[-1])["actor"] == "standards.aud1"
+    assert report.last_checkpoint_size == len(entries)
+    assert not report.unchecked_tail
     assert set(GOVERNED["simulate"]) <= set(actions)
     assert sources == {"simulation"}
     assert recipes["synthetic"] == 60

@@ -71,6 +71,7 @@ from candor.workflow.accounts import (
     request_user,
     update_certificate,
 )
+from candor.workflow.audit_ops import checkpoint_now
 from candor.workflow.audit_trail import CheckpointSchedule
 from candor.workflow.context import Clock, ProbeCache, Workflow
 from candor.workflow.demo_photos import demo_variants, probe_variants, save_photos
@@ -987,7 +988,12 @@ class _Simulation:
             "verdicts": dict(sorted(verdicts.items())),
             "releases": releases,
         }
-        entries = record_simulation_step(workflow, "simulation.finished", summary_counts)
+        # The auditor signs the log as the period ends: reports count up to the latest
+        # signed checkpoint, so a report read now covers the whole simulation. (Logged
+        # in first: the simulation's end is then the last entry but the signing.)
+        auditor = self.actor(AUDITOR.username)
+        record_simulation_step(workflow, "simulation.finished", summary_counts)
+        entries = checkpoint_now(workflow, auditor).tree_size
         planted = dict(sorted(self.planted.items()))
         return SimulationSummary(
             marker=SIMULATED,

@@ -17,7 +17,7 @@ from httpx import Response
 from candor.server import api
 from candor.server.app import MAX_BODY_BYTES, create_app
 from candor.server.auth import PRE_LOGIN_COOKIE, SESSION_COOKIE
-from candor.workflow import Workflow, WorkspaceBusyError
+from candor.workflow import Workflow, WorkspaceBusyError, retries
 from candor.workflow.server_state import clear_failed_logins
 from candor.workflow.workspaces import create_workspace
 from tests.agency import PASSWORD, make_agency
@@ -578,3 +578,27 @@ def test_the_audit_log_is_browsed_a_page_at_a_time(shared_demo: DemoServer) -> N
     assert len(body["items"]) == 2 and body["total"] >= 2 and body["next_offset"] == 2
     assert {entry["action"] for entry in body["items"]} == {"auth.login"}
     assert problem(client.get("/api/audit/entries", headers=auth("ana")), 403)
+
+
+def test_two_retries_at_once_are_still_one_request(
+    shared_demo: DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, auth = shared_demo.client, shared_demo.auth
+    key = {**auth("ana"), "Idempotency-Key": "race-2026-API-TWICE"}
+    form = {**CASE, "case_number": "2026-API-TWICE"}
+    photo = upload(shared_demo.photos["collins-probe.jpg"])
+    first = client.post("/api/searches", headers=key, data=form, files=photo)
+    assert first.status_code == 201, first.text
+    # The second retry looked before the first committed: it finds nothing, so its insert
+    # meets the key's unique index, and it answers the first request after all.
+    looked = []
+    real = retries.request_by_idempotency_key
+
+    def not_yet(*args: Any) -> Any:
+        looked.append(args)
+        return None if len(looked) == 1 else real(*args)
+
+    monkeypatch.setattr(retries, "request_by_idempotency_key", not_yet)
+    second = client.post("/api/searches", headers=key, data=form, files=photo)
+    assert second.status_code == 201, second.text
+    assert second.json()["search_id"] == first.json()["search_id"] and len(looked) == 2

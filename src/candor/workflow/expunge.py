@@ -56,9 +56,7 @@ class ExpungeReport:
     remaining: tuple[str, ...] = ()
 
 
-def request_expunge(
-    workflow: Workflow, actor: Actor, subject_ref: str, reason: str
-) -> ChangeInfo:
+def request_expunge(workflow: Workflow, actor: Actor, subject_ref: str, reason: str) -> ChangeInfo:
     """Ask to expunge a subject, with a reason; a second admin's confirmation carries it out.
 
     The request names the subject by reference and id (so a subject enrolled later under

@@ -70,7 +70,15 @@ def add_search(
         return row.id
 
 
-def judge(agency: Agency, search_id: int, examiner: str, *ranks: int) -> None:
+def judge(
+    agency: Agency,
+    search_id: int,
+    examiner: str,
+    *ranks: int,
+    verdict: str = "possible_match",
+    resolves: bool = False,
+) -> None:
+    """`examiner`'s verdict on each candidate of `ranks`."""
     with agency.workflow.workspace.session() as session, session.begin():
         rows = session.scalars(select(Candidate).where(Candidate.search_id == search_id))
         for candidate in rows:
@@ -79,9 +87,10 @@ def judge(agency: Agency, search_id: int, examiner: str, *ranks: int) -> None:
                     Verdict(
                         candidate_id=candidate.id,
                         examiner_id=agency[examiner].user_id,
-                        verdict="possible_match",
+                        verdict=verdict,
                         rationale="ears and jawline",
                         created_at=NOW,
+                        resolves=resolves,
                     )
                 )
 

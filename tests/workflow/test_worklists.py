@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -39,7 +40,7 @@ from candor.workflow.worklists import (
     todo,
     todo_label,
 )
-from tests.agency import Agency, make_agency, new_user
+from tests.agency import Agency, make_agency, new_user, policy_file
 from tests.worklist_rows import add_search, judge, photo, release
 
 pytestmark = pytest.mark.xdist_group("workflow")
@@ -51,6 +52,7 @@ def agency(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agency]:
     made.add_user(new_user("aud", "auditor"))
     made.add_user(new_user("vic", "supervisor", unit="Fraud"))
     made.add_user(new_user("sue", "supervisor", "analyst"))
+    made.add_user(new_user("ed", "examiner"))
     yield made
     made.workflow.close()
 
@@ -82,6 +84,7 @@ def test_the_review_queue_is_oldest_first_and_pages_past_fifty(fresh: Agency) ->
 
 
 def test_lists_leave_the_queue_as_their_review_finishes(fresh: Agency) -> None:
+    untouched = add_search(fresh, "ana", "C-0", days_ago=6)
     partly = add_search(fresh, "ana", "C-1", days_ago=5)
     by_eve = add_search(fresh, "ana", "C-2", days_ago=4)
     settled = add_search(fresh, "ana", "C-3", days_ago=3)
@@ -89,19 +92,43 @@ def test_lists_leave_the_queue_as_their_review_finishes(fresh: Agency) -> None:
     own = add_search(fresh, "eve", "C-5", days_ago=1)
     judge(fresh, partly, "eve", 1)
     judge(fresh, by_eve, "eve", 1, 2)
-    judge(fresh, settled, "eve", 1, 2)
-    judge(fresh, settled, "eli", 1, 2)
+    judge(fresh, settled, "eve", 1)
+    judge(fresh, settled, "eli", 2)
     release(fresh, released, 1)
 
     def queue(name: str) -> list[int]:
         return [i.search_id for i in review_queue(fresh.workflow, fresh[name]).items]
 
-    # eve has judged every candidate of C-2, and C-5 is her own request.
-    assert queue("eve") == [partly]
-    assert queue("eli") == [partly, by_eve, own]
+    # eve reviewed C-1 and C-2 (the policy wants two examiners: they wait for another),
+    # C-3 has its two examiners, C-4 a released lead, and C-5 is eve's own request.
+    assert queue("eve") == [untouched]
+    assert queue("eli") == [untouched, partly, by_eve, own]
     # A supervisor who does not review sees every list still under review.
-    assert queue("sam") == [partly, by_eve, own]
-    assert review_queue(fresh.workflow, fresh["eve"]).items[0].reviewed_by_me == 1
+    assert queue("sam") == [untouched, partly, by_eve, own]
+    assert review_queue(fresh.workflow, fresh["sam"]).items[1].reviewed_by_me == 0
+
+
+def test_a_disagreement_waits_for_whoever_settles_it(fresh: Agency, tmp_path: Path) -> None:
+    # Lists without a disagreement are the same under this policy: the others' tests are
+    # unaffected by it.
+    fresh.set_policy(
+        policy_file(
+            tmp_path,
+            "two-reviewers",
+            source_type="evaluation",
+            reviewers_to_release='reviewers_to_release = 2\nresolve_disagreement_by = "examiner"',
+        )
+    )
+    split = add_search(fresh, "ana", "R-1")
+    judge(fresh, split, "eve", 1)
+    judge(fresh, split, "eli", 1, verdict="not_a_match")
+
+    def queue(name: str) -> list[int]:
+        return [i.search_id for i in review_queue(fresh.workflow, fresh[name]).items]
+
+    assert (queue("eve"), queue("eli"), queue("ed")) == ([], [], [split])
+    judge(fresh, split, "ed", 1, verdict="not_a_match", resolves=True)
+    assert queue("ed") == [] and queue("sam") == []
 
 
 def test_the_review_queue_filters_by_case_and_overdue(fresh: Agency) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, inspect, select, update
+from sqlalchemy import ColumnElement, case, distinct, func, insert, inspect, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from candor.store.governance import (
@@ -80,41 +80,94 @@ def _count(session: Session, conditions: Sequence[ColumnElement[bool]]) -> int:
     return int(session.scalar(select(func.count(SearchRequest.id)).where(*conditions)) or 0)
 
 
-def _review_open(reviewers_required: int) -> ColumnElement[bool]:
-    """A completed search's candidate list whose review is not finished: no candidate of
-    it released, and some candidate with fewer verdicts than the policy's reviewers."""
-    verdicts_given = (
-        select(func.count(Verdict.id)).where(Verdict.candidate_id == Candidate.id)
-    ).scalar_subquery()
-    short = (
-        select(Candidate.id)
-        .where(Candidate.search_id == SearchRequest.id, verdicts_given < reviewers_required)
+def _examiners_of_list() -> ColumnElement[int]:
+    """How many distinct examiners gave a blind (not resolving) verdict on the list."""
+    return (
+        select(func.count(distinct(Verdict.examiner_id)))
+        .join(Candidate, Verdict.candidate_id == Candidate.id)
+        .where(Candidate.search_id == SearchRequest.id, Verdict.resolves.is_(False))
+        .scalar_subquery()
+    )
+
+
+def _unsettled(extra: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    """Some candidate of the list has blind verdicts that disagree (possible_match against
+    not_a_match) and no resolving verdict yet; `extra` narrows which candidate."""
+
+    def said(verdict: str) -> ColumnElement[bool]:
+        return (
+            select(Verdict.id)
+            .where(
+                Verdict.candidate_id == Candidate.id,
+                Verdict.verdict == verdict,
+                Verdict.resolves.is_(False),
+            )
+            .exists()
+        )
+
+    resolved = (
+        select(Verdict.id)
+        .where(Verdict.candidate_id == Candidate.id, Verdict.resolves.is_(True))
         .exists()
     )
+    conditions = [
+        Candidate.search_id == SearchRequest.id,
+        said("possible_match"),
+        said("not_a_match"),
+        ~resolved,
+    ]
+    if extra is not None:
+        conditions.append(extra)
+    return select(Candidate.id).where(*conditions).exists()
+
+
+def _review_open(reviewers_required: int, resolving: bool) -> ColumnElement[bool]:
+    """A completed search's candidate list whose review is not finished: no lead of it
+    released, and fewer distinct examiners than the policy's reviewers have reviewed it
+    (given a verdict on any of its candidates) or, where the policy names who settles a
+    disagreement (`resolving`), a disagreement on one of its candidates waits for them."""
     released = (
         select(Release.id)
         .join(Candidate, Release.candidate_id == Candidate.id)
         .where(Candidate.search_id == SearchRequest.id)
         .exists()
     )
-    return short & ~released
+    still_open = _examiners_of_list() < reviewers_required
+    if resolving:
+        still_open = still_open | _unsettled()
+    return still_open & ~released
 
 
-def _waiting_for(examiner_id: int) -> ColumnElement[bool]:
-    """Some candidate of the list has no verdict of `examiner_id` yet."""
-    mine = (
+def _waiting_for(
+    examiner_id: int, reviewers_required: int, may_resolve: bool
+) -> ColumnElement[bool]:
+    """The list waits for this examiner: she has given no verdict on it while it needs
+    more examiners, or (`may_resolve`) a disagreement on a candidate she did not judge
+    waits for a resolving verdict."""
+    given = (
         select(Verdict.id)
-        .where(Verdict.candidate_id == Candidate.id, Verdict.examiner_id == examiner_id)
+        .join(Candidate, Verdict.candidate_id == Candidate.id)
+        .where(Candidate.search_id == SearchRequest.id, Verdict.examiner_id == examiner_id)
         .exists()
     )
-    return select(Candidate.id).where(Candidate.search_id == SearchRequest.id, ~mine).exists()
+    waiting = ~given & (_examiners_of_list() < reviewers_required)
+    if may_resolve:
+        judged = (
+            select(Verdict.id)
+            .where(Verdict.candidate_id == Candidate.id, Verdict.examiner_id == examiner_id)
+            .exists()
+        )
+        waiting = waiting | _unsettled(~judged)
+    return waiting
 
 
 def _review_conditions(
     *,
     reviewers_required: int,
+    resolving: bool,
     not_by: int | None,
     waiting_for: int | None,
+    may_resolve: bool,
     ran_before: datetime | None,
     case_number: str | None,
     requester_unit: str | None,
@@ -122,12 +175,12 @@ def _review_conditions(
     conditions: list[ColumnElement[bool]] = [
         SearchRequest.kind == "search",
         SearchRequest.status == "completed",
-        _review_open(reviewers_required),
+        _review_open(reviewers_required, resolving),
     ]
     if not_by is not None:
         conditions.append(SearchRequest.requester_id != not_by)
     if waiting_for is not None:
-        conditions.append(_waiting_for(waiting_for))
+        conditions.append(_waiting_for(waiting_for, reviewers_required, may_resolve))
     if ran_before is not None:
         conditions.append(SearchRequest.ran_at < ran_before)
     if case_number is not None:
@@ -146,25 +199,31 @@ def review_lists_by_page(
     reviewers_required: int,
     limit: int,
     offset: int,
+    resolving: bool = False,
     not_by: int | None = None,
     waiting_for: int | None = None,
+    may_resolve: bool = False,
     ran_before: datetime | None = None,
     case_number: str | None = None,
     requester_unit: str | None = None,
 ) -> tuple[list[SearchRequest], int]:
     """One page of the candidate lists still under review, oldest run first, with how many
-    match in all: completed searches whose lists have no release yet and a candidate
-    with fewer than `reviewers_required` verdicts.
+    match in all: completed searches with no lead released that fewer than
+    `reviewers_required` examiners have reviewed, or (`resolving`: the policy names who
+    settles a disagreement) with a disagreement waiting to be settled.
 
-    not_by: not requested by this user; waiting_for: with a candidate this examiner has
-    not judged; ran_before: run before this time (overdue); requester_unit: requested by
-    someone of this unit. Candidates, their verdicts and releases come loaded (one query
-    per relationship, not one per candidate).
+    not_by: not requested by this user; waiting_for: waiting for this examiner (she has
+    not reviewed it, or `may_resolve` and a disagreement she did not take part in waits);
+    ran_before: run before this time (overdue); requester_unit: requested by someone of
+    this unit. Candidates, their verdicts and releases come loaded (one query per
+    relationship, not one per candidate).
     """
     conditions = _review_conditions(
         reviewers_required=reviewers_required,
+        resolving=resolving,
         not_by=not_by,
         waiting_for=waiting_for,
+        may_resolve=may_resolve,
         ran_before=ran_before,
         case_number=case_number,
         requester_unit=requester_unit,
@@ -185,15 +244,17 @@ def review_lists_by_page(
 
 
 def overdue_review_lists(
-    session: Session, *, reviewers_required: int, ran_before: datetime
+    session: Session, *, reviewers_required: int, ran_before: datetime, resolving: bool = False
 ) -> list[tuple[int, str, str, datetime | None]]:
     """(search id, case number, requester's username, ran at) of every candidate list still
     under review (as `review_lists_by_page` says) that ran before `ran_before`, oldest
     first: the lists a policy's review_within_days calls overdue."""
     conditions = _review_conditions(
         reviewers_required=reviewers_required,
+        resolving=resolving,
         not_by=None,
         waiting_for=None,
+        may_resolve=False,
         ran_before=ran_before,
         case_number=None,
         requester_unit=None,

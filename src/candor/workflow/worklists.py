@@ -287,11 +287,13 @@ def review_queue(
 ) -> Page[ReviewItem]:
     """One page of the candidate lists still under review, oldest run first.
 
-    For an examiner, the lists of others' searches with a candidate she has not judged
-    yet; for a supervisor who does not review, every list still under review. A list
-    leaves the queue once a lead of it is released or every candidate has the policy's
-    number of verdicts. `overdue=True`: only those past the policy's review_within_days;
-    `case`: only that case number's.
+    For an examiner, the lists of others' searches she has not reviewed yet while they
+    need more examiners, and (when the policy names her role to settle disagreements)
+    those with a disagreement she took no part in; for a supervisor who does not review,
+    every list still under review. A list leaves the queue once a lead of it is released,
+    or once the policy's number of examiners has reviewed it and no disagreement waits to
+    be settled. `overdue=True`: only those past the policy's review_within_days; `case`:
+    only that case number's.
     """
     policy, may_review = _reviewer_policy(workflow, actor)
     now = workflow.now()
@@ -302,13 +304,22 @@ def review_queue(
             reviewers_required=policy.reviewers_to_release,
             limit=page.limit,
             offset=page.offset,
+            resolving=policy.resolve_disagreement_by is not None,
             not_by=actor.user_id,
             waiting_for=actor.user_id if may_review else None,
+            may_resolve=_may_resolve(policy, actor),
             ran_before=due_cut if overdue else None,
             case_number=_case_filter(case),
         )
         items = [_review_item(row, actor, policy, due_cut) for row in rows]
     return page_of(items, total, page)
+
+
+def _may_resolve(policy: Policy, actor: Actor) -> bool:
+    """Whether the actor settles disagreements under the policy (review.resolve_disagreement_by)."""
+    return policy.resolve_disagreement_by is not None and policy.resolve_disagreement_by in (
+        actor.roles
+    )
 
 
 def _review_item(row: SearchRequest, actor: Actor, policy: Policy, due_cut: datetime) -> ReviewItem:
@@ -345,6 +356,7 @@ def overdue_reviews(
             reviewers_required=policy.reviewers_to_release,
             limit=page.limit,
             offset=page.offset,
+            resolving=policy.resolve_disagreement_by is not None,
             ran_before=due_cut,
         )
         items = [_review_item(row, actor, policy, due_cut) for row in rows]
@@ -551,8 +563,10 @@ def _overdue_entry(workflow: Workflow, actor: Actor, policy: Policy) -> TodoEntr
             reviewers_required=policy.reviewers_to_release,
             limit=TODO_OLDEST,
             offset=0,
+            resolving=policy.resolve_disagreement_by is not None,
             not_by=waiting_for,
             waiting_for=waiting_for,
+            may_resolve=waiting_for is not None and _may_resolve(policy, actor),
             ran_before=due_cut,
             requester_unit=unit,
         )

@@ -556,7 +556,9 @@ def test_an_admin_resets_a_password_and_the_user_must_choose_one(spaced: TestCli
     assert reset.status_code == 200, reset.text
     assert reset.json()["user"]["username"] == "eli"
     eli = bearer(client, "eli", temporary)
-    assert "password" in problem(client.get("/api/todo", headers=eli), 403)["detail"]
+    refused = problem(client.get("/api/todo", headers=eli), 403)
+    assert refused["type"] == "urn:candor:problem:password-change-required"
+    assert "/api/password" in refused["title"]
     chosen = client.post("/api/password", headers=eli, json={"new_password": "own-" + PASSWORD})
     assert chosen.status_code == 200, chosen.text
     assert client.get("/api/todo", headers=eli).json()["username"] == "eli"

@@ -71,7 +71,10 @@ TITLES: dict[str, str] = {
     "busy": "The workspace is busy; try again",
     "multiple-faces": "The photo shows several faces; choose one",
     "idempotency-key-reused": "The Idempotency-Key was used for a different request",
+    "password-change-required": "Choose a new password first (POST /api/password)",
 }
+# Kinds of refusal known by who refused (the X-Candor-Refused-By header's value).
+KIND_OF_REFUSER = {"password-change": "password-change-required"}
 
 
 class RefusedError(Exception):
@@ -97,7 +100,11 @@ class RefusedError(Exception):
             # RFC 9110: a 401 names the scheme that would let the caller in.
             self.headers.setdefault("WWW-Authenticate", 'Bearer realm="candor"')
         self.extra = extra or {}
-        self.kind = kind or KIND_OF_STATUS.get(status, "bad-request")
+        self.kind = (
+            kind
+            or KIND_OF_REFUSER.get(refused_by or "")
+            or KIND_OF_STATUS.get(status, "bad-request")
+        )
 
     def problem(self, instance: str) -> dict[str, Any]:
         """The RFC 9457 problem details of this refusal, for the request at `instance`."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from candor.workflow import PermissionDeniedError
 from candor.workflow.audit_ops import (
@@ -15,8 +16,10 @@ from candor.workflow.audit_ops import (
     list_entries,
     log_actions,
     prove_entry,
+    verify_log,
 )
 from candor.workflow.audit_trail import record
+from candor.workflow.context import system_clock
 from candor.workflow.errors import WorkflowError
 from candor.workflow.paging import PageRequest
 from tests.agency import Agency, make_agency, new_user
@@ -114,3 +117,27 @@ def test_only_readers_of_the_log_browse_it_and_bad_ranges_are_refused(agency: Ag
         browse(agency, since=START, until=START)
     with pytest.raises(WorkflowError, match="time zone"):
         browse(agency, since=datetime(2026, 3, 2))
+
+
+def test_a_column_changed_behind_candors_back_fails_verification(tmp_path: Path) -> None:
+    made = make_agency(tmp_path)
+    try:
+        made.add_user(new_user("ada", "auditor", unit="Internal Affairs"))
+        # An action no table depends on, so only the browser's columns are in question.
+        seq = plant(made, START, "ana", "case.noted", {"case": "C-9"})
+        made.workflow.clock = system_clock
+        assert verify_log(made.workflow, made["ada"]).ok
+        # Whoever holds the database moves the entry out of the case's filter.
+        with made.workflow.workspace.engine.begin() as connection:
+            connection.execute(
+                text("UPDATE audit_entries SET case_number = 'C-1' WHERE seq = :seq"),
+                {"seq": seq},
+            )
+        report = verify_log(made.workflow, made["ada"])
+        assert not report.ok and report.first_bad_seq == seq
+        assert report.problem == (
+            f"entry {seq}'s browser columns (case_number) disagree with its bytes: "
+            "the audit browser's filters could miss entries"
+        )
+    finally:
+        made.workflow.close()

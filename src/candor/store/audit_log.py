@@ -229,6 +229,30 @@ def find_entries(
     return rows, int(total)
 
 
+class BrowserRow(NamedTuple):
+    """One entry's bytes beside the columns the audit browser filters on."""
+
+    seq: int
+    body: bytes
+    action: str | None
+    actor: str | None
+    search_id: int | None
+    case_number: str | None
+
+
+def browser_rows(session: Session) -> list[BrowserRow]:
+    """Every entry's bytes and browser columns, in seq order (to check they agree)."""
+    query = select(
+        _ENTRIES.seq,
+        _ENTRIES.body,
+        _ENTRIES.action,
+        _ENTRIES.actor,
+        _ENTRIES.search_id,
+        _ENTRIES.case_number,
+    ).order_by(_ENTRIES.seq)
+    return [BrowserRow(*row) for row in session.connection().execute(query)]
+
+
 def logged_actions(session: Session) -> list[str]:
     """Every action the log holds, in name order (the browser's choices)."""
     query = (
@@ -331,6 +355,7 @@ def checkpoints_after(session: Session, tree_size: int) -> list[CheckpointRow]:
 __all__ = [
     "AUDIT_LOG_LOCK",
     "GALLERY_CHANGES_LOCK",
+    "BrowserRow",
     "CheckpointRow",
     "EntryFilter",
     "EntryRow",
@@ -338,6 +363,7 @@ __all__ = [
     "UnlockedAppendError",
     "add_checkpoint",
     "append_entry",
+    "browser_rows",
     "checkpoint_notes",
     "checkpoint_of_size",
     "checkpoint_root",

@@ -10,11 +10,12 @@ verify against its witness (candor.workflow.audit_trail).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from candor.audit import (
     AuditError,
@@ -30,6 +31,8 @@ from candor.store import AuditCheckpoint
 from candor.store.audit_log import (
     EntryFilter,
     EntryRow,
+    browser_rows,
+    entry_columns,
     find_entries,
     lock_log_head,
     logged_actions,
@@ -84,6 +87,7 @@ __all__ = [
 # Reused from the policy's vocabulary (candor.policy.roles) rather than a new permission
 # no existing policy grants: an admin-only permission, as a key rotation must be.
 ROTATE_PERMISSION: Final = "policy.manage"
+R = TypeVar("R", bound=VerificationReport)
 
 
 class UnverifiedLogError(AuditSigningError):
@@ -146,7 +150,41 @@ def verify_log(
     # Reads only: an autobegun session, one snapshot, no write lock (begin() takes it).
     with workflow.workspace.session() as session:
         report = check_stored_log(session, workflow.workspace, held).report
-    return with_store_check(workflow, report)
+    return _with_browser_check(workflow, with_store_check(workflow, report))
+
+
+def _with_browser_check(workflow: Workflow, report: R) -> R:
+    """`report`, failed when an entry's browser columns disagree with its bytes: a column
+    changed behind Candor's back could hide an entry from the audit browser's filters
+    (the bytes themselves are what the chain and checkpoints protect)."""
+    if not report.ok:
+        return report
+    with workflow.workspace.session() as session:
+        rows = browser_rows(session)
+    for row in rows:
+        try:
+            entry = json.loads(row.body)
+            expected = entry_columns(entry["action"], entry["actor"], entry["objects"])
+        except (ValueError, KeyError, TypeError):
+            continue  # the log's own check judges the bytes
+        found = {
+            "action": row.action,
+            "actor": row.actor,
+            "search_id": row.search_id,
+            "case_number": row.case_number,
+        }
+        if found != expected:
+            wrong = ", ".join(key for key in found if found[key] != expected[key])
+            return dataclasses.replace(
+                report,
+                ok=False,
+                first_bad_seq=row.seq,
+                problem=(
+                    f"entry {row.seq}'s browser columns ({wrong}) disagree with its bytes: "
+                    "the audit browser's filters could miss entries"
+                ),
+            )
+    return report
 
 
 def prove_entry(workflow: Workflow, actor: Actor, seq: int) -> InclusionProof:

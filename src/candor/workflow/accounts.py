@@ -32,7 +32,15 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.orm import Session
 
-from candor.policy import ROLES, Policy, PolicyError, load_policy, parse_policy, role_conflict
+from candor.policy import (
+    ROLES,
+    Policy,
+    PolicyError,
+    has_permission,
+    load_policy,
+    parse_policy,
+    role_conflict,
+)
 from candor.store import (
     BOOTSTRAP_CREATOR,
     AccountError,
@@ -1005,6 +1013,7 @@ def confirm_change(workflow: Workflow, actor: Actor, change_id: int) -> ChangeIn
     """
     # Imported here: the expungement module builds on this one (Actor, require_admin).
     from candor.workflow.expunge import erase_removed, remove_subject_rows, removed_details
+    from candor.workflow.permissions import PermissionDeniedError
 
     workspace = workflow.workspace
     removed = None
@@ -1017,6 +1026,13 @@ def confirm_change(workflow: Workflow, actor: Actor, change_id: int) -> ChangeIn
                 "another admin must"
             )
         if change.kind == "expunge_subject":
+            # The policy must let the confirming admin expunge too, as it did the requester
+            # (read in this transaction: no second connection while it is open).
+            policy = policy_in_force(session)
+            if policy is None or not has_permission(policy, admin.roles, "gallery.expunge"):
+                raise PermissionDeniedError(
+                    f"{actor.username} may not gallery.expunge under the policy in force"
+                )
             removed = remove_subject_rows(
                 session, workflow, change.payload["subject_id"], change.payload["subject_ref"]
             )

@@ -20,8 +20,8 @@ from candor.cli.render import (
 )
 from candor.cli.session import logged_in
 from candor.cli.todo import page_json, print_next_page
-from candor.policy.release import LeadOutcome
 from candor.workflow import (
+    LeadOutcome,
     RequestForm,
     Verdict,
     decide_approval,

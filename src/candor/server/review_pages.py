@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from candor.policy.release import LEAD_OUTCOMES
 from candor.server.api import Rank, SearchId, StateDep, run
 from candor.server.web import VERDICT_CHOICES, CallerDep, ReasonField, render, see
 from candor.workflow import (
+    LEAD_OUTCOMES,
     limits,
     record_lead_outcome,
     record_verdict,

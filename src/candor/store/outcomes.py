@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from candor.policy.release import LEAD_OUTCOMES
-from candor.store.governance import LeadOutcome, Release
+from candor.store.governance import LEAD_OUTCOMES, LeadOutcome, Release
 
 # The count of released leads with no outcome recorded yet, beside LEAD_OUTCOMES's.
 NOT_RECORDED = "not_recorded"

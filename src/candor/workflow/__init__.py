@@ -6,7 +6,7 @@ action writes its audit entry in its own transaction.
 """
 
 from candor.policy import VERDICTS, Verdict, example_policy_path
-from candor.policy.release import LEAD_OUTCOMES
+from candor.policy.release import LEAD_OUTCOMES, LeadOutcome
 from candor.store import (
     OPERATIONAL_SOURCES,
     SOURCE_TYPES,
@@ -84,6 +84,7 @@ __all__ = [
     "EnrolmentSummary",
     "ExpungeReport",
     "FaceIndexError",
+    "LeadOutcome",
     "LeadOutcomes",
     "MultipleFacesError",
     "NotFoundError",

@@ -17,7 +17,7 @@ from candor.workflow.context import Workflow
 from candor.workflow.errors import SubjectNotFoundError
 from candor.workflow.paging import Page, PageRequest, page_of
 from candor.workflow.permissions import require_permission
-from candor.workflow.probe_check import CheckedFace, _checked_face
+from candor.workflow.probe_check import CheckedFace, checked_faces
 
 
 @dataclass(frozen=True)
@@ -98,4 +98,4 @@ def enrolment_faces(workflow: Workflow, actor: Actor, path: Path) -> tuple[Check
     image = load_image(path)
     faces = workflow.engine.detect_faces(image)
     # The search page's picture of each face with the quality gate's verdict, reused.
-    return tuple(_checked_face(image, index, face) for index, face in enumerate(faces))
+    return checked_faces(image, faces)

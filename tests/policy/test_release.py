@@ -216,6 +216,14 @@ def test_release_ready_with_a_resolver(
         assert fragment in reason
 
 
+def test_two_not_a_matches_are_no_disagreement_for_a_resolver() -> None:
+    ready, reason = release_ready([("carol", NO), ("dan", NO)], "bob", 2, resolver="supervisor")
+    assert not ready
+    assert "disagree" not in reason
+    assert "settles" not in reason
+    assert "carol, dan said not_a_match" in reason
+
+
 def test_without_a_resolver_a_disagreement_still_blocks() -> None:
     ready, reason = release_ready([("alice", MATCH), ("carol", NO)], "bob", 2)
     assert not ready
@@ -229,7 +237,16 @@ def test_without_a_resolver_a_disagreement_still_blocks() -> None:
         ([("carol", NO)], 2, False),
         ([("alice", MATCH), ("carol", MATCH)], 2, False),
         ([("bob", MATCH), ("carol", NO)], 2, False),
-        ([("carol", NO)], 1, True),
+        ([("carol", NO)], 1, False),
+        ([("alice", MATCH)], 1, False),
+        # Two not_a_matches agree: the candidate is ruled out, nothing to settle.
+        ([("carol", NO), ("dan", NO)], 2, False),
+        ([("carol", NO), ("dan", NO), ("erin", NO)], 2, False),
+        # inconclusive is no side of a disagreement.
+        ([("alice", UNSURE), ("carol", NO)], 2, False),
+        # The requester's possible_match is not a blind verdict, so no side either.
+        ([("bob", MATCH), ("carol", NO), ("dan", NO)], 2, False),
+        ([("alice", MATCH), ("carol", NO), ("dan", NO)], 2, True),
     ],
 )
 def test_awaits_resolution(verdicts: list[tuple[str, str]], required: int, awaits: bool) -> None:

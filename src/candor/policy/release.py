@@ -50,10 +50,18 @@ def awaits_resolution(
     `review.resolve_disagreement_by` lets one holder of that role settle them.
 
     All in: at least `reviewers_to_release` distinct examiners other than the requester.
-    Disagree: somebody said not_a_match.
+    Disagree: an examiner (not the requester) said possible_match and somebody said
+    not_a_match. Not_a_matches alone agree (the candidate is ruled out) and inconclusive
+    takes no side, so neither leaves anything to settle.
     """
-    dissent = any(verdict == NOT_A_MATCH for _, verdict in verdicts)
-    return dissent and len(_distinct_blind(verdicts, requester)) >= reviewers_to_release
+    return _disagree(verdicts, requester) and (
+        len(_distinct_blind(verdicts, requester)) >= reviewers_to_release
+    )
+
+
+def _disagree(verdicts: Sequence[tuple[str, str]], requester: str) -> bool:
+    matched = any(v == POSSIBLE_MATCH and e != requester for e, v in verdicts)
+    return matched and any(verdict == NOT_A_MATCH for _, verdict in verdicts)
 
 
 def release_ready(
@@ -101,6 +109,14 @@ def release_ready(
         return _resolved(agreeing, dissent, resolving[0], reviewers_to_release, note)
     if dissent:
         said = f"the examiners disagree ({', '.join(dissent)} said not_a_match)"
+        blind = len(_distinct_blind(verdicts, requester))
+        if resolver is not None and not agreeing and blind >= reviewers_to_release:
+            # All in and nobody for it: ruled out, no disagreement for the resolver.
+            return (
+                False,
+                f"not released: {', '.join(dissent)} said not_a_match and no examiner "
+                f"said possible_match{note}",
+            )
         if resolver is None:
             return False, f"not released: {said}; a disagreement blocks release"
         if awaits_resolution(verdicts, requester, reviewers_to_release):
@@ -108,7 +124,6 @@ def release_ready(
                 False,
                 f"not released yet: {said}; a {resolver} who gave no verdict on it settles it",
             )
-        blind = len(_distinct_blind(verdicts, requester))
         return (
             False,
             f"not released: {said}; once {reviewers_to_release} blind verdicts are in "

@@ -904,7 +904,8 @@ class _Simulation:
                 self._push_outcome(search_id, rank, matches)
             return
         # After her own verdict she sees the others': a possible_match against a
-        # not_a_match is a disagreement (two not_a_matches are none, whatever the view).
+        # not_a_match is a disagreement (policy.release.awaits_resolution's rule), and
+        # only then is a resolving examiner sent.
         blind = {v["verdict"] for v in view.verdicts if v.get("kind") != "resolving"}
         disagree = {"possible_match", "not_a_match"} <= blind
         others = [e for e in self._with_role("examiner") if e not in said]

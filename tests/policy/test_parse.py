@@ -255,6 +255,20 @@ ERRORS = [
         "only admin may hold policy.manage",
     ),
     (
+        "examiner who reads the audit log",
+        'examiner = ["candidate.review", "lead.release"]',
+        'examiner = ["candidate.review", "lead.release", "audit.read"]',
+        "roles.examiner",
+        "a role that holds candidate.review may not also hold audit.read",
+    ),
+    (
+        "reviewing supervisor who reads the audit log",
+        'supervisor = ["search.approve", "reports.read"]',
+        'supervisor = ["search.approve", "reports.read", "audit.read", "candidate.review"]',
+        "roles.supervisor",
+        "review is blind",
+    ),
+    (
         "auditor with users.manage",
         'auditor = ["audit.read", "audit.checkpoint", "reports.read"]',
         'auditor = ["users.manage"]',

@@ -16,9 +16,7 @@ from tests.workflow.test_governed import FORM, PROVENANCE
 
 pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("workflow")]
 
-SUPERVISOR_REVIEWS = (
-    'supervisor = ["search.approve", "reports.read", "audit.read", "candidate.review"]'
-)
+SUPERVISOR_REVIEWS = 'supervisor = ["search.approve", "reports.read", "candidate.review"]'
 
 
 def _enrolled(agency: Agency, faces_dir: Path) -> Agency:

@@ -429,6 +429,14 @@ class _Checker:
                     f"{', '.join(sorted(AUDITOR_PERMISSIONS))}, not {extra}: "
                     "an auditor must not take part in the work audited",
                 )
+            if {"candidate.review", "audit.read"} <= held:
+                # The audit browser shows every verdict and rationale: a reviewer holding
+                # it could read the others' before giving her own, and review is blind.
+                self.fail(
+                    key,
+                    "a role that holds candidate.review may not also hold audit.read: "
+                    "the audit log shows other examiners' verdicts, and review is blind",
+                )
             reserved = held & ADMIN_ONLY_PERMISSIONS
             if role != "admin" and reserved:
                 self.fail(

@@ -367,6 +367,44 @@ def test_several_faces_name_the_api_field_and_list_the_faces(
     assert chosen.status_code == 201, chosen.text
 
 
+def test_enrolling_a_photo_with_several_faces_needs_face_index(
+    shared_demo: DemoServer, tmp_path: Path
+) -> None:
+    photos = shared_demo.photos
+    group = side_by_side(photos["collins.png"], photos["hopper.jpg"], tmp_path / "two.jpg")
+    provenance = {
+        "source_type": "demo",
+        "source_ref": "tests",
+        "legal_basis": "demonstration only",
+        "collected_on": "2024-01-01",
+        "retain_until": "2030-01-01",
+    }
+
+    def enrol(**extra: str) -> Response:
+        return shared_demo.client.post(
+            "/api/gallery/enrolments",
+            headers=shared_demo.auth("admin1"),
+            data={**provenance, "subject_ref": "DEMO-API-GROUP", **extra},
+            files={"photos": ("two.jpg", group.read_bytes(), "image/jpeg")},
+        )
+
+    # Refused, not the face the engine would pick, and nothing enrolled.
+    body = problem(enrol(), 422)
+    assert body["type"] == "urn:candor:problem:multiple-faces"
+    assert body["face_field"] == "face_index" and "face_index" in body["detail"]
+    assert [face["face_index"] for face in body["faces"]] == list(range(len(body["faces"])))
+    assert len(body["faces"]) >= 2
+    subject = shared_demo.client.get(
+        "/api/gallery/subjects/DEMO-API-GROUP", headers=shared_demo.auth("admin1")
+    )
+    assert subject.status_code == 404, subject.text
+    # Chosen: enrolled.
+    chosen = enrol(face_index="1")
+    assert chosen.status_code == 200, chosen.text
+    [outcome] = chosen.json()["outcomes"]
+    assert outcome["status"] == "enrolled", outcome
+
+
 def entries(demo: DemoServer) -> int:
     answer = demo.client.get("/api/audit/verification", headers=demo.auth("ada"))
     count: int = answer.json()["entries"]

@@ -106,7 +106,7 @@ from candor.workflow.audit_ops import (
     verify_log,
 )
 from candor.workflow.expunge import request_expunge
-from candor.workflow.gallery import gallery_subject_page
+from candor.workflow.gallery import enrolment_faces, gallery_subject_page
 from candor.workflow.outcomes import LeadOutcomes, record_lead_outcome
 from candor.workflow.paging import (
     DEFAULT_PAGE_SIZE,
@@ -1109,7 +1109,12 @@ def enrol_uploads(
     photos: list[UploadFile],
     provenance: Provenance,
     face_index: int | None,
+    *,
+    refuse_several_faces: bool = False,
 ) -> Json:
+    """Enrol the uploads. refuse_several_faces: without face_index, a photo showing several
+    faces is refused (422, naming face_index and listing the faces) instead of enrolling
+    the face the engine would pick; the web page checks (and offers the choice) itself."""
     if not 1 <= len(photos) <= MAX_ENROL_FILES:
         raise RefusedError(400, f"send 1 to {MAX_ENROL_FILES} photos per enrolment")
     with state.upload_folder() as folder:
@@ -1118,6 +1123,9 @@ def enrol_uploads(
             sub = folder / str(number)
             sub.mkdir()
             requests.append(EnrolmentRequest(saved(sub, photo, f"photo-{number}"), subject_ref))
+        if refuse_several_faces and face_index is None:
+            for request in requests:
+                _refuse_several_faces(state, who, request.path)
         summary = run_choosing(
             state,
             "face_index",
@@ -1142,6 +1150,32 @@ def enrol_uploads(
     return {"outcomes": outcomes}
 
 
+# What the enrolment reports itself (per file or for the call) when the face check fails.
+PRECHECK_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError)
+
+
+def _refuse_several_faces(state: ServerState, who: Caller, path: Path) -> None:
+    """A 422 multiple-faces problem when the photo at `path` shows several faces: a
+    subject's gallery photo is never chosen by a guess (the same rule as the web's)."""
+    try:
+        faces = state.call(enrolment_faces, state.workflow, who.signed_in, path)
+    except PRECHECK_ERRORS:
+        # Not a photo, or no permission: the enrolment itself says so (per file, or for
+        # the whole call) exactly as it did before this check.
+        return
+    if len(faces) > 1:
+        listed: list[dict[str, object]] = [
+            {
+                "face": face.index,
+                "box": list(face.box),
+                "quality": face.quality,
+                "usable": face.usable,
+            }
+            for face in faces
+        ]
+        raise several_faces(MultipleFacesError(path.name, listed), "face_index")
+
+
 @router.post(
     "/gallery/enrolments",
     summary="Enrol photos of one subject, with provenance",
@@ -1155,4 +1189,6 @@ def api_enrol(
     photos: Annotated[list[UploadFile], File()],
     face_index: FaceIndex = None,
 ) -> Json:
-    return enrol_uploads(state, who, subject_ref, photos, provenance, face_index)
+    return enrol_uploads(
+        state, who, subject_ref, photos, provenance, face_index, refuse_several_faces=True
+    )

@@ -510,6 +510,9 @@ def test_a_policy_takes_effect_only_when_a_second_admin_confirms(
     requested = last_entry(workflow, "policy.change_requested")
     sha = requested["details"]["sha256"]
     assert requested["objects"] == {"change": change.id, "policy": sha}
+    # The file's name, never where it lay (for an upload: the server's temporary folder).
+    assert requested["details"]["file"] == moratorium.name
+    assert str(moratorium.parent) not in json.dumps(requested)
     with pytest.raises(SelfConfirmationError):
         confirm_change(workflow, alice, change.id)
     assert active_policy(workflow) is None

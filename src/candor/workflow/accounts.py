@@ -930,7 +930,9 @@ def request_policy_change(workflow: Workflow, actor: Actor, path: Path) -> Chang
                 "sha256": row.sha256,
                 "name": row.name,
                 "version": row.version,
-                "file": str(path),
+                # The name only: through the web or API, `path` is the upload's temporary
+                # copy inside the workspace, a server folder the log has no need to keep.
+                "file": path.name,
             },
         )
         return change_info(session, change)

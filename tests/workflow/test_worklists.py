@@ -131,6 +131,40 @@ def test_a_disagreement_waits_for_whoever_settles_it(fresh: Agency, tmp_path: Pa
     assert queue("ed") == [] and queue("sam") == []
 
 
+def test_a_supervisor_who_settles_disagreements_finds_them_in_her_queue(
+    fresh: Agency, tmp_path: Path
+) -> None:
+    # A policy may name a reviewing supervisor to settle disagreements. A split list has
+    # its two examiners, so it waits for no examiner: it must wait for her, in her queue
+    # and in her todo, until she settles it. Two not_a_matches are no disagreement.
+    resolving = policy_file(
+        tmp_path,
+        "two-reviewers",
+        source_type="evaluation",
+        supervisor='supervisor = ["search.approve", "reports.read", "candidate.review"]',
+        reviewers_to_release='reviewers_to_release = 2\nresolve_disagreement_by = "supervisor"',
+    )
+    fresh.set_policy(resolving)
+    try:
+        split = add_search(fresh, "ana", "R-2", days_ago=2)
+        ruled_out = add_search(fresh, "ana", "R-3", days_ago=1)
+        judge(fresh, split, "eve", 1)
+        judge(fresh, split, "eli", 1, verdict="not_a_match")
+        judge(fresh, ruled_out, "eve", 1, verdict="not_a_match")
+        judge(fresh, ruled_out, "eli", 1, verdict="not_a_match")
+
+        def queue(name: str) -> list[int]:
+            return [i.search_id for i in review_queue(fresh.workflow, fresh[name]).items]
+
+        assert (queue("sam"), queue("ed"), queue("eve")) == ([split], [], [])
+        reviews = next(e for e in todo(fresh.workflow, fresh["sam"]).entries if e.kind == "reviews")
+        assert (reviews.count, [item.ref for item in reviews.oldest]) == (1, [split])
+        judge(fresh, split, "sam", 1, resolves=True)
+        assert queue("sam") == [] and queue("vic") == []
+    finally:
+        fresh.set_policy(policy_file(tmp_path, "two-reviewers", source_type="evaluation"))
+
+
 def test_the_review_queue_filters_by_case_and_overdue(fresh: Agency) -> None:
     late = add_search(fresh, "ana", "2026-7", days_ago=9)
     add_search(fresh, "ana", "2026-8", days_ago=2)

@@ -173,3 +173,16 @@ def test_a_supervisor_who_gave_a_blind_verdict_does_not_settle(resolving: Agency
     assert _first(resolving, "sue", search_id).resolution_due == "supervisor"
     with pytest.raises(RequestStateError, match="already given"):
         record_verdict(resolving.workflow, resolving["sam"], search_id, 1, "possible_match", "x")
+
+
+def test_two_not_a_matches_wait_for_no_resolver(resolving: Agency) -> None:
+    # They agree: the candidate is ruled out. Before the fix the resolver was sent for,
+    # and a third examiner's verdict was refused (or taken as a resolving one).
+    search_id = _search(resolving, 3)
+    record_verdict(resolving.workflow, resolving["eve"], search_id, 1, "not_a_match", "nose")
+    record_verdict(resolving.workflow, resolving["eli"], search_id, 1, "not_a_match", "jaw")
+    assert _first(resolving, "sam", search_id).resolution_due is None
+    third = record_verdict(resolving.workflow, resolving["ezra"], search_id, 1, "not_a_match", "x")
+    assert not third.settled
+    assert [v["kind"] for v in third.verdicts] == ["blind", "blind", "blind"]
+    assert third.release_note is not None and "settles" not in third.release_note

@@ -194,6 +194,14 @@ def test_the_governed_path_in_a_browser(
             expect(candidate.get_by_text("DEMO-0001")).to_be_visible()
             if number == 0:
                 shot(page, "review")
+            else:
+                # Blind: the first examiner's verdict and rationale stay hidden until the
+                # second has given her own, and Release is not offered before that.
+                expect(candidate.get_by_text("eve: hairline")).to_have_count(0)
+                expect(
+                    candidate.get_by_role("button", name="Release as an investigative lead")
+                ).to_have_count(0)
+                shot(page, "review-blind")
             candidate.get_by_label(re.compile("Rationale")).fill(
                 f"{examiner}: hairline, brow and nose agree"
             )
@@ -209,12 +217,30 @@ def test_the_governed_path_in_a_browser(
 
         analyst.goto(f"{base}/requests/{first}/leads")
         expect(analyst.get_by_role("cell", name="DEMO-0001")).to_be_visible()
+        # The requester records what came of the lead.
+        analyst.locator("#outcome-choice-1").select_option("confirmed_by_other_evidence")
+        analyst.locator("#outcome-note-1").fill("fingerprints on the till matched")
+        analyst.get_by_role("button", name="Record the outcome").first.click()
+        expect(analyst.get_by_text("fingerprints on the till matched").first).to_be_visible()
         shot(analyst, "leads")
 
         auditor = as_user("ada")
         auditor.goto(base + "/audit")
         expect(auditor.get_by_text("The log verifies")).to_be_visible()
         shot(auditor, "audit")
+        # The auditor follows one case through the log: request, approval, verdicts, release
+        # and outcome, newest first.
+        auditor.get_by_label("Case number").fill(case["case_number"])
+        auditor.get_by_role("button", name="Show entries").click()
+        auditor.wait_for_url(re.compile(r".*/audit\?.*case="))
+        entries = auditor.locator("table.entries tbody tr")
+        expect(entries.first).to_be_visible()
+        actions = entries.locator("td code").all_inner_texts()
+        wanted = {"search.requested", "search.approved", "candidate.verdict", "lead.released"}
+        assert wanted | {"lead.outcome_recorded"} <= set(actions), actions
+        assert actions.index("lead.outcome_recorded") < actions.index("lead.released")
+        shot(auditor, "audit-case")
+        auditor.goto(base + "/audit")
         # Reports count up to the latest signed checkpoint: sign one that covers the above.
         auditor.get_by_role("button", name="Sign a checkpoint now").click()
         expect(auditor.get_by_text("Signed a checkpoint")).to_be_visible()
@@ -227,7 +253,22 @@ def test_the_governed_path_in_a_browser(
             width > 0
             for width in charts.evaluate_all("(images) => images.map(i => i.naturalWidth)")
         )
+        # The board's questions, answered on the same page.
+        for section in ("flags", "comparison", "cases", "repeats", "agreement", "lead-outcomes"):
+            expect(auditor.locator(f"#{section}")).to_be_visible()
+        confirmed = auditor.locator("section:has(#lead-outcomes) tr", has_text="confirmed by")
+        expect(confirmed.locator("td").nth(1)).to_have_text("1")
         shot(auditor, "usage-dashboard")
+        # A report reader publishes the year's transparency report; the public reads it
+        # without logging in.
+        supervisor = as_user("sam")
+        supervisor.goto(base + "/reports/usage")
+        supervisor.get_by_role("button", name=re.compile("Publish the transparency report")).click()
+        public = browser.new_context(viewport=VIEWPORT).new_page()
+        public.goto(base + "/transparency")
+        expect(public.get_by_role("heading", level=1)).to_contain_text("transparency report")
+        expect(public.locator("#outside-agencies")).to_be_attached()
+        shot(public, "transparency-public")
         auditor.goto(base + "/evaluation")
         shot(auditor, "evaluation")
         analyst.goto(base + "/verify")

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
 from candor.server.api import (
@@ -721,6 +722,14 @@ UserFilter = Annotated[str | None, Query(max_length=limits.USERNAME.max_length)]
 ActionFilter = Annotated[str | None, Query(max_length=100)]
 
 
+def _blank_is_none(value: object) -> object:
+    # A GET form sends its empty date fields as "since=&until=": no filter, not a bad date.
+    return None if value == "" else value
+
+
+DayFilter = Annotated[date | None, BeforeValidator(_blank_is_none), Query()]
+
+
 @dataclasses.dataclass(frozen=True)
 class AuditQuery:
     """The audit browser's filters as the page's form sends them (days, in UTC)."""
@@ -810,8 +819,8 @@ def audit_page(
     case: CaseFilter = None,
     user: UserFilter = None,
     action: ActionFilter = None,
-    since: Annotated[date | None, Query()] = None,
-    until: Annotated[date | None, Query()] = None,
+    since: DayFilter = None,
+    until: DayFilter = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = AUDIT_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:

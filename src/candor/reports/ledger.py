@@ -31,6 +31,8 @@ class VerdictEvent:
     examiner: str
     verdict: str
     time: datetime | None = None
+    # A senior's verdict settling a disagreement (details.resolves), not a blind one.
+    resolves: bool = False
 
 
 @dataclass(slots=True)
@@ -214,6 +216,7 @@ def _verdict(ledger: Ledger, searches: dict[int, SearchTrail], entry: dict[str, 
             examiner=entry["actor"],
             verdict=entry["details"]["verdict"],
             time=entry_time(entry["time"]),
+            resolves=entry["details"].get("resolves") is True,
         )
     )
 

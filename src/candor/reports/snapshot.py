@@ -69,6 +69,9 @@ class StoreSnapshot:
     lead_outcomes: dict[int, str] = field(default_factory=dict)
     # policy sha256 -> days a candidate list may wait for review (review_within_days)
     review_within_days: dict[str, int] = field(default_factory=dict)
+    # policy sha256 -> (review.reviewers_to_release, whether it names who settles a
+    # disagreement): what `candor.store.review_state.list_under_review` needs
+    review_rules: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
 
 def read_snapshot(workspace: Workspace) -> StoreSnapshot:
@@ -91,6 +94,7 @@ def read_snapshot(workspace: Workspace) -> StoreSnapshot:
             report_card=_report_card(rows.report_card),
             lead_outcomes={candidate: outcome for candidate, outcome in rows.lead_outcomes},
             review_within_days=_review_within_days(rows),
+            review_rules=_review_rules(rows),
         )
 
 
@@ -173,6 +177,24 @@ def _review_within_days(rows: ReportRows) -> dict[str, int]:
             continue
         days[sha256] = value if isinstance(value, int) else REVIEW_WITHIN_DAYS
     return days
+
+
+def _review_rules(rows: ReportRows) -> dict[str, tuple[int, bool]]:
+    """policy sha256 -> (reviewers_to_release, resolve_disagreement_by is set), read like
+    review_within_days; a policy whose text does not say is left out (the caller's default)."""
+    import tomllib
+
+    rules = {}
+    for sha256, source in rows.policy_sources:
+        try:
+            review = tomllib.loads(source).get("review", {})
+            reviewers = review.get("reviewers_to_release")
+            resolver = review.get("resolve_disagreement_by")
+        except (tomllib.TOMLDecodeError, AttributeError):
+            continue
+        if isinstance(reviewers, int):
+            rules[sha256] = (reviewers, isinstance(resolver, str))
+    return rules
 
 
 def _report_card(card: ReportCard | None) -> StoredReportCard | None:

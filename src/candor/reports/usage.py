@@ -22,6 +22,7 @@ from candor.reports.facts import OUTCOMES, SearchFacts, search_facts
 from candor.reports.ledger import certificate_expiry
 from candor.store import Workspace
 from candor.store.governance import LEAD_OUTCOMES
+from candor.store.review_state import candidate_unsettled, list_under_review
 
 # Unusual hours: a request before 07:00 or from 20:00 local time, or on a Saturday or
 # Sunday. Agencies with night shifts would change these constants.
@@ -50,9 +51,14 @@ MIN_UNIT_USERS = MIN_PEERS
 # `no_certificate`, or a request was made or run on a local date after the certificate's
 # expiry as the log's user entries (user.created, user.certificate_updated) recorded it.
 NO_CERTIFICATE = "no_certificate"
-# Candidate lists overdue for review: run, with candidates, more than the policy's
-# review.review_within_days (default 7) before the checkpoint, and without any verdict.
+# Candidate lists overdue for review: run more than the deciding policy's
+# review.review_within_days (default 7) before the checkpoint and, as of the checkpoint,
+# still under review as the review queue says (`candor.store.review_state`): candidates,
+# no lead released, and fewer examiners than the policy's reviewers_to_release gave
+# verdicts or a disagreement waits to be settled. A policy the report cannot read counts a
+# list reviewed once any examiner gave a verdict.
 REVIEW_DAYS = 7
+UNKNOWN_POLICY_RULE = (1, False)
 
 
 @dataclass(slots=True)
@@ -690,10 +696,15 @@ def _lead_outcomes(searches: Period, upto: int) -> tuple[tuple[str, int], ...]:
 def _overdue(searches: Period, basis: ReportBasis) -> tuple[Overdue, ...]:
     checkpoint = basis.as_of.checkpoint_time
     limits = basis.snapshot.review_within_days
+    rules = basis.snapshot.review_rules
+    upto = basis.as_of.checkpoint_size
     rows = []
     for facts, _ in searches:
         trail = facts.trail
-        if not facts.run or facts.candidates == 0 or facts.reviewed or trail.run_time is None:
+        if not facts.run or trail.kind != "search" or trail.run_time is None:
+            continue
+        reviewers, resolving = rules.get(trail.policy_sha256 or "", UNKNOWN_POLICY_RULE)
+        if not _under_review(facts, upto, reviewers, resolving):
             continue
         limit = limits.get(trail.policy_sha256 or "", REVIEW_DAYS)
         waited = checkpoint - trail.run_time
@@ -710,6 +721,22 @@ def _overdue(searches: Period, basis: ReportBasis) -> tuple[Overdue, ...]:
             )
     # Oldest first: the list that has waited longest leads.
     return tuple(sorted(rows, key=lambda row: (row.ran_at, row.search_id)))
+
+
+def _under_review(facts: SearchFacts, upto: int, reviewers: int, resolving: bool) -> bool:
+    """The search's list as of entry `upto`, asked of the review queue's rule."""
+    given = [v for v in facts.trail.verdicts if v.seq <= upto]
+    by_candidate: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+    for verdict in given:
+        by_candidate[verdict.candidate_id].append((verdict.verdict, verdict.resolves))
+    return list_under_review(
+        candidates=facts.candidates,
+        released=facts.leads > 0,
+        blind_examiners=len({v.examiner for v in given if not v.resolves}),
+        unsettled=any(candidate_unsettled(said) for said in by_candidate.values()),
+        reviewers_required=reviewers,
+        resolving=resolving,
+    )
 
 
 def _weeks(first: date, last: date) -> list[str]:

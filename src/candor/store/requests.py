@@ -125,7 +125,10 @@ def _review_open(reviewers_required: int, resolving: bool) -> ColumnElement[bool
     """A completed search's candidate list whose review is not finished: no lead of it
     released, and fewer distinct examiners than the policy's reviewers have reviewed it
     (given a verdict on any of its candidates) or, where the policy names who settles a
-    disagreement (`resolving`), a disagreement on one of its candidates waits for them."""
+    disagreement (`resolving`), a disagreement on one of its candidates waits for them.
+    The SQL form of `candor.store.review_state.list_under_review` (the usage report's,
+    from the log): a list with no candidates has nothing to review, so it never waits."""
+    has_candidates = select(Candidate.id).where(Candidate.search_id == SearchRequest.id).exists()
     released = (
         select(Release.id)
         .join(Candidate, Release.candidate_id == Candidate.id)
@@ -135,7 +138,7 @@ def _review_open(reviewers_required: int, resolving: bool) -> ColumnElement[bool
     still_open = _examiners_of_list() < reviewers_required
     if resolving:
         still_open = still_open | _unsettled()
-    return still_open & ~released
+    return still_open & ~released & has_candidates
 
 
 def _waiting_for(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from candor.reports import public, transparency_html, transparency_json
+from candor.reports import public, transparency_from_json, transparency_html, transparency_json
 from tests.reports.scenario import CASES, USERNAMES, Scenario
 
 pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("reports")]
@@ -130,3 +130,15 @@ def test_the_latest_report_card_is_shown_with_its_dataset_and_limits(
     page = transparency_html(report)
     assert "Mostly adult public figures photographed by the press." in page
     assert "/data/faces" not in page
+
+
+def test_a_published_copy_keeps_each_figure_in_its_column(scenario: Scenario) -> None:
+    # The published copy is kept in the signed log as canonical JSON, whose keys are
+    # sorted; read back, the "all" row once put each outcome under another's heading.
+    report = scenario.transparency
+    assert report is not None
+    document = json.loads(json.dumps(transparency_json(report), sort_keys=True))
+    copy = transparency_from_json(document, "2026-12-03T00:00:00Z")
+    assert copy.outcomes == report.outcomes
+    assert copy.purges == report.purges
+    assert [row.outcomes for row in copy.by_offence] == [row.outcomes for row in report.by_offence]

@@ -253,7 +253,9 @@ def transparency_from_json(document: dict[str, Any], published_at: str) -> Trans
         headline=document["headline"],
         searches=document["searches"],
         verifications=document["verifications"],
-        outcomes=tuple(document["outcomes"].items()),
+        # The published copy lives in the log as canonical JSON, keys sorted: each figure
+        # goes back to its place by name, not by the order the keys were read in.
+        outcomes=tuple((name, document["outcomes"][name]) for name in outcome_names),
         by_offence=tuple(
             OffenceRow(
                 offence_category=row["offence_category"],
@@ -271,7 +273,7 @@ def transparency_from_json(document: dict[str, Any], published_at: str) -> Trans
         enrolments=document["enrolments"],
         expungements=document["expungements"],
         expunged_images=document["expunged_images"],
-        purges=tuple(document["purges"].items()),
+        purges=tuple((action, document["purges"][action]) for action in PURGE_LABELS),
         accuracy=None
         if card is None
         else AccuracyCard(

@@ -18,6 +18,11 @@ import pytest
 from hypothesis import settings
 
 from candor.store import Workspace
+
+# pytest-xdist hands its workers COLUMNS=80, and Rich fixes a console's width from COLUMNS
+# when the console is made (candor.cli.output's, at import), so the COLUMNS a CLI test sets
+# for its run would be ignored under `make test` and honoured when run alone.
+os.environ.pop("COLUMNS", None)
 from candor.store.workspace import DATABASE_URL_VARIABLE
 from tests.postgres import PostgresUnavailableError, ThrowawayCluster
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,10 @@ from candor.store import Workspace
 # when the console is made (candor.cli.output's, at import), so the COLUMNS a CLI test sets
 # for its run would be ignored under `make test` and honoured when run alone.
 os.environ.pop("COLUMNS", None)
+# Every workspace a test makes gets a key-encryption key in the user's config folder
+# (~/.config/candor/<workspace id>.kek): the tests' go to a folder of their own, made before
+# any fixture (module-scoped ones included) creates a workspace, never the runner's home.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="candor-test-config-")
 from candor.store.workspace import DATABASE_URL_VARIABLE
 from tests.postgres import PostgresUnavailableError, ThrowawayCluster
 

@@ -28,6 +28,12 @@ from candor.store.accounts import (
     users_with_role,
 )
 from candor.store.changes import GalleryChange
+from candor.store.data_keys import (
+    KEK_FILE_VARIABLE,
+    DataKeys,
+    KeyEncryptionKeyError,
+    default_kek_path,
+)
 from candor.store.errors import (
     BiometricIntegrityError,
     BiometricNotFoundError,
@@ -111,6 +117,7 @@ __all__ = [
     "APPROVAL_DECISIONS",
     "BOOTSTRAP_CREATOR",
     "CHANGE_STATES",
+    "KEK_FILE_VARIABLE",
     "LARGEST_CENTRAL",
     "OPERATIONAL_SOURCES",
     "PURPOSES",
@@ -134,6 +141,7 @@ __all__ = [
     "Calibration",
     "Candidate",
     "CannotCreateWorkspaceError",
+    "DataKeys",
     "FaceTemplate",
     "FailedGuess",
     "GalleryChange",
@@ -141,6 +149,7 @@ __all__ = [
     "GalleryImage",
     "ImageDetail",
     "Job",
+    "KeyEncryptionKeyError",
     "LeadOutcome",
     "NotAWorkspaceError",
     "PolicyRecord",
@@ -183,6 +192,7 @@ __all__ = [
     "create_session",
     "create_user",
     "decide_change",
+    "default_kek_path",
     "delete_subject_cascade",
     "face_choice_label",
     "find_subject",

@@ -197,7 +197,11 @@ class FaceTemplate(Base):
         # One template per image and model: a rebuilt index must not count a face twice.
         UniqueConstraint("image_id", "model_key"),
         CheckConstraint("dimension > 0", name="dimension_positive"),
-        CheckConstraint("length(vector) = 4 * dimension", name="vector_length"),
+        # Sealed (candor.sealing: 32 bytes more); plain only until `candor upgrade` seals it.
+        CheckConstraint(
+            "length(vector) = 4 * dimension OR length(vector) = 4 * dimension + 32",
+            name="vector_length",
+        ),
         CheckConstraint(_hex64("weights_sha256"), name="weights_sha256_hex"),
         Index("ix_face_templates_model_key_id", "model_key", "id"),
         NEVER_REUSED_IDS,

@@ -18,6 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from candor.store.data_keys import (
+    DataKeys,
+    kek_path_from_env,
+    load_kek,
+    make_kek,
+    record_kek,
+    recorded_kek,
+)
 from candor.store.database import (
     BUSY_TIMEOUT_MS,
     WorkspaceSession,
@@ -97,6 +105,7 @@ class Workspace:
         workspace_id: str,
         created_at: datetime,
         engine: Engine,
+        keys: DataKeys,
         keeps_audit_witness: bool = False,
         database_url: str | None = None,
     ) -> None:
@@ -111,6 +120,8 @@ class Workspace:
         # The PostgreSQL database's URL (no password), or None for the SQLite file.
         self.database_url = database_url
         self.vault = BiometricVault(home)
+        # The data keys, unwrapped under the KEK read at open: what seals the vault's files.
+        self.keys = keys
         # Held from start() to close(): what earlier processes left undone is finished.
         self.upkeep = Upkeep(engine, self.vault)
         # Objects stay readable after commit, so workflow can report what it just wrote.
@@ -125,6 +136,7 @@ class Workspace:
         *,
         start_audit_log: Callable[[Path, str], None] | None = None,
         database_url: str | None = None,
+        kek_file: Path | None = None,
     ) -> Workspace:
         """Make a workspace in a missing or empty folder; refuses anything else.
 
@@ -132,6 +144,10 @@ class Workspace:
             to hold the workspace's tables instead of a SQLite file in the folder; when
             None, CANDOR_DATABASE_URL gives it if set. The database must hold no Candor
             tables yet. The URL is recorded in the marker.
+
+        kek_file: the key-encryption key's file: used if it exists, made there if not. When
+            None, $CANDOR_KEK_FILE names it; without that a new key is made at
+            ~/.config/candor/<workspace id>.kek. Its absolute path is recorded.
 
         start_audit_log(home, workspace_id): makes the audit log's signing key and witness
             (the workflow passes it: the store cannot sign). It runs before the marker is
@@ -165,6 +181,7 @@ class Workspace:
         # Set once the tables are made in a PostgreSQL database found empty: a failure
         # after that removes them (a SQLite file goes with the folder's contents).
         made_tables = False
+        made_kek: Path | None = None
         try:
             BiometricVault.initialise(home)
             database = home / DATABASE_NAME
@@ -175,12 +192,15 @@ class Workspace:
             upgrade_to_head(engine)
             if database_url is None:
                 database.chmod(0o600)
+            kek_path, kek, created_kek = make_kek(kek_file, workspace_id)
+            made_kek = kek_path if created_kek else None
             with Session(engine) as session, session.begin():
                 session.add(
                     WorkspaceInfo(
                         id=1, workspace_id=workspace_id, purpose=purpose, created_at=created_at
                     )
                 )
+                record_kek(session, kek_path, kek)
             if start_audit_log is not None:
                 start_audit_log(home, workspace_id)
             marker: dict[str, Any] = {
@@ -202,6 +222,8 @@ class Workspace:
                     with contextlib.suppress(Exception):
                         downgrade_to_base(engine)
                 engine.dispose()
+            if made_kek is not None:
+                made_kek.unlink(missing_ok=True)
             _remove_contents(home, remove_home=made_home)
             raise
         workspace = cls(
@@ -211,6 +233,7 @@ class Workspace:
             workspace_id=workspace_id,
             created_at=created_at,
             engine=engine,
+            keys=DataKeys(kek, kek_path),
             keeps_audit_witness=start_audit_log is not None,
             database_url=database_url,
         )
@@ -225,6 +248,11 @@ class Workspace:
 
         busy_timeout_ms: how long a transaction waits for another process's write lock
             before it fails with WorkspaceBusyError.
+
+        The key-encryption key is read from $CANDOR_KEK_FILE or the recorded path and
+        checked against the recorded fingerprint; a missing or wrong one is refused
+        (KeyEncryptionKeyError). A workspace from before encryption at rest gets its KEK
+        here when upgrade=True (the workflow's upgrade then seals its files).
         """
         home = Path(home).expanduser().absolute()
         marker_path = home / MARKER_NAME
@@ -255,6 +283,7 @@ class Workspace:
                     f"the database in {home} belongs to another workspace or purpose than "
                     f"{MARKER_NAME} says; the folder has been altered"
                 )
+            keys = _open_keys(engine, home, info.workspace_id, upgrade=upgrade)
             workspace = cls(
                 home=home,
                 purpose=marker["purpose"],
@@ -262,6 +291,7 @@ class Workspace:
                 workspace_id=marker["workspace_id"],
                 created_at=info.created_at,
                 engine=engine,
+                keys=keys,
                 keeps_audit_witness=marker.get(AUDIT_WITNESS_FIELD) is True,
                 database_url=database_url,
             )
@@ -323,6 +353,17 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.home)!r}, purpose={self.purpose!r})"
+
+
+def _open_keys(engine: Engine, home: Path, workspace_id: str, *, upgrade: bool) -> DataKeys:
+    """The workspace's data keys under its KEK; an upgrade gives an older workspace its KEK."""
+    with Session(engine) as session, session.begin():
+        if recorded_kek(session) is None and upgrade:
+            path, kek, _ = make_kek(kek_path_from_env(), workspace_id)
+            record_kek(session, path, kek)
+            return DataKeys(kek, path)
+        path, kek = load_kek(session, home)
+    return DataKeys(kek, path)
 
 
 def _read_marker(path: Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from candor.audit.merkle import (
     leaf_hash,
     merkle_root,
     node_hash,
+    shared_subtrees,
     verify_consistency,
     verify_inclusion,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "open_with",
     "parse_entry",
     "parse_time",
+    "shared_subtrees",
     "verify_chain",
     "verify_consistency",
     "verify_entries",

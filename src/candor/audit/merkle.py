@@ -24,6 +24,7 @@ __all__ = [
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "shared_subtrees",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -108,6 +109,32 @@ class MerkleAccumulator:
     def root(self) -> bytes:
         """MTH of the leaves so far (sha256(b"") for none)."""
         return fold_root(self._stack)
+
+    def to_bytes(self) -> bytes:
+        """The perfect subtrees' roots, largest first, end to end (32 bytes each): with the
+        size, the compact range that `from_bytes` reads back."""
+        return b"".join(self._stack)
+
+    @classmethod
+    def from_bytes(cls, size: int, packed: bytes) -> MerkleAccumulator:
+        """The tree of `size` leaves from `to_bytes`'s output; ProofError if it does not fit."""
+        if len(packed) != HASH_SIZE * max(size, 0).bit_count():
+            raise ProofError(
+                f"a tree of {size} leaves has {max(size, 0).bit_count()} perfect subtrees "
+                f"({HASH_SIZE} bytes each), got {len(packed)} bytes"
+            )
+        subtrees = [packed[at : at + HASH_SIZE] for at in range(0, len(packed), HASH_SIZE)]
+        return cls.resume(size, subtrees)
+
+
+def shared_subtrees(old_size: int, new_size: int) -> int:
+    """How many of the perfect subtrees of the tree of `old_size` leaves (largest first) are
+    perfect subtrees of the tree of `new_size` >= old_size too: one per set bit of old_size
+    above the highest bit where the two sizes differ. Two trees that share a prefix agree on
+    these without any other node, so comparing them is a consistency check in O(log n)."""
+    if not 0 <= old_size <= new_size:
+        raise ProofError(f"old size must be from 0 to the new size {new_size}, got {old_size}")
+    return (old_size >> (old_size ^ new_size).bit_length()).bit_count()
 
 
 def fold_root(subtrees: Sequence[bytes]) -> bytes:

@@ -25,7 +25,7 @@ transaction or savepoint ends); taking it again in the same transaction does not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NamedTuple
@@ -89,6 +89,15 @@ class LogHead(NamedTuple):
 
     entry: tuple[int, str] | None
     checkpoint: tuple[int, datetime] | None
+
+
+class StoredCheckpoint(NamedTuple):
+    """The newest checkpoint with its compact range (None for one signed before 0012)."""
+
+    tree_size: int
+    root_hash: str
+    note: str
+    compact_range: bytes | None
 
 
 class CheckpointRow(NamedTuple):
@@ -281,15 +290,72 @@ def checkpoint_of_size(session: Session, tree_size: int) -> AuditCheckpoint | No
 
 
 def add_checkpoint(
-    session: Session, tree_size: int, root_hash: str, note: str, created_at: datetime
+    session: Session,
+    tree_size: int,
+    root_hash: str,
+    note: str,
+    created_at: datetime,
+    compact_range: bytes | None = None,
 ) -> AuditCheckpoint:
-    """Store a signed checkpoint (flushed, so its row exists in the transaction)."""
+    """Store a signed checkpoint with its tree's compact range (flushed, so its row exists
+    in the transaction)."""
     row = AuditCheckpoint(
-        tree_size=tree_size, root_hash=root_hash, note=note, created_at=created_at
+        tree_size=tree_size,
+        root_hash=root_hash,
+        note=note,
+        created_at=created_at,
+        compact_range=compact_range,
     )
     session.add(row)
     session.flush()
     return row
+
+
+def newest_checkpoint(session: Session) -> StoredCheckpoint | None:
+    """The checkpoint of the largest tree size, with its compact range; None when none."""
+    query = (
+        select(
+            _CHECKPOINTS.tree_size,
+            _CHECKPOINTS.root_hash,
+            _CHECKPOINTS.note,
+            _CHECKPOINTS.compact_range,
+        )
+        .order_by(_CHECKPOINTS.tree_size.desc())
+        .limit(1)
+    )
+    row = session.connection().execute(query).first()
+    if row is None:
+        return None
+    size, root, note, edge = row
+    return StoredCheckpoint(int(size), str(root), str(note), None if edge is None else bytes(edge))
+
+
+def append_entries(session: Session, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert many entries in one statement (seq, body, leaf_hash, created_at and the
+    browser's columns each): for building large logs (bench/audit_checkpoint.py); the
+    workflow appends one at a time through `append_entry`."""
+    if rows:
+        session.connection().execute(_INSERT_ENTRY, list(rows))
+
+
+def entry_at(session: Session, seq: int) -> EntryRow | None:
+    """Entry `seq` with its stored leaf hash, None when there is none."""
+    query = select(_ENTRIES.seq, _ENTRIES.body, _ENTRIES.leaf_hash).where(_ENTRIES.seq == seq)
+    row = session.connection().execute(query).first()
+    return None if row is None else EntryRow(int(row.seq), bytes(row.body), str(row.leaf_hash))
+
+
+def entries_of_action_between(
+    session: Session, action: str, after: int, up_to: int
+) -> list[tuple[int, bytes]]:
+    """(seq, bytes) of the entries after `after` and up to `up_to` whose action column is
+    `action`, in order: an index lookup (the browser's action index), not a scan."""
+    query = (
+        select(_ENTRIES.seq, _ENTRIES.body)
+        .where(_ENTRIES.action == action, _ENTRIES.seq > after, _ENTRIES.seq <= up_to)
+        .order_by(_ENTRIES.seq)
+    )
+    return [(int(row.seq), bytes(row.body)) for row in session.connection().execute(query)]
 
 
 def entry_bodies(session: Session) -> list[bytes]:
@@ -360,8 +426,10 @@ __all__ = [
     "EntryFilter",
     "EntryRow",
     "LogHead",
+    "StoredCheckpoint",
     "UnlockedAppendError",
     "add_checkpoint",
+    "append_entries",
     "append_entry",
     "browser_rows",
     "checkpoint_notes",
@@ -371,6 +439,8 @@ __all__ = [
     "count_checkpoints_up_to",
     "entries_after",
     "entries_from",
+    "entries_of_action_between",
+    "entry_at",
     "entry_bodies",
     "entry_columns",
     "find_entries",
@@ -380,5 +450,6 @@ __all__ = [
     "log_head",
     "log_size",
     "logged_actions",
+    "newest_checkpoint",
     "newest_entry",
 ]

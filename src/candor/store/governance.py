@@ -556,3 +556,6 @@ class AuditCheckpoint(Base):
     root_hash: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The tree's compact range at this size (revision 0012; NULL for older checkpoints):
+    # the next checkpoint grows from it (candor.workflow.audit_trail).
+    compact_range: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -34,7 +34,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -51,6 +51,7 @@ from candor.audit import (
     KeyFileError,
     KeyRing,
     MerkleAccumulator,
+    ProofError,
     SignatureError,
     SigningKey,
     VerificationReport,
@@ -62,8 +63,10 @@ from candor.audit import (
     leaf_hash,
     open_with,
     parse_entry,
+    shared_subtrees,
     verify_entries,
 )
+from candor.audit.merkle import HASH_SIZE
 from candor.store import AuditCheckpoint, Workspace
 from candor.store import audit_log as repository
 from candor.store.workspace import write_file_atomic
@@ -434,10 +437,25 @@ class _Extension:
 
 
 def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
-    """Check the store against `witness` and grow its tree over the entries after it.
+    """Check the store against `witness` and grow the tree over the entries after it.
 
-    Reads the checkpoint rows (a count up to the witness, and those after it) and the
-    entries from the witness's last one on: the cost is the entries since the witness."""
+    The tree grows from the newest stored checkpoint's compact range when that checkpoint
+    is past the witness (a witness left behind by a crash, or by another node), else from
+    the witness's own edge. Either way the cost is the entries after the tree it grows
+    from plus a few index lookups (the checkpoint rows up to the witness are counted, not
+    read), never the whole log."""
+    held = _check_witness_rows(session, witness, where)
+    newest = repository.newest_checkpoint(session)
+    if newest is not None and newest.tree_size > witness.size and newest.compact_range is not None:
+        return _extend_from_store(session, witness, where, newest)
+    # No stored range past the witness (none signed since it, or only before revision
+    # 0012): grow from the witness over every entry after it, this once.
+    return _extend_from_witness(session, witness, where, held)
+
+
+def _check_witness_rows(session: Session, witness: Witness, where: Path) -> int:
+    """Check that the checkpoint rows up to the witness are all there and that the one it
+    holds is among them; return how many there are."""
     size = witness.size
     held = repository.count_checkpoints_up_to(session, size)
     if witness.checkpoint is not None:
@@ -458,33 +476,39 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
             f"when the witness {where} was signed: checkpoint rows were removed; nothing more "
             "is signed"
         )
-    later = repository.checkpoints_after(session, size)
-    rows = repository.entries_from(session, max(size, 1))
-    position = 0
-    prev = GENESIS_PREV
-    if witness.last_leaf is not None:
-        first = rows[0] if rows else None
-        if first is None or first.seq != size:
-            raise WitnessMismatchError(
-                f"entry {size}, the last the witness {where} covers, is missing: the log was "
-                "cut short; nothing more is signed"
-            )
-        if leaf_hash(first.body) != witness.last_leaf or first.leaf_hash != witness.last_leaf.hex():
-            raise WitnessMismatchError(
-                f"entry {size} is not the entry the witness {where} signed: the log was "
-                "rewritten; nothing more is signed"
-            )
-        prev = witness.last_leaf.hex()
-        position = 1
-    keys = witness.keys
-    tree = witness.tree()
-    before_last = tree
-    roots: dict[int, bytes] = {}
-    wanted = {row.tree_size for row in later}
-    # The newest stored checkpoint after the witness, to bring the witness up to it.
-    catch_size = later[-1].tree_size if later else None
-    catch_edge: tuple[KeyRing, MerkleAccumulator, bytes] | None = None
-    for row in rows[position:]:
+    return held
+
+
+def _check_last_entry(row: repository.EntryRow | None, size: int, leaf: bytes, what: str) -> None:
+    """Entry `size`, the last of the signed tree `what` names, must be there and unchanged."""
+    if row is None or row.seq != size:
+        raise WitnessMismatchError(
+            f"entry {size}, the last {what} covers, is missing: the log was cut short; "
+            "nothing more is signed"
+        )
+    if leaf_hash(row.body) != leaf or row.leaf_hash != leaf.hex():
+        raise WitnessMismatchError(
+            f"entry {size} is not the entry {what} signed: the log was rewritten; nothing "
+            "more is signed"
+        )
+
+
+def _grow(
+    rows: Sequence[repository.EntryRow],
+    tree: MerkleAccumulator,
+    edge: tuple[MerkleAccumulator, bytes] | None,
+    keys: KeyRing,
+    after: str,
+    at_leaf: Callable[[KeyRing, MerkleAccumulator, bytes], None] | None = None,
+) -> tuple[MerkleAccumulator, bytes, KeyRing]:
+    """Append `rows`, the entries after `tree`, each checked: in order, well formed, linked
+    to the one before and hashing to its stored leaf hash; the rotations they record join
+    `keys`. `edge` is the tree before its last leaf and that leaf (None for the empty
+    tree); `after` says what the rows follow, for the errors; `at_leaf` is told the keys,
+    the tree before the leaf and the leaf, after each. Returns the new edge and keys."""
+    before_last, prev = edge if edge is not None else (tree, bytes.fromhex(GENESIS_PREV))
+    prev_hex = prev.hex()
+    for row in rows:
         expected = tree.size + 1
         problem = None
         if row.seq != expected:
@@ -495,31 +519,52 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
             except EntryError as error:
                 problem = f"entry {expected} is malformed: {error}"
             else:
-                if entry["seq"] != expected or entry["prev"] != prev:
+                if entry["seq"] != expected or entry["prev"] != prev_hex:
                     problem = f"entry {expected} does not link to entry {expected - 1}"
         digest = leaf_hash(row.body)
         if problem is None and digest.hex() != row.leaf_hash:
             problem = f"entry {expected} does not hash to its stored leaf hash"
         if problem is not None:
-            raise WitnessMismatchError(
-                f"{problem}, after the witness {where} (entries 1..{size}); nothing more is signed"
-            )
+            raise WitnessMismatchError(f"{problem}, after {after}; nothing more is signed")
         if row.body.startswith(_ROTATION_PREFIX):
             keys = _rotation(row.body, row.seq, keys)
         before_last = MerkleAccumulator.resume(tree.size, tree.subtrees)
         tree.append(digest)
-        prev = digest.hex()
+        prev, prev_hex = digest, digest.hex()
+        if at_leaf is not None:
+            at_leaf(keys, before_last, digest)
+    return before_last, prev, keys
+
+
+def _extend_from_witness(session: Session, witness: Witness, where: Path, held: int) -> _Extension:
+    """Grow the witness's tree over every entry after it, checking each stored checkpoint
+    after it against the roots on the way."""
+    size = witness.size
+    later = repository.checkpoints_after(session, size)
+    rows = repository.entries_from(session, max(size, 1))
+    edge = None
+    if witness.last_leaf is not None:
+        _check_last_entry(
+            rows[0] if rows else None, size, witness.last_leaf, f"the witness {where}"
+        )
+        edge = (MerkleAccumulator.resume(size - 1, witness.subtrees), witness.last_leaf)
+        rows = rows[1:]
+    roots: dict[int, bytes] = {}
+    wanted = {row.tree_size for row in later}
+    # The newest stored checkpoint after the witness, to bring the witness up to it.
+    catch_size = later[-1].tree_size if later else None
+    catch_edge: list[tuple[KeyRing, MerkleAccumulator, bytes]] = []
+    tree = witness.tree()
+
+    def at_leaf(keys: KeyRing, before_last: MerkleAccumulator, leaf: bytes) -> None:
         if tree.size in wanted:
             roots[tree.size] = tree.root()
         if tree.size == catch_size:
-            catch_edge = (keys, before_last, digest)
-    extension = _Extension(
-        keys,
-        tree,
-        before_last,
-        bytes.fromhex(prev),
-        held + len(later),
-    )
+            catch_edge.append((keys, before_last, leaf))
+
+    after = f"the witness {where} (entries 1..{size})"
+    before_last, last_leaf, keys = _grow(rows, tree, edge, witness.keys, after, at_leaf)
+    extension = _Extension(keys, tree, before_last, last_leaf, held + len(later))
     for stored in later:
         if stored.tree_size > tree.size:
             raise WitnessMismatchError(
@@ -537,13 +582,85 @@ def _extend(session: Session, witness: Witness, where: Path) -> _Extension:
                 f"the stored checkpoint of size {stored.tree_size} does not match entries "
                 f"1..{stored.tree_size}; nothing more is signed"
             )
-    if catch_edge is not None:
-        catch_keys, catch_before, catch_leaf = catch_edge
+    if catch_edge:
+        catch_keys, catch_before, catch_leaf = catch_edge[0]
         extension.catch_up = Witness.signed(
             catch_keys, later[-1].note, catch_before, catch_leaf, held + len(later),
             witness.started,
         )  # fmt: skip
     return extension
+
+
+def _stored_edge(
+    stored: repository.StoredCheckpoint, keys: KeyRing
+) -> tuple[MerkleAccumulator, bytes]:
+    """The newest stored checkpoint's tree, before its last leaf, and that leaf, from its
+    compact range; refused unless its note opens with `keys` and the range gives its root."""
+    size = stored.tree_size
+    try:
+        signed = open_with(stored.note, keys)
+    except SignatureError as error:
+        raise WitnessMismatchError(
+            f"the stored checkpoint of size {size} was rejected: {error}"
+        ) from None
+    if signed.size != size or stored.root_hash != signed.root.hex():
+        raise WitnessMismatchError(
+            f"the stored checkpoint of size {size} does not match its signed note (size "
+            f"{signed.size}, root {signed.root.hex()}); nothing more is signed"
+        )
+    packed = stored.compact_range or b""
+    try:
+        before_last = MerkleAccumulator.from_bytes(size - 1, packed[:-HASH_SIZE])
+    except ProofError as error:
+        raise WitnessMismatchError(
+            f"the compact range stored with the checkpoint of size {size} is malformed "
+            f"({error}); nothing more is signed"
+        ) from None
+    last_leaf = packed[-HASH_SIZE:]
+    tree = MerkleAccumulator.resume(before_last.size, before_last.subtrees)
+    tree.append(last_leaf)
+    if len(last_leaf) != HASH_SIZE or tree.root() != signed.root:
+        raise WitnessMismatchError(
+            f"the compact range stored with the checkpoint of size {size} gives the root "
+            f"{tree.root().hex()}, not the signed {signed.root.hex()}: it was altered; "
+            "nothing more is signed"
+        )
+    return before_last, last_leaf
+
+
+def _extend_from_store(
+    session: Session, witness: Witness, where: Path, newest: repository.StoredCheckpoint
+) -> _Extension:
+    """Grow the newest stored checkpoint's tree (from its compact range) over the entries
+    after it, once it is shown to be the log's: signed with the log's keys, its range
+    giving its signed root, the subtrees it shares with the witnessed tree equal to the
+    witness's, and the witness's last entry unchanged. The checkpoints between the two
+    are counted, not read; `candor audit verify` reads them all."""
+    size, base = witness.size, newest.tree_size
+    if witness.last_leaf is not None:
+        _check_last_entry(
+            repository.entry_at(session, size), size, witness.last_leaf, f"the witness {where}"
+        )
+    rotations = repository.entries_of_action_between(session, ROTATION_ACTION, size, base)
+    keys = _rotations(rotations, witness.keys)
+    before_last, last_leaf = _stored_edge(newest, keys)
+    tree = MerkleAccumulator.resume(before_last.size, before_last.subtrees)
+    tree.append(last_leaf)
+    shared = shared_subtrees(size, base)
+    if witness.tree().subtrees[:shared] != tree.subtrees[:shared]:
+        raise WitnessMismatchError(
+            f"the stored checkpoint of size {base} does not extend the tree of the witness "
+            f"{where} (entries 1..{size}); nothing more is signed"
+        )
+    checkpoints = repository.count_checkpoints_up_to(session, base)
+    catch_up = Witness.signed(
+        keys, newest.note, before_last, last_leaf, checkpoints, witness.started
+    )
+    rows = repository.entries_from(session, base)
+    what = f"the stored checkpoint of size {base}"
+    _check_last_entry(rows[0] if rows else None, base, last_leaf, what)
+    edge = _grow(rows[1:], tree, (before_last, last_leaf), keys, what)
+    return _Extension(edge[2], tree, edge[0], edge[1], checkpoints, catch_up)
 
 
 # -- after the transaction ----------------------------------------------------------------
@@ -762,7 +879,10 @@ def make_checkpoint(
     note = key.sign(checkpoint)
     for other in cosigners:
         note = cosign(note, other)
-    row = repository.add_checkpoint(session, size, checkpoint.root.hex(), note, now)
+    # The tree's compact range, stored with it: the next checkpoint grows from here even
+    # where this process's witness is not (a crash before it was written, another node).
+    compact_range = extension.before_last.to_bytes() + extension.last_leaf
+    row = repository.add_checkpoint(session, size, checkpoint.root.hex(), note, now, compact_range)
     signed = Witness.signed(
         extension.keys,
         note,

@@ -11,9 +11,19 @@ measures with its own limits through `judge_quality`, the function the gate itse
 The outcome is the one `extract_faces` gives with those limits, and a sweep over quality
 limits costs no extraction.
 
-Entries are filed by photo (photos/ab/<sha256>/<context>.json), so that everything cached
-of one photo can be erased at once: an expungement does, when the photo was also
-evaluated here (`drop_photos`).
+Entries are filed by photo (photos/ab/<sha256>/<context>.sealed), so that everything
+cached of one photo can be erased at once (`drop_photos`). An expungement in any workspace
+drops the photo from every cache folder this user's Candor has used (they are listed
+beside the key, `registered_cache_dirs`), not only from the one its own process would use:
+an evaluation run with another CANDOR_CACHE must not keep the expunged face's template.
+
+Each entry is sealed (AES-256-GCM, `candor.sealing`) under the cache's own key, a key file
+(0600) in the user's config folder made on first use, with the context
+"evaluation:<sha256>:<context key>". The cache is scratch space: a key that is lost,
+replaced or unreadable costs only the entries (each folder records the fingerprint of
+the key its entries are sealed under, and is emptied when the key changes), never an
+error for the user. Entries an older Candor wrote in the clear (<context>.json, and the
+unfiled templates/ folder) are erased when a folder is first opened with a key.
 """
 
 from __future__ import annotations
@@ -42,9 +52,26 @@ from candor.faces.extraction import (
 )
 from candor.faces.quality import OPEN_GATE, judge_quality
 from candor.faces.recipe import Views
+from candor.sealing import (
+    KeyFileError,
+    UndecryptableError,
+    create_key_file,
+    key_fingerprint,
+    open_sealed,
+    read_key_file,
+    seal,
+)
 
-_FORMAT = 2
+_FORMAT = 3
 _PHOTOS = "photos"
+_ENTRY_SUFFIX = ".sealed"
+# What an older Candor wrote in the clear (format 2): a miss, and erased.
+_PLAIN_SUFFIX = ".json"
+# In each cache folder: the fingerprint of the key its entries are sealed under.
+_KEY_MARK = "sealed-with"
+# In the user's config folder: the cache's key, and the cache folders used with it.
+KEY_FILE_NAME = "evaluation-cache.key"
+REGISTRY_NAME = "evaluation-caches"
 # Before entries were filed by photo, their names hashed the photo with the settings
 # together; such a folder cannot be searched by photo.
 _UNFILED = "templates"
@@ -56,6 +83,77 @@ def default_cache_dir() -> Path:
     """`CANDOR_CACHE` if set, else platformdirs' user cache folder for "candor"."""
     configured = os.environ.get("CANDOR_CACHE")
     return Path(configured) if configured else Path(platformdirs.user_cache_dir("candor"))
+
+
+def config_dir() -> Path:
+    """The user's config folder for "candor", where the cache's key and registry live."""
+    return platformdirs.user_config_path("candor")
+
+
+def cache_key_path() -> Path:
+    """The evaluation cache's key file."""
+    return config_dir() / KEY_FILE_NAME
+
+
+def _cache_key() -> bytes | None:
+    """The cache's key, made on first use; None when no key can be read or made here.
+
+    A key file that does not hold a key, or that others may read, is replaced: it only
+    guards a cache, and a key others could read guards nothing. A new key is written
+    beside the final name and linked into place, so a reader never sees half a key file.
+    """
+    path = cache_key_path()
+    for _attempt in range(_PUT_ATTEMPTS):
+        try:
+            return read_key_file(path, "evaluation cache key")
+        except KeyFileError:
+            if path.exists() or path.is_symlink():
+                with contextlib.suppress(OSError):
+                    _erase_file(path)
+        spare = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+        try:
+            key = create_key_file(spare)
+        except KeyFileError:
+            return None  # no config folder can be written here: cache nothing
+        try:
+            os.link(spare, path)
+            return key
+        except FileExistsError:
+            continue  # another process made one meanwhile: read theirs
+        except OSError:
+            return None
+        finally:
+            spare.unlink(missing_ok=True)
+    return None
+
+
+def _registry_path() -> Path:
+    return config_dir() / REGISTRY_NAME
+
+
+def registered_cache_dirs() -> list[Path]:
+    """Every cache folder this user's Candor has sealed entries in (existing or not)."""
+    try:
+        text = _registry_path().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [Path(line) for line in dict.fromkeys(text.splitlines()) if line.strip()]
+
+
+def _register(root: Path) -> None:
+    """List `root` in the user's registry, so that expungements drop from it too."""
+    folder = str(root.resolve())
+    if "\n" in folder or Path(folder) in registered_cache_dirs():
+        return
+    try:
+        fd = os.open(_registry_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        return
+    try:
+        # One short write with O_APPEND: concurrent registrations do not interleave.
+        os.write(fd, (folder + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,7 +269,11 @@ def _template_context(views: Views) -> str:
 
 
 class TemplateCache:
-    """A folder of JSON files, one per (photo, model, detector settings, view set)."""
+    """A folder of sealed JSON entries, one per (photo, model, detector settings, view set).
+
+    Without a key (no config folder can be written) it holds nothing: every get misses
+    and every put is dropped, so evaluation runs uncached rather than in the clear.
+    """
 
     def __init__(
         self, root: Path, settings: EngineSettings, model_key: str, views: Views = "plain"
@@ -181,15 +283,36 @@ class TemplateCache:
             [model_key, settings.key, _template_context(views), settings.quality.key]
         )
         self._context_key = hashlib.sha256(context.encode()).hexdigest()
+        self._key = _cache_key()
+        if self._key is not None:
+            _open_folder(root, self._key)
 
     def _file(self, image_sha256: str) -> Path:
-        return _photo_folder(self.root, image_sha256) / f"{self._context_key}.json"
+        return _photo_folder(self.root, image_sha256) / f"{self._context_key}{_ENTRY_SUFFIX}"
+
+    def _context(self, image_sha256: str) -> str:
+        return f"evaluation:{image_sha256}:{self._context_key}"
 
     def get(self, path: Path, image_sha256: str) -> PhotoOutcome | None:
-        """The cached outcome for these bytes, or None (also for an unreadable entry)."""
+        """The cached outcome for these bytes, or None (also for an unreadable entry).
+
+        An entry that does not open under the key (damaged, or sealed under a lost key)
+        and one an older Candor wrote in the clear are erased: they are misses for good.
+        """
+        target = self._file(image_sha256)
+        plain = target.with_suffix(_PLAIN_SUFFIX)
+        if plain.exists():
+            _erase_file(plain)
+        if self._key is None:
+            return None
         try:
-            entry = json.loads(self._file(image_sha256).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            blob = target.read_bytes()
+        except OSError:
+            return None
+        try:
+            entry = json.loads(open_sealed(self._key, blob, self._context(image_sha256)))
+        except (UndecryptableError, ValueError):
+            _erase_file(target)
             return None
         if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
             return None
@@ -200,9 +323,14 @@ class TemplateCache:
 
     def put(self, outcome: PhotoOutcome) -> None:
         """Store an outcome atomically (a concurrent reader sees the old file or the new)."""
-        if outcome.sha256 is None:
+        if outcome.sha256 is None or self._key is None:
             return
         target = self._file(outcome.sha256)
+        sealed = seal(
+            self._key,
+            json.dumps(_entry_of(outcome)).encode("utf-8"),
+            self._context(outcome.sha256),
+        )
         for attempt in range(_PUT_ATTEMPTS):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -213,8 +341,8 @@ class TemplateCache:
                     raise
                 continue
             try:
-                with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    json.dump(_entry_of(outcome), stream)
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(sealed)
                 Path(temporary).replace(target)
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
@@ -228,22 +356,75 @@ def _photo_folder(root: Path, image_sha256: str) -> Path:
     return root / _PHOTOS / image_sha256[:2] / image_sha256
 
 
+def _open_folder(root: Path, key: bytes) -> None:
+    """Make `root` a folder of entries sealed under `key`.
+
+    A folder first opened with a key may hold an older Candor's plaintext entries: they
+    are erased. A folder sealed under another key (the key file was lost or replaced)
+    holds nothing that opens any more: it is emptied.
+    """
+    fingerprint = key_fingerprint(key)
+    mark = root / _KEY_MARK
+    try:
+        recorded: str | None = mark.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        recorded = None
+    if recorded == fingerprint:
+        _register(root)
+        return
+    photos = root / _PHOTOS
+    if recorded is None:
+        if photos.is_dir():
+            for plain in photos.rglob(f"*{_PLAIN_SUFFIX}"):
+                _erase_file(plain)
+    elif photos.is_dir():
+        _erase_tree(photos)
+    unfiled = root / _UNFILED
+    if unfiled.is_dir():
+        _erase_tree(unfiled)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=root, suffix=".tmp")
+        with os.fdopen(handle, "w", encoding="ascii") as stream:
+            stream.write(fingerprint + "\n")
+        Path(temporary).replace(mark)
+    except OSError:
+        return  # a read-only cache folder: its entries are still sealed
+    _register(root)
+
+
 def drop_photos(image_sha256s: Iterable[str], cache_dir: Path | None = None) -> int:
     """Erase everything cached of these photos, under every model and setting.
+
+    cache_dir: that folder only; by default the default folder and every folder this
+    user's Candor has cached in (`registered_cache_dirs`), so that an expungement reaches
+    evaluations run with another CANDOR_CACHE.
 
     Entries made before the cache was filed by photo cannot be told apart, so when any
     remain they are all erased (they are only a cache). Files are overwritten with
     zeros before they are unlinked, as the vault does. Returns how many files went.
     """
-    root = cache_dir or default_cache_dir()
+    shas = list(image_sha256s)
+    roots = (
+        [cache_dir]
+        if cache_dir is not None
+        else list(dict.fromkeys([default_cache_dir().resolve(), *registered_cache_dirs()]))
+    )
     erased = 0
-    for image_sha256 in image_sha256s:
-        folder = _photo_folder(root, image_sha256)
-        if folder.is_dir():
-            erased += _erase_tree(folder)
-    unfiled = root / _UNFILED
-    if unfiled.is_dir():
-        erased += _erase_tree(unfiled)
+    failure: OSError | None = None
+    for root in roots:
+        try:
+            for image_sha256 in shas:
+                folder = _photo_folder(root, image_sha256)
+                if folder.is_dir():
+                    erased += _erase_tree(folder)
+            unfiled = root / _UNFILED
+            if unfiled.is_dir():
+                erased += _erase_tree(unfiled)
+        except OSError as error:
+            failure = failure or error  # the other folders are still erased
+    if failure is not None:
+        raise failure
     return erased
 
 

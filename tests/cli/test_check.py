@@ -1,4 +1,6 @@
-"""`candor check` finds vault files that no record names, and removes them with --fix.
+"""`candor check` finds vault files that no record names, and removes them with --fix;
+and (issue 15) files not sealed or not opening under their key, probe keys nothing uses,
+an index that disagrees with the database, a log that does not verify.
 
 Issue 12, fault 8: a kill -9 during enrolment left image and crop files with no row,
 and nothing ever found them.
@@ -9,11 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from candor.cli.app import app
+from candor.sealing import new_data_key, seal
+from candor.simulation.synthetic import noise_png
 from candor.store import Workspace
+from candor.store.governance import AuditEntry
+from candor.store.models import GalleryImage
+from candor.workflow import Workflow
+from candor.workflow.synthetic import SyntheticSubject, enrol_synthetic_subjects
+from tests.agency import make_agency
 
 runner = CliRunner()
 SHA = hashlib.sha256(b"a photo whose row never committed").hexdigest()
@@ -74,3 +86,124 @@ def test_check_fix_leaves_files_alone_while_another_process_has_the_workspace(
     assert json.loads(out)["fixed"] is False
     assert "another process has this workspace open" in err
     assert all(path.exists() for path in planted)
+
+
+# -- what the check sees beyond the vault's files (issue 15) -------------------------------
+
+
+def _gallery(tmp_path: Path, subjects: int = 2) -> tuple[Path, list[str]]:
+    """A simulation workspace with synthetic subjects (one picture each), closed again;
+    returns its home and the pictures' content addresses."""
+    agency = make_agency(tmp_path, purpose="simulation")
+    rng = np.random.default_rng(7)
+    batch = [
+        SyntheticSubject(
+            f"SYN-{number:06d}",
+            (noise_png(rng),),
+            rng.standard_normal((1, 128)).astype(np.float32),
+        )
+        for number in range(1, subjects + 1)
+    ]
+    enrol_synthetic_subjects(
+        agency.workflow,
+        agency["admin1"],
+        [batch],
+        first_ref=batch[0].ref,
+        last_ref=batch[-1].ref,
+        source_ref="test_check",
+        seed=7,
+    )
+    home = agency.workflow.workspace.home
+    with agency.workflow.workspace.session() as session:
+        hashes = sorted(session.scalars(select(GalleryImage.sha256)))
+    agency.workflow.close()
+    return home, hashes
+
+
+def _check(home: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    code, out, err = run(home, "check", "--json", *extra)
+    return code, json.loads(out), err
+
+
+def test_check_finds_a_plaintext_and_an_undecryptable_file_and_leaves_them(
+    tmp_path: Path,
+) -> None:
+    home, (plain, broken) = _gallery(tmp_path)
+    with Workspace.open(home) as workspace:
+        vault = workspace.vault
+        vault.image_path(plain).write_bytes(b"\x89PNG\r\n\x1a\n as if never sealed")
+        # Sealed, but under a key that is no subject's: a file restored from another
+        # workspace, or one whose subject's key was destroyed.
+        vault.image_path(broken).write_bytes(seal(new_data_key(), b"x", f"image:{broken}"))
+
+    code, report, err = _check(home)
+    assert code == 1
+    assert f"images/{plain}" in report["found"]["plaintext"]
+    assert f"images/{broken}" in report["found"]["undecryptable"]
+    assert f"images/{broken}" not in report["found"]["plaintext"]
+    assert "candor upgrade" in err
+    assert "do not open under their key" in err
+
+    code, report, _ = _check(home, "--fix")
+    assert code == 1  # a person must restore or expunge: the fix leaves them
+    assert f"images/{broken}" in report["left"]["undecryptable"]
+    assert vault.image_path(broken).exists()
+
+
+def test_check_finds_an_orphan_probe_key_and_fix_destroys_it(tmp_path: Path) -> None:
+    home, _ = _gallery(tmp_path, subjects=1)
+    with Workspace.open(home) as workspace, workspace.session() as session, session.begin():
+        workspace.keys.probe_key(session, SHA, create=True)  # a probe never stored
+
+    code, report, err = _check(home)
+    assert code == 1
+    assert report["found"]["orphan_probe_keys"] == [SHA]
+    assert "probe key(s) nothing uses" in err
+
+    code, report, _ = _check(home, "--fix")
+    assert report["fixed"] is True
+    assert report["left"]["orphan_probe_keys"] == []
+    with Workspace.open(home) as workspace, workspace.session() as session:
+        assert SHA not in workspace.keys.probe_owners(session)
+
+
+def test_check_finds_an_index_that_disagrees_and_fix_rebuilds_it(tmp_path: Path) -> None:
+    home, _ = _gallery(tmp_path)
+    workflow = Workflow(Workspace.open(home))
+    try:
+        index = workflow.index
+        stored = set(index.live_ids)
+        # A template the database never held (an expunged one a crash left in the files).
+        index.add([999_999], np.ones((1, 128), np.float32))
+        index.flush()
+    finally:
+        workflow.close()
+
+    code, report, err = _check(home)
+    assert code == 1
+    assert report["index"]["extra"] == 1
+    assert report["index"]["missing"] == 0
+    assert "gallery index holds 1 template(s) the database does not" in err
+
+    code, report, _ = _check(home, "--fix")
+    assert report["index_found"]["extra"] == 1
+    assert report["index"]["extra"] == 0
+    assert report["index"]["held"] == len(stored)
+    workflow = Workflow(Workspace.open(home))
+    try:
+        assert set(workflow.index.live_ids) == stored
+    finally:
+        workflow.close()
+
+
+def test_check_reports_a_log_that_does_not_verify(tmp_path: Path) -> None:
+    home, _ = _gallery(tmp_path, subjects=1)
+    with Workspace.open(home) as workspace, workspace.session() as session, session.begin():
+        session.execute(
+            update(AuditEntry).where(AuditEntry.seq == 2).values(body=b'{"tampered": true}')
+        )
+
+    code, report, err = _check(home)
+    assert code == 1
+    assert report["audit"]["ok"] is False
+    assert "candor audit verify" in err

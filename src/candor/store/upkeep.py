@@ -36,10 +36,13 @@ from sqlalchemy import Engine, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from candor.sealing import SealError, UndecryptableError, WrongKeyError, is_sealed, open_sealed
+from candor.store.data_keys import DataKeys, KeyEncryptionKeyError
 from candor.store.errors import ScrubError, StoreError, WorkspaceError
 from candor.store.governance import SearchRequest
 from candor.store.models import GalleryImage
-from candor.store.vault import BiometricVault
+from candor.store.server_state import StagedProbe
+from candor.store.vault import BiometricVault, sha256_hex
 
 LOCK_NAME = "open.lock"
 GATE_NAME = "gate.lock"
@@ -80,6 +83,12 @@ class VaultCheck:
     missing_images: gallery rows whose image file is absent (never fixed here).
     temporaries: files in tmp/. pending: markers of unfinished writes or erasures.
     scrub_owed: why a scrub of the database is still owed.
+    plaintext: files a row names that are not sealed, as "images/<sha256>" (also crops/,
+        probes/): `candor upgrade` seals them.
+    undecryptable: files a row names that do not open under their subject's or probe's
+        key (damaged, altered, or their key is gone), named as plaintext is.
+    orphan_probe_keys: probe data keys that no probe file, request or staged photo uses.
+    key_problems: data keys that do not unwrap under the workspace's KEK.
     """
 
     orphan_images: tuple[str, ...]
@@ -89,6 +98,10 @@ class VaultCheck:
     temporaries: int
     pending: int
     scrub_owed: tuple[str, ...]
+    plaintext: tuple[str, ...] = ()
+    undecryptable: tuple[str, ...] = ()
+    orphan_probe_keys: tuple[str, ...] = ()
+    key_problems: tuple[str, ...] = ()
 
     @property
     def leftovers(self) -> int:
@@ -97,8 +110,19 @@ class VaultCheck:
             len(self.orphan_images)
             + len(self.orphan_crops)
             + len(self.orphan_probes)
+            + len(self.orphan_probe_keys)
             + self.temporaries
             + self.pending
+        )
+
+    @property
+    def unreadable(self) -> int:
+        """Files and keys a fix cannot repair: missing, plaintext, undecryptable, bad keys."""
+        return (
+            len(self.missing_images)
+            + len(self.plaintext)
+            + len(self.undecryptable)
+            + len(self.key_problems)
         )
 
 
@@ -286,31 +310,39 @@ def held_probes(session: Session, hashes: Iterable[str] | None = None) -> set[st
     return held
 
 
-def check_vault(engine: Engine, vault: BiometricVault) -> VaultCheck:
+def check_vault(engine: Engine, vault: BiometricVault, keys: DataKeys | None = None) -> VaultCheck:
     """Compare every file in the vault with the rows, one prefix folder at a time.
 
-    Memory stays bounded by one prefix's share of the gallery (1/256 of it).
+    With `keys`, every file a row names is also opened under its subject's or probe's
+    key (a plaintext file and one that does not open are both reported), every data key
+    is unwrapped, and probe keys nothing uses are listed. Memory stays bounded by one
+    prefix's share of the gallery (1/256 of it).
     """
     orphan_images: list[str] = []
     orphan_crops: list[str] = []
     missing: list[str] = []
+    sealing = _SealScan(vault, keys)
     with Session(engine) as session:
         for prefix in _PREFIXES:
-            rows = set(
-                session.scalars(
-                    select(GalleryImage.sha256).where(
-                        GalleryImage.sha256 >= prefix, GalleryImage.sha256 < prefix + "g"
-                    )
-                )
+            query = select(GalleryImage.sha256, GalleryImage.subject_id).where(
+                GalleryImage.sha256 >= prefix, GalleryImage.sha256 < prefix + "g"
             )
+            owners: dict[str, int] = {sha: subject for sha, subject in session.execute(query)}
+            rows = set(owners)
             images = set(vault.stored("images", prefix))
+            crops = set(vault.stored("crops", prefix))
             orphan_images.extend(sorted(images - rows))
             missing.extend(sorted(rows - images))
-            orphan_crops.extend(sorted(set(vault.stored("crops", prefix)) - rows - images))
+            orphan_crops.extend(sorted(crops - rows - images))
+            sealing.gallery(session, owners, images & rows, crops & rows)
         probes = {
             sha for prefix in vault.prefixes("probes") for sha in vault.stored("probes", prefix)
         }
-        orphan_probes = sorted(probes - held_probes(session))
+        held = held_probes(session)
+        orphan_probes = sorted(probes - held)
+        sealing.probes(session, sorted(probes & held))
+        orphan_keys = sealing.orphan_probe_keys(session, probes | held)
+        key_problems = keys.check_all(session) if keys is not None else []
     temporaries = sum(1 for path in (vault.home / "tmp").rglob("*") if not path.is_dir())
     return VaultCheck(
         orphan_images=tuple(orphan_images),
@@ -320,15 +352,127 @@ def check_vault(engine: Engine, vault: BiometricVault) -> VaultCheck:
         temporaries=temporaries,
         pending=len(vault.pending("images")) + len(vault.pending("probes")),
         scrub_owed=tuple(vault.scrub_reasons()),
+        plaintext=tuple(sealing.plaintext),
+        undecryptable=tuple(sealing.undecryptable),
+        orphan_probe_keys=tuple(orphan_keys),
+        key_problems=tuple(key_problems),
     )
 
 
-def remove_leftovers(engine: Engine, vault: BiometricVault, found: VaultCheck) -> Tidied:
+class _SealScan:
+    """Opens each stored file under its key for `check_vault`: found plaintext, found broken.
+
+    The files are read and opened here, not through the vault's get_*, because a check
+    must tell "not sealed" from "does not open" from "opens to other bytes" (get_* refuses
+    all three alike). Contexts are the vault's: "image:", "crop:", "probe:<sha256>".
+    Nothing opened is kept or shown.
+    """
+
+    def __init__(self, vault: BiometricVault, keys: DataKeys | None) -> None:
+        self._vault = vault
+        self._keys = keys
+        self.plaintext: list[str] = []
+        self.undecryptable: list[str] = []
+
+    def gallery(
+        self, session: Session, owners: dict[str, int], images: set[str], crops: set[str]
+    ) -> None:
+        if self._keys is None or not (images or crops):
+            return
+        subject_keys = self._subject_keys(session, {owners[sha] for sha in images | crops})
+        for sha256 in sorted(images):
+            self._open("images", self._vault.image_path(sha256), subject_keys.get(owners[sha256]))
+        for sha256 in sorted(crops):
+            self._open("crops", self._vault.crop_path(sha256), subject_keys.get(owners[sha256]))
+
+    def probes(self, session: Session, hashes: list[str]) -> None:
+        if self._keys is None:
+            return
+        for sha256 in hashes:
+            key: bytes | None
+            try:
+                key = self._keys.probe_key(session, sha256)
+            except (KeyEncryptionKeyError, WrongKeyError):
+                key = None
+            self._open("probes", self._vault.probe_path(sha256), key)
+
+    def orphan_probe_keys(self, session: Session, used: set[str]) -> list[str]:
+        """Probe keys whose probe has no file, no unpurged request and no staged photo."""
+        if self._keys is None:
+            return []
+        unused = [sha for sha in self._keys.probe_owners(session) if sha not in used]
+        if not unused:
+            return []
+        query = select(StagedProbe.key_sha256, StagedProbe.data)
+        staged = [(name, data) for name, data in session.execute(query)]
+        return [sha for sha in unused if not self._staged_under(session, sha, staged)]
+
+    def _staged_under(self, session: Session, sha256: str, staged: list[tuple[str, bytes]]) -> bool:
+        """Whether a staged photo is this probe (sealed under its key, or its plaintext)."""
+        if not staged or self._keys is None:
+            return False
+        try:
+            key = self._keys.probe_key(session, sha256)
+        except (KeyEncryptionKeyError, WrongKeyError):
+            return False
+        for name, data in staged:
+            if not is_sealed(data):
+                if sha256_hex(data) == sha256:
+                    return True
+                continue
+            try:
+                open_sealed(key, data, f"staged:{name}")
+            except SealError:
+                continue
+            return True
+        return False
+
+    def _subject_keys(self, session: Session, subject_ids: set[int]) -> dict[int, bytes]:
+        assert self._keys is not None
+        try:
+            return self._keys.subject_keys(session, subject_ids)
+        except WrongKeyError:
+            # One key that does not unwrap (reported by check_all): read the rest one by one.
+            found: dict[int, bytes] = {}
+            for subject_id in subject_ids:
+                with contextlib.suppress(WrongKeyError, KeyEncryptionKeyError):
+                    found[subject_id] = self._keys.subject_key(session, subject_id)
+            return found
+
+    def _open(self, kind: str, path: Path, key: bytes | None) -> None:
+        name = f"{kind}/{path.name}"
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return  # erased meanwhile: nothing stored to judge
+        if not is_sealed(blob):
+            self.plaintext.append(name)
+            return
+        context = f"{kind[:-1]}:{path.name}"
+        try:
+            if key is None:
+                raise UndecryptableError(f"{context} has no data key")
+            plain = open_sealed(key, blob, context)
+        except SealError:
+            self.undecryptable.append(name)
+            return
+        if kind != "crops" and sha256_hex(plain) != path.name:
+            self.undecryptable.append(name)
+
+
+def remove_leftovers(
+    engine: Engine, vault: BiometricVault, found: VaultCheck, keys: DataKeys | None = None
+) -> Tidied:
     """Erase what `check_vault` found, and finish recorded work; hold the workspace alone.
 
     An orphan image takes its crop with it. A crop is an orphan only when its image has
-    neither a row nor a file: a crop beside an orphan image goes with that image.
+    neither a row nor a file: a crop beside an orphan image goes with that image. Orphan
+    probe keys are destroyed (with `keys`): nothing they sealed is stored any more.
     """
+    if keys is not None and found.orphan_probe_keys:
+        with Session(engine) as session, session.begin():
+            for sha256 in found.orphan_probe_keys:
+                keys.destroy_probe_key(session, sha256)
     for sha256 in found.orphan_images:
         vault.erase_image(sha256)
     for sha256 in found.orphan_crops:

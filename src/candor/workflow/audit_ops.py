@@ -146,10 +146,15 @@ def verify_log(
     """Check the whole log in the database against its checkpoints, its witness and any
     held ones, then the store's tables against the log (see candor.workflow.reconciliation)."""
     require_permission(workflow, actor, "audit.read")
-    held = [path.read_text() for path in against or []]
+    return verify_stored_log(workflow, [path.read_text() for path in against or []])
+
+
+def verify_stored_log(workflow: Workflow, held: list[str] | None = None) -> VerificationReport:
+    """verify_log's checks without its permission: for `candor check`, which needs no login
+    (it tells only whether the log and the tables agree, and where they first do not)."""
     # Reads only: an autobegun session, one snapshot, no write lock (begin() takes it).
     with workflow.workspace.session() as session:
-        report = check_stored_log(session, workflow.workspace, held).report
+        report = check_stored_log(session, workflow.workspace, held or []).report
     return _with_browser_check(workflow, with_store_check(workflow, report))
 
 

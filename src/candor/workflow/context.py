@@ -391,6 +391,15 @@ class Workflow:
         if ids:
             index.add(ids, np.stack(vectors))
 
+    def reconcile_index(self, session: Session) -> None:
+        """Bring the index to exactly the store's templates in `session`'s snapshot, however
+        far its files had drifted (`candor check --fix` for an index that disagrees)."""
+        with self._index_lock:
+            index = self.index
+            self._reconcile(session, index)
+            index.change_seq = latest_change(session)
+            index.flush()
+
     def close(self) -> None:
         """Write the index's pending changes, let go of its folder, close the database."""
         with self._index_lock:

@@ -21,7 +21,9 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from candor.store import ScrubError, StoreError
+from candor.store.changes import stored_template_ids
 from candor.store.upkeep import VaultCheck, check_vault, held_probes, remove_leftovers, tidy
+from candor.workflow.audit_ops import verify_stored_log
 from candor.workflow.context import Workflow
 
 SCRUB_WAIT_SECONDS = 10.0
@@ -46,13 +48,63 @@ class ScrubOutcome:
 
 
 @dataclass(frozen=True)
+class IndexCheck:
+    """Whether the gallery index, opened from its files and caught up as a search would,
+    holds exactly the database's templates of its model (ids only, never vectors).
+
+    extra: templates the index holds that the database does not (an expunged one kept).
+    missing: templates of the database the index lacks (a search would never find them).
+    problem: why the index could not be checked (the face model cannot be read), or None.
+    """
+
+    model: str | None
+    held: int
+    stored: int
+    extra: int
+    missing: int
+    problem: str | None = None
+
+    @property
+    def agrees(self) -> bool:
+        """Whether nothing is extra or missing (an index that could not be checked agrees)."""
+        return self.extra == 0 and self.missing == 0
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """`candor audit verify`'s verdict on the log and the tables it vouches for."""
+
+    ok: bool
+    entries: int
+    problem: str | None
+
+
+@dataclass(frozen=True)
 class CheckOutcome:
-    """What `candor check` found (before any fix), and what is left after it."""
+    """What `candor check` found (before any fix), and what is left after it.
+
+    index_found / index: the index before and after the fix (None: no index to check).
+    """
 
     found: VaultCheck
     fixed: bool
     left: VaultCheck
     not_alone: str | None
+    index_found: IndexCheck | None = None
+    index: IndexCheck | None = None
+    audit: AuditCheck | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        """Whether anything disagrees: leftovers, unreadable data, the index, the log."""
+        left = self.left
+        return bool(
+            left.leftovers
+            or left.unreadable
+            or left.scrub_owed
+            or (self.index is not None and not self.index.agrees)
+            or (self.audit is not None and not self.audit.ok)
+        )
 
 
 def scrub_workspace(
@@ -87,23 +139,63 @@ def _markers(workflow: Workflow) -> int:
 
 
 def check_workspace(workflow: Workflow, *, fix: bool) -> CheckOutcome:
-    """Compare the vault with the rows; with `fix`, remove what no row names.
+    """Compare the vault, the data keys, the index and the audit log with the rows; with
+    `fix`, remove what no row names and rebuild an index that disagrees.
 
-    Files are removed only while no other process has the workspace open (see
-    candor.store.upkeep for why). Rows whose image file is missing are reported, never
-    changed: that needs a person.
+    Files and keys are removed only while no other process has the workspace open (see
+    candor.store.upkeep for why). What a fix cannot repair (a missing, plaintext or
+    undecryptable file, a key that does not unwrap, a log that does not verify) is
+    reported, never changed: that needs a person.
     """
     workspace = workflow.workspace
+    audit = _check_audit(workflow)
+    index_found = check_index(workflow)
     if not fix:
-        found = check_vault(workspace.engine, workspace.vault)
-        return CheckOutcome(found, False, found, None)
+        found = check_vault(workspace.engine, workspace.vault, workspace.keys)
+        return CheckOutcome(found, False, found, None, index_found, index_found, audit)
     with workspace.upkeep.exclusively() as alone:
-        found = check_vault(workspace.engine, workspace.vault)
+        found = check_vault(workspace.engine, workspace.vault, workspace.keys)
         if not alone:
-            return CheckOutcome(found, False, found, _NOT_ALONE)
-        remove_leftovers(workspace.engine, workspace.vault, found)
-        left = check_vault(workspace.engine, workspace.vault)
-    return CheckOutcome(found, True, left, None)
+            return CheckOutcome(found, False, found, _NOT_ALONE, index_found, index_found, audit)
+        remove_leftovers(workspace.engine, workspace.vault, found, workspace.keys)
+        left = check_vault(workspace.engine, workspace.vault, workspace.keys)
+    index = index_found
+    if index_found is not None and not index_found.agrees:
+        with workspace.session() as session:
+            workflow.reconcile_index(session)
+        index = check_index(workflow)
+    return CheckOutcome(found, True, left, None, index_found, index, audit)
+
+
+def check_index(workflow: Workflow) -> IndexCheck | None:
+    """Open the index as a search does (its files, caught up with the change log) and
+    compare its template ids with the database's; None when the gallery has no templates
+    and no index was ever written."""
+    workspace = workflow.workspace
+    had_files = (workspace.home / "index").is_dir()
+    try:
+        with workspace.session() as session:
+            index = workflow.index_in_step(session)
+            stored = stored_template_ids(session, index.model.key)
+            held = index.live_ids
+    except (OSError, ValueError, RuntimeError) as error:
+        # The face model's files cannot be read here: the index cannot be opened either.
+        reason = " ".join(str(error).split()) or type(error).__name__
+        return IndexCheck(None, 0, 0, 0, 0, f"the index was not checked: {reason}")
+    if not stored and not held and not had_files:
+        return None
+    return IndexCheck(
+        model=index.model.key,
+        held=len(held),
+        stored=len(stored),
+        extra=len(held - stored),
+        missing=len(stored - held),
+    )
+
+
+def _check_audit(workflow: Workflow) -> AuditCheck:
+    report = verify_stored_log(workflow)
+    return AuditCheck(report.ok, report.entries, report.problem)
 
 
 def bring_index_in_step(workflow: Workflow) -> int:

@@ -307,10 +307,12 @@ def status(state: StateDep) -> Json:
 
 def do_login(state: ServerState, username: str, password: str) -> tuple[str, Json]:
     """Log in through the workflow behind the server's lock-out; the token and a summary."""
-    if "\x00" in username or "\x00" in password:
-        # No account's name or password holds a NUL, and PostgreSQL cannot store one in
-        # the lock-out's record: refused before anything is read or written.
-        raise RefusedError(422, "a username or password may not contain a NUL character")
+    try:
+        # Before the lock-out's record: PostgreSQL cannot store a NUL in it (a 500).
+        limits.USERNAME.check(username)
+        limits.PASSWORD.check(password)
+    except limits.TextRefusedError as error:
+        raise as_refused(error) from None
     wait = state.guard.locked_out(username)
     if wait:
         raise RefusedError(

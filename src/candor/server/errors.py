@@ -31,6 +31,7 @@ from candor.workflow.accounts import (
     UserNotFoundError,
 )
 from candor.workflow.governed import RequestStateError
+from candor.workflow.limits import TextRefusedError
 from candor.workflow.retries import IdempotencyKeyReusedError
 
 # The folders of an absolute path ("/srv/x/tmp/" of "/srv/x/tmp/a.jpg"), not after a word
@@ -159,7 +160,7 @@ def status_for(error: BaseException) -> int:
         return 404
     if isinstance(error, RequestStateError):
         return 409
-    if isinstance(error, MultipleFacesError | IdempotencyKeyReusedError):
+    if isinstance(error, MultipleFacesError | IdempotencyKeyReusedError | TextRefusedError):
         return 422
     if isinstance(error, WorkspaceBusyError):
         return 503

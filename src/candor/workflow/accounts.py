@@ -480,6 +480,9 @@ def login(
         raise AccountWorkflowError(
             f"a session lasts more than 0 and at most {MAX_SESSION_LIFETIME.days} days"
         )
+    # Before the failed login's audit entry: PostgreSQL cannot store a NUL in it.
+    limits.USERNAME.check(username)
+    limits.PASSWORD.check(password)
     workspace = workflow.workspace
     # The password is checked (argon2: tens of milliseconds of CPU) before the writing
     # transaction, so logins at once do not queue behind each other's hashing while they

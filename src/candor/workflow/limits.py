@@ -5,16 +5,29 @@ interface it came through; the API's and the pages' declared caps are these same
 so their schemas say what the workflow enforces. The limits match the store's columns
 (String(200) for a case number): SQLite would keep a pasted essay as a case number and
 PostgreSQL would refuse it with a database error, so neither is left to the database.
+
+The same goes for control characters: PostgreSQL cannot store a NUL in a text column (a
+case number with one was a database error, a 500 through the API), and a tab or an escape
+sequence in a case number or a username only hides what it says in the log and on the
+pages. A one-line field refuses every control character; a field written as prose
+(reasons, notes, the legal basis) keeps its line breaks and tabs; a password refuses only
+NUL, since it is never shown or stored as text.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+from typing import Literal
 
 from candor.workflow.errors import WorkflowError
 
 
-class TextTooLongError(WorkflowError):
+class TextRefusedError(WorkflowError):
+    """A free-text value its field does not take: too long, or with a control character."""
+
+
+class TextTooLongError(TextRefusedError):
     """A free-text value is longer than its field allows."""
 
     def __init__(self, limit: TextLimit, length: int) -> None:
@@ -26,6 +39,27 @@ class TextTooLongError(WorkflowError):
         )
 
 
+class ControlCharacterError(TextRefusedError):
+    """A free-text value holds a control character its field does not take (a NUL...)."""
+
+    def __init__(self, limit: TextLimit, character: str, position: int) -> None:
+        self.limit = limit
+        self.character = character
+        self.position = position
+        # The code point and where, never the value: it may be a password.
+        super().__init__(
+            f"the {limit.label} ({limit.field}) has a control character "
+            f"(U+{ord(character):04X}) at character {position + 1:,}; "
+            f"{limit.controls_allowed()}"
+        )
+
+
+# Which control characters a field takes: none (one line), line breaks and tabs (prose),
+# all but NUL (a password: never shown, never stored as text).
+Controls = Literal["none", "line-breaks", "all-but-nul"]
+_LINE_BREAKS = frozenset("\t\n\r")
+
+
 @dataclass(frozen=True)
 class TextLimit:
     """One free-text field: its name in forms and JSON, its name in sentences, its cap."""
@@ -33,12 +67,31 @@ class TextLimit:
     field: str
     label: str
     max_length: int
+    controls: Controls = "none"
 
     def check(self, value: str) -> str:
-        """The value itself when it is short enough; TextTooLongError otherwise."""
+        """The value itself when the field takes it; TextRefusedError otherwise."""
         if len(value) > self.max_length:
             raise TextTooLongError(self, len(value))
+        for position, character in enumerate(value):
+            if self._refuses(character):
+                raise ControlCharacterError(self, character, position)
         return value
+
+    def _refuses(self, character: str) -> bool:
+        if character == "\x00":
+            return True
+        if self.controls == "all-but-nul" or unicodedata.category(character) != "Cc":
+            return False
+        return not (self.controls == "line-breaks" and character in _LINE_BREAKS)
+
+    def controls_allowed(self) -> str:
+        """What the field takes, for the refusal's message."""
+        if self.controls == "line-breaks":
+            return "only line breaks and tabs are allowed"
+        if self.controls == "all-but-nul":
+            return "a NUL is not allowed"
+        return "no control characters (tabs, line breaks, NUL...) are allowed"
 
     def check_optional(self, value: str | None) -> str | None:
         return None if value is None else self.check(value)
@@ -52,17 +105,17 @@ REQUESTING_AGENCY = TextLimit("requesting_agency", "requesting agency", 200)
 REQUESTING_UNIT = TextLimit("requesting_unit", "requesting unit", 200)
 PROBE_KIND = TextLimit("probe_kind", "probe kind", 50)
 AUTHORISATION_REF = TextLimit("authorisation_ref", "authorisation reference", 200)
-EDITS = TextLimit("edits", "description of the edits", 2000)
+EDITS = TextLimit("edits", "description of the edits", 2000, "line-breaks")
 
 # Why a person decided as they did: approvals, verdicts, releases, rejected changes.
-REASON = TextLimit("reason", "reason", 2000)
-RATIONALE = TextLimit("rationale", "rationale", 2000)
+REASON = TextLimit("reason", "reason", 2000, "line-breaks")
+RATIONALE = TextLimit("rationale", "rationale", 2000, "line-breaks")
 
 # Gallery enrolment: who the photos show and where they came from.
 SUBJECT_REF = TextLimit("subject_ref", "subject reference", 200)
 SOURCE_TYPE = TextLimit("source_type", "source type", 32)
 SOURCE_REF = TextLimit("source_ref", "source reference", 500)
-LEGAL_BASIS = TextLimit("legal_basis", "legal basis", 2000)
+LEGAL_BASIS = TextLimit("legal_basis", "legal basis", 2000, "line-breaks")
 
 # Accounts. A username's form (2 to 64 characters) is the store's rule; the cap is here so
 # that the interfaces declare it too.
@@ -71,7 +124,7 @@ DISPLAY_NAME = TextLimit("display_name", "display name", 200)
 UNIT = TextLimit("unit", "unit", 200)
 CERTIFICATE_REF = TextLimit("certificate_ref", "certificate reference", 200)
 # Long enough for any passphrase, short enough that hashing it is no denial of service.
-PASSWORD = TextLimit("password", "password", 1024)
+PASSWORD = TextLimit("password", "password", 1024, "all-but-nul")
 
 TEXT_LIMITS: tuple[TextLimit, ...] = (
     CASE_NUMBER,

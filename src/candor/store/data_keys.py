@@ -19,7 +19,7 @@ Every SQL statement about keys lives here.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    func,
+    insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError
@@ -57,10 +59,15 @@ __all__ = [
     "KEK_FILE_VARIABLE",
     "DataKey",
     "DataKeys",
+    "KekRecord",
+    "KeyCount",
     "KeyEncryptionKey",
     "KeyEncryptionKeyError",
     "KeyKind",
+    "count_data_keys",
     "default_kek_path",
+    "kek_file_in_use",
+    "kek_record",
 ]
 
 # Names the KEK file's path (never holds the key): for nodes that keep it elsewhere than
@@ -174,6 +181,42 @@ def recorded_kek(session: Session) -> KeyEncryptionKey | None:
     return session.get(KeyEncryptionKey, 1)
 
 
+@dataclass(frozen=True)
+class KekRecord:
+    """What the workspace records of its KEK: where it is and its fingerprint (never the key)."""
+
+    path: Path
+    fingerprint: str
+    set_at: datetime
+
+
+def kek_record(session: Session) -> KekRecord | None:
+    """The KEK record as plain values, read without the KEK (for `candor keys show`, which
+    must say what is wrong when the KEK is missing or wrong); None before encryption at rest."""
+    row = recorded_kek(session)
+    return None if row is None else KekRecord(Path(row.path), row.fingerprint, row.set_at)
+
+
+def kek_file_in_use(record: KekRecord) -> tuple[Path, str]:
+    """The KEK file this process reads, and what chose it: $CANDOR_KEK_FILE or the workspace's
+    record (the same choice as `load_kek`)."""
+    from_env = kek_path_from_env()
+    return (from_env, KEK_FILE_VARIABLE) if from_env is not None else (record.path, "workspace")
+
+
+def _lock_kek_record(session: Session, *, exclusive: bool) -> KeyEncryptionKey | None:
+    """The KEK record, locked against a rotation until the caller's transaction ends.
+
+    A rotation takes it FOR UPDATE before it reads the keys it re-wraps; a process adding a
+    key takes it FOR SHARE before it wraps the key. On PostgreSQL (READ COMMITTED) this
+    orders the two, so no key is ever added under a KEK a committed rotation has retired
+    and no key is missed by a rotation. SQLite has one writer at a time already (and
+    ignores FOR UPDATE)."""
+    statement = select(KeyEncryptionKey).where(KeyEncryptionKey.id == 1)
+    statement = statement.with_for_update(read=not exclusive)
+    return session.scalar(statement.execution_options(populate_existing=True))
+
+
 def load_kek(session: Session, where: Path) -> tuple[Path, bytes]:
     """The workspace's KEK, from $CANDOR_KEK_FILE or the recorded path, checked against the
     recorded fingerprint. Refuses (KeyEncryptionKeyError) a missing record, file or match."""
@@ -205,28 +248,76 @@ class KeyCount:
     probe: int
     index: int
 
+    @property
+    def total(self) -> int:
+        """Every data key, of every kind."""
+        return self.subject + self.probe + self.index
+
+
+def count_data_keys(session: Session) -> KeyCount:
+    """How many data keys of each kind there are (reads no key: works without the KEK)."""
+    counts = dict.fromkeys(KEY_KINDS, 0)
+    rows = session.execute(select(DataKey.kind, func.count()).group_by(DataKey.kind))
+    for kind, number in rows:
+        counts[kind] = number
+    return KeyCount(counts["subject"], counts["probe"], counts["index"])
+
 
 class DataKeys:
     """The workspace's data keys, wrapped and unwrapped under its KEK.
 
     Nothing is cached between calls: a key destroyed by another process (an expungement on
     another node) is gone for this one at its next read.
+
+    The KEK is held in memory from the workspace's open. Another process may rotate it
+    meanwhile (`candor keys rotate --kek`, on another node of the service): before a new key
+    is wrapped, and when a key does not unwrap, the recorded fingerprint is compared with
+    the KEK held, and on a difference the KEK is read again from $CANDOR_KEK_FILE or the
+    newly recorded path, or refused (KeyEncryptionKeyError) if that file is not the new
+    KEK. So no key is ever wrapped under a retired KEK.
     """
 
     def __init__(self, kek: bytes, kek_path: Path) -> None:
-        self._kek = kek
-        self.kek_path = kek_path
+        # One tuple, replaced whole: threads of a server share this object.
+        self._held = (kek, kek_path)
+
+    @property
+    def _kek(self) -> bytes:
+        return self._held[0]
+
+    @property
+    def kek_path(self) -> Path:
+        """Where the KEK in use was read from."""
+        return self._held[1]
 
     @property
     def kek_fingerprint(self) -> str:
         """The public name of the KEK in use."""
         return key_fingerprint(self._kek)
 
+    def follow_rotation(self, session: Session, *, lock: bool = False) -> bool:
+        """Read the KEK again if the workspace records another one than the one held (a
+        rotation by another process); whether it changed. Refuses (KeyEncryptionKeyError)
+        when the file found is not the recorded KEK. lock: hold the record against a
+        rotation until the transaction ends (before wrapping a key under the KEK)."""
+        record = _lock_kek_record(session, exclusive=False) if lock else recorded_kek(session)
+        if record is None or record.fingerprint == self.kek_fingerprint:
+            return False
+        try:
+            path, kek = load_kek(session, self.kek_path)
+        except KeyEncryptionKeyError as error:
+            raise KeyEncryptionKeyError(
+                f"the workspace's key-encryption key was rotated (now fingerprint "
+                f"{record.fingerprint}) and this process cannot read the new one: {error}"
+            ) from None
+        self._held = (kek, path)
+        return True
+
     def subject_key(self, session: Session, subject_id: int, *, create: bool = False) -> bytes:
         """The key sealing this subject's photos, crops and templates (made if `create`)."""
         row = session.scalar(select(DataKey).where(DataKey.subject_id == subject_id))
         if row is not None:
-            return self._unwrap(row)
+            return self._unwrap(row, session)
         if not create:
             raise KeyEncryptionKeyError(
                 f"subject {subject_id} has no data key: it was expunged, or never sealed"
@@ -241,7 +332,41 @@ class DataKeys:
             chunk = wanted[start : start + 500]
             for row in session.scalars(select(DataKey).where(DataKey.subject_id.in_(chunk))):
                 assert row.subject_id is not None
-                found[row.subject_id] = self._unwrap(row)
+                found[row.subject_id] = self._unwrap(row, session)
+        return found
+
+    def add_subject_keys(self, session: Session, keys: Mapping[int, bytes]) -> None:
+        """Store keys made beforehand (`new_data_key`) for new subjects, in one INSERT: a bulk
+        load seals its pictures and templates before the subjects' rows exist."""
+        if not keys:
+            return
+        self.follow_rotation(session, lock=True)
+        now = utc_now()
+        session.execute(
+            insert(DataKey),
+            [
+                {
+                    "kind": "subject",
+                    "subject_id": subject_id,
+                    "wrapped": wrap_key(self._kek, key),
+                    "created_at": now,
+                }
+                for subject_id, key in keys.items()
+            ],
+        )
+
+    def probe_keys(self, session: Session, sha256s: Iterable[str]) -> dict[str, bytes]:
+        """The keys of many probes at once (for bulk reads); probes without one are absent."""
+        wanted = sorted(set(sha256s))
+        found: dict[str, bytes] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = session.scalars(
+                select(DataKey).where(DataKey.kind == "probe", DataKey.owner.in_(chunk))
+            )
+            for row in rows:
+                assert row.owner is not None
+                found[row.owner] = self._unwrap(row, session)
         return found
 
     def probe_key(self, session: Session, sha256: str, *, create: bool = False) -> bytes:
@@ -274,17 +399,17 @@ class DataKeys:
 
     def count(self, session: Session) -> KeyCount:
         """How many keys of each kind there are."""
-        counts = {kind: 0 for kind in KEY_KINDS}
-        for kind in session.scalars(select(DataKey.kind)):
-            counts[kind] += 1
-        return KeyCount(counts["subject"], counts["probe"], counts["index"])
+        return count_data_keys(session)
 
     def rewrap_all(self, session: Session, new_kek: bytes, new_path: Path) -> Iterator[int]:
         """Re-wrap every data key under `new_kek` and record it as the workspace's KEK, in the
         caller's transaction; yields the running count (for a progress bar). Every key is
-        unwrapped first, so a key the old KEK cannot open fails before anything changes."""
+        unwrapped first, so a key the old KEK cannot open fails before anything changes.
+        The KEK record is locked first, so no key is added meanwhile under the old KEK."""
+        _lock_kek_record(session, exclusive=True)
+        self.follow_rotation(session)
         rows: Sequence[DataKey] = list(session.scalars(select(DataKey).order_by(DataKey.id)))
-        plain = [self._unwrap(row) for row in rows]
+        plain = [self._unwrap(row, session) for row in rows]
         for done, (row, key) in enumerate(zip(rows, plain, strict=True), start=1):
             row.wrapped = wrap_key(new_kek, key)
             if done % 1000 == 0:
@@ -292,14 +417,16 @@ class DataKeys:
             yield done
         record_kek(session, new_path, new_kek)
         session.flush()
-        self._kek, self.kek_path = new_kek, new_path
+        # Held from now on only if the transaction commits: on a rollback the record still
+        # names the old KEK and the next key read or added follows it back.
+        self._held = (new_kek, new_path)
 
     def check_all(self, session: Session) -> list[str]:
         """Every data key that does not unwrap under the KEK, described (for `candor check`)."""
         problems: list[str] = []
         for row in session.scalars(select(DataKey).order_by(DataKey.id)):
             try:
-                self._unwrap(row)
+                self._unwrap(row, session)
             except WrongKeyError as error:
                 problems.append(str(error))
         return problems
@@ -307,7 +434,7 @@ class DataKeys:
     def _owned(self, session: Session, kind: KeyKind, owner: str, *, create: bool) -> bytes:
         row = session.scalar(select(DataKey).where(DataKey.kind == kind, DataKey.owner == owner))
         if row is not None:
-            return self._unwrap(row)
+            return self._unwrap(row, session)
         if not create:
             raise KeyEncryptionKeyError(
                 f"{kind} {owner} has no data key: it was erased, or never sealed"
@@ -315,6 +442,7 @@ class DataKeys:
         return self._add(session, DataKey(kind=kind, owner=owner))
 
     def _add(self, session: Session, row: DataKey) -> bytes:
+        self.follow_rotation(session, lock=True)
         key = new_data_key()
         row.wrapped = wrap_key(self._kek, key)
         row.created_at = utc_now()
@@ -330,6 +458,12 @@ class DataKeys:
             return self._owned(session, row.kind, row.owner, create=False)  # type: ignore[arg-type]
         return key
 
-    def _unwrap(self, row: DataKey) -> bytes:
+    def _unwrap(self, row: DataKey, session: Session | None = None) -> bytes:
         what = f"subject {row.subject_id}" if row.kind == "subject" else f"{row.kind} {row.owner}"
+        try:
+            return unwrap_key(self._kek, row.wrapped, what)
+        except WrongKeyError:
+            # Re-wrapped by another process's rotation since this one read its KEK?
+            if session is None or not self.follow_rotation(session):
+                raise
         return unwrap_key(self._kek, row.wrapped, what)

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -364,6 +364,25 @@ def _open_keys(engine: Engine, home: Path, workspace_id: str, *, upgrade: bool) 
             return DataKeys(kek, path)
         path, kek = load_kek(session, home)
     return DataKeys(kek, path)
+
+
+@contextlib.contextmanager
+def session_without_kek(home: Path) -> Iterator[Session]:
+    """A read-only session on a workspace's database that needs no key-encryption key: for
+    `candor keys show`, which must say where the KEK was looked for and why it was refused
+    when `Workspace.open` refuses it. Reads only records and counts, never a sealed byte."""
+    home = Path(home).expanduser().absolute()
+    marker_path = home / MARKER_NAME
+    if not marker_path.is_file():
+        raise NotAWorkspaceError(f"{home} is not a Candor workspace")
+    database_url = _database_url(_read_marker(marker_path), marker_path)
+    engine = engine_for(database_url, home / DATABASE_NAME, create=False)
+    try:
+        check_schema(engine, upgrade=False, where=home)
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _read_marker(path: Path) -> dict[str, Any]:

@@ -4,8 +4,10 @@
 session, so the action and its entry commit together or not at all. Checkpoints (tree
 size, root, time) are signed with the workspace's Ed25519 key automatically every
 `checkpoint_every` entries or when the last one is older than `checkpoint_seconds`,
-and on demand. Entries hold internal ids and hashes only: never face data, nor the
-names or booking numbers of gallery subjects.
+and on demand. An automatic checkpoint is signed after the action that made it due
+commits, in a short transaction of its own: the action's transaction (a search's) only
+checks the witness, in a few index lookups. Entries hold internal ids and hashes only:
+never face data, nor the names or booking numbers of gallery subjects.
 
 The log never signs a tree that does not extend the last one it signed. That one is
 kept as the witness (candor.audit.witness), beside the signing key and so outside the
@@ -15,7 +17,10 @@ against the witness: the checkpoint rows up to it are all there and the one it h
 among them, its last entry is unchanged, and the entries after it chain on from it. The
 new tree is then grown from the witness's right edge, so it is consistent with the
 witnessed tree by construction, at a cost of the entries since the witness, not of the
-whole log. The witness moves on only after the transaction that signed commits.
+whole log. Each checkpoint row keeps its tree's compact range (revision 0012), so a
+witness left behind (a crash, another node) grows from the newest stored checkpoint
+instead, once that is shown to extend the witness: O(entries since it + log n). The
+witness moves on only after the transaction that signed commits.
 
 The signing key and the witness are made with the workspace (`start_audit_log`) or by
 an audited rotation, never on demand: a missing key stops every action that would sign.
@@ -84,6 +89,7 @@ WITNESS_SUFFIX: Final = ".witness"
 PENDING_KEY_SUFFIX: Final = ".new"
 _TAIL_KEY = "candor.audit.tail"
 _PENDING_KEY = "candor.audit.pending_witness"
+_DUE_KEY = "candor.audit.checkpoint_due"
 # In canonical JSON "action" is the first member, so a rotation entry is found without
 # parsing every entry.
 _ROTATION_PREFIX: Final = b'{"action":"' + ROTATION_ACTION.encode() + b'",'
@@ -628,14 +634,25 @@ def _stored_edge(
     return before_last, last_leaf
 
 
-def _extend_from_store(
+@dataclass(frozen=True)
+class _StoredTree:
+    """The newest stored checkpoint past the witness, shown to be the log's."""
+
+    keys: KeyRing
+    before_last: MerkleAccumulator
+    last_leaf: bytes
+    checkpoints: int
+    witness: Witness
+
+
+def _stored_tree(
     session: Session, witness: Witness, where: Path, newest: repository.StoredCheckpoint
-) -> _Extension:
-    """Grow the newest stored checkpoint's tree (from its compact range) over the entries
-    after it, once it is shown to be the log's: signed with the log's keys, its range
-    giving its signed root, the subtrees it shares with the witnessed tree equal to the
-    witness's, and the witness's last entry unchanged. The checkpoints between the two
-    are counted, not read; `candor audit verify` reads them all."""
+) -> _StoredTree:
+    """The newest stored checkpoint's tree, from its compact range, once it is shown to be
+    the log's: signed with the log's keys, its range giving its signed root, the subtrees
+    it shares with the witnessed tree equal to the witness's, and the witness's last entry
+    unchanged. The checkpoints between the two are counted, not read (`candor audit
+    verify` reads them all): a few index lookups, whatever the log's size."""
     size, base = witness.size, newest.tree_size
     if witness.last_leaf is not None:
         _check_last_entry(
@@ -653,14 +670,51 @@ def _extend_from_store(
             f"{where} (entries 1..{size}); nothing more is signed"
         )
     checkpoints = repository.count_checkpoints_up_to(session, base)
-    catch_up = Witness.signed(
+    caught_up = Witness.signed(
         keys, newest.note, before_last, last_leaf, checkpoints, witness.started
     )
+    return _StoredTree(keys, before_last, last_leaf, checkpoints, caught_up)
+
+
+def _extend_from_store(
+    session: Session, witness: Witness, where: Path, newest: repository.StoredCheckpoint
+) -> _Extension:
+    """Grow the newest stored checkpoint's tree (`_stored_tree`) over the entries after it."""
+    base = newest.tree_size
+    stored = _stored_tree(session, witness, where, newest)
+    tree = MerkleAccumulator.resume(stored.before_last.size, stored.before_last.subtrees)
+    tree.append(stored.last_leaf)
     rows = repository.entries_from(session, base)
     what = f"the stored checkpoint of size {base}"
-    _check_last_entry(rows[0] if rows else None, base, last_leaf, what)
-    edge = _grow(rows[1:], tree, (before_last, last_leaf), keys, what)
-    return _Extension(edge[2], tree, edge[0], edge[1], checkpoints, catch_up)
+    _check_last_entry(rows[0] if rows else None, base, stored.last_leaf, what)
+    before_last, last_leaf, keys = _grow(
+        rows[1:], tree, (stored.before_last, stored.last_leaf), stored.keys, what
+    )
+    return _Extension(keys, tree, before_last, last_leaf, stored.checkpoints, stored.witness)
+
+
+def _check_before_commit(session: Session, where: Workspace | Workflow) -> None:
+    """What an action whose entry makes a checkpoint due checks in its own transaction,
+    the checkpoint itself being signed after it commits: that the witness is there, the
+    checkpoint rows up to it and its last entry are unchanged, and (a witness left behind)
+    that the newest stored checkpoint extends it, to which the witness is brought up. Index
+    lookups and the witness file, whatever the log's size; a log found tampered with is
+    refused here, with the action, as before."""
+    if _pending(session):
+        return  # this transaction signed already: it checked the witness then
+    space, _ = _clock_of(where)
+    key_path = signing_key_path(space)
+    if not key_path.exists() and not _pending_key_path(key_path).exists():
+        raise _missing_key(key_path, "audit signing key")
+    path = witness_path(space)
+    witness = current_witness(session, space)
+    _check_witness_rows(session, witness, path)
+    if witness.last_leaf is not None:
+        row = repository.entry_at(session, witness.size)
+        _check_last_entry(row, witness.size, witness.last_leaf, f"the witness {path}")
+    newest = repository.newest_checkpoint(session)
+    if newest is not None and newest.tree_size > witness.size and newest.compact_range is not None:
+        _store_witness(path, _stored_tree(session, witness, path, newest).witness, first=False)
 
 
 # -- after the transaction ----------------------------------------------------------------
@@ -693,6 +747,9 @@ def _after_commit(session: Session) -> None:
     # Fired for savepoints too: the witness waits for the outermost commit.
     if session.in_nested_transaction():
         return
+    due = session.info.get(_DUE_KEY)
+    if isinstance(due, _Due):
+        due.committed = True
     pending = session.info.pop(_PENDING_KEY, None)
     if not pending:
         return
@@ -730,11 +787,68 @@ def _move_key_into_place(source: Path, target: Path) -> None:
         _log.warning("cannot move the new audit signing key %s into place: %s", source, error)
 
 
-def _remember(session: Session, item: _Pending) -> None:
+def _listen(session: Session) -> None:
     if not event.contains(session, "after_commit", _after_commit):
         event.listen(session, "after_commit", _after_commit)
         event.listen(session, "after_soft_rollback", _after_soft_rollback)
+        event.listen(session, "after_transaction_end", _after_transaction_end)
+
+
+def _remember(session: Session, item: _Pending) -> None:
+    _listen(session)
     session.info[_PENDING_KEY] = [*_pending(session), item]
+
+
+@dataclass
+class _Due:
+    """A checkpoint an entry of this session's transaction made due: signed once it
+    commits, in a transaction of its own (`_sign_due_checkpoint`)."""
+
+    where: Workspace | Workflow
+    schedule: CheckpointSchedule
+    committed: bool = False
+
+
+def _sign_after_commit(
+    session: Session, where: Workspace | Workflow, schedule: CheckpointSchedule
+) -> None:
+    """Have the due checkpoint signed after this session's transaction commits. Checked
+    before (`_check_before_commit`) only once per transaction: a transaction that appends
+    many entries gets one checkpoint of them all."""
+    if isinstance(session.info.get(_DUE_KEY), _Due):
+        return
+    _check_before_commit(session, where)
+    _listen(session)
+    session.info[_DUE_KEY] = _Due(where, schedule)
+
+
+def _after_transaction_end(session: Session, ended: SessionTransaction) -> None:
+    # Fired for savepoints too, and after the connection went back to the pool: the
+    # outermost transaction's end signs what it made due, if it committed.
+    if ended.parent is not None:
+        return
+    due = session.info.pop(_DUE_KEY, None)
+    if isinstance(due, _Due) and due.committed:
+        _sign_due_checkpoint(due)
+
+
+def _sign_due_checkpoint(due: _Due) -> None:
+    """Sign the checkpoint an action made due, in a short transaction of its own that holds
+    the log's head, unless another writer signed one meanwhile. The action has committed, so
+    a refusal is logged, not raised: the log then fails `candor audit verify`, and the next
+    action that makes a checkpoint due is refused if the witness shows the tampering."""
+    space, now = _clock_of(due.where)
+    try:
+        with space.session() as session, session.begin():
+            repository.lock_log_head(session)
+            head = repository.log_head(session)
+            if head.entry is None or not _checkpoint_due(
+                head.checkpoint, head.entry[0], now, due.schedule
+            ):
+                return
+            make_checkpoint(session, due.where)
+    except AuditSigningError as error:
+        _log.error("the audit checkpoint due after a commit was not signed: %s", error)
 
 
 # -- appending entries and signing ----------------------------------------------------------
@@ -821,10 +935,11 @@ def record(
     transaction = _innermost_transaction(session)
     if transaction is not None:
         session.info[_TAIL_KEY] = _Tail(transaction, seq, entry_hash, checkpoint)
-    if auto_checkpoint and _checkpoint_due(
-        checkpoint, seq, now, schedule or CheckpointSchedule.from_environment()
-    ):
-        make_checkpoint(session, workspace)
+    schedule = schedule or CheckpointSchedule.from_environment()
+    if auto_checkpoint and _checkpoint_due(checkpoint, seq, now, schedule):
+        # Signed after the action commits, never inside its transaction (a search's):
+        # only the witness is checked here, so a tampered log still refuses the action.
+        _sign_after_commit(session, workspace, schedule)
     return seq
 
 

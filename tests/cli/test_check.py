@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -28,6 +30,8 @@ from candor.workflow.synthetic import SyntheticSubject, enrol_synthetic_subjects
 from tests.agency import make_agency
 
 runner = CliRunner()
+# The kill harness's test runs only when asked: it takes minutes (bench/kill_harness.py).
+KILL_HARNESS_VARIABLE = "CANDOR_KILL_HARNESS"
 SHA = hashlib.sha256(b"a photo whose row never committed").hexdigest()
 
 
@@ -207,3 +211,21 @@ def test_check_reports_a_log_that_does_not_verify(tmp_path: Path) -> None:
     assert code == 1
     assert report["audit"]["ok"] is False
     assert "candor audit verify" in err
+
+
+@pytest.mark.slow
+@pytest.mark.faces
+@pytest.mark.sqlite_only("the harness makes its own workspace; its PostgreSQL run is the bench's")
+@pytest.mark.skipif(
+    os.environ.get(KILL_HARNESS_VARIABLE) != "1",
+    reason=f"minutes long: set {KILL_HARNESS_VARIABLE}=1 (the bench runs 50 a database)",
+)
+def test_kill_harness_three_kills_leave_nothing_inconsistent(faces_dir: Path) -> None:
+    from bench.kill_harness import run_harness
+
+    summary = run_harness(
+        "sqlite", 3, seed=15, operations=("enrol", "expunge", "search"), progress=False
+    )
+    assert summary["kills"] == 3
+    assert summary["failures"] == []
+    assert summary["inconsistencies"] == 0

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from candor.simulation.synthetic import load_synthetic_gallery
 from candor.workflow import Provenance, example_policy_path
@@ -397,11 +398,12 @@ def run_simulation(
     )
     probe_count = settings.probes or _probe_count(settings)
     workflow.clock, workflow.checkpoint_schedule = clock, CHECKPOINT_SCHEDULE
-    # Every probe stays detected for the whole run: the pool is reused all along.
-    workflow.probe_cache = ProbeCache(probe_count + 8)
     try:
         simulation = _Simulation(workflow, clock, settings, first_day, probe_count, progress)
         simulation.set_up()
+        # Every probe stays detected for the whole run: the pool is reused all along, so
+        # the cache's bound is what the pool holds (the pool's size is the settings').
+        workflow.probe_cache = ProbeCache(simulation.probe_pool_bytes())
         simulation.run()
         return simulation.finish(time.perf_counter() - began)
     finally:
@@ -426,6 +428,10 @@ def _default_start(workflow: Workflow, weeks: int) -> date:
     today = workflow.today()
     this_monday = today - timedelta(days=today.weekday())
     return this_monday - timedelta(weeks=weeks)
+
+
+# Per probe, beside its pixels and file: the template and the objects around them.
+_PROBE_SLACK = 16 * 1024
 
 
 def _probe_count(settings: SimulationSettings) -> int:
@@ -612,6 +618,18 @@ class _Simulation:
         pictures = probe_variants(self.probe_count, seed=self.settings.seed)
         paths = save_photos(pictures, self.folder / "probes")
         self.probes = [_Probe(path, MATES[name.split("-")[0]]) for name, path in paths.items()]
+
+    def probe_pool_bytes(self) -> int:
+        """What the probe cache counts for every probe of the run held at once
+        (`candor.workflow.context.probe_bytes`), read from the files' headers."""
+        pool = [*self.probes, *([self.blurred] if self.blurred is not None else [])]
+        total = 0
+        for probe in pool:
+            with Image.open(probe.path) as picture:
+                width, height = picture.size
+            # RGB pixels, the file's bytes, and room for the template and the objects.
+            total += 3 * width * height + probe.path.stat().st_size + _PROBE_SLACK
+        return total
 
     # -- who does what, when ---------------------------------------------------------------
 

@@ -147,3 +147,11 @@ TEXT_LIMITS: tuple[TextLimit, ...] = (
     CERTIFICATE_REF,
     PASSWORD,
 )
+
+# How many bytes of probes one process keeps decoded (`candor.workflow.context.ProbeCache`),
+# counting each probe's pixels, file bytes and template. A count would not do: at the
+# probe limits (25 million pixels, 30 MB of file) one probe holds about 105 MB, so the 64
+# probes once kept could reach several gigabytes. 256 MiB holds a few 12-megapixel phone
+# photos (about 40 MB each) or some hundred ordinary probes (a 1000 x 1000 photo: about
+# 3 MB), enough to spare re-detecting a photo searched again soon.
+PROBE_CACHE_BYTES = 256 * 1024 * 1024

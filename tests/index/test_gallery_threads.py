@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from candor.index import GalleryIndex
-from tests.index.test_gallery_index import MODEL, clustered
+from tests.index.test_gallery_index import KEY, MODEL, clustered, opened_bytes
 
 
 def test_an_add_replayed_with_the_same_vector_is_skipped_another_vector_refused() -> None:
@@ -24,15 +24,13 @@ def test_an_add_replayed_with_the_same_vector_is_skipped_another_vector_refused(
 
 def test_a_forgotten_id_is_never_added_again(tmp_path: Path) -> None:
     vectors = clustered(8)
-    index = GalleryIndex(MODEL, tmp_path / "idx")
+    index = GalleryIndex(MODEL, tmp_path / "idx", key=KEY)
     index.add([1, 2], vectors[:2])
     assert index.forget([2, 7]) == 1
     index.add([2, 4], vectors[1:3])  # read before the removal committed: 2 stays out
     assert sorted(index.ids.tolist()) == [1, 4]
-    assert (
-        vectors[1].astype(np.float32).tobytes()
-        not in (tmp_path / "idx" / "vectors.f32").read_bytes()
-    )
+    index.flush()
+    assert vectors[1].astype(np.float32).tobytes() not in opened_bytes(tmp_path / "idx")
 
 
 @pytest.mark.parametrize("approximate_from", [10**9, 2_000])
@@ -44,7 +42,7 @@ def test_searches_beside_adds_and_removals_see_whole_batches(
     people, size = 400, 10
     rng = np.random.default_rng(5)
     centres = rng.standard_normal((people, MODEL.dimension)).astype(np.float32)
-    index = GalleryIndex(MODEL, tmp_path / "idx", approximate_from=approximate_from)
+    index = GalleryIndex(MODEL, tmp_path / "idx", key=KEY, approximate_from=approximate_from)
     index.add(range(1, size + 1), centres[0] + 0.01 * rng.standard_normal((size, MODEL.dimension)))
     removed: set[int] = set()
     failures: list[BaseException] = []

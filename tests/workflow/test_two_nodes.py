@@ -152,7 +152,8 @@ def test_two_nodes_on_postgres_see_each_others_changes(agency: Agency, tmp_path:
     folder_a = node_a.index.folder
     assert folder_a is not None and "node-a" in folder_a.parts
     vector = node_a.index.vectors_of([hopper])[0]
-    assert files_holding(folder_a, vector) == [folder_a / "vectors.f32"]
+    # Sealed on disk: no file holds the vector in the clear (tests/index/test_sealed_index.py).
+    assert (folder_a / "vectors.sealed").exists() and files_holding(folder_a, vector) == []
 
     # Enrolled through A, found by B's next search; B's index has files of its own.
     answer = on_node_b(agency, "search", str(photos["hopper-03.jpg"]))

@@ -1,35 +1,43 @@
-"""GalleryIndex: exact search for small galleries, sign codes for large ones, kept on disk.
+"""GalleryIndex: exact search for small galleries, sign codes for large ones, sealed on disk.
 
 The rows (one L2-normalised float32 vector per template, its id, whether it is still
-live, and its 512-bit sign code) are the truth; they live in memory-mapped files in a
-folder the workflow gives, so opening a gallery of millions reads no vectors until a
-search touches them. From `approximate_from` live templates a search scans the sign
-codes (`candor.index.signcodes`) for its candidates and rescores them with their
-float32 rows, so the scores returned are the exact cosines of the candidates found;
-below it every search is an exact scan, as `TemplateIndex` does. `exact_search` is
-always exact: it is the check. The codes are made when the gallery first reaches
-`approximate_from` (every row at once, about a second per million), centred on the
-mean of its templates then, and for each template added after.
+live, and its 512-bit sign code) are the truth. They live in memory (anonymous pages,
+never a mapped file) and, when the workflow gives a folder, in files sealed under the
+index's data key (`candor.index.sealed_rows`): chunks of rows, each sealed with
+AES-256-GCM on its own and rewritten in place when a row of it changes. Opening a
+folder reads and opens every chunk (about a second per million templates). From
+`approximate_from` live templates a search scans the sign codes
+(`candor.index.signcodes`) for its candidates and rescores them with their float32
+rows, so the scores returned are the exact cosines of the candidates found; below it
+every search is an exact scan, as `TemplateIndex` does. `exact_search` is always exact:
+it is the check. The codes are made when the gallery first reaches `approximate_from`
+(every row at once, about a second per million), centred on the mean of its templates
+then, and for each template added after.
 
 Expungement: `remove` zeroes the row's float32 vector, its code, its id and its live
-bit in place (and flushes them when the index is on disk), so no file of the folder
-holds a removed template. Files outgrown by the gallery are zeroed before they are
-unlinked, for the same reason.
+bit in memory and reseals the chunks that held them in place before it returns, so no
+file of the folder holds a removed template, even sealed. What a file system or SSD
+keeps of an overwritten chunk's blocks is ciphertext under the index key, which
+`reseal` (key rotation) replaces. Chunks no longer needed after a compaction are zeroed
+before the files are cut short, and files of an index replaced or erased are zeroed
+before they are unlinked.
 
-Files in the folder (all owned by this module): vectors.f32, ids.i64, live.u8 and
-codes.u8 (row arrays, `capacity` rows); centre.f32 and planes.f32 (the codes' centre
-and hyperplanes, once there are codes); meta.json (model key, dimension, row count, the
-codes' bits and seed, whether the codes are made, the last gallery change the rows
-reflect). The centre is a mean over at least `approximate_from` templates; an expunged
-template's share of it is not removed.
-Adding a template appends a row: nothing else is built in one go, and nothing is
-rebuilt when the folder is opened.
+Files in the folder (all owned by this module): vectors.sealed, ids.sealed,
+live.sealed and codes.sealed (row arrays, one sealed chunk per CHUNK_ROWS rows);
+centre.sealed and planes.sealed (the codes' centre and hyperplanes, once there are
+codes, each one sealed blob); meta.json (model key, dimension, row count, the codes'
+bits and seed, whether the codes are made, the fingerprint of the key the files are
+sealed under, the last gallery change the rows reflect: nothing derived from a
+template). The centre is a mean over at least `approximate_from` templates; an
+expunged template's share of it is not removed. Folders of an older layout (format 2:
+plaintext memory-mapped rows) are refused as IndexFolderError, and the workflow erases
+them (zeroing every file) and rebuilds the index from the store, which holds the truth.
 
 Thread safe: searches (and the other reads) share a lock that `add`, `remove`, `flush`
 and `close` take alone, so a search scores the rows as they were between two changes,
-never a half-appended batch, a compaction in progress or row files being replaced. Each
-thread searches with scratch space of its own. An `add` of an id already held with the
-same vector is a replay (two threads applying one logged change) and is skipped.
+never a half-appended batch, a compaction in progress or row arrays being replaced.
+Each thread searches with scratch space of its own. An `add` of an id already held with
+the same vector is a replay (two threads applying one logged change) and is skipped.
 """
 
 from __future__ import annotations
@@ -40,15 +48,26 @@ import operator
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from candor.index.exact import TemplateIndex, _as_id
+from candor.index.sealed_rows import (
+    CHUNK_ROWS,
+    IndexFileError,
+    IndexFolderBusyError,
+    IndexFolderError,
+    SealedRows,
+    chunk_bytes_of,
+    chunk_context,
+    chunks_for,
+)
 from candor.index.signcodes import (
     CODE_BITS,
     CODE_SEED,
@@ -56,6 +75,7 @@ from candor.index.signcodes import (
     candidate_rows,
     candidates_for,
 )
+from candor.sealing import UndecryptableError, key_fingerprint, open_sealed, seal
 
 if TYPE_CHECKING:
     from candor.faces.registry import ModelId
@@ -63,6 +83,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APPROXIMATE_FROM",
     "GalleryIndex",
+    "IndexFileError",
     "IndexFolderBusyError",
     "IndexFolderError",
 ]
@@ -72,19 +93,17 @@ __all__ = [
 # with rescoring takes 1.4 ms there with recall@20 0.998. Candidate lists stay exact
 # while exact search answers well within the 10 ms target.
 APPROXIMATE_FROM: Final = 200_000
-_FORMAT: Final = 2
+_FORMAT: Final = 3
 _ENCODE_BATCH: Final = 100_000
 _CODE_SIZE: Final = CODE_BITS // 8
 _INITIAL_CAPACITY: Final = 1024
 _ZERO_CHUNK: Final = 1 << 20
-
-
-class IndexFolderError(ValueError):
-    """The index folder belongs to another model or is damaged; rebuild it from the store."""
-
-
-class IndexFolderBusyError(IndexFolderError):
-    """Another open GalleryIndex (in this process or another) holds the folder."""
+# Files of the layouts before sealing (format 2), erased when a folder is made anew.
+_PLAIN_FILES: Final = ("vectors.f32", "ids.i64", "live.u8", "codes.u8", "centre.f32", "planes.f32")
+_CENTRE: Final = "centre.sealed"
+# Ids another process scrubbed from a held folder (ids only), for the holder to drop too.
+_SCRUBBED: Final = "scrubbed.ids"
+_PLANES: Final = "planes.sealed"
 
 
 def _hold(folder: Path) -> int:
@@ -161,24 +180,48 @@ class GalleryIndex:
 
     Args:
         model: the face model of every template here.
-        folder: where the files live; None keeps everything in memory.
+        folder: where the sealed files live; None keeps everything in memory only.
+        key: the index's data key (32 bytes), which seals the folder's files; required
+            with a folder.
         approximate_from: live templates from which searches scan sign codes for
             candidates instead of scanning every float32 row.
 
-    Use `GalleryIndex.open(folder, model)` to load a folder written before.
+    Use `GalleryIndex.open(folder, model, key=...)` to load a folder written before.
     """
+
+    # Closes the folder's holder lock when the index is closed or collected.
+    _holder: weakref.finalize[[int], GalleryIndex] | None
 
     def __init__(
         self,
         model: ModelId,
         folder: Path | None = None,
         *,
+        key: bytes | None = None,
         approximate_from: int = APPROXIMATE_FROM,
     ) -> None:
         if model.dimension < 1:
             raise ValueError(f"model {model.key} has dimension {model.dimension}; need >= 1")
+        self._setup(model, folder, key, approximate_from)
+        self._arrays = self._allocate(_INITIAL_CAPACITY)
+        if folder is not None:
+            _make_private_folder(folder)
+            self._holder = weakref.finalize(self, os.close, _hold(folder))
+            with _writing(folder):
+                for name in (*_PLAIN_FILES, *_ROW_NAMES, _CENTRE, _PLANES):
+                    if (folder / name).exists():
+                        _erase_file(folder / name)
+                self._write_meta()
+
+    def _setup(
+        self, model: ModelId, folder: Path | None, key: bytes | None, approximate_from: int
+    ) -> None:
+        """The state every index starts from: empty, nothing held, nothing on disk yet."""
+        if folder is not None and (key is None or len(key) != 32):
+            raise ValueError("an index kept in a folder is sealed: give its 32-byte data key")
         self.model = model
         self.folder = folder
+        self._key = key
         self.approximate_from = approximate_from
         # Multiplies signcodes.candidates_for: more candidates, higher recall, slower.
         self.candidate_scale = 1.0
@@ -193,18 +236,14 @@ class GalleryIndex:
         self._rows: dict[int, int] = {}
         self._dead = 0
         self._changes = 0  # adds and removes since this object was made
+        # Chunks changed in memory and not yet sealed to the folder, and how many chunks
+        # each row file holds on disk.
+        self._dirty: set[int] = set()
+        self._on_disk = 0
         # The last gallery change (candor.store.changes) the rows reflect, kept in
         # meta.json so a reopened folder catches up from there; None: not known.
         self.change_seq: int | None = None
-        self._holder: weakref.finalize[[int], GalleryIndex] | None = None
-        if folder is not None:
-            _make_private_folder(folder)
-            self._holder = weakref.finalize(self, os.close, _hold(folder))
-            with _writing(folder):
-                self._arrays = self._allocate(_INITIAL_CAPACITY)
-                self._write_meta()
-        else:
-            self._arrays = self._allocate(_INITIAL_CAPACITY)
+        self._holder = None
 
     # ---- opening and saving ---------------------------------------------------------
 
@@ -214,21 +253,24 @@ class GalleryIndex:
         folder: Path,
         model: ModelId,
         *,
+        key: bytes,
         approximate_from: int = APPROXIMATE_FROM,
     ) -> GalleryIndex:
         """The index saved in `folder`, or a new empty one there when it holds none.
 
         Raises:
-            IndexFolderError: the folder holds another model's index, or its files do not
-                agree with each other.
+            IndexFolderError: the folder holds another model's index, an older layout, or
+                files that do not agree with each other.
+            IndexFileError: a file does not open under `key` (sealed under another key,
+                damaged or altered); the message names the file and chunk.
         """
         meta_path = folder / "meta.json"
         if not meta_path.exists():
-            return cls(model, folder, approximate_from=approximate_from)
+            return cls(model, folder, key=key, approximate_from=approximate_from)
         holder = _hold(folder)
         try:
             with _writing(folder):
-                index = cls._load(folder, model, approximate_from, holder)
+                index = cls._load(folder, model, key, approximate_from, holder)
         except BaseException:
             os.close(holder)
             raise
@@ -240,15 +282,15 @@ class GalleryIndex:
         cls,
         folder: Path,
         model: ModelId,
+        key: bytes,
         approximate_from: int,
         holder: int,
     ) -> GalleryIndex:
-        meta_path = folder / "meta.json"
+        meta = _read_meta(folder)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            count, capacity = int(meta["count"]), int(meta["capacity"])
+            count = int(meta["count"])
         except (ValueError, KeyError, TypeError) as error:
-            raise IndexFolderError(f"{meta_path} is damaged: {error}") from None
+            raise IndexFolderError(f"{folder / 'meta.json'} is damaged: {error}") from None
         if meta.get("format") != _FORMAT or meta.get("model") != model.key:
             raise IndexFolderError(
                 f"{folder} holds an index of {meta.get('model')!r} (format "
@@ -260,49 +302,54 @@ class GalleryIndex:
             raise IndexFolderError(
                 f"{folder} holds sign codes of (bits, seed) {codes}, not {(CODE_BITS, CODE_SEED)}"
             )
+        _check_key(folder, meta, key)
+        if meta.get("chunk_rows") != CHUNK_ROWS or count < 0:
+            raise IndexFolderError(
+                f"{folder / 'meta.json'}: {count} rows in chunks of {meta.get('chunk_rows')!r}"
+                f" rows, not of {CHUNK_ROWS}"
+            )
         index = cls.__new__(cls)
+        index._setup(model, folder, key, approximate_from)
         # Released when the index is closed or collected, so a dropped index frees the folder.
         index._holder = weakref.finalize(index, os.close, holder)
-        index.model = model
-        index.folder = folder
-        index.approximate_from = approximate_from
-        index.candidate_scale = 1.0
-        index._checker = TemplateIndex(model)
-        index._dimension = int(model.dimension)
-        index._coder = None
-        index._lock = SharedLock()
-        index._scratch = threading.local()
-        index._forgotten = set()
         if coded:
+            centre = _open_small(folder, model.key, _CENTRE, key)
+            planes = _open_small(folder, model.key, _PLANES, key)
             try:
-                centre = np.fromfile(folder / "centre.f32", dtype=np.float32)
-                planes = np.fromfile(folder / "planes.f32", dtype=np.float32)
                 index._coder = SignCoder(
                     index._dimension,
-                    centre,
-                    planes=planes.reshape(index._dimension, CODE_BITS),
+                    np.frombuffer(centre, dtype=np.float32).copy(),
+                    planes=np.frombuffer(planes, dtype=np.float32)
+                    .reshape(index._dimension, CODE_BITS)
+                    .copy(),
                 )
-            except (OSError, ValueError) as error:
+            except ValueError as error:
                 raise IndexFolderError(f"{folder}: unreadable sign coder: {error}") from None
-        try:
-            index._arrays = index._map(capacity, "r+")
-        except (OSError, ValueError) as error:
-            raise IndexFolderError(f"{folder}: row files do not match meta.json: {error}") from None
-        if not 0 <= count <= capacity:
-            raise IndexFolderError(f"{meta_path}: {count} rows do not fit {capacity}")
+        chunks = chunks_for(count)
+        # Room for the enrolments to come without regrowing a large gallery at once.
+        index._arrays = index._allocate(chunks * CHUNK_ROWS + max(CHUNK_ROWS, count // 16))
+        files = index._files()
+        for file in files:
+            if file.chunks_on_disk() < chunks:
+                raise IndexFileError(f"{file.path} holds fewer chunks than {count} rows need")
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for file, array in zip(files, index._arrays, strict=True):
+                file.read(key, array, chunks, pool)
+        index._on_disk = chunks
         index._count = count
         live = np.flatnonzero(index._live[:count])
         index._rows = dict(zip(index._ids[live].tolist(), live.tolist(), strict=True))
         if len(index._rows) != len(live):
             raise IndexFolderError(f"{folder}: an id appears on two live rows")
         index._dead = count - len(live)
-        index._changes = 0
         change_seq = meta.get("change_seq")
         index.change_seq = change_seq if isinstance(change_seq, int) else None
+        if (folder / _SCRUBBED).exists():
+            index._write_dirty()  # scrubbed while held: already zeroed here, forgotten now
         return index
 
     def flush(self) -> None:
-        """Write the row files' pages and the metadata to the folder."""
+        """Seal the changed chunks and write the metadata to the folder."""
         with self._lock.exclusive():
             self._flush()
 
@@ -310,10 +357,7 @@ class GalleryIndex:
         if self.folder is None:
             return
         with _writing(self.folder):
-            for array in self._arrays:
-                if isinstance(array, np.memmap):
-                    array.flush()
-            self._write_meta()
+            self._write_dirty()
 
     def close(self) -> None:
         """Flush, then let go of the folder (another index may open it)."""
@@ -322,6 +366,22 @@ class GalleryIndex:
             if self._holder is not None:
                 self._holder()
                 self._holder = None
+
+    def reseal(self, key: bytes) -> None:
+        """Seal every file of the folder under `key` instead (key rotation): each chunk is
+        rewritten in place, so the files keep nothing sealed under the old key. In memory
+        only: just keeps the key."""
+        if len(key) != 32:
+            raise ValueError("an index's data key is 32 bytes")
+        with self._lock.exclusive():
+            self._key = key
+            if self.folder is None:
+                return
+            with _writing(self.folder):
+                self._dirty.update(range(max(self._on_disk, chunks_for(self._count))))
+                if self._coder is not None:
+                    self._write_coder()
+                self._write_dirty()
 
     @staticmethod
     def erase_folder(folder: Path) -> None:
@@ -336,37 +396,73 @@ class GalleryIndex:
         folder.rmdir()
 
     @staticmethod
-    def scrub(folder: Path, template_ids: Iterable[int]) -> int:
+    def folder_model(folder: Path) -> str | None:
+        """The model key of the index in `folder` (from its meta.json); None if unreadable."""
+        try:
+            model = _read_meta(folder).get("model")
+        except IndexFolderError:
+            return None
+        return model if isinstance(model, str) else None
+
+    @staticmethod
+    def scrub(folder: Path, template_ids: Iterable[int], key_of: Callable[[str], bytes]) -> int:
         """Zero these templates in a folder that no index of this Workflow holds.
 
-        For expungement by a process other than the folder's holder: the float32 rows and
-        their sign codes are overwritten in place, and the rows marked dead, which the
-        holder's searches read from the shared row files at once. Returns how many rows
-        were zeroed.
+        For expungement by a process other than the folder's holder: each chunk holding
+        one of them is opened, the rows zeroed (vector, code, id, live bit) and the chunk
+        resealed in place. `key_of` gives the index key of a model key. The holder still
+        has the rows in memory until it catches up with the store's change log (its next
+        search), and a chunk it reseals before then holds them again until that catch-up
+        removes them. Returns how many rows were zeroed; 0 for a folder sealed under
+        another key (the key was destroyed: nothing in it can be read) or of an older
+        layout (erased whole, and rebuilt from the store when next opened).
         """
         wanted = np.asarray(sorted({_as_id(raw) for raw in template_ids}), dtype=np.int64)
-        meta_path = folder / "meta.json"
-        if len(wanted) == 0 or not meta_path.exists():
+        if len(wanted) == 0 or not (folder / "meta.json").exists():
             return 0
         with _writing(folder):
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = _read_meta(folder)
             if meta.get("format") != _FORMAT:
-                # Files of an older layout (a graph file among them): erased whole, and
-                # rebuilt from the store when the folder is next opened.
+                # Files of an older layout (plaintext rows among them): erased whole.
                 GalleryIndex.erase_folder(folder)
                 return 0
-            count, capacity = int(meta["count"]), int(meta["capacity"])
-            dimension, code_bits = int(meta["dimension"]), int(meta["code_bits"])
-            arrays = _map_rows(folder, capacity, dimension, code_bits // 8, "r+")
-            vectors, ids, live, codes = arrays
-            rows = np.flatnonzero(np.isin(ids[:count], wanted) & (live[:count] == 1))
-            vectors[rows] = 0.0
-            ids[rows] = 0
-            live[rows] = 0
-            codes[rows] = 0
-            for array in arrays:
-                array.flush()
-        return len(rows)
+            model_key = str(meta["model"])
+            key = key_of(model_key)
+            if meta.get("key") != key_fingerprint(key):
+                return 0
+            count, dimension = int(meta["count"]), int(meta["dimension"])
+            code_size = int(meta["code_bits"]) // 8
+            scratch = _row_arrays(CHUNK_ROWS, dimension, code_size)
+            files = [
+                SealedRows(folder / name, model_key, chunk_bytes_of(array))
+                for name, array in zip(_ROW_NAMES, scratch, strict=True)
+            ]
+            ids_file, live_file = files[1], files[2]
+            zeroed = 0
+            scrubbed: list[npt.NDArray[np.int64]] = []
+            for chunk in range(chunks_for(count)):
+                rows = min(CHUNK_ROWS, count - chunk * CHUNK_ROWS)
+                ids_file.read_chunk(key, scratch[1], chunk)
+                live_file.read_chunk(key, scratch[2], chunk)
+                hit = np.flatnonzero(np.isin(scratch[1][:rows], wanted) & (scratch[2][:rows] == 1))
+                if not len(hit):
+                    continue
+                scrubbed.append(scratch[1][hit].copy())
+                for file, array in zip(files, scratch, strict=True):
+                    if file is not ids_file and file is not live_file:
+                        file.read_chunk(key, array, chunk)
+                    array[hit] = 0
+                    file.write(key, array, [chunk], first_row=chunk * CHUNK_ROWS)
+                zeroed += len(hit)
+            if scrubbed:
+                # The holder drops them too before it next writes (see _apply_scrubbed).
+                with (folder / _SCRUBBED).open("ab") as record:
+                    record.write(np.concatenate(scrubbed).tobytes())
+                    record.flush()
+                    os.fsync(record.fileno())
+            for array in scratch:
+                array.fill(0)  # the scratch held a chunk of templates
+        return zeroed
 
     # ---- the TemplateIndex interface -------------------------------------------------
 
@@ -448,6 +544,7 @@ class GalleryIndex:
             else:
                 with _writing(self.folder):
                     self._append(checked, matrix)
+                    self._write_dirty()
             self._ensure_codes()  # takes the folder's write lock itself
 
     def _append(self, checked: list[int], matrix: npt.NDArray[np.float32]) -> None:
@@ -463,14 +560,13 @@ class GalleryIndex:
             codes[start:end] = self._coder.encode(matrix)
         self._count = end
         self._rows.update(zip(checked, range(start, end), strict=True))
-        if self.folder is not None:
-            self._write_meta()
+        self._dirty.update(range(start // CHUNK_ROWS, chunks_for(end)))
 
     def remove(self, ids: Iterable[int]) -> int:
         """Remove templates by id (unknown ids ignored); their vectors are zeroed everywhere.
 
-        Returns how many were removed. With a folder, the row files are flushed before
-        this returns.
+        Returns how many were removed. With a folder, the chunks that held them are
+        resealed in place (zeroed) before this returns.
         """
         targets = [_as_id(raw) for raw in ids]
         with self._lock.exclusive():
@@ -506,6 +602,7 @@ class GalleryIndex:
         ids[chosen] = 0
         live[chosen] = 0
         codes[chosen] = 0
+        self._dirty.update((chosen // CHUNK_ROWS).tolist())
         self._dead += len(chosen)
         if self._dead > max(_INITIAL_CAPACITY, self._count // 4):
             self._compact()
@@ -600,12 +697,18 @@ class GalleryIndex:
         codes[: self._count][live[: self._count] == 0] = 0
         self._coder = coder
         if self.folder is not None:
+            self._dirty.update(range(chunks_for(self._count)))
             with _writing(self.folder):
-                codes.flush()
-                _write_file(self.folder / "centre.f32", coder.centre.tobytes())
-                _write_file(self.folder / "planes.f32", coder.planes.tobytes())
-                self._write_meta()
+                self._write_coder()
+                self._write_dirty()
         return coder
+
+    def _write_coder(self) -> None:
+        """Seal the codes' centre (a mean of templates) and hyperplanes to the folder."""
+        assert self.folder is not None and self._coder is not None and self._key is not None
+        for name, array in ((_CENTRE, self._coder.centre), (_PLANES, self._coder.planes)):
+            context = chunk_context(self.model.key, name, 0)
+            _write_file(self.folder / name, seal(self._key, array.tobytes(), context))
 
     def _centre_of_live_rows(self) -> npt.NDArray[np.float32]:
         total = np.zeros(self._dimension, dtype=np.float64)
@@ -618,6 +721,9 @@ class GalleryIndex:
         """Close the gaps left by removals, moving every row array alike."""
         live = np.flatnonzero(self._live[: self._count])
         kept = len(live)
+        shifted = np.flatnonzero(live != np.arange(kept))
+        first = int(shifted[0]) if len(shifted) else kept  # rows before it stay in place
+        self._dirty.update(range(first // CHUNK_ROWS, chunks_for(self._count)))
         for array in self._arrays:
             array[:kept] = array[live]
             array[kept : self._count] = 0
@@ -625,7 +731,7 @@ class GalleryIndex:
         self._dead = 0
         self._rows = dict(zip(self._ids[:kept].tolist(), range(kept), strict=True))
 
-    # The row arrays, in the order of _ROW_FILES.
+    # The row arrays, in the order of _ROW_NAMES.
     @property
     def _vectors(self) -> Any:
         return self._arrays[0]
@@ -638,100 +744,136 @@ class GalleryIndex:
     def _live(self) -> Any:
         return self._arrays[2]
 
-    def _map(self, capacity: int, mode: Literal["r+", "w+"]) -> tuple[Any, ...]:
+    def _files(self) -> list[SealedRows]:
+        """The folder's row files, in the order of the row arrays."""
         if self.folder is None:
             raise RuntimeError("an in-memory index has no files")
-        return _map_rows(self.folder, capacity, self._dimension, _CODE_SIZE, mode)
+        return [
+            SealedRows(self.folder / name, self.model.key, chunk_bytes_of(array))
+            for name, array in zip(_ROW_NAMES, self._arrays, strict=True)
+        ]
 
     def _allocate(self, capacity: int) -> tuple[Any, ...]:
-        if self.folder is None:
-            return tuple(
-                np.zeros(shape, dtype=dtype)
-                for dtype, shape in _row_shapes(capacity, self._dimension, _CODE_SIZE)
-            )
-        for name in [name for name, _ in _ROW_FILES] + ["centre.f32", "planes.f32"]:
-            if (self.folder / name).exists():
-                _erase_file(self.folder / name)
-        return self._map(capacity, "w+")
+        if self.folder is not None:
+            capacity = chunks_for(capacity) * CHUNK_ROWS  # chunks are sealed whole
+        return _row_arrays(capacity, self._dimension, _CODE_SIZE)
 
     def _reserve(self, needed: int) -> None:
         capacity = self._vectors.shape[0]
         if needed <= capacity:
             return
-        while capacity < needed:
-            capacity *= 2
+        # A quarter more at a time: doubling a 5 GB gallery would hold 15 GB while it copies.
+        capacity = max(needed, capacity + capacity // 4)
         old = self._arrays
-        new: tuple[Any, ...]
-        if self.folder is None:
-            new = self._allocate(capacity)
-            for target, source in zip(new, old, strict=True):
-                target[: self._count] = source[: self._count]
-                source.fill(0)  # freed memory must not keep templates
-        else:
-            # Copy to side files, then zero the old ones before the new take their names.
-            staged = self.folder / "grow"
-            staged.mkdir(exist_ok=True, mode=0o700)
-            grown = _map_rows(staged, capacity, self._dimension, _CODE_SIZE, "w+")
-            for target, source in zip(grown, old, strict=True):
-                target[: self._count] = source[: self._count]
-                target.flush()
-            del old, grown
-            self._arrays = ()
-            for name, _ in _ROW_FILES:
-                _erase_file(self.folder / name)
-                (staged / name).replace(self.folder / name)
-            staged.rmdir()
-            new = self._map(capacity, "r+")
+        new = self._allocate(capacity)
+        for target, source in zip(new, old, strict=True):
+            target[: self._count] = source[: self._count]
+            source.fill(0)  # freed memory must not keep templates
         self._arrays = new
-        if self.folder is not None:
-            self._write_meta()
+
+    def _write_dirty(self) -> None:
+        """Seal the changed chunks in place, then the metadata; chunks past the rows, left
+        by a compaction, are zeroed and cut off last. The caller holds the write lock."""
+        if self.folder is None:
+            return
+        assert self._key is not None
+        self._apply_scrubbed()
+        needed = chunks_for(self._count)
+        chunks = sorted(chunk for chunk in self._dirty if chunk < max(needed, self._on_disk))
+        if chunks:
+            for file, array in zip(self._files(), self._arrays, strict=True):
+                file.write(self._key, array, chunks)
+        self._on_disk = max(self._on_disk, needed)
+        self._dirty.clear()
+        self._write_meta()
+        if self._on_disk > needed:
+            for file in self._files():
+                file.cut(needed)
+            self._on_disk = needed
+
+    def _apply_scrubbed(self) -> None:
+        """Drop the templates another process scrubbed from this folder's files (`scrub`),
+        so that no chunk this index writes brings them back. Under the write lock."""
+        assert self.folder is not None
+        path = self.folder / _SCRUBBED
+        if not path.exists():
+            return
+        ids = np.fromfile(path, dtype=np.int64).tolist()
+        self._forgotten.update(ids)  # removals committed to the store: never added again
+        rows = sorted({row for value in ids if (row := self._rows.pop(value, None)) is not None})
+        if rows:
+            self._drop(np.asarray(rows, dtype=np.int64))
+        path.unlink()
 
     def _write_meta(self) -> None:
         if self.folder is None:
             return
+        assert self._key is not None
         meta = {
             "format": _FORMAT,
             "model": self.model.key,
             "dimension": self._dimension,
             "count": self._count,
-            "capacity": int(self._vectors.shape[0]),
+            "chunk_rows": CHUNK_ROWS,
             "code_bits": CODE_BITS,
             "code_seed": CODE_SEED,
             "coded": self._coder is not None,
+            "key": key_fingerprint(self._key),
             "change_seq": self.change_seq,
         }
         _write_file(self.folder / "meta.json", json.dumps(meta).encode("utf-8"))
 
 
-# File name and element type of each row array: float32 vector, id, live flag, sign code.
-_ROW_FILES: Final[tuple[tuple[str, type[np.generic]], ...]] = (
-    ("vectors.f32", np.float32),
-    ("ids.i64", np.int64),
-    ("live.u8", np.uint8),
-    ("codes.u8", np.uint8),
-)
+# File name of each row array: float32 vector, id, live flag, sign code.
+_ROW_NAMES: Final = ("vectors.sealed", "ids.sealed", "live.sealed", "codes.sealed")
 
 
-def _row_shapes(
-    capacity: int, dimension: int, code_size: int
-) -> list[tuple[type[np.generic], tuple[int, ...]]]:
-    shapes = [(capacity, dimension), (capacity,), (capacity,), (capacity, code_size)]
-    return [(dtype, shape) for (_, dtype), shape in zip(_ROW_FILES, shapes, strict=True)]
-
-
-def _map_rows(
-    folder: Path, capacity: int, dimension: int, code_size: int, mode: Literal["r+", "w+"]
-) -> tuple[Any, ...]:
-    """The four row arrays of a folder, memory-mapped (created when mode is "w+")."""
-    if mode == "w+":
-        for name, _ in _ROW_FILES:
-            (folder / name).touch(mode=0o600)
-    return tuple(
-        np.memmap(folder / name, dtype, mode, shape=shape)
-        for (name, _), (dtype, shape) in zip(
-            _ROW_FILES, _row_shapes(capacity, dimension, code_size), strict=True
-        )
+def _row_arrays(capacity: int, dimension: int, code_size: int) -> tuple[Any, ...]:
+    """The four row arrays, zeroed, in anonymous memory."""
+    return (
+        np.zeros((capacity, dimension), dtype=np.float32),
+        np.zeros(capacity, dtype=np.int64),
+        np.zeros(capacity, dtype=np.uint8),
+        np.zeros((capacity, code_size), dtype=np.uint8),
     )
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    meta_path = folder / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise IndexFolderError(f"{meta_path} is damaged: {error}") from None
+    if not isinstance(meta, dict):
+        raise IndexFolderError(f"{meta_path} is damaged: not a JSON object")
+    return meta
+
+
+def _check_key(folder: Path, meta: dict[str, Any], key: bytes) -> None:
+    """Refuse files sealed under another key before reading any (a clear message)."""
+    sealed_under, given = meta.get("key"), key_fingerprint(key)
+    if sealed_under != given:
+        raise IndexFileError(
+            f"the files in {folder} are sealed under another index key (fingerprint "
+            f"{sealed_under}), not the one given ({given}): the key was rotated or "
+            "destroyed; rebuild the index from the store"
+        )
+
+
+def _open_small(folder: Path, model_key: str, name: str, key: bytes) -> bytes:
+    """One small sealed file of the folder, opened."""
+    path = folder / name
+    try:
+        blob = path.read_bytes()
+    except OSError as error:
+        raise IndexFileError(f"{path} cannot be read: {error.strerror}") from None
+    try:
+        return open_sealed(key, blob, chunk_context(model_key, name, 0))
+    except UndecryptableError:
+        raise IndexFileError(
+            f"{path} chunk 0 does not open under the index's key: its bytes are damaged or "
+            "altered, or it was sealed under another key"
+        ) from None
 
 
 def _make_private_folder(folder: Path) -> None:

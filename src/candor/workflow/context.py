@@ -52,7 +52,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransactionOrigin
 
 from candor.faces import EngineSettings, FaceEngine, ModelId
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe, Views
@@ -70,7 +70,6 @@ from candor.store.changes import (
     stored_template_ids,
     template_vectors,
 )
-from candor.workflow.limits import PROBE_CACHE_BYTES
 
 if TYPE_CHECKING:
     from candor.workflow.audit_trail import CheckpointSchedule
@@ -79,6 +78,10 @@ if TYPE_CHECKING:
 _REBUILD_BATCH = 50_000
 # Names this node where several share one home: each keeps its index files apart.
 NODE_VARIABLE = "CANDOR_NODE"
+# Probe photos read in this process, by content and face asked for. Small, because it
+# only spares re-detecting a photo searched again soon (a rerun after approval, a
+# simulation reusing its probes); it holds decoded photos that are also in the vault.
+PROBE_CACHE_SIZE = 64
 
 Clock = Callable[[], datetime]
 
@@ -94,75 +97,32 @@ def _safe_name(text: str) -> str:
 
 
 class ProbeCache:
-    """Probes read in this process, by (image sha256, face index asked), least recently
-    used dropped first, holding at most `max_bytes` (`probe_bytes` of each).
+    """The last PROBE_CACHE_SIZE probes read, keyed by (image sha256, face index asked)."""
 
-    It only spares re-detecting a photo searched again soon (a rerun after approval, a
-    simulation reusing its probes); it holds decoded photos that are also in the vault.
-    Bounded by bytes, not by count: one probe at the probe limits holds about 105 MB, a
-    passport photo a few hundred kB. A probe larger than the whole bound is not kept.
-    """
-
-    def __init__(self, max_bytes: int = PROBE_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._probes: OrderedDict[tuple[str, int | None], tuple[Probe, int]] = OrderedDict()
-        self._bytes = 0
+    def __init__(self, size: int = PROBE_CACHE_SIZE) -> None:
+        self.size = size
+        self._probes: OrderedDict[tuple[str, int | None], Probe] = OrderedDict()
         self._lock = threading.Lock()  # an OrderedDict reordered by two threads breaks
 
     def get(self, sha256: str, face_index: int | None) -> Probe | None:
         """The probe read earlier from these bytes with this face choice, if still held."""
         key = (sha256, face_index)
         with self._lock:
-            held = self._probes.get(key)
-            if held is None:
-                return None
-            self._probes.move_to_end(key)
-            return held[0]
+            probe = self._probes.get(key)
+            if probe is not None:
+                self._probes.move_to_end(key)
+            return probe
 
     def put(self, sha256: str, face_index: int | None, probe: Probe) -> None:
-        """Keep `probe`, dropping the least recently used ones until the bound holds."""
-        key = (sha256, face_index)
-        size = probe_bytes(probe)
+        """Keep `probe`, dropping the least recently used one when full."""
         with self._lock:
-            previous = self._probes.pop(key, None)
-            if previous is not None:
-                self._bytes -= previous[1]
-            if size > self.max_bytes:
-                return
-            self._probes[key] = (probe, size)
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, dropped) = self._probes.popitem(last=False)
-                self._bytes -= dropped
-
-    @property
-    def nbytes(self) -> int:
-        """The bytes the held probes count for (at most `max_bytes`)."""
-        return self._bytes
+            self._probes[(sha256, face_index)] = probe
+            self._probes.move_to_end((sha256, face_index))
+            while len(self._probes) > self.size:
+                self._probes.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._probes)
-
-
-# What a probe holds besides its arrays and bytes (the objects, the face's description):
-# small, but counted so that a flood of tiny probes is bounded too.
-_PROBE_OVERHEAD = 4096
-
-
-def _array_bytes(array: np.ndarray) -> int:
-    # A view keeps its whole base alive: count that.
-    base = array.base
-    return int(base.nbytes) if isinstance(base, np.ndarray) else int(array.nbytes)
-
-
-def probe_bytes(probe: Probe) -> int:
-    """The memory `probe` keeps: decoded pixels, the file's bytes, the template, overhead."""
-    return (
-        _array_bytes(probe.image.pixels)
-        + len(probe.image.data)
-        + _array_bytes(probe.template.vector)
-        + _PROBE_OVERHEAD
-    )
 
 
 class SerialEngine(FaceEngine):
@@ -258,12 +218,35 @@ class Workflow:
         In step with the store when first opened, and with every change made through this
         Workflow since; a search calls `index_in_step` to see other processes' changes.
         """
+        return self._opened_index(None)
+
+    def _opened_index(self, writing: Session | None) -> GalleryIndex:
+        """The index, opened first if need be; `writing`: the caller's session, where the
+        index's data key is made should it have none yet (see `_index_key`)."""
         if self._index is None:
             with self._index_lock:
                 if self._index is None:  # another thread may have opened it meanwhile
+                    model = self.engine.model
+                    key = self._index_key(model.key, writing)
                     with self.workspace.session() as session:
-                        self._index = self._open_index(session, latest_change(session))
+                        self._index = self._open_index(session, latest_change(session), key)
         return self._index
+
+    def _index_key(self, model_key: str, caller: Session | None) -> bytes:
+        """The data key sealing the index files of one model (made on first use).
+
+        Read, or made, in the caller's transaction when it is a writing one (begun
+        explicitly: on SQLite it holds the write lock, which a transaction of our own
+        would wait on for ever); else in a short transaction of our own. A key made in a
+        caller's transaction that then rolls back is lost with it: the files sealed under
+        it are refused at the next open and rebuilt from the store.
+        """
+        if caller is not None:
+            transaction = caller.get_transaction()
+            if transaction is not None and transaction.origin is SessionTransactionOrigin.BEGIN:
+                return self.workspace.keys.index_key(caller, model_key)
+        with self.workspace.session() as session, session.begin():
+            return self.workspace.keys.index_key(session, model_key)
 
     def index_in_step(self, session: Session) -> GalleryIndex:
         """The index, brought in step with the gallery as committed in `session`'s snapshot.
@@ -274,7 +257,7 @@ class Workflow:
         """
         # Opened first on a reading connection of its own: a first reconcile reads every
         # template id, too long to hold the write lock `session` may hold through.
-        index = self.index
+        index = self._opened_index(session)
         latest = latest_change(session)
         applied = index.change_seq
         if applied is None or applied < latest:
@@ -344,9 +327,37 @@ class Workflow:
         if root.is_dir():
             for meta in sorted(root.rglob("meta.json")):
                 if meta.parent != held:
-                    GalleryIndex.scrub(meta.parent, ids)
+                    GalleryIndex.scrub(meta.parent, ids, lambda key: self._index_key(key, None))
 
-    def _open_index(self, session: Session, latest: int) -> GalleryIndex:
+    def reseal_index(self, session: Session) -> None:
+        """Give each index a new data key, destroying the old one, and reseal the files of
+        the index this Workflow holds under it (`candor keys rotate --kek`, in the
+        rotation's transaction, after the data keys are re-wrapped under the new KEK).
+
+        Once the old key is gone, no copy of the index files sealed under it (an old
+        backup) can be opened, even with the old KEK. Folders of this workspace that this
+        Workflow does not hold are sealed under the destroyed key: whoever opens one next
+        finds it sealed under another key and rebuilds it from the store; a process holding
+        one keeps sealing its chunks under the old key until it restarts.
+        """
+        models = set()
+        root = self.workspace.home / "index"
+        if root.is_dir():
+            for meta in root.rglob("meta.json"):
+                model = GalleryIndex.folder_model(meta.parent)
+                if model is not None:
+                    models.add(model)
+        with self._index_lock:
+            index = self._index
+            if index is not None:
+                models.add(index.model.key)
+            for model_key in sorted(models):
+                self.workspace.keys.destroy_index_key(session, model_key)
+            session.flush()
+            if index is not None and index.folder is not None:
+                index.reseal(self.workspace.keys.index_key(session, index.model.key))
+
+    def _open_index(self, session: Session, latest: int, key: bytes) -> GalleryIndex:
         model = self.engine.model
         folder = self.index_folder(model)
         # Releases before 0007 made the workspace's index/ readable by everyone (0755).
@@ -354,13 +365,15 @@ class Workflow:
         if root.is_dir() and root.stat().st_mode & 0o077:
             root.chmod(0o700)
         try:
-            index = GalleryIndex.open(folder, model)
+            index = GalleryIndex.open(folder, model, key=key)
         except IndexFolderBusyError:
             index = GalleryIndex(model)
         except IndexFolderError:
-            # A derived cache: damaged or foreign files are erased and rebuilt from the store.
+            # A derived cache: damaged or foreign files, files sealed under a key since
+            # destroyed, and the plaintext files of releases before sealing, are erased
+            # (zeroed) and rebuilt from the store.
             GalleryIndex.erase_folder(folder)
-            index = GalleryIndex(model, folder)
+            index = GalleryIndex(model, folder, key=key)
         if index.change_seq is not None and index.change_seq > latest:
             # The database went back to an older copy than the one the files reflect.
             index.change_seq = None

@@ -167,7 +167,8 @@ def test_keys_show_says_where_each_key_lives_and_nothing_secret(log: Log) -> Non
     assert shown["signing_key"]["verifier_key"] == SigningKey.load(log.key).verifier_key()
     assert shown["witness"]["path"] == str(log.witness)
     assert shown["witness"]["tree_size"] > 0
-    assert shown["key_encryption_key"] is None
+    assert shown["key_encryption_key"]["path"] == str(log.workflow.workspace.keys.kek_path)
+    assert shown["key_encryption_key"]["problem"] is None
     secret = log.key.read_text().strip().rsplit("+", 1)[1]
     assert "PRIVATE" not in done.stdout and secret not in done.stdout
     log.key.unlink()

@@ -101,18 +101,33 @@ def init(
             ),
         ),
     ] = None,
+    kek_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--kek-file",
+            help=(
+                "The key-encryption key that wraps every key sealing the photos and "
+                "templates: used if the file exists, made (mode 0600) if not. Default: "
+                "CANDOR_KEK_FILE (a path, never the key), else "
+                "~/.config/candor/<workspace id>.kek. Keep it outside the workspace."
+            ),
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make a workspace in a new or empty folder. Creates no users and never prompts.
 
     Its database is a SQLite file in the folder, or a PostgreSQL server with --database.
+    Its photos and templates are sealed under keys wrapped by the key-encryption key
+    (--kek-file): back that file up apart from the workspace; without it nothing can be read.
     """
     if home is None:
         fail("no folder given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
     with reported_errors(as_json):
         workspace = create_workspace(
-            home, purpose=purpose, timezone=timezone, database_url=database
+            home, purpose=purpose, timezone=timezone, database_url=database, kek_file=kek_file
         )
+        kek_path, kek_fingerprint = workspace.keys.kek_path, workspace.keys.kek_fingerprint
         workspace.close()
     if as_json:
         emit_json(
@@ -123,13 +138,17 @@ def init(
                 "timezone": workspace.timezone,
                 "workspace_id": workspace.workspace_id,
                 "database_url": workspace.database_url,
+                "key_encryption_key": {"path": kek_path, "fingerprint": kek_fingerprint},
             }
         )
         return
     stdout.print(
         f"Made {_article(workspace.purpose)} {workspace.purpose} workspace at {workspace.home} "
         f"(time zone {workspace.timezone}).\nPoint Candor at it with: "
-        f"export CANDOR_HOME={workspace.home}"
+        f"export CANDOR_HOME={workspace.home}\n"
+        f"Its key-encryption key is {kek_path} (fingerprint {kek_fingerprint}). Back it up "
+        "apart from the workspace: without it no photo or template can be read, and a backup "
+        "kept beside the workspace protects nothing."
     )
 
 

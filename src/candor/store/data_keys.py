@@ -226,8 +226,20 @@ def load_kek(session: Session, where: Path) -> tuple[Path, bytes]:
             f"the workspace {where} has no key-encryption key yet (it predates encryption at "
             "rest): run `candor upgrade`"
         )
-    path = kek_path_from_env() or Path(record.path)
-    kek = _read(path)
+    from_env = kek_path_from_env()
+    path = from_env or Path(record.path)
+    try:
+        kek = read_key_file(path, "key-encryption key")
+    except KeyFileError as error:
+        chosen = (
+            f"the path {KEK_FILE_VARIABLE} names"
+            if from_env is not None
+            else f"the path the workspace recorded; if it is kept elsewhere on this machine, "
+            f"point {KEK_FILE_VARIABLE} at it"
+        )
+        raise KeyEncryptionKeyError(
+            f"{error} ({chosen}); without it no photo or template can be read"
+        ) from None
     if key_fingerprint(kek) != record.fingerprint:
         raise KeyEncryptionKeyError(
             f"the key-encryption key {path} (fingerprint {key_fingerprint(kek)}) is not the "

@@ -27,6 +27,7 @@ from candor.audit import (
     verify_inclusion,
     write_export,
 )
+from candor.sealing import KeyFileError, key_fingerprint, read_key_file
 from candor.store import AuditCheckpoint
 from candor.store.audit_log import (
     EntryFilter,
@@ -37,6 +38,14 @@ from candor.store.audit_log import (
     lock_log_head,
     logged_actions,
 )
+from candor.store.data_keys import (
+    KeyEncryptionKeyError,
+    count_data_keys,
+    kek_file_in_use,
+    kek_record,
+    load_kek,
+)
+from candor.store.workspace import session_without_kek
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import (
     KEY_ENV,
@@ -74,6 +83,7 @@ __all__ = [
     "check_export_folder",
     "checkpoint_now",
     "export_log",
+    "kek_location",
     "key_locations",
     "list_entries",
     "log_actions",
@@ -458,7 +468,7 @@ def key_locations(workflow: Workflow) -> dict[str, object]:
     """Where each key of the workspace lives, and its public part; nothing secret. The
     witness lists the log's public keys with the checkpoint sizes each signs.
 
-    `key_encryption_key` is None: biometric data is not yet encrypted at rest.
+    `key_encryption_key`: see `kek_location`.
     """
     workspace = workflow.workspace
     key_path = signing_key_path(workspace)
@@ -480,4 +490,50 @@ def key_locations(workflow: Workflow) -> dict[str, object]:
         witness.update(exists=True, problem=str(error))
     else:
         witness.update(exists=found is not None, problem=None, **(found or {}))
-    return {"signing_key": signing, "witness": witness, "key_encryption_key": None}
+    return {
+        "signing_key": signing,
+        "witness": witness,
+        "key_encryption_key": kek_location(workspace.home),
+    }
+
+
+def kek_location(home: Path) -> dict[str, object]:
+    """The key-encryption key: the file this process reads (`set_by`: $CANDOR_KEK_FILE or
+    the workspace's record), whether it exists, the recorded fingerprint and the file's,
+    how many data keys of each kind it wraps, and `problem`: None, or why the workspace
+    refuses it. Reads the record without the KEK, so it works when the workspace does not
+    open (a missing or wrong KEK). Never the key."""
+    with session_without_kek(home) as session:
+        record = kek_record(session)
+        counts = count_data_keys(session)
+        problem: str | None = None
+        if record is None:
+            return {
+                "path": None,
+                "set_by": None,
+                "exists": False,
+                "fingerprint": None,
+                "file_fingerprint": None,
+                "data_keys": dataclasses.asdict(counts),
+                "problem": "the workspace has no key-encryption key yet: run `candor upgrade`",
+            }
+        try:
+            load_kek(session, home)
+        except KeyEncryptionKeyError as error:
+            problem = str(error)
+    path, set_by = kek_file_in_use(record)
+    try:
+        file_fingerprint: str | None = key_fingerprint(read_key_file(path))
+    except KeyFileError:
+        file_fingerprint = None
+    return {
+        "path": str(path),
+        "set_by": set_by,
+        "exists": path.exists(),
+        "fingerprint": record.fingerprint,
+        "file_fingerprint": file_fingerprint,
+        "recorded_path": str(record.path),
+        "set_at": record.set_at.isoformat(),
+        "data_keys": dataclasses.asdict(counts),
+        "problem": problem,
+    }

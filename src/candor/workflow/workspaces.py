@@ -21,18 +21,22 @@ def create_workspace(
     purpose: str = "operational",
     timezone: str = "UTC",
     database_url: str | None = None,
+    kek_file: Path | None = None,
 ) -> Workspace:
     """Make a workspace in a new or empty folder (see DESIGN.md, Workspaces), with its
     audit log's signing key and witness: the only time a key is made without a rotation.
 
     database_url: an empty PostgreSQL database for its tables (default: CANDOR_DATABASE_URL,
-        else a SQLite file in the folder)."""
+        else a SQLite file in the folder).
+    kek_file: the key-encryption key's file, used if it exists, made (0600) if not (default:
+        $CANDOR_KEK_FILE, else ~/.config/candor/<workspace id>.kek)."""
     return Workspace.create(
         home,
         purpose=purpose,
         timezone=timezone,
         start_audit_log=start_audit_log,
         database_url=database_url,
+        kek_file=kek_file,
     )
 
 

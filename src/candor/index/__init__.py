@@ -4,6 +4,7 @@ from candor.index.exact import TemplateIndex
 from candor.index.gallery import (
     APPROXIMATE_FROM,
     GalleryIndex,
+    IndexFileError,
     IndexFolderBusyError,
     IndexFolderError,
 )
@@ -11,6 +12,7 @@ from candor.index.gallery import (
 __all__ = [
     "APPROXIMATE_FROM",
     "GalleryIndex",
+    "IndexFileError",
     "IndexFolderBusyError",
     "IndexFolderError",
     "TemplateIndex",

@@ -310,8 +310,6 @@ class GalleryIndex:
             )
         index = cls.__new__(cls)
         index._setup(model, folder, key, approximate_from)
-        # Released when the index is closed or collected, so a dropped index frees the folder.
-        index._holder = weakref.finalize(index, os.close, holder)
         if coded:
             centre = _open_small(folder, model.key, _CENTRE, key)
             planes = _open_small(folder, model.key, _PLANES, key)
@@ -346,6 +344,9 @@ class GalleryIndex:
         index.change_seq = change_seq if isinstance(change_seq, int) else None
         if (folder / _SCRUBBED).exists():
             index._write_dirty()  # scrubbed while held: already zeroed here, forgotten now
+        # Released when the index is closed or collected, so a dropped index frees the folder.
+        # Made last: should the load fail, `open` closes the descriptor itself.
+        index._holder = weakref.finalize(index, os.close, holder)
         return index
 
     def flush(self) -> None:

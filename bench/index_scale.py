@@ -9,7 +9,7 @@ random unit centre per person, 5 templates per person at cosine 0.7 to the centr
 generated in chunks of 100,000 so that 10M fit in memory. Queries are new members of
 gallery people (mated searches), one at a time. For every size the baseline is measured
 in the same run on the same folder: `GalleryIndex.exact_search` (numpy float32
-matrix-vector product over the memory-mapped rows, and a partial sort), which is also the
+matrix-vector product over the rows in memory, and a partial sort), which is also the
 truth. recall@20 is the share of the exact top 20 that the approximate search returns
 in its top 20; mate recall is the share of the query person's templates in the exact top
 20 that the approximate top 20 also holds.
@@ -50,6 +50,7 @@ from candor.index.signcodes import (
     candidate_rows,
     candidates_for,
 )
+from candor.sealing import new_data_key
 from search_latency import members_of, unit
 
 K = 20
@@ -172,7 +173,8 @@ def measure(
 ) -> dict[str, Any]:
     folder = scratch / f"index_{size}"
     started = time.perf_counter()
-    index = GalleryIndex(model, folder, approximate_from=0)
+    key = new_data_key()  # the index files are sealed (bench/index_sealed.py measures that)
+    index = GalleryIndex(model, folder, key=key, approximate_from=0)
     centres = fill(index, size, population)
     index.close()
     row: dict[str, Any] = {"templates": size, "people": size // PER_PERSON}
@@ -183,7 +185,7 @@ def measure(
     row["file_bytes_per_template"] = {
         path.name: round(path.stat().st_size / size, 1)
         for path in sorted(folder.iterdir())
-        if path.suffix in {".f32", ".i64", ".u8"}
+        if path.suffix == ".sealed"
     }
     queries_rng = np.random.default_rng(SEED + 1)
     people = queries_rng.integers(0, len(centres), args.queries)
@@ -192,7 +194,7 @@ def measure(
     gc.collect()
     before = rss_bytes()
     started = time.perf_counter()
-    index = GalleryIndex.open(folder, model, approximate_from=0)
+    index = GalleryIndex.open(folder, model, key=key, approximate_from=0)
     row["load_s"] = round(time.perf_counter() - started, 3)
     row["resident_bytes_per_template_after_load"] = round((rss_bytes() - before) / size, 1)
     truth, exact_times = timed(lambda q: index.exact_search(q, K), queries)

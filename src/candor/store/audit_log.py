@@ -330,6 +330,24 @@ def newest_checkpoint(session: Session) -> StoredCheckpoint | None:
     return StoredCheckpoint(int(size), str(root), str(note), None if edge is None else bytes(edge))
 
 
+def stored_compact_ranges(session: Session) -> list[StoredCheckpoint]:
+    """Every checkpoint that stores its compact range, smallest first."""
+    query = (
+        select(
+            _CHECKPOINTS.tree_size,
+            _CHECKPOINTS.root_hash,
+            _CHECKPOINTS.note,
+            _CHECKPOINTS.compact_range,
+        )
+        .where(_CHECKPOINTS.compact_range.is_not(None))
+        .order_by(_CHECKPOINTS.tree_size)
+    )
+    return [
+        StoredCheckpoint(int(size), str(root), str(note), bytes(edge))
+        for size, root, note, edge in session.connection().execute(query)
+    ]
+
+
 def append_entries(session: Session, rows: Sequence[Mapping[str, object]]) -> None:
     """Insert many entries in one statement (seq, body, leaf_hash, created_at and the
     browser's columns each): for building large logs (bench/audit_checkpoint.py); the
@@ -452,4 +470,5 @@ __all__ = [
     "logged_actions",
     "newest_checkpoint",
     "newest_entry",
+    "stored_compact_ranges",
 ]

@@ -1061,9 +1061,22 @@ def check_stored_log(session: Session, workspace: Workspace, held: Sequence[str]
                 f"{witness_path(workspace)}: the log tells {told}, the witness {keys}"
             )
     report = verify_entries(entries, notes, keys, held, witness=witness)
+    if problem is None and report.ok:
+        problem = _compact_range_problem(session, keys)
     if problem is not None and report.ok:
         report = _failed(report, problem)
     return LogState(entries, notes, witness, keys, report)
+
+
+def _compact_range_problem(session: Session, keys: KeyRing) -> str | None:
+    """Why a stored compact range is not its checkpoint's (it does not give the signed
+    root), or None: the next checkpoint may grow from any of them. O(log n) each."""
+    for stored in repository.stored_compact_ranges(session):
+        try:
+            _stored_edge(stored, keys)
+        except WitnessMismatchError as error:
+            return str(error)
+    return None
 
 
 def _failed(report: VerificationReport, problem: str) -> VerificationReport:

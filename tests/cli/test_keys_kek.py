@@ -10,21 +10,28 @@ leaves the old file for the operator to destroy once older backups are gone.
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from candor.cli import demo
 from candor.cli.app import app
+from candor.index import GalleryIndex, IndexFolderError
 from candor.sealing import create_key_file, key_fingerprint, read_key_file
+from candor.simulation.synthetic import noise_png
 from candor.store import Workspace
 from candor.store.data_keys import KEK_FILE_VARIABLE, kek_record
 from candor.store.governance import AuditEntry
 from candor.workflow import Workflow
 from candor.workflow.audit_ops import verify_stored_log
+from candor.workflow.keys import rotate_kek
+from candor.workflow.synthetic import SyntheticSubject, enrol_synthetic_subjects
 from tests.agency import PASSWORD, make_agency
 from tests.support import copy_workspace
 
@@ -186,3 +193,69 @@ def test_keys_rotate_says_which_key(home: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "k").exists()
     helped = runner.invoke(app, ["keys", "rotate", "--help"])
     assert "key-encryption key" in helped.stdout and "signing key" in helped.stdout
+
+
+def test_a_rerun_of_the_demo_replaces_its_kek_with_its_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert demo.KEK == demo.DEMO_ROOT / "secrets" / "kek"
+    kek = tmp_path / "secrets" / "kek"
+    monkeypatch.setattr(demo, "WORKSPACE", tmp_path / "workspace")
+    monkeypatch.setattr(demo, "EXPORT", tmp_path / "audit-export")
+    monkeypatch.setattr(demo, "KEK", kek)
+    assert run(tmp_path / "workspace", "init", "--purpose", "demo", "--kek-file", str(kek))[0] == 0
+    demo.fresh_workspace()
+    assert not (tmp_path / "workspace").exists() and not kek.exists()
+    # Not a demo workspace: neither it nor the KEK is touched.
+    code, _, _ = run(
+        tmp_path / "workspace", "init", "--purpose", "evaluation", "--kek-file", str(kek)
+    )
+    assert code == 0
+    with pytest.raises(SystemExit, match="not a demo workspace"):
+        demo.fresh_workspace()
+    assert kek.exists() and (tmp_path / "workspace").exists()
+
+
+def test_a_kek_rotation_gives_the_index_a_new_key_and_the_old_files_no_longer_open(
+    tmp_path: Path,
+) -> None:
+    agency = make_agency(tmp_path, purpose="simulation")
+    rng = np.random.default_rng(15)
+    batch = [
+        SyntheticSubject(
+            f"SYN-{n:06d}", (noise_png(rng),), rng.standard_normal((1, 128)).astype(np.float32)
+        )
+        for n in range(1, 4)
+    ]
+    enrol_synthetic_subjects(
+        agency.workflow,
+        agency["admin1"],
+        [batch],
+        first_ref=batch[0].ref,
+        last_ref=batch[-1].ref,
+        source_ref="test_keys_kek",
+        seed=15,
+    )
+    workflow = agency.workflow
+    index = workflow.index
+    query = batch[0].vectors[0]
+    found = index.search(query, 3)
+    model = index.model
+    folder = workflow.index_folder(model)
+    with workflow.workspace.session() as session:
+        old_key = workflow.workspace.keys.index_key(session, model.key)
+    old_files = tmp_path / "old-index"
+    shutil.copytree(folder, old_files)  # a backup made before the rotation
+
+    rotate_kek(workflow, agency["admin1"], tmp_path / "new.kek")
+
+    with workflow.workspace.session() as session:
+        new_key = workflow.workspace.keys.index_key(session, model.key)
+    assert new_key != old_key
+    assert workflow.index.search(query, 3) == found
+    workflow.close()
+    with pytest.raises(IndexFolderError):
+        GalleryIndex.open(old_files, model, key=new_key)
+    with Workflow(Workspace.open(tmp_path / "ws")) as reopened:
+        assert reopened.index.search(query, 3) == found
+        assert reopened.index_folder(model) == folder

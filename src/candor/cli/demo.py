@@ -84,18 +84,23 @@ def prepare_photos() -> dict[str, Path]:
 
 
 def fresh_workspace() -> None:
-    """Remove the previous demo workspace (only a demo one) so the demo can run again."""
+    """Remove the previous demo workspace (only a demo one) so the demo can run again, and
+    its key-encryption key with it: the next `candor init` makes a new one."""
     marker = WORKSPACE / "candor-workspace.json"
     if WORKSPACE.exists():
         if not marker.is_file() or json.loads(marker.read_text()).get("purpose") != "demo":
             raise SystemExit(f"{WORKSPACE} exists and is not a demo workspace; not touching it")
         shutil.rmtree(WORKSPACE)
+        KEK.unlink(missing_ok=True)
     for folder in (EXPORT, EXPORT.with_name("audit-export-tampered")):
         shutil.rmtree(folder, ignore_errors=True)
 
 
 EXPORT = DEMO_ROOT / "audit-export"
 SECRETS = DEMO_ROOT / "secrets"
+# The demo workspace's key-encryption key: beside the password files, outside the workspace
+# (a real one lives apart from the workspace and its backups; see docs/deploy.md, Keys).
+KEK = SECRETS / "kek"
 PEOPLE = {
     "avery": "admin",
     "blake": "admin",
@@ -202,8 +207,12 @@ def main() -> None:
     p = {name: str(path) for name, path in photos.items()}
 
     say("""A workspace is one folder with a fixed purpose. Demo data may only enter a 'demo'
-        workspace, under the source type 'demo'.""")
-    candor("init", "--purpose", "demo")
+        workspace, under the source type 'demo'. Every photo, crop and template in it is
+        encrypted under keys wrapped by a key-encryption key kept outside the workspace
+        (here .candor-demo/secrets/kek): without that file the workspace cannot be read.""")
+    SECRETS.mkdir(mode=0o700, parents=True, exist_ok=True)
+    SECRETS.chmod(0o700)
+    candor("init", "--purpose", "demo", "--kek-file", str(KEK))
     set_up_people_and_policy()
 
     say("""Enrolment (an admin's job) records where each photo came from and on what
@@ -300,7 +309,8 @@ def main() -> None:
     )
     say(
         """To start a real workspace: `candor init --home /srv/candor` (purpose
-        operational), `export CANDOR_HOME=/srv/candor`, `candor bootstrap ...` for the first
+        operational; --kek-file names its key-encryption key, to be backed up apart from
+        the workspace), `export CANDOR_HOME=/srv/candor`, `candor bootstrap ...` for the first
         two admins, `candor policy set your-policy.toml` (start from
         src/candor/policy/examples/), confirmed by the second admin, then users, then
         enrolment of lawfully held photos with their provenance. README.md has the steps."""

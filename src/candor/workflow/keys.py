@@ -3,8 +3,12 @@
 Every data key (a subject's, a probe's, an index's) is re-wrapped under the new KEK and the
 new KEK's path and fingerprint recorded, in one transaction with the audit entry: a crash
 before the commit leaves every key wrapped under the old KEK, which still opens the
-workspace; after it, the new one does. The key material itself does not change, so no
-sealed file is rewritten.
+workspace; after it, the new one does. The subjects' and probes' keys themselves do not
+change, so no photo, crop or template file is rewritten.
+
+Each gallery index gets a new data key (the old one destroyed) and the index this process
+holds is resealed under it (`Workflow.reseal_index`); other index folders are rebuilt from
+the store at their next open.
 
 The old KEK file is left where it was: a backup made before the rotation holds the data
 keys wrapped under it, including those of subjects expunged since. Destroying the old file
@@ -100,6 +104,10 @@ def rotate_kek(
                     progress(done, total)
         except WrongKeyError as error:
             raise KekRotationError(f"nothing was re-wrapped: {error}") from None
+        # The index keys are replaced, not only re-wrapped: the index files hold every
+        # subject's template under one key, so an old backup of them must not open with
+        # the new KEK either (an expunged subject's template would).
+        workflow.reseal_index(session)
         action.record(
             KEK_ROTATION_ACTION,
             {},

@@ -16,6 +16,7 @@ from candor.policy import retention_due
 from candor.store import SearchRequest
 from candor.store import requests as repository
 from candor.store.retention import purge_gallery_images
+from candor.store.vault import PendingKind
 from candor.workflow.accounts import Actor
 from candor.workflow.actions import Action, act
 from candor.workflow.context import Workflow
@@ -84,6 +85,7 @@ def _purge_probes(action: Action, before: datetime) -> tuple[tuple[int, ...], li
     repository.purge_request_probes(action.session, due, action.now)
     # A probe file shared with a request still inside its period stays until that one goes.
     erased = sorted(hashes - _hashes_still_held(action))
+    _note_erasures(action, "probes", erased, f"retention.probes_purged {len(due)} search(es)")
     ids = tuple(row.id for row in due)
     action.record(
         "retention.probes_purged",
@@ -91,6 +93,15 @@ def _purge_probes(action: Action, before: datetime) -> tuple[tuple[int, ...], li
         {"searches": list(ids), "probe_sha256": erased, "before": before.isoformat()},
     )
     return ids, erased
+
+
+def _note_erasures(action: Action, kind: PendingKind, hashes: list[str], reason: str) -> None:
+    """Record, before the purge commits, the files to erase and the scrub it owes: should
+    this process die after the commit, the next start finishes both (as for expungement;
+    found by bench/kill_harness.py, which left the files behind)."""
+    vault = action.workflow.workspace.vault
+    vault.note_pending(kind, hashes)
+    vault.note_scrub_needed(reason)
 
 
 def _probe_hashes(row: SearchRequest) -> list[str]:
@@ -113,6 +124,9 @@ def _purge_search_records(action: Action, before: datetime) -> tuple[tuple[int, 
     hashes = {h for row in due for h in _probe_hashes(row) if row.probe_purged_at is None}
     repository.delete_requests(action.session, due)
     erased = sorted(hashes - _hashes_still_held(action))
+    _note_erasures(
+        action, "probes", erased, f"retention.search_records_purged {len(ids)} search(es)"
+    )
     action.record(
         "retention.search_records_purged",
         {},
@@ -128,6 +142,12 @@ def _purge_gallery(
         purged = purge_gallery_images(action.session, today, collected_before)
         if purged is None:
             return (), ()
+        _note_erasures(
+            action,
+            "images",
+            list(purged.image_sha256),
+            f"retention.gallery_purged {len(purged.images)} image(s)",
+        )
         action.record(
             "retention.gallery_purged",
             {},

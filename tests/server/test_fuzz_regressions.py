@@ -98,3 +98,25 @@ def test_a_tab_in_a_one_line_field_is_a_422(shared_demo: DemoServer) -> None:
     assert answer.status_code == 422, answer.text
     assert "(requesting_unit)" in answer.json()["detail"]
     assert "U+0009" in answer.json()["detail"]
+
+
+def test_a_nul_in_a_username_in_the_path_is_a_422(shared_demo: DemoServer) -> None:
+    # bench/fuzz.py on PostgreSQL: the lookup of the named user was a 500.
+    answer = shared_demo.client.post("/api/users/a%00b/enable", headers=shared_demo.auth("admin1"))
+    refused_naming(answer, "username")
+
+
+def test_a_nul_in_a_subject_reference_in_the_path_is_a_422(shared_demo: DemoServer) -> None:
+    # bench/fuzz.py on PostgreSQL: the lookup of the subject (API and page) was a 500.
+    answer = shared_demo.client.get(
+        "/api/gallery/subjects/a%00b", headers=shared_demo.auth("admin1")
+    )
+    refused_naming(answer, "subject_ref")
+
+
+def test_a_nul_in_the_approvals_case_filter_is_a_422(shared_demo: DemoServer) -> None:
+    # bench/fuzz.py on PostgreSQL: the filtered query was a 500 (page and API).
+    answer = shared_demo.client.get(
+        "/api/approvals", params={"case": "a\x00b"}, headers=shared_demo.auth("sam")
+    )
+    refused_naming(answer, "case_number")

@@ -365,6 +365,8 @@ def require_admin(session: Session, actor: Actor) -> User:
 
 
 def _require_user(session: Session, username: str) -> User:
+    # A name from a path or a form: PostgreSQL cannot even look up one with a NUL.
+    limits.USERNAME.check(username)
     user = user_by_name(session, username)
     if user is None:
         raise UserNotFoundError(f"no user named {username!r}")

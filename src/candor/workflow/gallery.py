@@ -54,6 +54,8 @@ def gallery_subject_page(
 def gallery_subject(workflow: Workflow, actor: Actor, subject_ref: str) -> SubjectDetail:
     """One subject with every image's provenance, face choice, quality and templates."""
     require_permission(workflow, actor, "gallery.enrol")
+    # A reference from a page's path: PostgreSQL cannot even look up one with a NUL.
+    limits.SUBJECT_REF.check(subject_ref.strip())
     with workflow.workspace.session() as session:
         subject = find_subject(session, subject_ref)
         detail = None if subject is None else subject_detail(session, subject.id)

@@ -624,6 +624,8 @@ def pending_approvals(
     that offered them would only lead to a refusal.
     """
     require_permission(workflow, actor, "search.approve")
+    # A filter is text from outside too: PostgreSQL cannot even look up one with a NUL.
+    case = limits.CASE_NUMBER.check_optional(case)
     with workflow.workspace.session() as session:
         rows, total = repository.requests_in_status_by_page(
             session,

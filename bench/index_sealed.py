@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/index_sealed.py --sizes 100000            (developme
 
 For each size one synthetic identity-clustered 128-d gallery (bench/index_scale.py's: a
 random unit centre per person, 5 templates per person at cosine 0.7 to it) is built once,
-through `GalleryIndex.add` in batches of 10,000 into a sealed folder (today's format:
+through `GalleryIndex.add` in batches of 100,000 into a sealed folder (today's format:
 chunks of 8192 rows, AES-256-GCM under the index key). The same rows (and the same sign
 codes, centre and hyperplanes) are then written as the plaintext memory-mapped folder of
 the release before sealing (format 2), which the baseline opens with that release's own
@@ -50,7 +50,7 @@ from candor.faces.registry import ModelId
 from candor.index import APPROXIMATE_FROM, GalleryIndex
 from candor.index.signcodes import CODE_BITS, CODE_SEED
 from candor.sealing import new_data_key
-from index_scale import PER_PERSON, SEED, Population, fill
+from index_scale import CHUNK, PER_PERSON, SEED, Population
 
 # The last commit whose index files were plaintext memory-mapped rows (format 2).
 BASELINE_COMMIT = "5c4f0a983797084d8dc64ed4bb2d71fea9859ff7"
@@ -223,6 +223,17 @@ def write_plain_copy(index: GalleryIndex, folder: Path) -> None:
         "change_seq": None,
     }
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def fill(index: GalleryIndex, size: int, population: Population) -> np.ndarray:
+    """index_scale.fill's gallery (the same rows and ids), added in batches of 100,000."""
+    rng = np.random.default_rng(SEED)
+    people = size // PER_PERSON
+    centres = population.centres(people, rng)
+    for start in range(0, size, CHUNK):
+        person = np.arange(start, min(size, start + CHUNK)) % people  # id i is person i % people
+        index.add(list(range(start, start + len(person))), population.members(centres[person], rng))
+    return centres
 
 
 def measure(size: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:

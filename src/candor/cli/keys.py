@@ -47,7 +47,8 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
         if not isinstance(entry, dict):
             stdout.print(f"{name}: none")
             continue
-        stdout.print(f"{name}: {entry['path']}{'' if entry.get('exists') else ' (missing)'}")
+        where = entry["path"] or "none recorded"
+        stdout.print(f"{name}: {where}{'' if entry.get('exists') else ' (missing)'}")
         for field, value in entry.items():
             if field not in {"path", "exists"} and value is not None:
                 if isinstance(value, list):
@@ -130,6 +131,7 @@ def _rotate_kek(new_file: Path, home: Path | None, as_json: bool) -> None:
         TimeElapsedColumn(),
         console=stderr,
         transient=True,
+        disable=as_json,
     )
     with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor), bar:
         task = bar.add_task("rewrap", total=None)

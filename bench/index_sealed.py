@@ -295,6 +295,9 @@ def main() -> None:
     parser.add_argument("--no-two-workers", dest="two_workers", action="store_false")
     parser.add_argument("--out", default="index_sealed")
     parser.add_argument("--scratch", default=None, help="folder for the galleries (default tmp)")
+    parser.add_argument(
+        "--append", action="store_true", help="keep the rows (sizes) already in the results file"
+    )
     # Internal: the child processes.
     parser.add_argument("--worker", choices=["plain", "sealed"])
     parser.add_argument("--compare", action="store_true")
@@ -313,6 +316,12 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(dir=args.scratch, prefix="index_sealed_") as scratch:
         rows = [measure(size, args, Path(scratch)) for size in args.sizes]
+    loads = [[round(load_before, 2), round(os.getloadavg()[0], 2)]]
+    earlier = Path(__file__).parent / "results" / f"{args.out}.json"
+    if args.append and earlier.exists():
+        document = json.loads(earlier.read_text(encoding="utf-8"))
+        rows = [row for row in document["results"] if row["templates"] not in args.sizes] + rows
+        loads = document["settings"]["load_average_1min_before_after"] + loads
     path = write_results(
         args.out,
         {
@@ -332,10 +341,8 @@ def main() -> None:
                 "queries": args.queries,
                 "seed": SEED,
                 "baseline_commit": BASELINE_COMMIT,
-                "load_average_1min_before_after": [
-                    round(load_before, 2),
-                    round(os.getloadavg()[0], 2),
-                ],
+                # One pair per run that wrote rows here (with --append, several).
+                "load_average_1min_before_after": loads,
             },
             "results": rows,
         },

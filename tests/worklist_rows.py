@@ -32,7 +32,10 @@ def add_search(
     at = NOW - timedelta(days=days_ago)
     probe_sha256 = sha256_hex(probe) if probe else "a" * 64
     if probe is not None:
-        agency.workflow.workspace.vault.put_probe(probe_sha256, probe)
+        workspace = agency.workflow.workspace
+        with workspace.session() as session, session.begin():
+            key = workspace.keys.probe_key(session, probe_sha256, create=True)
+        workspace.vault.put_probe(probe_sha256, probe, key)
     with agency.workflow.workspace.session() as session, session.begin():
         row = SearchRequest(
             kind="search",

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from candor.audit.canonical import parse_entry
 from candor.simulation.synthetic import load_synthetic_gallery, synthetic_templates
-from candor.store import AuditEntry, FaceTemplate, GalleryImage, Subject
+from candor.store import AuditEntry, FaceTemplate, GalleryImage, Subject, templates_for_model
 from candor.workflow.audit_ops import verify_log
 from tests.agency import Agency, make_agency, new_user
 
@@ -40,16 +40,27 @@ def loaded(home: Path, *, one_at_a_time: bool) -> tuple[Agency, dict[str, Any]]:
             (row.id, row.subject_id, row.sha256, row.byte_size, row.source_type, row.quality)
             for row in session.scalars(select(GalleryImage).order_by(GalleryImage.id))
         ]
+        rows = session.scalars(select(FaceTemplate).order_by(FaceTemplate.id)).all()
+        workspace = agency.workflow.workspace
+        opened = {
+            template_id: vector.tobytes()
+            for template_id, _, _, vector in templates_for_model(
+                session, rows[0].model_key, workspace.vault, workspace.keys
+            )
+        }
+        # Sealed under a random nonce: the two loads' ciphertexts differ, their vectors not.
         templates = [
-            (row.id, row.image_id, row.subject_id, row.model_key, row.recipe, row.vector)
-            for row in session.scalars(select(FaceTemplate).order_by(FaceTemplate.id))
+            (row.id, row.image_id, row.subject_id, row.model_key, row.recipe, opened[row.id])
+            for row in rows
         ]
         entries = [
             parse_entry(row.body)
             for row in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
         ]
-    for _, _, sha256, size, _, _ in images:
-        assert len(vault.get_image(sha256)) == size
+    with agency.workflow.workspace.session() as session:
+        keys = agency.workflow.workspace.keys.subject_keys(session, {row[1] for row in images})
+    for _, subject_id, sha256, size, _, _ in images:
+        assert len(vault.get_image(sha256, keys[subject_id])) == size
     content = {
         "subjects": subjects,
         "images": images,

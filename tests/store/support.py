@@ -53,7 +53,7 @@ def enrol_image(
     ws: Workspace, session: Session, subject: Subject, data: bytes, **changes: object
 ) -> GalleryImage:
     sha = hashlib.sha256(data).hexdigest()
-    ws.vault.put_image(sha, data)
+    ws.vault.put_image(sha, data, ws.keys.subject_key(session, subject.id, create=True))
     arguments: dict[str, object] = {
         "sha256": sha,
         "image_format": "JPEG",

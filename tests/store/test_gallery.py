@@ -23,6 +23,7 @@ from candor.store import (
     subject_detail,
     templates_for_model,
 )
+from candor.store.changes import template_vectors
 from tests.store.support import FakeModel, enrol_image, image_bytes, make_subject, vector
 
 MODEL = FakeModel()
@@ -54,6 +55,7 @@ def test_image_and_template_round_trip(workspace: Workspace) -> None:
             recipe="largest-central; quality gate v1",
             vector=vector(1),
             vault=workspace.vault,
+            keys=workspace.keys,
         )
     with workspace.session() as session:
         found = image_by_sha256(session, image.sha256)
@@ -68,7 +70,10 @@ def test_image_and_template_round_trip(workspace: Workspace) -> None:
             8,
         )
         assert (stored.subject_id, stored.image_id) == (subject.id, image.id)
-        np.testing.assert_array_equal(workspace.vault.decode_template(stored.vector, 8), vector(1))
+        opened = template_vectors(
+            session, [template.id], MODEL.key, workspace.vault, workspace.keys
+        )
+        np.testing.assert_array_equal(opened[template.id], vector(1))
         assert image_by_sha256(session, "0" * 64) is None
 
 
@@ -92,6 +97,7 @@ def test_one_template_per_image_and_model(workspace: Workspace) -> None:
                 recipe="r",
                 vector=vector(1),
                 vault=workspace.vault,
+                keys=workspace.keys,
             )
             add_template(
                 session,
@@ -101,6 +107,7 @@ def test_one_template_per_image_and_model(workspace: Workspace) -> None:
                 recipe="r",
                 vector=vector(2, 4),
                 vault=workspace.vault,
+                keys=workspace.keys,
             )
         with pytest.raises(IntegrityError), session.begin():
             add_template(
@@ -111,6 +118,7 @@ def test_one_template_per_image_and_model(workspace: Workspace) -> None:
                 recipe="r",
                 vector=vector(3),
                 vault=workspace.vault,
+                keys=workspace.keys,
             )
 
 
@@ -126,6 +134,7 @@ def test_template_dimension_must_match_model(workspace: Workspace) -> None:
                 recipe="r",
                 vector=vector(1, 4),
                 vault=workspace.vault,
+                keys=workspace.keys,
             )
 
 
@@ -179,6 +188,7 @@ def _populate(workspace: Workspace) -> dict[str, int]:
                     recipe="r",
                     vector=vector(10 * number + copy),
                     vault=workspace.vault,
+                    keys=workspace.keys,
                 )
                 if copy == 0:
                     add_template(
@@ -189,6 +199,7 @@ def _populate(workspace: Workspace) -> dict[str, int]:
                         recipe="r",
                         vector=vector(99, 4),
                         vault=workspace.vault,
+                        keys=workspace.keys,
                     )
     return ids
 
@@ -224,9 +235,15 @@ def test_subject_detail(workspace: Workspace) -> None:
 def test_templates_for_model_streams_one_model_only(workspace: Workspace) -> None:
     _populate(workspace)
     with workspace.session() as session:
-        rows = list(templates_for_model(session, MODEL.key, workspace.vault, batch_size=2))
-        others = list(templates_for_model(session, OTHER_MODEL.key, workspace.vault))
-        assert list(templates_for_model(session, "unknown/1/0", workspace.vault)) == []
+        rows = list(
+            templates_for_model(session, MODEL.key, workspace.vault, workspace.keys, batch_size=2)
+        )
+        others = list(
+            templates_for_model(session, OTHER_MODEL.key, workspace.vault, workspace.keys)
+        )
+        assert (
+            list(templates_for_model(session, "unknown/1/0", workspace.vault, workspace.keys)) == []
+        )
     assert len(rows) == 3
     assert [row[0] for row in rows] == sorted(row[0] for row in rows)
     assert all(row[3].shape == (8,) and row[3].dtype == np.float32 for row in rows)

@@ -31,6 +31,7 @@ def _enrol(workspace: Workspace, reference: str, seed: int) -> int:
             recipe="test-recipe",
             vector=vector(seed),
             vault=workspace.vault,
+            keys=workspace.keys,
         )
         return template.id
 
@@ -97,7 +98,10 @@ def test_template_vectors_reads_those_still_stored(workspace: Workspace) -> None
     with workspace.session() as session, session.begin():
         session.execute(delete(FaceTemplate).where(FaceTemplate.id == gone))
     with workspace.session() as session:
-        found = template_vectors(session, [kept, gone], MODEL.key, workspace.vault)
+        found = template_vectors(session, [kept, gone], MODEL.key, workspace.vault, workspace.keys)
         assert list(found) == [kept]
         np.testing.assert_array_equal(found[kept], vector(1))
-        assert template_vectors(session, [kept], "another/model", workspace.vault) == {}
+        assert (
+            template_vectors(session, [kept], "another/model", workspace.vault, workspace.keys)
+            == {}
+        )

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from candor.sealing import SEAL_OVERHEAD, new_data_key
 from candor.store import BiometricIntegrityError, BiometricNotFoundError, VaultError, Workspace
 
 PROBE = b"\xff\xd8\xff a probe photo \x00\x01" * 20
 SHA = hashlib.sha256(PROBE).hexdigest()
+KEY = new_data_key()
 
 
 def test_new_workspace_has_a_private_probe_folder(workspace: Workspace) -> None:
@@ -24,15 +26,16 @@ def test_new_workspace_has_a_private_probe_folder(workspace: Workspace) -> None:
 
 def test_put_probe_is_content_addressed_private_and_idempotent(workspace: Workspace) -> None:
     vault = workspace.vault
-    vault.put_probe(SHA, PROBE)
+    vault.put_probe(SHA, PROBE, KEY)
     path = workspace.home / "probes" / SHA[:2] / SHA[2:4] / SHA
     assert vault.probe_path(SHA) == path
-    assert path.read_bytes() == PROBE
+    assert path.read_bytes()[:4] == b"CNS1"
+    assert PROBE not in path.read_bytes()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     inode = path.stat().st_ino
-    vault.put_probe(SHA, PROBE)
+    vault.put_probe(SHA, PROBE, KEY)
     assert path.stat().st_ino == inode
-    assert vault.get_probe(SHA) == PROBE
+    assert vault.get_probe(SHA, KEY) == PROBE
     assert vault.has_probe(SHA)
     assert not vault.has_image(SHA)
     assert list((workspace.home / "tmp").iterdir()) == []
@@ -40,33 +43,34 @@ def test_put_probe_is_content_addressed_private_and_idempotent(workspace: Worksp
 
 def test_put_probe_refuses_bytes_that_do_not_match(workspace: Workspace) -> None:
     with pytest.raises(BiometricIntegrityError, match="probe"):
-        workspace.vault.put_probe(SHA, PROBE + b"!")
+        workspace.vault.put_probe(SHA, PROBE + b"!", KEY)
     assert not workspace.vault.has_probe(SHA)
 
 
 def test_get_probe_detects_damage_and_a_missing_file(workspace: Workspace) -> None:
     vault = workspace.vault
     with pytest.raises(BiometricNotFoundError, match="no probe"):
-        vault.get_probe(SHA)
-    vault.put_probe(SHA, PROBE)
-    vault.probe_path(SHA).write_bytes(PROBE[:-1] + b"X")
+        vault.get_probe(SHA, KEY)
+    vault.put_probe(SHA, PROBE, KEY)
+    sealed = vault.probe_path(SHA).read_bytes()
+    vault.probe_path(SHA).write_bytes(sealed[:-1] + bytes([sealed[-1] ^ 1]))
     with pytest.raises(BiometricIntegrityError, match="damaged or altered"):
-        vault.get_probe(SHA)
-    vault.put_probe(SHA, PROBE)
-    assert vault.get_probe(SHA) == PROBE
+        vault.get_probe(SHA, KEY)
+    vault.put_probe(SHA, PROBE, KEY)
+    assert vault.get_probe(SHA, KEY) == PROBE
 
 
 @pytest.mark.parametrize("address", ["", SHA.upper(), "../" + SHA[3:]])
 def test_malformed_probe_addresses_refused(workspace: Workspace, address: str) -> None:
     with pytest.raises(VaultError, match="64 lower-case hex"):
-        workspace.vault.put_probe(address, PROBE)
+        workspace.vault.put_probe(address, PROBE, KEY)
 
 
 def test_erase_probe_overwrites_before_unlinking(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     vault = workspace.vault
-    vault.put_probe(SHA, PROBE)
+    vault.put_probe(SHA, PROBE, KEY)
     path = vault.probe_path(SHA)
     seen: dict[Path, bytes] = {}
     original_unlink = Path.unlink
@@ -77,7 +81,7 @@ def test_erase_probe_overwrites_before_unlinking(
 
     monkeypatch.setattr(Path, "unlink", spying_unlink)
     vault.erase_probe(SHA)
-    assert seen[path] == bytes(len(PROBE))
+    assert seen[path] == bytes(len(PROBE) + SEAL_OVERHEAD)
     assert not path.exists()
     vault.erase_probe(SHA)
 
@@ -86,20 +90,20 @@ def test_the_same_photo_as_probe_and_gallery_image_are_erased_separately(
     workspace: Workspace,
 ) -> None:
     vault = workspace.vault
-    vault.put_image(SHA, PROBE)
-    vault.put_probe(SHA, PROBE)
+    vault.put_image(SHA, PROBE, KEY)
+    vault.put_probe(SHA, PROBE, KEY)
     vault.erase_image(SHA)
-    assert vault.get_probe(SHA) == PROBE
-    vault.put_image(SHA, PROBE)
+    assert vault.get_probe(SHA, KEY) == PROBE
+    vault.put_image(SHA, PROBE, KEY)
     vault.erase_probe(SHA)
-    assert vault.get_image(SHA) == PROBE
+    assert vault.get_image(SHA, KEY) == PROBE
     assert not vault.has_probe(SHA)
 
 
 def test_a_workspace_made_before_probes_existed_stores_them(workspace: Workspace) -> None:
     (workspace.home / "probes").rmdir()
-    workspace.vault.put_probe(SHA, PROBE)
-    assert workspace.vault.get_probe(SHA) == PROBE
+    workspace.vault.put_probe(SHA, PROBE, KEY)
+    assert workspace.vault.get_probe(SHA, KEY) == PROBE
     assert stat.S_IMODE((workspace.home / "probes").stat().st_mode) == 0o700
 
 
@@ -125,7 +129,7 @@ def test_put_probe_returns_with_the_file_and_each_new_folder_entry_synced(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced = _record_fsyncs(monkeypatch)
-    workspace.vault.put_probe(SHA, PROBE)
+    workspace.vault.put_probe(SHA, PROBE, KEY)
     path = workspace.vault.probe_path(SHA)
     assert _inodes_on_the_way(workspace, path) <= set(synced)
 
@@ -134,9 +138,9 @@ def test_put_probe_of_a_stored_photo_syncs_it_again(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Another request may have put it an instant before and still wait on its fsyncs.
-    workspace.vault.put_probe(SHA, PROBE)
+    workspace.vault.put_probe(SHA, PROBE, KEY)
     synced = _record_fsyncs(monkeypatch)
-    workspace.vault.put_probe(SHA, PROBE)
+    workspace.vault.put_probe(SHA, PROBE, KEY)
     path = workspace.vault.probe_path(SHA)
     assert _inodes_on_the_way(workspace, path) <= set(synced)
 
@@ -149,7 +153,7 @@ def test_a_probe_whose_fsync_fails_is_not_left_under_its_name(
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="disk gone"):
-        workspace.vault.put_probe(SHA, PROBE)
+        workspace.vault.put_probe(SHA, PROBE, KEY)
     monkeypatch.undo()
     # Found intact, a later put would skip its write and its caller commit on a file
     # that was never made durable.
@@ -169,7 +173,7 @@ def test_a_gallery_image_is_synced_before_it_takes_its_name(
         synced.append((os.fstat(fd).st_ino, path.exists()))
 
     monkeypatch.setattr(os, "fsync", noting_fsync)
-    workspace.vault.put_image(SHA, PROBE)
+    workspace.vault.put_image(SHA, PROBE, KEY)
     named = dict(synced)
     assert named[path.stat().st_ino] is False  # its bytes were durable before its name
     assert path.parent.stat().st_ino in named

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from candor.sealing import new_data_key
 from candor.store import ScrubError, Workspace, add_template, delete_subject_cascade, find_subject
 from candor.store.vault import BiometricVault
 from tests.store.support import FakeModel, enrol_image, image_bytes, make_subject
@@ -23,6 +24,7 @@ from tests.store.support import FakeModel, enrol_image, image_bytes, make_subjec
 MODEL = FakeModel(dimension=128)
 DATA = b"\xff\xd8\xff an interrupted enrolment's photo " * 20
 SHA = hashlib.sha256(DATA).hexdigest()
+KEY = new_data_key()
 
 
 def _files(root: Path) -> list[str]:
@@ -45,8 +47,8 @@ def _database_files_containing(home: Path, blob: bytes) -> list[str]:
 def _crashed_enrolment(home: Path) -> None:
     """What a process killed between its file writes and its commit leaves."""
     vault = BiometricVault(home)
-    vault.put_image(SHA, DATA)
-    vault.put_crop(SHA, b"the crop of the chosen face")
+    vault.put_image(SHA, DATA, KEY)
+    vault.put_crop(SHA, b"the crop of the chosen face", KEY)
 
 
 def test_files_of_an_enrolment_that_never_committed_are_erased_at_the_next_start(
@@ -71,7 +73,7 @@ def test_files_another_process_may_still_commit_are_left_alone(tmp_path: Path) -
     writer = Workspace.create(home)
     # Written by the open workspace, its row not committed yet: a second process
     # opening the folder now must not take the files for orphans.
-    writer.vault.put_image(SHA, DATA)
+    writer.vault.put_image(SHA, DATA, KEY)
     with Workspace.open(home) as other:
         assert other.vault.has_image(SHA)
         assert other.upkeep.at_start is not None
@@ -91,7 +93,9 @@ def test_files_named_by_a_committed_row_stay(workspace: Workspace) -> None:
     home = workspace.home
     workspace.close()
     with Workspace.open(home) as reopened:
-        assert reopened.vault.get_image(sha) == DATA
+        with reopened.session() as session:
+            key = reopened.keys.subject_key(session, image.subject_id)
+        assert reopened.vault.get_image(sha, key) == DATA
         assert reopened.vault.pending("images") == []
 
 
@@ -114,9 +118,9 @@ def test_a_killed_servers_uploads_are_erased_at_the_next_start(tmp_path: Path) -
 
 def test_an_erased_image_leaves_no_folder_behind(workspace: Workspace) -> None:
     vault = workspace.vault
-    vault.put_image(SHA, DATA)
-    vault.put_crop(SHA, b"crop")
-    vault.put_probe(SHA, DATA)
+    vault.put_image(SHA, DATA, KEY)
+    vault.put_crop(SHA, b"crop", KEY)
+    vault.put_probe(SHA, DATA, KEY)
     vault.erase_image(SHA)
     vault.erase_probe(SHA)
     for root in ("images", "crops", "probes"):
@@ -125,7 +129,7 @@ def test_an_erased_image_leaves_no_folder_behind(workspace: Workspace) -> None:
         assert (workspace.home / root).is_dir()
     # A folder shared with another photo stays.
     other = SHA[:4] + "0" * 60
-    vault.put_image(SHA, DATA)
+    vault.put_image(SHA, DATA, KEY)
     (vault.image_path(other).parent / other).write_bytes(b"x")
     vault.erase_image(SHA)
     assert vault.image_path(other).exists()
@@ -153,11 +157,11 @@ def test_a_write_into_a_folder_removed_meanwhile_makes_it_again(
 
     monkeypatch.setattr(vault_module.tempfile, "mkstemp", racing_mkstemp)
     if kind == "image":
-        vault.put_image(SHA, DATA)
-        assert vault.get_image(SHA) == DATA
+        vault.put_image(SHA, DATA, KEY)
+        assert vault.get_image(SHA, KEY) == DATA
     else:
-        vault.put_probe(SHA, DATA)
-        assert vault.get_probe(SHA) == DATA
+        vault.put_probe(SHA, DATA, KEY)
+        assert vault.get_probe(SHA, KEY) == DATA
     assert removed
 
 
@@ -167,14 +171,14 @@ def test_a_scrub_a_reader_blocked_is_recorded_and_finished_at_the_next_start(
 ) -> None:
     home = tmp_path / "ws"
     secret = np.random.default_rng(7).standard_normal(128).astype(np.float32)
-    blob = secret.astype("<f4").tobytes()
     with Workspace.create(home) as workspace:
         with workspace.session() as session, session.begin():
             keeper = make_subject(session, "KEEP-1")
             enrol_image(workspace, session, keeper, image_bytes(1))
             subject = make_subject(session, "GONE-1")
             image = enrol_image(workspace, session, subject, image_bytes(2))
-            add_template(
+            # The row's bytes (sealed) are what a scrub must leave nowhere in the files.
+            blob = add_template(
                 session,
                 image,
                 model=MODEL,
@@ -182,7 +186,8 @@ def test_a_scrub_a_reader_blocked_is_recorded_and_finished_at_the_next_start(
                 recipe="r",
                 vector=secret,
                 vault=workspace.vault,
-            )
+                keys=workspace.keys,
+            ).vector
         workspace.vault.scrub_database(workspace.engine)
         assert _database_files_containing(home, blob) == ["candor.db"]
 

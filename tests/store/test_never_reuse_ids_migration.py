@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,18 @@ from candor.store import (
     Subject,
     Workspace,
     WorkspaceError,
-    add_template,
+    add_gallery_image,
     delete_subject_cascade,
+    sha256_hex,
 )
 from candor.store.database import _alembic_config, current_revision, head_revision
-from tests.store.support import FakeModel, enrol_image, image_bytes, make_subject, vector
+from tests.store.support import (
+    FakeModel,
+    booking_provenance,
+    image_bytes,
+    make_subject,
+    vector,
+)
 
 pytestmark = pytest.mark.sqlite_only(reason="migration 0006 rebuilds SQLite tables (sqlite_master)")
 
@@ -53,18 +61,42 @@ def old_workspace(tmp_path: Path) -> Iterator[Workspace]:
 
 
 def enrol(workspace: Workspace, session: Session, number: int) -> FaceTemplate:
-    """Enrol person `number` with one photo and template, logged as the workflow logs it."""
+    """Enrol person `number` with one photo and template, logged as the workflow logs it, as
+    Candor wrote them at 0005: no data key (no data_keys table yet), the template in the
+    clear, no file (the migration reads rows only)."""
     subject = make_subject(session, f"B-{number}")
-    image = enrol_image(workspace, session, subject, image_bytes(number))
-    template = add_template(
+    data = image_bytes(number)
+    image = add_gallery_image(
         session,
-        image,
-        model=MODEL,
+        subject,
+        sha256=sha256_hex(data),
+        image_format="JPEG",
+        width=640,
+        height=480,
+        byte_size=len(data),
+        provenance=booking_provenance(),
+        allowed_source_types=workspace.allowed_source_types(),
+        today=date(2025, 1, 1),
+        enrolled_by="officer.lee",
+        face_choice="largest-central",
+        face_box=(100, 80, 300, 320),
+        quality={},
+    )
+    template = FaceTemplate(
+        image=image,
+        subject_id=image.subject_id,
+        model_key=MODEL.key,
+        model_name=MODEL.name,
+        model_version=MODEL.version,
+        weights_sha256=MODEL.weights_sha256,
+        dimension=MODEL.dimension,
         detector_key="hog/upsample=1",
         recipe="largest-central; quality gate v1",
-        vector=vector(number),
-        vault=workspace.vault,
+        vector=vector(number).tobytes(),
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
     )
+    session.add(template)
+    session.flush()
     objects = {"subject": subject.id, "image": image.id, "template": template.id}
     log(session.connection(), "gallery.enrolled", objects, {"image_sha256": image.sha256})
     return template

@@ -58,11 +58,13 @@ def test_deleted_subject_leaves_no_bytes_in_any_workspace_file(workspace: Worksp
                 recipe="r",
                 vector=vector(number, 128),
                 vault=workspace.vault,
+                keys=workspace.keys,
             )
         subject = make_subject(session, SECRET_REF)
         image = enrol_image(workspace, session, subject, secret_image)
         secret_sha = image.sha256
-        workspace.vault.put_crop(secret_sha, secret_crop)
+        key = workspace.keys.subject_key(session, subject.id)
+        workspace.vault.put_crop(secret_sha, secret_crop, key)
         add_template(
             session,
             image,
@@ -71,11 +73,17 @@ def test_deleted_subject_leaves_no_bytes_in_any_workspace_file(workspace: Worksp
             recipe="r",
             vector=secret_vector,
             vault=workspace.vault,
+            keys=workspace.keys,
         )
+    # The files hold the photo and crop sealed: their sealed bytes must go too.
+    sealed_image = workspace.vault.image_path(secret_sha).read_bytes()
+    sealed_crop = workspace.vault.crop_path(secret_sha).read_bytes()
     needles = [
         *_needles(secret_template),
         *_needles(secret_image),
         *_needles(secret_crop),
+        *_needles(sealed_image),
+        *_needles(sealed_crop),
         SECRET_REF.encode(),
         secret_sha.encode(),
     ]

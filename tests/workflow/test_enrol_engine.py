@@ -50,6 +50,10 @@ def test_a_single_photo_is_enrolled_by_the_workflows_engine(
     assert summary.count(EnrolmentStatus.ENROLLED) == 1, summary.outcomes
     assert workflow.engine is engine
     with workflow.workspace.session() as session:
-        rows = list(templates_for_model(session, expected.model.key, workflow.workspace.vault))
+        rows = list(
+            templates_for_model(
+                session, expected.model.key, workflow.workspace.vault, workflow.workspace.keys
+            )
+        )
     assert len(rows) == 1
     assert np.array_equal(rows[0][3], expected.vector)

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, event, func, select
 
 from candor.store import AuditCheckpoint, AuditEntry, Provenance, SearchRequest
 from candor.store import Candidate as CandidateRow
+from candor.store.vault import probe_template_context
 from candor.workflow import (
     EnrolmentRequest,
     PermissionDeniedError,
@@ -294,18 +295,23 @@ def test_the_repeat_check_takes_the_latest_near_probe_of_its_model(agency: Agenc
     assert policy is not None
     vector = found.template.vector
     now = workflow.now()
-    encode = workflow.workspace.vault.encode_template
     rows = [  # oldest first
-        ("a" * 64, "search", found.template.model.key, encode(vector * 2.0), 0),
-        ("b" * 64, "search", found.template.model.key, encode(-vector), 1),
-        ("c" * 64, "search", found.template.model.key, encode(np.zeros_like(vector)), 2),
-        ("d" * 64, "search", "another-model", encode(vector), 3),
-        ("e" * 64, "verify", found.template.model.key, encode(vector), 4),
+        ("a" * 64, "search", found.template.model.key, vector * 2.0, 0),
+        ("b" * 64, "search", found.template.model.key, -vector, 1),
+        ("c" * 64, "search", found.template.model.key, np.zeros_like(vector), 2),
+        ("d" * 64, "search", "another-model", vector, 3),
+        ("e" * 64, "verify", found.template.model.key, vector, 4),
         (found.image.sha256, "search", None, None, policy.repeat.window_days * 24 + 5),
     ]
     ids: list[int] = []
-    with workflow.workspace.session() as session, session.begin():
-        for sha256, kind, model_key, blob, hours_ago in rows:
+    workspace = workflow.workspace
+    with workspace.session() as session, session.begin():
+        for sha256, kind, model_key, plain, hours_ago in rows:
+            blob = None
+            if plain is not None and model_key is not None:
+                key = workspace.keys.probe_key(session, sha256, create=True)
+                context = probe_template_context(sha256, model_key)
+                blob = workspace.vault.encode_template(plain, key, context)
             row = SearchRequest(
                 kind=kind,
                 requester_id=agency["ana"].user_id,
@@ -330,12 +336,13 @@ def test_the_repeat_check_takes_the_latest_near_probe_of_its_model(agency: Agenc
             session.flush()
             ids.append(row.id)
     with workflow.workspace.session() as session:
-        earlier = governed._earlier_search(session, "search", [found], policy, now)
+        earlier = governed._earlier_search(session, workflow, "search", [found], policy, now)
         # Newest first: the zero template (no direction) and the opposite face are not
         # repeats, another model's template is not compared, a verify is another kind and
         # the same photo outside the window is forgotten; the scaled copy is a repeat.
         assert earlier == ids[0]
-        assert governed._earlier_search(session, "verify", [found], policy, now) == ids[4]
+        again = governed._earlier_search(session, workflow, "verify", [found], policy, now)
+        assert again == ids[4]
 
 
 def test_the_review_queue_reads_a_fixed_number_of_queries(agency: Agency) -> None:

@@ -15,6 +15,7 @@ from candor.faces.recipe import RECIPES
 from candor.index.cohort import COHORT_SIZE, CohortNormaliser, gallery_cohort_ids, score_name
 from candor.simulation.synthetic import load_synthetic_gallery
 from candor.store import AuditEntry, Provenance, SearchRequest
+from candor.store.vault import probe_template_context
 from candor.workflow import EnrolmentRequest, RequestForm, enrol_files, request_search
 from candor.workflow.governed import view_candidates
 from tests.agency import Agency, make_agency
@@ -96,7 +97,10 @@ def test_a_small_gallery_scores_cosines_and_a_large_one_both(agency: Agency) -> 
     assert row.threshold is not None
     assert "normalised score" in (large.threshold_meaning or "")
 
-    query = workflow.workspace.vault.decode_template(row.probe_template or b"", 128)
+    with workflow.workspace.session() as session:
+        key = workflow.workspace.keys.probe_key(session, row.probe_sha256)
+    context = probe_template_context(row.probe_sha256, row.probe_model_key or "")
+    query = workflow.workspace.vault.decode_template(row.probe_template or b"", 128, key, context)
     members = gallery_cohort_ids(workflow.index.ids)
     offset = CohortNormaliser(workflow.index.vectors_of(members), 30).offset(query)
     listed = view_candidates(workflow, agency["eve"], large.search_id).candidates

@@ -20,7 +20,9 @@ SHA256 = sha256_hex(PHOTO)
 @pytest.fixture
 def workflow(tmp_path: Path) -> Iterator[Workflow]:
     with Workflow(create_workspace(tmp_path / "ws", purpose="demo")) as made:
-        made.workspace.vault.put_probe(SHA256, PHOTO)
+        with made.workspace.session() as session, session.begin():
+            key = made.workspace.keys.probe_key(session, SHA256, create=True)
+        made.workspace.vault.put_probe(SHA256, PHOTO, key)
         yield made
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from candor.store import FaceTemplate, GalleryImage, ProvenanceError
+from candor.store.changes import template_vectors
 from candor.workflow import (
     Actor,
     EnrolmentRequest,
@@ -179,13 +180,15 @@ def test_expunge_leaves_no_copy_in_any_file(
     detail = gallery_subject(workflow, admin(workflow), victim.name)
     image = detail.images[0]
     vault = workflow.workspace.vault
-    image_bytes = vault.get_image(image.sha256)
-    crop_bytes = vault.get_crop(image.sha256)
     with workflow.workspace.session() as session:
-        from candor.store import FaceTemplate
-
-        blob = session.get(FaceTemplate, image.templates[0].id).vector  # type: ignore[union-attr]
-    vector = np.frombuffer(blob, dtype="<f4")
+        key = workflow.workspace.keys.subject_key(session, detail.summary.id)
+    image_bytes = vault.get_image(image.sha256, key)
+    crop_bytes = vault.get_crop(image.sha256, key)
+    with workflow.workspace.session() as session:
+        template_id = image.templates[0].id
+        model_key = image.templates[0].model_key
+        keys = workflow.workspace.keys
+        vector = template_vectors(session, [template_id], model_key, vault, keys)[template_id]
     unit = vector / np.linalg.norm(vector)
     middle = len(image_bytes) // 2
     patterns = {
@@ -193,15 +196,20 @@ def test_expunge_leaves_no_copy_in_any_file(
         "image middle 256 bytes": image_bytes[middle : middle + 256],
         "crop file": crop_bytes,
         "crop middle 256 bytes": crop_bytes[len(crop_bytes) // 2 :][:256],
-        "template float32": blob,
+        "template float32": vector.astype("<f4").tobytes(),
         "template float32 big-endian": vector.astype(">f4").tobytes(),
         "template normalised float32": unit.astype("<f4").tobytes(),
         "template float64": vector.astype("<f8").tobytes(),
         "template normalised float64": unit.astype("<f8").tobytes(),
         "subject reference": victim.name.encode(),
+        "sealed image file": vault.image_path(image.sha256).read_bytes(),
+        "sealed crop file": vault.crop_path(image.sha256).read_bytes(),
     }
+    # Sealed at rest: the photo, crop and template are never in any file in the clear.
+    for name in ("image file", "crop file", "template float32"):
+        assert files_containing(home, patterns[name]) == [], f"{name} found in the clear"
     # Each pattern must be findable before, or the scan afterwards proves nothing.
-    for name in ("image file", "crop file", "template float32", "subject reference"):
+    for name in ("sealed image file", "sealed crop file", "subject reference"):
         assert files_containing(home, patterns[name]), f"{name} not found before expunge"
 
     report = expunge_subject(workflow, agency["admin1"], victim.name)

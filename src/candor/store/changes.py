@@ -23,7 +23,9 @@ import numpy as np
 from sqlalchemy import CheckConstraint, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from candor.store.models import Base, FaceTemplate
+from candor.store.data_keys import DataKeys
+from candor.store.gallery import open_templates
+from candor.store.models import Base, FaceTemplate, GalleryImage
 from candor.store.vault import BiometricVault
 
 ADDED: Final = "added"
@@ -83,19 +85,34 @@ def stored_template_ids(session: Session, model_key: str) -> set[int]:
 
 
 def template_vectors(
-    session: Session, template_ids: Iterable[int], model_key: str, vault: BiometricVault
+    session: Session,
+    template_ids: Iterable[int],
+    model_key: str,
+    vault: BiometricVault,
+    keys: DataKeys,
 ) -> dict[int, np.ndarray]:
-    """The stored vectors of these templates of one model; ids not in the store are absent."""
+    """The stored vectors of these templates of one model, opened under their subjects' keys
+    (read a batch at a time); ids not in the store are absent."""
     wanted = sorted(set(template_ids))
     columns = FaceTemplate.__table__.c
+    images = GalleryImage.__table__
     found: dict[int, np.ndarray] = {}
     for start in range(0, len(wanted), _ID_BATCH):
-        rows = session.connection().execute(
-            select(columns.id, columns.dimension, columns.vector).where(
-                columns.id.in_(wanted[start : start + _ID_BATCH]),
-                columns.model_key == model_key,
+        query = (
+            select(
+                columns.id,
+                columns.subject_id,
+                columns.image_id,
+                columns.dimension,
+                columns.vector,
+                images.c.sha256,
+            )
+            .join(images, images.c.id == columns.image_id)
+            .where(
+                columns.id.in_(wanted[start : start + _ID_BATCH]), columns.model_key == model_key
             )
         )
-        for template_id, dimension, blob in rows:
-            found[int(template_id)] = vault.decode_template(blob, dimension)
+        rows = session.connection().execute(query).all()
+        for template_id, _, _, vector in open_templates(session, rows, model_key, vault, keys):
+            found[int(template_id)] = vector
     return found

@@ -13,12 +13,15 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from candor.store.errors import GalleryError, ProvenanceError
+from candor.sealing import SEAL_OVERHEAD, is_sealed
+from candor.store.data_keys import DataKeys
+from candor.store.errors import GalleryError, ProvenanceError, VaultError
 from candor.store.models import SOURCE_TYPES, FaceTemplate, GalleryImage, Subject, utc_now
-from candor.store.vault import BiometricVault, is_sha256
+from candor.store.requests import plaintext_probe_template_count, seal_plaintext_probe_templates
+from candor.store.vault import BiometricVault, is_sha256, template_context
 
 LARGEST_CENTRAL = "largest-central"
 _INDEX_CHOICE = re.compile(r"index (\d+) of (\d+)")
@@ -288,12 +291,15 @@ def add_template(
     recipe: str,
     vector: np.ndarray,
     vault: BiometricVault,
+    keys: DataKeys,
 ) -> FaceTemplate:
-    """Record the template of the face chosen in `image`; flushed, not committed."""
+    """Record the template of the face chosen in `image`, sealed under its subject's key
+    (made if the subject has none yet); flushed, not committed."""
     if vector.shape != (model.dimension,):
         raise GalleryError(
             f"a template of model {model.key} has shape ({model.dimension},), not {vector.shape}"
         )
+    key = keys.subject_key(session, image.subject_id, create=True)
     template = FaceTemplate(
         image=image,
         subject_id=image.subject_id,
@@ -304,7 +310,7 @@ def add_template(
         dimension=model.dimension,
         detector_key=detector_key,
         recipe=recipe,
-        vector=vault.encode_template(vector),
+        vector=vault.encode_template(vector, key, template_context(image.sha256, model.key)),
         created_at=utc_now(),
     )
     session.add(template)
@@ -314,7 +320,8 @@ def add_template(
 
 @dataclass(frozen=True)
 class BulkImage:
-    """One picture for `add_gallery_bulk`: its vault address, size and encoded template."""
+    """One picture for `add_gallery_bulk`: its vault address, size and template, sealed under
+    its subject's key for `template_context(sha256, model key)`."""
 
     sha256: str
     byte_size: int
@@ -323,10 +330,12 @@ class BulkImage:
 
 @dataclass(frozen=True)
 class BulkSubject:
-    """One new subject for `add_gallery_bulk`, with its pictures."""
+    """One new subject for `add_gallery_bulk`, with its pictures and its data key (made
+    beforehand with `new_data_key`: the pictures are sealed before the subject's row exists)."""
 
     external_ref: str
     images: Sequence[BulkImage]
+    key: bytes
 
 
 @dataclass(frozen=True)
@@ -356,6 +365,7 @@ def add_gallery_bulk(
     model: TemplateModel,
     detector_key: str,
     recipe: str,
+    keys: DataKeys,
 ) -> list[BulkRow]:
     """New subjects, their images and one template per image, three INSERTs in all.
 
@@ -385,8 +395,12 @@ def add_gallery_bulk(
         for image in subject.images:
             if not is_sha256(image.sha256) or image.byte_size <= 0:
                 raise GalleryError(f"image {image.sha256!r} has a bad address or size")
-            if len(image.template) != model.dimension * 4:
-                raise GalleryError(f"a template of model {model.key} has the wrong length")
+            sealed_length = model.dimension * 4 + SEAL_OVERHEAD
+            if len(image.template) != sealed_length or not is_sealed(image.template):
+                raise GalleryError(
+                    f"the template of image {image.sha256} is not a sealed template of model "
+                    f"{model.key}"
+                )
     if not references:
         return []
     subject_ids = session.scalars(
@@ -396,6 +410,13 @@ def add_gallery_bulk(
             for ref in references
         ],
     ).all()
+    keys.add_subject_keys(
+        session,
+        {
+            subject_id: subject.key
+            for subject_id, subject in zip(subject_ids, subjects, strict=True)
+        },
+    )
     owners = [
         subject_id
         for subject_id, subject in zip(subject_ids, subjects, strict=True)
@@ -532,11 +553,17 @@ def subject_detail(session: Session, subject_id: int) -> SubjectDetail | None:
 
 
 def templates_for_model(
-    session: Session, model_key: str, vault: BiometricVault, *, batch_size: int = 10_000
+    session: Session,
+    model_key: str,
+    vault: BiometricVault,
+    keys: DataKeys,
+    *,
+    batch_size: int = 10_000,
 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
     """(template_id, subject_id, image_id, vector) of every template of one model, by id.
 
-    Rows are streamed in batches, so a gallery of millions is not loaded at once.
+    Rows are streamed in batches, so a gallery of millions is not loaded at once; each
+    batch's subject keys are read together (`DataKeys.subject_keys`), not one per template.
     """
     query = (
         select(
@@ -545,13 +572,100 @@ def templates_for_model(
             FaceTemplate.image_id,
             FaceTemplate.dimension,
             FaceTemplate.vector,
+            GalleryImage.sha256,
         )
+        .join(GalleryImage, GalleryImage.id == FaceTemplate.image_id)
         .where(FaceTemplate.model_key == model_key)
         .order_by(FaceTemplate.id)
         .execution_options(yield_per=batch_size)
     )
-    for template_id, subject_id, image_id, dimension, blob in session.execute(query):
-        yield template_id, subject_id, image_id, vault.decode_template(blob, dimension)
+    for batch in session.execute(query).partitions():
+        yield from open_templates(session, batch, model_key, vault, keys)
+
+
+def open_templates(
+    session: Session,
+    rows: Sequence[Any],
+    model_key: str,
+    vault: BiometricVault,
+    keys: DataKeys,
+) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """(template_id, subject_id, image_id, vector) of each row of (id, subject_id, image_id,
+    dimension, sealed vector, image sha256): the subjects' keys read together, one query
+    per 500 subjects, not one per template."""
+    subject_keys = keys.subject_keys(session, (row[1] for row in rows))
+    for template_id, subject_id, image_id, dimension, blob, sha256 in rows:
+        key = subject_keys.get(subject_id)
+        if key is None:
+            raise VaultError(
+                f"template {template_id}: subject {subject_id} has no data key (expunged, or "
+                "the workspace predates encryption at rest: run `candor upgrade`)"
+            )
+        context = template_context(sha256, model_key)
+        yield (
+            template_id,
+            subject_id,
+            image_id,
+            vault.decode_template(blob, dimension, key, context),
+        )
+
+
+def seal_plaintext_templates(
+    session: Session, keys: DataKeys, vault: BiometricVault, *, batch_size: int = 1000
+) -> int:
+    """Seal up to `batch_size` templates still stored in the clear (a workspace from before
+    encryption at rest) under their owners' keys, made where missing; returns how many:
+    gallery templates (subject keys) first, then requests' probe templates (probe keys,
+    `requests.seal_plaintext_probe_templates`).
+
+    For `candor upgrade`: call it again, committing in between, until it returns 0. Each
+    batch commits whole or not at all, so a crash leaves every template either plain
+    (sealed next time) or sealed; a sealed one is never touched again. The UPDATE logs each
+    gallery template as removed and added (the change log's trigger): an index re-reads
+    the same vector. Not committed.
+    """
+    rows = session.execute(
+        select(
+            FaceTemplate.id,
+            FaceTemplate.subject_id,
+            FaceTemplate.model_key,
+            FaceTemplate.dimension,
+            FaceTemplate.vector,
+            GalleryImage.sha256,
+        )
+        .join(GalleryImage, GalleryImage.id == FaceTemplate.image_id)
+        .where(func.length(FaceTemplate.vector) == 4 * FaceTemplate.dimension)
+        .order_by(FaceTemplate.id)
+        .limit(batch_size)
+    ).all()
+    if not rows:
+        return seal_plaintext_probe_templates(session, keys, vault, batch_size=batch_size)
+    subject_keys = keys.subject_keys(session, (row.subject_id for row in rows))
+    sealed: list[dict[str, Any]] = []
+    for template_id, subject_id, model_key, dimension, blob, sha256 in rows:
+        if subject_id not in subject_keys:
+            subject_keys[subject_id] = keys.subject_key(session, subject_id, create=True)
+        vector = np.frombuffer(blob, dtype="<f4", count=dimension)
+        context = template_context(sha256, model_key)
+        sealed.append(
+            {
+                "id": template_id,
+                "vector": vault.encode_template(vector, subject_keys[subject_id], context),
+            }
+        )
+    session.execute(update(FaceTemplate), sealed)
+    return len(sealed)
+
+
+def plaintext_template_count(session: Session) -> int:
+    """How many gallery and probe templates are still stored in the clear (0 once `candor
+    upgrade` is done)."""
+    gallery = session.scalar(
+        select(func.count())
+        .select_from(FaceTemplate)
+        .where(func.length(FaceTemplate.vector) == 4 * FaceTemplate.dimension)
+    )
+    return int(gallery or 0) + plaintext_probe_template_count(session)
 
 
 def delete_subject_cascade(session: Session, subject: Subject) -> RemovedSubject:

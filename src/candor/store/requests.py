@@ -14,9 +14,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, distinct, func, insert, inspect, select, update
+import numpy as np
+from sqlalchemy import ColumnElement, Select, case, distinct, func, insert, inspect, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from candor.sealing.envelope import MAGIC as SEALED_HEADER
+from candor.store.data_keys import DataKeys
 from candor.store.governance import (
     Approval,
     Candidate,
@@ -27,6 +30,7 @@ from candor.store.governance import (
     Verdict,
 )
 from candor.store.models import FaceTemplate
+from candor.store.vault import BiometricVault, probe_template_context
 
 _REQUESTS = SearchRequest.__table__.c
 _TEMPLATES = FaceTemplate.__table__.c
@@ -366,6 +370,55 @@ def count_requests_since(
         .one()
     )
     return int(one), int(two)
+
+
+def seal_plaintext_probe_templates(
+    session: Session, keys: DataKeys, vault: BiometricVault, *, batch_size: int = 1000
+) -> int:
+    """Seal up to `batch_size` requests' probe templates still stored in the clear (a
+    workspace from before encryption at rest) under their probes' keys, made where missing;
+    returns how many. For `candor upgrade`, with `gallery.seal_plaintext_templates`: call
+    again, committing in between, until it returns 0. A sealed one is never touched again.
+
+    Plain is told from sealed by the sealed header: a float32 template starting with those
+    four bytes exactly would need a first value of 3.07e-9 to the last bit."""
+    rows = (
+        session.connection()
+        .execute(
+            _plaintext_probe_templates(
+                _REQUESTS.id,
+                _REQUESTS.probe_sha256,
+                _REQUESTS.probe_model_key,
+                _REQUESTS.probe_template,
+            )
+            .order_by(_REQUESTS.id)
+            .limit(batch_size)
+        )
+        .all()
+    )
+    sealed: list[dict[str, Any]] = []
+    for search_id, sha256, model_key, blob in rows:
+        key = keys.probe_key(session, sha256, create=True)
+        vector = np.frombuffer(blob, dtype="<f4")
+        context = probe_template_context(sha256, model_key or "")
+        sealed.append(
+            {"id": search_id, "probe_template": vault.encode_template(vector, key, context)}
+        )
+    if sealed:
+        session.execute(update(SearchRequest), sealed)
+    return len(sealed)
+
+
+def plaintext_probe_template_count(session: Session) -> int:
+    """How many requests' probe templates are still stored in the clear."""
+    return int(session.connection().execute(_plaintext_probe_templates(func.count())).scalar() or 0)
+
+
+def _plaintext_probe_templates(*columns: Any) -> Select[Any]:
+    return select(*columns).where(
+        _REQUESTS.probe_template.is_not(None),
+        func.substr(_REQUESTS.probe_template, 1, len(SEALED_HEADER)) != SEALED_HEADER,
+    )
 
 
 def recent_request_probes(

@@ -1,7 +1,10 @@
 """The one module through which biometric data (image bytes, crops, template vectors) passes.
 
-Encryption at rest, when it comes, goes here and nowhere else. Nothing in this module
-logs or formats the data it handles; error messages name content addresses only.
+Every photo, crop and probe file is sealed here (candor.sealing, AES-256-GCM) under the data
+key its caller names: a gallery image and its crop under their subject's key, a probe under
+its own. Content addresses stay the sha256 of the plaintext, checked after opening. Nothing
+in this module logs or formats the data it handles; error messages name content addresses
+only.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from candor.sealing import SEAL_OVERHEAD, UndecryptableError, is_sealed, open_sealed, seal
 from candor.store.database import raw_autocommit
 from candor.store.errors import (
     BiometricIntegrityError,
@@ -40,8 +44,12 @@ _WRITE_ATTEMPTS = 5
 PENDING_FOLDER = "pending"
 SCRUB_RECORD = "scrub-database"
 UPLOADS_FOLDER = "uploads"
+# Upgrade: a hard link to a plaintext file being sealed, erased once the sealed copy has
+# taken the file's name (see seal_in_place).
+_UNSEALED_PREFIX = "unsealed-"
 # Files whose row may not have committed: images (with their crops) and probes.
 PendingKind = Literal["images", "probes"]
+StoredKind = Literal["images", "crops", "probes"]
 
 
 def is_sha256(value: str) -> bool:
@@ -52,6 +60,17 @@ def is_sha256(value: str) -> bool:
 def sha256_hex(data: bytes) -> str:
     """The content address of `data`."""
     return hashlib.sha256(data).hexdigest()
+
+
+def template_context(image_sha256: str, model_key: str) -> str:
+    """What a gallery template is sealed for: its image and model (one row per pair), so a
+    sealed vector moved to another row does not open."""
+    return f"template:{image_sha256}:{model_key}"
+
+
+def probe_template_context(probe_sha256: str, model_key: str) -> str:
+    """What a search request's probe template is sealed for: its probe photo and model."""
+    return f"probe-template:{probe_sha256}:{model_key}"
 
 
 def _check_address(sha256: str) -> None:
@@ -140,8 +159,9 @@ class BiometricVault:
         _check_address(sha256)
         return self._probes / sha256[:2] / sha256[2:4] / sha256
 
-    def put_image(self, sha256: str, data: bytes) -> None:
-        """Store `data` under its sha256; idempotent, and a damaged stored copy is replaced.
+    def put_image(self, sha256: str, data: bytes, key: bytes) -> None:
+        """Store `data` sealed under its subject's `key`, named by the sha256 of `data`;
+        idempotent, and a damaged stored copy (or one another key sealed) is replaced.
 
         A new file is marked pending until the next tidy finds its row (see the class
         docstring); an intact file already there is left as it is.
@@ -152,29 +172,27 @@ class BiometricVault:
         path = self.image_path(sha256)
         if path.exists():
             with contextlib.suppress(BiometricIntegrityError):
-                self.get_image(sha256)
+                self.get_image(sha256, key)
                 return
-        self._write(path, data, pending=("images", sha256))
+        self._write(path, self.sealed_image(sha256, data, key), pending=("images", sha256))
 
-    def get_image(self, sha256: str) -> bytes:
-        """The stored bytes of an image, checked against their content address."""
-        path = self.image_path(sha256)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise BiometricNotFoundError(f"the vault holds no image {sha256}") from None
-        if sha256_hex(data) != sha256:
-            raise BiometricIntegrityError(
-                f"stored image {sha256} does not match its hash; the file is damaged or altered"
-            )
-        return data
+    def sealed_image(self, sha256: str, data: bytes, key: bytes) -> bytes:
+        """An image's file contents: `data` sealed under its subject's `key` (for writers
+        that put many files at once, candor.store.vault_batch)."""
+        return seal(key, data, f"image:{sha256}")
+
+    def get_image(self, sha256: str, key: bytes) -> bytes:
+        """The stored bytes of an image, opened under its subject's `key` and checked
+        against their content address."""
+        return self._read_sealed("images", self.image_path(sha256), sha256, key)
 
     def has_image(self, sha256: str) -> bool:
         """Whether an image file exists for this content address (its bytes are not checked)."""
         return self.image_path(sha256).is_file()
 
-    def put_probe(self, sha256: str, data: bytes) -> None:
-        """Store a probe's bytes under their sha256; idempotent, a damaged copy is replaced.
+    def put_probe(self, sha256: str, data: bytes, key: bytes) -> None:
+        """Store a probe's bytes sealed under the probe's `key`, named by their sha256;
+        idempotent, a damaged copy (or one another key sealed) is replaced.
 
         Returns once the file and every folder entry leading to it are durable, so a row
         naming the probe may commit next. That holds when the file was already there,
@@ -187,23 +205,16 @@ class BiometricVault:
         path = self.probe_path(sha256)
         if path.exists():
             with contextlib.suppress(BiometricIntegrityError):
-                self.get_probe(sha256)
+                self.get_probe(sha256, key)
                 fsync_all([path, path.parent, path.parent.parent, self._probes])
                 return
-        self._write_checked_name(path, data, pending=("probes", sha256))
+        sealed = seal(key, data, f"probe:{sha256}")
+        self._write_checked_name(path, sealed, pending=("probes", sha256))
 
-    def get_probe(self, sha256: str) -> bytes:
-        """The stored bytes of a probe, checked against their content address."""
-        path = self.probe_path(sha256)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise BiometricNotFoundError(f"the vault holds no probe {sha256}") from None
-        if sha256_hex(data) != sha256:
-            raise BiometricIntegrityError(
-                f"stored probe {sha256} does not match its hash; the file is damaged or altered"
-            )
-        return data
+    def get_probe(self, sha256: str, key: bytes) -> bytes:
+        """The stored bytes of a probe, opened under its `key` and checked against their
+        content address."""
+        return self._read_sealed("probes", self.probe_path(sha256), sha256, key)
 
     def has_probe(self, sha256: str) -> bool:
         """Whether a probe file exists for this content address (its bytes are not checked)."""
@@ -212,27 +223,122 @@ class BiometricVault:
     def erase_probe(self, sha256: str) -> None:
         """Overwrite the probe file with zeros, fsync, then unlink; an absent file passes.
 
-        Folders left empty go too. The limits of erase_image apply here as well.
+        Folders left empty go too. The limits of erase_image apply here as well; the
+        caller destroys the probe's key where nothing else uses it, which covers them.
         """
         path = self.probe_path(sha256)
         _erase_file(path)
         _remove_empty_folders(path.parent, self._probes)
 
-    def put_crop(self, sha256: str, png: bytes) -> None:
-        """Store the crop of the face chosen in image `sha256`, replacing an earlier one."""
+    def put_crop(self, sha256: str, png: bytes, key: bytes) -> None:
+        """Store the crop of the face chosen in image `sha256`, sealed under its subject's
+        `key`, replacing an earlier one."""
         if not png:
             raise VaultError(f"the crop offered for image {sha256} is empty")
-        self._write(self.crop_path(sha256), png, pending=("images", sha256))
+        self._write(
+            self.crop_path(sha256), seal(key, png, f"crop:{sha256}"), pending=("images", sha256)
+        )
 
-    def get_crop(self, sha256: str) -> bytes:
-        """The stored crop of the face chosen in image `sha256`."""
+    def get_crop(self, sha256: str, key: bytes) -> bytes:
+        """The stored crop of the face chosen in image `sha256`, opened under its subject's
+        `key`."""
+        return self._read_sealed("crops", self.crop_path(sha256), sha256, key)
+
+    def _read_sealed(self, kind: StoredKind, path: Path, sha256: str, key: bytes) -> bytes:
+        """A stored file's plaintext; BiometricNotFoundError when absent, and
+        BiometricIntegrityError when it is plaintext, does not open, or (an image or a
+        probe) opens to bytes of another hash."""
+        what = {"images": "image", "crops": "crop for image", "probes": "probe"}[kind]
         try:
-            return self.crop_path(sha256).read_bytes()
+            blob = path.read_bytes()
         except FileNotFoundError:
-            raise BiometricNotFoundError(f"the vault holds no crop for image {sha256}") from None
+            raise BiometricNotFoundError(f"the vault holds no {what} {sha256}") from None
+        if not is_sealed(blob):
+            raise BiometricIntegrityError(
+                f"stored {what} {sha256} is not sealed: run `candor upgrade` to seal older "
+                "files, or `candor check` if it should have been"
+            )
+        try:
+            data = open_sealed(key, blob, f"{kind[:-1]}:{sha256}")
+        except UndecryptableError:
+            raise BiometricIntegrityError(
+                f"stored {what} {sha256} does not open under its key: the file is damaged or "
+                "altered, or was sealed under another key"
+            ) from None
+        if kind != "crops" and sha256_hex(data) != sha256:
+            raise BiometricIntegrityError(
+                f"stored {what} {sha256} does not match its hash; the file is damaged or altered"
+            )
+        return data
 
-    def encode_template(self, vector: np.ndarray) -> bytes:
-        """A template vector as float32 little-endian bytes; refuses non-finite values."""
+    def seal_staged(self, name: str, data: bytes, key: bytes) -> bytes:
+        """A staged probe photo (held in the database between a search form's steps) sealed
+        under its probe's `key`, bound to the staged row's `name` (its key_sha256)."""
+        return seal(key, data, f"staged:{name}")
+
+    def open_staged(self, name: str, blob: bytes, key: bytes) -> bytes:
+        """The photo `seal_staged` sealed for the staged row `name`; BiometricIntegrityError
+        when it does not open under `key`."""
+        try:
+            return open_sealed(key, blob, f"staged:{name}")
+        except UndecryptableError:
+            raise BiometricIntegrityError(
+                f"staged photo {name} does not open under its probe's key"
+            ) from None
+
+    def is_sealed_file(self, kind: StoredKind, sha256: str) -> bool | None:
+        """Whether a stored file has the sealed header; None when there is no such file."""
+        path = self._stored_path(kind, sha256)
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(64)
+        except FileNotFoundError:
+            return None
+        return is_sealed(head)
+
+    def seal_in_place(self, kind: StoredKind, sha256: str, key: bytes) -> bool:
+        """Seal a plaintext file of an older workspace under `key`; returns whether it was
+        plaintext (a sealed or absent file is left alone).
+
+        Crash-safe: the name always holds either the plaintext or the sealed copy. A hard
+        link in tmp/ keeps the plaintext's blocks reachable until the sealed copy has
+        taken the name; then those blocks are overwritten with zeros and the link goes.
+        A crash between leaves the link for erase_stray_temporaries, which only unlinks
+        a link the stored file still shares and zeroes one it no longer does.
+        """
+        path = self._stored_path(kind, sha256)
+        try:
+            plain = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        if is_sealed(plain):
+            return False
+        if kind != "crops" and sha256_hex(plain) != sha256:
+            raise BiometricIntegrityError(
+                f"stored {kind[:-1]} {sha256} does not match its hash; it was left as it is"
+            )
+        make_owner_only_dirs(self.home, self._tmp)
+        original = self._tmp / f"{_UNSEALED_PREFIX}{kind}-{sha256}"
+        original.unlink(missing_ok=True)
+        os.link(path, original)
+        _fsync_one(self._tmp)
+        pending: tuple[PendingKind, str] = ("probes" if kind == "probes" else "images", sha256)
+        self._write(path, seal(key, plain, f"{kind[:-1]}:{sha256}"), pending=pending)
+        # The row naming it exists (the caller found it): no tidy need check it again.
+        self.settle(*pending)
+        _erase_file(original)
+        return True
+
+    def _stored_path(self, kind: StoredKind, sha256: str) -> Path:
+        if kind == "images":
+            return self.image_path(sha256)
+        if kind == "crops":
+            return self.crop_path(sha256)
+        return self.probe_path(sha256)
+
+    def encode_template(self, vector: np.ndarray, key: bytes, context: str) -> bytes:
+        """A template vector as float32 little-endian bytes sealed under `key` for `context`
+        (`template_context` or `probe_template_context`); refuses non-finite values."""
         array = np.asarray(vector)
         if array.ndim != 1 or array.size == 0:
             raise TemplateFormatError(f"a template is a non-empty 1-D vector, not {array.shape}")
@@ -242,18 +348,29 @@ class BiometricVault:
             encoded = array.astype(_TEMPLATE_DTYPE)
         if not np.isfinite(encoded).all():
             raise TemplateFormatError("a template must hold finite values only")
-        return encoded.tobytes()
+        return seal(key, encoded.tobytes(), context)
 
-    def decode_template(self, blob: bytes, dimension: int) -> np.ndarray:
-        """The (dimension,) float32 vector stored in `blob`; its length must match exactly."""
+    def decode_template(self, blob: bytes, dimension: int, key: bytes, context: str) -> np.ndarray:
+        """The (dimension,) float32 vector sealed in `blob` under `key` for `context`.
+
+        A plaintext template (a workspace not yet through `candor upgrade`) is refused like
+        a damaged one: accepting it would let a row's sealed vector be swapped for a chosen
+        plain one."""
         if dimension <= 0:
             raise TemplateFormatError(f"a template dimension must be positive, not {dimension}")
-        expected = dimension * _TEMPLATE_DTYPE.itemsize
+        expected = dimension * _TEMPLATE_DTYPE.itemsize + SEAL_OVERHEAD
         if len(blob) != expected:
+            plain = len(blob) == expected - SEAL_OVERHEAD
             raise TemplateFormatError(
-                f"a stored template of dimension {dimension} has {expected} bytes, not {len(blob)}"
+                f"{context}: a sealed template of dimension {dimension} has {expected} bytes, "
+                f"not {len(blob)}"
+                + ("; it is not sealed yet: run `candor upgrade`" if plain else "")
             )
-        return np.frombuffer(blob, dtype=_TEMPLATE_DTYPE).astype(np.float32)
+        try:
+            plaintext = open_sealed(key, blob, context)
+        except UndecryptableError as error:
+            raise BiometricIntegrityError(str(error)) from None
+        return np.frombuffer(plaintext, dtype=_TEMPLATE_DTYPE).astype(np.float32)
 
     def erase_image(self, sha256: str) -> None:
         """Overwrite the image and crop files with zeros, fsync, then unlink; absent files pass.
@@ -412,6 +529,11 @@ class BiometricVault:
         for entry in list(self._tmp.iterdir()):
             if entry.is_dir() and not entry.is_symlink():
                 strays += _erase_tree(entry) if entry.name == UPLOADS_FOLDER else 0
+            elif entry.name.startswith(_UNSEALED_PREFIX) and _shares_blocks(entry):
+                # An upgrade died before the sealed copy took the name: the stored file is
+                # still this plaintext, sealed by the next upgrade. Zeros would wipe it.
+                entry.unlink()
+                strays += 1
             else:
                 _erase_file(entry)
                 strays += 1
@@ -602,6 +724,14 @@ def _erase_tree(folder: Path) -> int:
             erased += 1
     folder.rmdir()
     return erased
+
+
+def _shares_blocks(path: Path) -> bool:
+    """Whether another name links to this file (a plain file, not followed if a symlink)."""
+    try:
+        return path.lstat().st_nlink > 1 and not path.is_symlink()
+    except FileNotFoundError:
+        return False
 
 
 def _erase_file(path: Path) -> None:

@@ -8,7 +8,8 @@ threads, and then made durable by one syncfs of the vault's filesystem (the vaul
 fsync helper on each file and folder where there is no syncfs). Nothing names these
 files until the caller's rows commit, after this returns: a crash before then leaves
 pending files that the next tidy erases (candor.store.upkeep), and a file torn by a
-power cut is refused as damaged by every read, since its name is the hash of its bytes.
+power cut is refused as damaged by every read (it no longer opens under its key). Each
+picture is sealed under its subject's key, as `put_image` seals it.
 """
 
 from __future__ import annotations
@@ -39,22 +40,29 @@ except OSError:
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="candor-bulk-put")
 
 
-def put_new_images(vault: BiometricVault, pictures: Sequence[tuple[str, bytes]]) -> list[str]:
-    """Store each (sha256, bytes) picture; returns the addresses of the files written.
+Picture = tuple[str, bytes, bytes]
+"""(sha256, bytes, the subject's data key) of one picture."""
+
+
+def put_new_images(vault: BiometricVault, pictures: Sequence[Picture]) -> list[str]:
+    """Store each (sha256, bytes, key) picture sealed under its key; returns the addresses
+    of the files written.
 
     An address already stored is left alone (as `put_image` leaves an intact copy): the
     caller's rows refer to it all the same. The returned files are the ones to erase
     should the rows not commit; on an error every file written here is erased.
     """
-    for sha256, data in pictures:
+    for sha256, data, _ in pictures:
         if sha256_hex(data) != sha256:
             raise BiometricIntegrityError(f"the bytes offered for image {sha256} have another hash")
-    new = [(sha256, data) for sha256, data in pictures if not vault.image_path(sha256).exists()]
+    new = [picture for picture in pictures if not vault.image_path(picture[0]).exists()]
     if not new:
         return []
     slices = [new[at::_SLICES] for at in range(min(_SLICES, len(new)))]
     # Marked before any byte is written, durably (note_pending syncs its folders).
-    _run_all([partial(vault.note_pending, "images", [sha for sha, _ in part]) for part in slices])
+    _run_all(
+        [partial(vault.note_pending, "images", [sha for sha, _, _ in part]) for part in slices]
+    )
     written: list[list[str]] = [[] for _ in slices]
     synced: list[set[Path]] = [set() for _ in slices]
     try:
@@ -104,7 +112,7 @@ def _run_all(calls: list[Callable[[], None]]) -> None:
 
 
 def _write_slice(
-    vault: BiometricVault, part: list[tuple[str, bytes]], done: list[str], folders: set[Path]
+    vault: BiometricVault, part: list[Picture], done: list[str], folders: set[Path]
 ) -> None:
     """Write each picture under its final name (not synced: the caller syncs them all).
 
@@ -112,20 +120,19 @@ def _write_slice(
     `_write_checked_name` does: no row names the file before the caller commits, after
     the sync, and a reader that meets it half written refuses it as damaged.
     """
-    for sha256, data in part:
+    for sha256, data, key in part:
+        sealed = vault.sealed_image(sha256, data, key)
         path = vault.image_path(sha256)
         folders.update(make_owner_only_dirs(vault.home, path.parent))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(path, flags, 0o600)
         done.append(sha256)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.write(sealed)
         folders.add(path.parent)
 
 
-def start_put_new_images(
-    vault: BiometricVault, pictures: Sequence[tuple[str, bytes]]
-) -> Future[list[str]]:
+def start_put_new_images(vault: BiometricVault, pictures: Sequence[Picture]) -> Future[list[str]]:
     """`put_new_images` in the background: the caller can insert its rows meanwhile and
     must have the result (the files durable) before it commits them."""
     return _BACKGROUND.submit(put_new_images, vault, pictures)

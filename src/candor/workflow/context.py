@@ -70,6 +70,7 @@ from candor.store.changes import (
     stored_template_ids,
     template_vectors,
 )
+from candor.workflow.limits import PROBE_CACHE_BYTES
 
 if TYPE_CHECKING:
     from candor.workflow.audit_trail import CheckpointSchedule
@@ -78,10 +79,6 @@ if TYPE_CHECKING:
 _REBUILD_BATCH = 50_000
 # Names this node where several share one home: each keeps its index files apart.
 NODE_VARIABLE = "CANDOR_NODE"
-# Probe photos read in this process, by content and face asked for. Small, because it
-# only spares re-detecting a photo searched again soon (a rerun after approval, a
-# simulation reusing its probes); it holds decoded photos that are also in the vault.
-PROBE_CACHE_SIZE = 64
 
 Clock = Callable[[], datetime]
 
@@ -97,32 +94,75 @@ def _safe_name(text: str) -> str:
 
 
 class ProbeCache:
-    """The last PROBE_CACHE_SIZE probes read, keyed by (image sha256, face index asked)."""
+    """Probes read in this process, by (image sha256, face index asked), least recently
+    used dropped first, holding at most `max_bytes` (`probe_bytes` of each).
 
-    def __init__(self, size: int = PROBE_CACHE_SIZE) -> None:
-        self.size = size
-        self._probes: OrderedDict[tuple[str, int | None], Probe] = OrderedDict()
+    It only spares re-detecting a photo searched again soon (a rerun after approval, a
+    simulation reusing its probes); it holds decoded photos that are also in the vault.
+    Bounded by bytes, not by count: one probe at the probe limits holds about 105 MB, a
+    passport photo a few hundred kB. A probe larger than the whole bound is not kept.
+    """
+
+    def __init__(self, max_bytes: int = PROBE_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._probes: OrderedDict[tuple[str, int | None], tuple[Probe, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()  # an OrderedDict reordered by two threads breaks
 
     def get(self, sha256: str, face_index: int | None) -> Probe | None:
         """The probe read earlier from these bytes with this face choice, if still held."""
         key = (sha256, face_index)
         with self._lock:
-            probe = self._probes.get(key)
-            if probe is not None:
-                self._probes.move_to_end(key)
-            return probe
+            held = self._probes.get(key)
+            if held is None:
+                return None
+            self._probes.move_to_end(key)
+            return held[0]
 
     def put(self, sha256: str, face_index: int | None, probe: Probe) -> None:
-        """Keep `probe`, dropping the least recently used one when full."""
+        """Keep `probe`, dropping the least recently used ones until the bound holds."""
+        key = (sha256, face_index)
+        size = probe_bytes(probe)
         with self._lock:
-            self._probes[(sha256, face_index)] = probe
-            self._probes.move_to_end((sha256, face_index))
-            while len(self._probes) > self.size:
-                self._probes.popitem(last=False)
+            previous = self._probes.pop(key, None)
+            if previous is not None:
+                self._bytes -= previous[1]
+            if size > self.max_bytes:
+                return
+            self._probes[key] = (probe, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._probes.popitem(last=False)
+                self._bytes -= dropped
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes the held probes count for (at most `max_bytes`)."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._probes)
+
+
+# What a probe holds besides its arrays and bytes (the objects, the face's description):
+# small, but counted so that a flood of tiny probes is bounded too.
+_PROBE_OVERHEAD = 4096
+
+
+def _array_bytes(array: np.ndarray) -> int:
+    # A view keeps its whole base alive: count that.
+    base = array.base
+    return int(base.nbytes) if isinstance(base, np.ndarray) else int(array.nbytes)
+
+
+def probe_bytes(probe: Probe) -> int:
+    """The memory `probe` keeps: decoded pixels, the file's bytes, the template, overhead."""
+    return (
+        _array_bytes(probe.image.pixels)
+        + len(probe.image.data)
+        + _array_bytes(probe.template.vector)
+        + _PROBE_OVERHEAD
+    )
 
 
 class SerialEngine(FaceEngine):
@@ -414,7 +454,8 @@ class Workflow:
         wanted = [t for t, kind in last.items() if kind == ADDED and t not in index]
         if not wanted:
             return
-        found = template_vectors(session, wanted, index.model.key, self.workspace.vault)
+        workspace = self.workspace
+        found = template_vectors(session, wanted, index.model.key, workspace.vault, workspace.keys)
         ids = sorted(found)
         for start in range(0, len(ids), _REBUILD_BATCH):
             batch = ids[start : start + _REBUILD_BATCH]
@@ -432,7 +473,7 @@ class Workflow:
             return
         ids: list[int] = []
         vectors: list[np.ndarray] = []
-        rows = templates_for_model(session, model_key, self.workspace.vault)
+        rows = templates_for_model(session, model_key, self.workspace.vault, self.workspace.keys)
         for template_id, _subject_id, _image_id, vector in rows:
             if template_id not in missing:
                 continue

@@ -235,11 +235,14 @@ def _enrol_one(
             if created:
                 # The store dates new rows by the system clock; the workflow's clock decides.
                 subject.created_at = now
+            # Sealed under the subject's key, made in this transaction for a new subject:
+            # should it roll back, the key goes with it and the files are erased below.
+            key = workspace.keys.subject_key(session, subject.id, create=True)
             # Files first, row last: a row never points at a missing file. If the
             # transaction then fails, the files are erased below.
-            vault.put_image(sha256, data)
+            vault.put_image(sha256, data, key)
             if extraction.chip_png is not None:
-                vault.put_crop(sha256, extraction.chip_png)
+                vault.put_crop(sha256, extraction.chip_png, key)
             image = add_gallery_image(
                 session,
                 subject,
@@ -265,6 +268,7 @@ def _enrol_one(
                 recipe=workflow.recipe.key,
                 vector=template.vector,
                 vault=vault,
+                keys=workflow.workspace.keys,
             )
             stored.created_at = now
             image_id, template_id = image.id, stored.id

@@ -9,6 +9,7 @@ from pathlib import Path
 from candor.images import decode_image, load_image
 from candor.images.annotate import photo_with_box
 from candor.store import SubjectDetail, SubjectSummary, find_subject, list_subjects, subject_detail
+from candor.store.errors import VaultError
 from candor.store.gallery import count_subjects
 from candor.workflow import limits
 from candor.workflow.accounts import Actor
@@ -18,6 +19,7 @@ from candor.workflow.errors import SubjectNotFoundError
 from candor.workflow.paging import Page, PageRequest, page_of
 from candor.workflow.permissions import require_permission
 from candor.workflow.probe_check import CheckedFace, checked_faces
+from candor.workflow.probes import stored_image
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,11 @@ def gallery_subject(workflow: Workflow, actor: Actor, subject_ref: str) -> Subje
 def subject_photos(workflow: Workflow, actor: Actor, subject_ref: str) -> tuple[SubjectPhoto, ...]:
     """Each photo of a subject, whole, with the enrolled face boxed; an audited read."""
     detail = gallery_subject(workflow, actor, subject_ref)
-    vault = workflow.workspace.vault
     photos = []
     for image in detail.images:
         try:
-            data = vault.get_image(image.sha256)
-        except (OSError, ValueError):
+            data = stored_image(workflow, image.sha256, detail.summary.id)
+        except (OSError, ValueError, VaultError):
             photos.append(SubjectPhoto(image.id, None))
             continue
         photos.append(SubjectPhoto(image.id, _boxed(data, image.face_box)))

@@ -40,6 +40,7 @@ from candor.store import SearchRequest, gallery_rows_named, sha256_hex
 from candor.store import requests as repository
 from candor.store.accounts import user_by_id
 from candor.store.reconciliation import CandidateRecord, candidate_record
+from candor.store.vault import probe_template_context
 from candor.workflow import limits
 from candor.workflow.accounts import Actor, policy_in_force
 from candor.workflow.actions import act
@@ -54,7 +55,7 @@ from candor.workflow.permissions import (
     require_current_certificate,
     require_permission,
 )
-from candor.workflow.probes import Probe, probe_for
+from candor.workflow.probes import Probe, probe_for, stored_probe
 from candor.workflow.thresholds import VERIFY_THRESHOLD
 from candor.workflow.upkeep import erase_unheld_probes, probes_in_flight
 
@@ -69,7 +70,6 @@ _COUNTED_STATUSES = ("pending_approval", "approved", "completed")
 NO_POLICY = "none"
 # fsync waits on the disk, not the CPU, and releases the GIL while it does.
 _PROBE_STORE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="candor-probe-store")
-_TEMPLATE_BYTES = 4  # stored templates are float32
 # A list's first page, at the default size.
 FIRST_PAGE = PageRequest()
 
@@ -324,9 +324,15 @@ def _request(
     # Marked before they are written and until the row naming them commits: a request
     # of another thread that fails meanwhile erases none of them (upkeep).
     with probes_in_flight(workflow, photos) as mine:
-        storing = _stored_in_background(workflow, probes, original)
+        storing: Future[None] | None = None
         try:
             with workspace.session() as session, session.begin():
+                # Each photo is sealed under its probe's key, made in this transaction when
+                # new: should it roll back, the key goes and the files are erased below.
+                sealing = {
+                    sha: workspace.keys.probe_key(session, sha, create=True) for sha in photos
+                }
+                storing = _stored_in_background(workflow, probes, original, sealing)
                 if kind == "search":
                     # Templates other processes enrolled or expunged are applied first: the
                     # gallery searched, and its size that sets the threshold, are this
@@ -344,6 +350,7 @@ def _request(
                 row = _new_request(
                     workflow, actor, kind, checked, probes, decision, threshold, top, now, original
                 )
+                _seal_probe_template(session, workflow, row, probes)
                 row.idempotency_key = idempotency_key
                 # A search allowed at once runs in this same transaction: the request, its
                 # decision, its candidates and their three audit entries commit together
@@ -351,7 +358,7 @@ def _request(
                 # keeps two transactions: its run detects faces, too slow to hold the
                 # write lock (taken when the transaction begins) through.
                 run_now = decision.outcome is Outcome.ALLOW and kind == "search"
-                answer = _search_hits(workflow, row) if run_now else None
+                answer = _search_hits(session, workflow, row) if run_now else None
                 if run_now:
                     # Inserted as it will commit: one INSERT, no UPDATE of the same row.
                     _mark_run(workflow, row)
@@ -383,11 +390,13 @@ def _request(
                 storing.result()
         except BaseException:
             # No row names the photos now: they go, unless another request holds them.
-            wait([storing])
+            if storing is not None:
+                wait([storing])
             erase_unheld_probes(workflow, photos, mine=mine)
             raise
         finally:
-            wait([storing])
+            if storing is not None:
+                wait([storing])
     if outcome is not None:
         return outcome
     if decision.outcome is Outcome.ALLOW:
@@ -442,7 +451,7 @@ def _decide(
         probe_kind=form.probe_kind,
         probe_edited=form.edits is not None,
         requested_top=top,
-        earlier_search_id=_earlier_search(session, kind, probes, policy, now),
+        earlier_search_id=_earlier_search(session, workflow, kind, probes, policy, now),
         searches_today=today,
         searches_last_30_days=last_30_days,
     )
@@ -465,6 +474,7 @@ def _searches_since(
 
 def _earlier_search(
     session: Session,
+    workflow: Workflow,
     kind: str,
     probes: Sequence[Probe],
     policy: Policy,
@@ -479,17 +489,15 @@ def _earlier_search(
     if not rows:
         return None
     query = probe.template.normalised()
-    width = query.size * _TEMPLATE_BYTES
+    model_key = probe.template.model.key
     same_photo = (sha256 == probe.image.sha256 for _, sha256, _, _ in rows)
     repeat = np.fromiter(same_photo, dtype=bool, count=len(rows))
-    comparable: list[int] = []
-    blobs: list[bytes] = []
-    for i, (_, _, model_key, blob) in enumerate(rows):
-        if blob is not None and model_key == probe.template.model.key and len(blob) == width:
-            comparable.append(i)
-            blobs.append(blob)
+    comparable = [
+        i for i, (_, _, key, blob) in enumerate(rows) if blob is not None and key == model_key
+    ]
     if comparable:
-        earlier = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), query.size)
+        kept = [rows[i] for i in comparable]
+        earlier = _open_probe_templates(session, workflow, kept, query.size)
         # A zero template has no direction: its similarity is NaN and never a repeat.
         with np.errstate(divide="ignore", invalid="ignore"):
             similarity = (earlier / np.linalg.norm(earlier, axis=1, keepdims=True)) @ query
@@ -499,15 +507,39 @@ def _earlier_search(
     return int(rows[matches[0]][0]) if matches.size else None
 
 
+def _open_probe_templates(
+    session: Session,
+    workflow: Workflow,
+    rows: Sequence[tuple[int, str, str | None, bytes | None]],
+    dimension: int,
+) -> np.ndarray:
+    """(len(rows), dimension) float32: each earlier request's probe template opened under its
+    probe's key (the keys read together, one query per 500 probes)."""
+    keys = workflow.workspace.keys.probe_keys(session, (sha256 for _, sha256, _, _ in rows))
+    vault = workflow.workspace.vault
+    opened = np.empty((len(rows), dimension), dtype=np.float32)
+    for i, (search_id, sha256, model_key, blob) in enumerate(rows):
+        key = keys.get(sha256)
+        if key is None or blob is None or model_key is None:
+            raise WorkflowError(
+                f"request {search_id} keeps a probe template without its probe's key; "
+                "run `candor check`"
+            )
+        context = probe_template_context(sha256, model_key)
+        opened[i] = vault.decode_template(blob, dimension, key, context)
+    return opened
+
+
 def _threshold(session: Session, workflow: Workflow, policy: Policy) -> ThresholdChoice:
     table = active_calibration(workflow, workflow.score_in_use, session)
     return threshold_for_gallery(table, len(workflow.index), policy.target_fpir)
 
 
 def _stored_in_background(
-    workflow: Workflow, probes: Sequence[Probe], original: bytes | None
+    workflow: Workflow, probes: Sequence[Probe], original: bytes | None, keys: dict[str, bytes]
 ) -> Future[None]:
-    """Each probe photo (and the unedited original) put in the vault by another thread."""
+    """Each probe photo (and the unedited original) put in the vault by another thread,
+    sealed under its key in `keys` (by sha256)."""
     photos = [(probe.image.sha256, probe.image.data) for probe in probes]
     if original is not None:
         photos.insert(0, (sha256_hex(original), original))
@@ -515,7 +547,7 @@ def _stored_in_background(
 
     def store() -> None:
         for sha256, data in photos:
-            vault.put_probe(sha256, data)
+            vault.put_probe(sha256, data, keys[sha256])
 
     return _PROBE_STORE.submit(store)
 
@@ -533,7 +565,6 @@ def _new_request(
     original: bytes | None,
 ) -> SearchRequest:
     """The request's row, not yet added to a session."""
-    vault = workflow.workspace.vault
     status = {
         Outcome.ALLOW: "approved",
         Outcome.DENY: "denied",
@@ -564,7 +595,7 @@ def _new_request(
         face_index=first.face.face_index if first else None,
         probe_quality=dict(first.face.quality) if first else None,
         probe_model_key=first.template.model.key if first else None,
-        probe_template=vault.encode_template(first.template.vector) if first else None,
+        probe_template=None,  # sealed under the probe's key by _seal_probe_template
         threshold=threshold.value if threshold else None,
         threshold_score=threshold.score if threshold else None,
         threshold_note=threshold.meaning if threshold else None,
@@ -736,7 +767,7 @@ def _run(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
             raise RequestStateError(f"request {search_id} is {row.status}; it cannot run")
         if row.kind == "search":
             workflow.index_in_step(session)
-        answer = _search_hits(workflow, row) if row.kind == "search" else None
+        answer = _search_hits(session, workflow, row) if row.kind == "search" else None
         found, above = _run_row(session, workflow, actor, row, answer, compared)
         return _outcome(row, found, above)
 
@@ -787,7 +818,19 @@ def _mark_run(workflow: Workflow, row: SearchRequest) -> None:
     row.ran_at = workflow.now()
 
 
-def _stored_template(workflow: Workflow, row: SearchRequest) -> np.ndarray:
+def _seal_probe_template(
+    session: Session, workflow: Workflow, row: SearchRequest, probes: Sequence[Probe]
+) -> None:
+    """The first probe's template, sealed under its photo's key (made if new), into `row`."""
+    if not probes:
+        return
+    template = probes[0].template
+    key = workflow.workspace.keys.probe_key(session, row.probe_sha256, create=True)
+    context = probe_template_context(row.probe_sha256, template.model.key)
+    row.probe_template = workflow.workspace.vault.encode_template(template.vector, key, context)
+
+
+def _stored_template(session: Session, workflow: Workflow, row: SearchRequest) -> np.ndarray:
     if row.probe_template is None or row.probe_model_key is None:
         raise RequestStateError(f"request {row.id} has no probe template (purged?)")
     if row.probe_model_key != workflow.engine.model.key:
@@ -795,18 +838,20 @@ def _stored_template(workflow: Workflow, row: SearchRequest) -> np.ndarray:
             f"request {row.id} was made with model {row.probe_model_key}; the gallery now uses "
             f"{workflow.engine.model.key}: make a new request"
         )
+    key = workflow.workspace.keys.probe_key(session, row.probe_sha256)
+    context = probe_template_context(row.probe_sha256, row.probe_model_key)
     return workflow.workspace.vault.decode_template(
-        row.probe_template, workflow.engine.model.dimension
+        row.probe_template, workflow.engine.model.dimension, key, context
     )
 
 
-def _search_hits(workflow: Workflow, row: SearchRequest) -> _IndexAnswer:
+def _search_hits(session: Session, workflow: Workflow, row: SearchRequest) -> _IndexAnswer:
     """The index's answer for the request's stored template (as the row holds it).
 
     The threshold applies to the score recorded with the request (`threshold_score`): the
     cosine, or the recipe's normalised score (cosine minus the probe's cohort offset).
     """
-    query = _stored_template(workflow, row)
+    query = _stored_template(session, workflow, row)
     top = int(row.decision.get("top", row.requested_top)) or row.requested_top
     kind = row.threshold_score or "cosine"
     normaliser = None if kind == "cosine" else workflow.cohort_normaliser()
@@ -899,15 +944,14 @@ class _Comparison:
 
 
 def _compare_photos(workflow: Workflow, row: SearchRequest) -> _Comparison:
-    vault = workflow.workspace.vault
     if row.second_probe_sha256 is None:
         raise RequestStateError(f"verify request {row.id} has no second photo")
     from candor.images import decode_image
 
     engine = workflow.engine
-    first = decode_image(vault.get_probe(row.probe_sha256), name=f"request {row.id} photo 1")
+    first = decode_image(stored_probe(workflow, row.probe_sha256), name=f"request {row.id} photo 1")
     second = decode_image(
-        vault.get_probe(row.second_probe_sha256), name=f"request {row.id} photo 2"
+        stored_probe(workflow, row.second_probe_sha256), name=f"request {row.id} photo 2"
     )
     first_faces, second_faces = engine.detect_faces(first), engine.detect_faces(second)
     face_a = first_faces[row.face_index or 0]

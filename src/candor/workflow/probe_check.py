@@ -39,6 +39,7 @@ from candor.workflow.permissions import (
     require_permission,
     require_policy,
 )
+from candor.workflow.probes import stored_crop, stored_image, stored_probe
 
 # The most bytes a photo may have: what decoding accepts, so an interface can refuse an
 # upload before it has all of it.
@@ -246,7 +247,7 @@ def review_material(workflow: Workflow, actor: Actor, search_id: int) -> ReviewM
 
 def _gallery_photo(workflow: Workflow, image: GalleryImage) -> bytes | None:
     try:
-        data = workflow.workspace.vault.get_image(image.sha256)
+        data = stored_image(workflow, image.sha256, image.subject_id)
     except BiometricNotFoundError:
         return None  # a gallery held as templates only (e.g. synthetic) has no photo
     pixels = decode_image(data, name=f"gallery image {image.id}").pixels
@@ -263,7 +264,7 @@ class _ProbeFace:
 
 def _stored_crop(workflow: Workflow, sha256: str) -> bytes | None:
     try:
-        return workflow.workspace.vault.get_crop(sha256)
+        return stored_crop(workflow, sha256)
     except BiometricNotFoundError:
         return None
 
@@ -273,7 +274,7 @@ def _probe_face(
 ) -> _ProbeFace | None:
     # The gallery's crops are aligned chips, so the probe is shown the same way; the
     # whole photo beside it shows the face the search used by its box.
-    image = decode_image(workflow.workspace.vault.get_probe(sha256), name=f"request {search_id}")
+    image = decode_image(stored_probe(workflow, sha256), name=f"request {search_id}")
     faces = workflow.engine.detect_faces(image)
     if not 0 <= face_index < len(faces):
         return None

@@ -13,6 +13,9 @@ from pathlib import Path
 from candor.faces import DetectedFace, FaceEngine, Template
 from candor.faces.recipe import Views
 from candor.images import PROBE_LIMITS, DecodedImage, decode_image, load_image, read_image_file
+from candor.store import image_by_sha256
+from candor.store.data_keys import KeyEncryptionKeyError
+from candor.store.errors import BiometricNotFoundError
 from candor.workflow.context import Workflow
 from candor.workflow.enrolment import quality_summary
 from candor.workflow.errors import FaceIndexError, MultipleFacesError, ProbeRefusedError
@@ -113,3 +116,44 @@ def _probe_from_image(
         quality=quality_summary(face),
     )
     return Probe(image=image, face=probe_face, template=engine.face_template(image, face, views))
+
+
+# -- sealed photos, read back --------------------------------------------------------------
+# The vault opens a file under the key its caller names; these name it. A key that is
+# gone (the subject expunged, the probe purged) reads as a photo no longer held.
+
+
+def stored_probe(workflow: Workflow, sha256: str) -> bytes:
+    """A probe photo from the vault, opened under the probe's key."""
+    workspace = workflow.workspace
+    with workspace.session() as session:
+        try:
+            key = workspace.keys.probe_key(session, sha256)
+        except KeyEncryptionKeyError:
+            raise BiometricNotFoundError(f"the vault holds no probe {sha256}") from None
+    return workspace.vault.get_probe(sha256, key)
+
+
+def stored_image(workflow: Workflow, sha256: str, subject_id: int | None = None) -> bytes:
+    """A gallery photo from the vault, opened under its subject's key (the subject the
+    gallery row names when `subject_id` is not given)."""
+    return workflow.workspace.vault.get_image(sha256, _subject_key(workflow, sha256, subject_id))
+
+
+def stored_crop(workflow: Workflow, sha256: str, subject_id: int | None = None) -> bytes:
+    """The enrolled face's crop of gallery photo `sha256`, opened under its subject's key."""
+    return workflow.workspace.vault.get_crop(sha256, _subject_key(workflow, sha256, subject_id))
+
+
+def _subject_key(workflow: Workflow, sha256: str, subject_id: int | None) -> bytes:
+    workspace = workflow.workspace
+    with workspace.session() as session:
+        if subject_id is None:
+            image = image_by_sha256(session, sha256)
+            if image is None:
+                raise BiometricNotFoundError(f"the gallery holds no image {sha256}")
+            subject_id = image.subject_id
+        try:
+            return workspace.keys.subject_key(session, subject_id)
+        except KeyEncryptionKeyError:
+            raise BiometricNotFoundError(f"the vault holds no image {sha256}") from None

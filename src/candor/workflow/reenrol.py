@@ -46,6 +46,7 @@ from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
+from candor.workflow.probes import stored_image
 from candor.workflow.synthetic import SYNTHETIC_RECIPE
 
 # What templates recorded before recipes existed were made with (one plain view, no
@@ -369,7 +370,7 @@ def _remake(workflow: Workflow, stale: _Stale) -> _Made | Kept:
         return Kept(stale.image_id, stale.sha256, stale.template_id, reason)
 
     try:
-        data = workflow.workspace.vault.get_image(stale.sha256)
+        data = stored_image(workflow, stale.sha256)
         image = decode_image(data, name=f"gallery image {stale.image_id}")
     except (VaultError, ImageError) as error:
         return kept(f"the stored photo could not be read: {error}")
@@ -430,6 +431,7 @@ def _commit_batch(
                 recipe=workflow.recipe.key,
                 vector=item.vector,
                 vault=workspace.vault,
+                keys=workspace.keys,
             )
             stored.id = next_id
             stored.created_at = now

@@ -33,6 +33,7 @@ from datetime import timedelta
 import numpy as np
 
 from candor.policy import gallery_retain_until_limit, parse_policy
+from candor.sealing import new_data_key
 from candor.store import (
     GalleryError,
     Provenance,
@@ -47,6 +48,7 @@ from candor.store import (
 from candor.store.audit_log import log_size
 from candor.store.gallery import BulkImage, BulkSubject, add_gallery_bulk
 from candor.store.reporting import ActivityCounts, activity_counts
+from candor.store.vault import template_context
 from candor.store.vault_batch import start_put_new_images
 from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
@@ -228,14 +230,18 @@ def _load_batch(
     model = workflow.engine.model
     today, now = workflow.today(), workflow.now()
     batch: list[BulkSubject] = []
-    files: list[tuple[str, bytes]] = []
+    files: list[tuple[str, bytes, bytes]] = []
     for subject in subjects:
+        # Made before the subject's row exists, so its pictures are sealed before the
+        # transaction; add_gallery_bulk stores it (wrapped) with the row.
+        key = new_data_key()
         images = []
         for data, vector in zip(subject.pictures, subject.vectors, strict=True):
             sha256 = sha256_hex(data)
-            files.append((sha256, data))
-            images.append(BulkImage(sha256, len(data), vault.encode_template(vector)))
-        batch.append(BulkSubject(subject.ref, images))
+            files.append((sha256, data, key))
+            context = template_context(sha256, model.key)
+            images.append(BulkImage(sha256, len(data), vault.encode_template(vector, key, context)))
+        batch.append(BulkSubject(subject.ref, images, key))
     # The files are written while the rows are inserted, and durable before the commit.
     writing = start_put_new_images(vault, files)
     written: list[str] = []
@@ -258,6 +264,7 @@ def _load_batch(
                 model=model,
                 detector_key=SYNTHETIC_DETECTOR,
                 recipe=SYNTHETIC_RECIPE,
+                keys=workspace.keys,
             )
             record(
                 session,
@@ -316,7 +323,9 @@ def _load_batch_one_at_a_time(
                 subject_ids.append(subject.id)
                 for data, vector in zip(synthetic.pictures, synthetic.vectors, strict=True):
                     sha256 = sha256_hex(data)
-                    vault.put_image(sha256, data)
+                    vault.put_image(
+                        sha256, data, workspace.keys.subject_key(session, subject.id, create=True)
+                    )
                     written.append(sha256)
                     image = add_gallery_image(
                         session,
@@ -343,6 +352,7 @@ def _load_batch_one_at_a_time(
                         recipe=SYNTHETIC_RECIPE,
                         vector=vector,
                         vault=vault,
+                        keys=workspace.keys,
                     )
                     template.created_at = now
                     added.append((template.id, vector))

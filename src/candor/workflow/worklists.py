@@ -45,6 +45,7 @@ from candor.workflow.governed import (
 )
 from candor.workflow.paging import Page, PageRequest, page_of
 from candor.workflow.permissions import PermissionDeniedError, require_permission, require_policy
+from candor.workflow.probes import stored_probe
 
 # Every status a request can be in: the filter My requests offers.
 REQUEST_STATUSES: tuple[str, ...] = SEARCH_STATUSES
@@ -427,7 +428,7 @@ def approval_probes(
             held[search_id] = row.probe_sha256 if shown else None
             action.record("approval.probe_viewed", {"search": search_id}, {"probe_shown": shown})
     return {
-        search_id: None if sha256 is None else _thumbnail(vault.get_probe(sha256), search_id)
+        search_id: None if sha256 is None else _thumbnail(stored_probe(workflow, sha256), search_id)
         for search_id, sha256 in held.items()
     }
 

@@ -238,3 +238,19 @@ def test_the_workflow_seals_rebuilds_an_old_folder_and_reseals_on_rotation(
     assert not (folder / "vectors.f32").exists() and (folder / "vectors.sealed").exists()
     rebuilt.index.flush()
     assert vector.tobytes() not in files_bytes(folder)
+
+
+@pytest.mark.parametrize("window", [1, 2])
+def test_chunks_opened_a_window_at_a_time_land_in_their_rows(
+    built: tuple[Path, GalleryIndex], monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    folder, index = built
+    index.close()
+    whole = GalleryIndex.open(folder, MODEL, key=KEY)
+    expected = [array[: whole._count].copy() for array in whole._arrays]
+    whole.close()
+    monkeypatch.setattr("candor.index.sealed_rows._WINDOW_CHUNKS", window)
+    reopened = GalleryIndex.open(folder, MODEL, key=KEY)
+    for array, wanted in zip(reopened._arrays, expected, strict=True):
+        assert np.array_equal(array[: reopened._count], wanted)
+    reopened.close()

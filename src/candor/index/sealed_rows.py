@@ -49,6 +49,8 @@ __all__ = [
 # 8192 rows: 4 MB of 128-d float32 vectors per chunk. An expungement reseals one such
 # chunk per file (milliseconds); a 10M gallery has about 1,200 chunks per file.
 CHUNK_ROWS: Final = 8192
+# Chunks opened from one mapping of a file: 64 MB of 128-d vectors.
+_WINDOW_CHUNKS: Final = 16
 _HEADER: Final = len(MAGIC) + NONCE_BYTES
 
 
@@ -122,32 +124,47 @@ class SealedRows:
             raise ValueError(f"{chunks} chunks of {self.path.name} do not fit the array")
         if chunks == 0:
             return
+        if self.chunks_on_disk() < chunks:
+            raise IndexFileError(f"{self.path} holds fewer than {chunks} chunks")
         aead = _aead(key)
-        # Opened straight from the file's mapped pages: no copy of the ciphertext is made.
-        with (
-            self.path.open("rb") as stream,
-            mmap.mmap(
-                stream.fileno(), 0, mmap.MAP_SHARED | mmap.MAP_POPULATE, mmap.PROT_READ
-            ) as mapped,
-        ):
-            if len(mapped) < chunks * self.slot:
-                raise IndexFileError(f"{self.path} holds fewer than {chunks} chunks")
-            mapped.madvise(mmap.MADV_SEQUENTIAL)
-            whole = memoryview(mapped)
+        with self.path.open("rb") as stream:
+            for first in range(0, chunks, _WINDOW_CHUNKS):
+                last = min(chunks, first + _WINDOW_CHUNKS)
+                self._read_window(aead, stream.fileno(), first, last, target, pool)
+
+    def _read_window(
+        self,
+        aead: AESGCM,
+        handle: int,
+        first: int,
+        last: int,
+        target: npt.NDArray[np.uint8],
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
+        """Open chunks first..last-1 straight from the file's mapped pages (no copy of the
+        ciphertext is made); a window at a time, so that the file's pages mapped into this
+        process (and counted in its resident memory) stay a few hundred MB, not the file."""
+        start = first * self.slot
+        offset = start - start % mmap.ALLOCATIONGRANULARITY
+        length = last * self.slot - offset
+        flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
+        with mmap.mmap(handle, length, flags, mmap.PROT_READ, offset=offset) as mapped:
+            window = memoryview(mapped)
             try:
 
                 def one(chunk: int) -> None:
-                    with whole[chunk * self.slot : (chunk + 1) * self.slot] as blob:
+                    at = chunk * self.slot - offset
+                    with window[at : at + self.slot] as blob:
                         self._decrypt(aead, chunk, blob, target, chunk * self.chunk_bytes)
 
                 if pool is None:
-                    for chunk in range(chunks):
+                    for chunk in range(first, last):
                         one(chunk)
                 else:
-                    for _ in pool.map(one, range(chunks)):
+                    for _ in pool.map(one, range(first, last)):
                         pass
             finally:
-                whole.release()
+                window.release()
 
     def read_chunk(self, key: bytes, array: npt.NDArray[np.generic], chunk: int) -> None:
         """Open one chunk into the first CHUNK_ROWS rows of `array`."""

@@ -87,8 +87,10 @@ class Harness:
         operations: tuple[str, ...] = OPERATIONS,
         base_subjects: int = BASE_SUBJECTS,
         progress: bool = True,
+        plaintext_ok: bool = False,
     ) -> None:
         self.root = root
+        self.plaintext_ok = plaintext_ok
         self.wanted = operations
         self.base_subjects = base_subjects
         self.database_url = database_url
@@ -238,15 +240,25 @@ class Harness:
         return kill
 
     def judge(self, kill: Kill) -> None:
-        """`candor check` (the next start) and `candor audit verify` after a kill."""
-        checked = self.command(None, "check", "--json", check=False)
-        kill.check = _json_or(checked)
-        if checked.returncode != 0 or not kill.check.get("ok"):
-            kill.problems.append(f"candor check: {checked.stderr.strip()[-800:]}")
-        verified = self.command("aud", "audit", "verify", "--json", check=False)
-        kill.verify = _json_or(verified)
-        if verified.returncode != 0 or not kill.verify.get("ok"):
-            kill.problems.append(f"candor audit verify: {verified.stderr.strip()[-800:]}")
+        """`candor check` (the next start) and `candor audit verify` after a kill.
+
+        Both commands run in one process (`--judge-child`, through the CLI's own app, in
+        that order), saving a Python start-up per kill: the check's opening of the
+        workspace is the next start whose upkeep must leave nothing behind.
+        """
+        self._log_in("aud")
+        judged = self.run_to_end(
+            (None, [sys.executable, __file__, "--judge-child", str(self.home)]), log_in=False
+        )
+        outputs = _json_or(judged)
+        kill.check = outputs.get("check") or outputs
+        found = _check_findings(kill.check, plaintext_ok=self.plaintext_ok)
+        if found:
+            kill.problems.append(f"candor check: {'; '.join(found)}")
+        kill.verify = outputs.get("verify") or {}
+        if not kill.verify.get("ok"):
+            shown = json.dumps(kill.verify)[:800] or judged.stderr.strip()[-800:]
+            kill.problems.append(f"candor audit verify: {shown}")
 
     # -- helpers --------------------------------------------------------------------
 
@@ -315,12 +327,62 @@ def _provenance() -> list[str]:
     ]  # fmt: skip
 
 
+def _check_findings(report: dict[str, Any], *, plaintext_ok: bool) -> list[str]:
+    """What `candor check --json` found, by name and count (empty: all agree).
+
+    plaintext_ok: a Candor from before sealing writes plaintext files; its runs judge
+    everything else.
+    """
+    left = report.get("left")
+    if not isinstance(left, dict):
+        return [f"no report: {json.dumps(report)[:400]}"]
+    found = []
+    for name, value in left.items():
+        if name == "plaintext" and plaintext_ok:
+            continue
+        if value:
+            shown = value if isinstance(value, int) else f"{len(value)}, first {value[0]}"
+            found.append(f"{name}: {shown}")
+    index = report.get("index") or {}
+    if index.get("extra") or index.get("missing"):
+        found.append(f"index: {index.get('extra')} extra, {index.get('missing')} missing")
+    if index.get("problem"):
+        found.append(f"index: {index['problem']}")
+    audit = report.get("audit") or {}
+    if not audit.get("ok"):
+        found.append(f"audit: {audit.get('problem')}")
+    return found
+
+
 def _json_or(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     try:
         value = json.loads(completed.stdout)
     except ValueError:
         return {"stdout": completed.stdout[-400:]}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def judge_child(home: Path) -> int:
+    """Run `candor check --json`, then `candor audit verify --json`, through the CLI's app;
+    print both reports as one JSON object."""
+    from typer.testing import CliRunner
+
+    from candor.cli.app import app
+
+    runner = CliRunner()
+    reports: dict[str, Any] = {}
+    for name, args in (("check", ["check", "--json"]), ("verify", ["audit", "verify", "--json"])):
+        result = runner.invoke(app, [*args, "--home", str(home)])
+        try:
+            reports[name] = json.loads(result.stdout)
+        except ValueError:
+            reports[name] = {
+                "exit_code": result.exit_code,
+                "output": (result.stdout + result.stderr)[-800:],
+                "exception": repr(result.exception),
+            }
+    print(json.dumps(reports))
+    return 0
 
 
 def retention_child(home: Path) -> int:
@@ -343,10 +405,16 @@ def run_harness(
     operations: tuple[str, ...] = OPERATIONS,
     base_subjects: int = BASE_SUBJECTS,
     progress: bool = True,
+    plaintext_ok: bool = False,
     say: Callable[[str], None] = print,
+    after_each: Callable[[dict[str, Any]], object] | None = None,
 ) -> dict[str, Any]:
     """Prepare a workspace on `database`, calibrate, then `kills` kills spread evenly over
-    `operations` (the KEK's rotation only where this Candor has it); the summary."""
+    `operations` (the KEK's rotation only where this Candor has it); the summary.
+
+    after_each: given the summary so far after every kill (a long run keeps its results
+    file current, so that a run cut short still says what it found).
+    """
     cluster = None
     with tempfile.TemporaryDirectory(prefix="candor-kill-") as folder:
         root = Path(folder)
@@ -358,7 +426,12 @@ def run_harness(
             url = cluster.new_database()
         try:
             harness = Harness(
-                root, url, operations=operations, base_subjects=base_subjects, progress=progress
+                root,
+                url,
+                operations=operations,
+                base_subjects=base_subjects,
+                progress=progress,
+                plaintext_ok=plaintext_ok,
             )
             started = time.monotonic()
             harness.prepare()
@@ -379,10 +452,24 @@ def run_harness(
                     )
                     for problem in kill.problems:
                         say(f"    {problem}")
+                if after_each is not None:
+                    elapsed = time.monotonic() - started
+                    after_each(_summary(database, harness, chosen, done, elapsed, kills))
             elapsed = time.monotonic() - started
         finally:
             if cluster is not None:
                 cluster.stop()
+    return _summary(database, harness, chosen, done, elapsed, kills)
+
+
+def _summary(
+    database: str,
+    harness: Harness,
+    chosen: list[str],
+    done: list[Kill],
+    elapsed: float,
+    planned: int,
+) -> dict[str, Any]:
     per_operation: dict[str, dict[str, Any]] = {}
     for name in chosen:
         mine = [kill for kill in done if kill.operation == name]
@@ -395,10 +482,12 @@ def run_harness(
         }
     return {
         "database": database,
+        "kills_planned": planned,
         "kills": len(done),
         "inconsistencies": sum(bool(kill.problems) for kill in done),
         "startup_s": round(harness.startup_s, 3),
         "elapsed_s": round(elapsed, 1),
+        "plaintext_counted": not harness.plaintext_ok,
         "operations": per_operation,
         "failures": [asdict(kill) for kill in done if kill.problems],
     }
@@ -413,28 +502,59 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--only", choices=OPERATIONS, help="kill only this operation")
     parser.add_argument("--results", default="kill_harness", help="bench/results/<name>.json")
+    parser.add_argument(
+        "--plaintext-ok",
+        action="store_true",
+        help="do not count plaintext files (a Candor from before sealing writes them)",
+    )
+    parser.add_argument("--base-subjects", type=int, default=BASE_SUBJECTS)
     parser.add_argument("--retention-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--judge-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.judge_child is not None:
+        return judge_child(args.judge_child)
     if args.retention_child is not None:
         return retention_child(args.retention_child)
     load_before = os.getloadavg()[0]
-    operations = (args.only,) if args.only else OPERATIONS
-    summary = run_harness(args.database, args.kills, args.seed, operations=operations)
-    summary["load_average_1min_before"] = round(load_before, 2)
-    summary["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     path = RESULTS_DIR / f"{args.results}.json"
-    databases: dict[str, Any] = {}
-    if path.is_file():
-        databases = json.loads(path.read_text(encoding="utf-8")).get("databases", {})
-    databases[args.database] = {**summary, "seed": args.seed}
-    written = write_results(
-        args.results,
-        {
-            "what": "kill -9 at a random moment of each operation, then candor check and "
-            "candor audit verify; inconsistencies must be 0",
-            "databases": databases,
-        },
+
+    def record(summary: dict[str, Any]) -> Path:
+        databases: dict[str, Any] = {}
+        if path.is_file():
+            databases = json.loads(path.read_text(encoding="utf-8")).get("databases", {})
+        databases[args.database] = {
+            **summary,
+            "seed": args.seed,
+            "commit": commit,
+            "load_average_1min_before": round(load_before, 2),
+            "load_average_1min_now": round(os.getloadavg()[0], 2),
+        }
+        return write_results(
+            args.results,
+            {
+                "what": "kill -9 at a random moment of each operation, then candor check and "
+                "candor audit verify; inconsistencies must be 0",
+                "databases": databases,
+            },
+        )
+
+    operations = (args.only,) if args.only else OPERATIONS
+    summary = run_harness(
+        args.database,
+        args.kills,
+        args.seed,
+        operations=operations,
+        base_subjects=args.base_subjects,
+        plaintext_ok=args.plaintext_ok,
+        after_each=record,
     )
+    written = record(summary)
     print(f"wrote {written}: {summary['inconsistencies']} inconsistencies in {summary['kills']}")
     return 1 if summary["inconsistencies"] else 0
 

@@ -24,7 +24,7 @@ from candor.sealing import new_data_key, seal
 from candor.simulation.synthetic import noise_png
 from candor.store import Workspace
 from candor.store.governance import AuditEntry
-from candor.store.models import GalleryImage
+from candor.store.models import FaceTemplate, GalleryImage
 from candor.workflow import Workflow
 from candor.workflow.synthetic import SyntheticSubject, enrol_synthetic_subjects
 from tests.agency import make_agency
@@ -139,12 +139,20 @@ def test_check_finds_a_plaintext_and_an_undecryptable_file_and_leaves_them(
         # Sealed, but under a key that is no subject's: a file restored from another
         # workspace, or one whose subject's key was destroyed.
         vault.image_path(broken).write_bytes(seal(new_data_key(), b"x", f"image:{broken}"))
+        with workspace.session() as session, session.begin():
+            template_id = session.scalars(select(FaceTemplate.id).limit(1)).one()
+            session.execute(
+                update(FaceTemplate)
+                .where(FaceTemplate.id == template_id)
+                .values(vector=seal(new_data_key(), bytes(512), "template:elsewhere"))
+            )
 
     code, report, err = _check(home)
     assert code == 1
     assert f"images/{plain}" in report["found"]["plaintext"]
     assert f"images/{broken}" in report["found"]["undecryptable"]
     assert f"images/{broken}" not in report["found"]["plaintext"]
+    assert f"templates/{template_id}" in report["found"]["undecryptable"]
     assert "candor upgrade" in err
     assert "do not open under their key" in err
 

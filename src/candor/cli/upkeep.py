@@ -152,9 +152,15 @@ def _findings(outcome: CheckOutcome) -> list[str]:
             f"{len(left.plaintext)} file(s) not sealed (first: {left.plaintext[0]}): "
             "run `candor upgrade` to seal them"
         )
+    if left.plaintext_templates:
+        found.append(
+            f"{left.plaintext_templates} template(s) stored in the clear: run `candor upgrade` "
+            "to seal them"
+        )
     if left.undecryptable:
         found.append(
-            f"{len(left.undecryptable)} file(s) that do not open under their key (first: "
+            f"{len(left.undecryptable)} file(s) or template(s) that do not open under their "
+            f"key (first: "
             f"{left.undecryptable[0]}): restore them from a backup made under the same "
             "key-encryption key, or expunge"
         )

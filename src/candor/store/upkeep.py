@@ -39,10 +39,16 @@ from sqlalchemy.orm import Session
 from candor.sealing import SealError, UndecryptableError, WrongKeyError, is_sealed, open_sealed
 from candor.store.data_keys import DataKeys, KeyEncryptionKeyError
 from candor.store.errors import ScrubError, StoreError, WorkspaceError
+from candor.store.gallery import plaintext_template_count
 from candor.store.governance import SearchRequest
-from candor.store.models import GalleryImage
+from candor.store.models import FaceTemplate, GalleryImage
 from candor.store.server_state import StagedProbe
-from candor.store.vault import BiometricVault, sha256_hex
+from candor.store.vault import (
+    BiometricVault,
+    probe_template_context,
+    sha256_hex,
+    template_context,
+)
 
 LOCK_NAME = "open.lock"
 GATE_NAME = "gate.lock"
@@ -52,6 +58,7 @@ START_SCRUB_WAIT_MS = 250
 # How long an opening waits while another process tidies the workspace alone.
 LOCK_WAIT_SECONDS = 30.0
 _QUERY_CHUNK = 500
+_TEMPLATE_BATCH = 5000
 _PREFIXES = tuple(f"{number:02x}" for number in range(256))
 
 
@@ -89,6 +96,9 @@ class VaultCheck:
         key (damaged, altered, or their key is gone), named as plaintext is.
     orphan_probe_keys: probe data keys that no probe file, request or staged photo uses.
     key_problems: data keys that do not unwrap under the workspace's KEK.
+    plaintext_templates: gallery and probe templates stored in the clear (`candor upgrade`).
+    undecryptable also names templates that do not open under their subject's or probe's
+    key, as "templates/<template id>" and "probe-templates/<search id>".
     """
 
     orphan_images: tuple[str, ...]
@@ -102,6 +112,7 @@ class VaultCheck:
     undecryptable: tuple[str, ...] = ()
     orphan_probe_keys: tuple[str, ...] = ()
     key_problems: tuple[str, ...] = ()
+    plaintext_templates: int = 0
 
     @property
     def leftovers(self) -> int:
@@ -123,6 +134,7 @@ class VaultCheck:
             + len(self.plaintext)
             + len(self.undecryptable)
             + len(self.key_problems)
+            + self.plaintext_templates
         )
 
 
@@ -342,6 +354,7 @@ def check_vault(engine: Engine, vault: BiometricVault, keys: DataKeys | None = N
         orphan_probes = sorted(probes - held)
         sealing.probes(session, sorted(probes & held))
         orphan_keys = sealing.orphan_probe_keys(session, probes | held)
+        sealing.templates(session)
         key_problems = keys.check_all(session) if keys is not None else []
     temporaries = sum(1 for path in (vault.home / "tmp").rglob("*") if not path.is_dir())
     return VaultCheck(
@@ -356,6 +369,7 @@ def check_vault(engine: Engine, vault: BiometricVault, keys: DataKeys | None = N
         undecryptable=tuple(sealing.undecryptable),
         orphan_probe_keys=tuple(orphan_keys),
         key_problems=tuple(key_problems),
+        plaintext_templates=sealing.plaintext_templates,
     )
 
 
@@ -373,6 +387,7 @@ class _SealScan:
         self._keys = keys
         self.plaintext: list[str] = []
         self.undecryptable: list[str] = []
+        self.plaintext_templates = 0
 
     def gallery(
         self, session: Session, owners: dict[str, int], images: set[str], crops: set[str]
@@ -395,6 +410,61 @@ class _SealScan:
             except (KeyEncryptionKeyError, WrongKeyError):
                 key = None
             self._open("probes", self._vault.probe_path(sha256), key)
+
+    def templates(self, session: Session) -> None:
+        """Open every sealed gallery and probe template under its key (a batch of rows and
+        their subjects' keys at a time); count those still in the clear."""
+        if self._keys is None:
+            return
+        self.plaintext_templates = plaintext_template_count(session)
+        query = (
+            select(
+                FaceTemplate.id,
+                FaceTemplate.subject_id,
+                FaceTemplate.dimension,
+                FaceTemplate.model_key,
+                FaceTemplate.vector,
+                GalleryImage.sha256,
+            )
+            .join(GalleryImage, GalleryImage.id == FaceTemplate.image_id)
+            .order_by(FaceTemplate.id)
+            .execution_options(yield_per=_TEMPLATE_BATCH)
+        )
+        for batch in session.execute(query).partitions():
+            keys = self._subject_keys(session, {row.subject_id for row in batch})
+            for template_id, subject, dimension, model_key, blob, sha256 in batch:
+                if not is_sealed(blob):
+                    continue  # counted above
+                context = template_context(sha256, model_key)
+                if not self._opens(keys.get(subject), blob, context, 4 * dimension):
+                    self.undecryptable.append(f"templates/{template_id}")
+        probes = select(
+            SearchRequest.id,
+            SearchRequest.probe_sha256,
+            SearchRequest.probe_model_key,
+            SearchRequest.probe_template,
+        ).where(SearchRequest.probe_template.is_not(None))
+        for search_id, probe_sha, probe_model, sealed in session.execute(probes):
+            if sealed is None or not is_sealed(sealed):
+                continue
+            key: bytes | None
+            try:
+                key = self._keys.probe_key(session, probe_sha)
+            except (KeyEncryptionKeyError, WrongKeyError):
+                key = None
+            context = probe_template_context(probe_sha, probe_model or "")
+            if not self._opens(key, sealed, context, None):
+                self.undecryptable.append(f"probe-templates/{search_id}")
+
+    @staticmethod
+    def _opens(key: bytes | None, blob: bytes, context: str, length: int | None) -> bool:
+        if key is None:
+            return False
+        try:
+            plain = open_sealed(key, blob, context)
+        except SealError:
+            return False
+        return length is None or len(plain) == length
 
     def orphan_probe_keys(self, session: Session, used: set[str]) -> list[str]:
         """Probe keys whose probe has no file, no unpurged request and no staged photo."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from candor.sealing import SealError
 from candor.store import ScrubError, StoreError
 from candor.store.changes import stored_template_ids
 from candor.store.upkeep import VaultCheck, check_vault, held_probes, remove_leftovers, tidy
@@ -161,7 +162,8 @@ def check_workspace(workflow: Workflow, *, fix: bool) -> CheckOutcome:
         left = check_vault(workspace.engine, workspace.vault, workspace.keys)
     index = index_found
     if index_found is not None and not index_found.agrees:
-        with workspace.session() as session:
+        with workspace.session() as session, contextlib.suppress(SealError, StoreError):
+            # A template that does not open stays reported (by the vault's check above).
             workflow.reconcile_index(session)
         index = check_index(workflow)
     return CheckOutcome(found, True, left, None, index_found, index, audit)
@@ -178,8 +180,9 @@ def check_index(workflow: Workflow) -> IndexCheck | None:
             index = workflow.index_in_step(session)
             stored = stored_template_ids(session, index.model.key)
             held = index.live_ids
-    except (OSError, ValueError, RuntimeError) as error:
-        # The face model's files cannot be read here: the index cannot be opened either.
+    except (OSError, ValueError, RuntimeError, SealError, StoreError) as error:
+        # The face model's files cannot be read here, or a template does not open (the
+        # vault's check names it): the index cannot be brought in step either.
         reason = " ".join(str(error).split()) or type(error).__name__
         return IndexCheck(None, 0, 0, 0, 0, f"the index was not checked: {reason}")
     if not stored and not held and not had_files:

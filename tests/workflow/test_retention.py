@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from candor.store import AuditEntry, GalleryImage, SearchRequest
+from candor.store import AuditEntry, GalleryImage, SearchRequest, sha256_hex
 from candor.workflow import EnrolmentRequest, enrol_files, request_search, run_retention
 from tests.agency import Agency, make_agency
 from tests.support import files_containing, people_with_photos, photos_of
@@ -46,7 +46,11 @@ def test_probes_then_records_then_gallery_are_purged_when_due(
     outcome = request_search(workflow, agency["ana"], probe, FORM)
     home = workflow.workspace.home
     probe_bytes = probe.read_bytes()
-    assert files_containing(home / "probes", probe_bytes)
+    # Sealed at rest: the photo is never in the clear; its sealed file is what must go.
+    assert files_containing(home, probe_bytes) == []
+    probe_sha256 = sha256_hex(probe_bytes)
+    sealed_probe = workflow.workspace.vault.probe_path(probe_sha256).read_bytes()
+    assert files_containing(home / "probes", sealed_probe)
 
     nothing = run_retention(workflow, agency["admin1"])
     assert nothing.probes_purged == ()
@@ -56,7 +60,10 @@ def test_probes_then_records_then_gallery_are_purged_when_due(
     later = datetime.now(UTC) + timedelta(days=91)
     report = run_retention(workflow, agency["admin1"], now=later)
     assert report.probes_purged == (outcome.search_id,)
-    assert files_containing(home, probe_bytes) == []
+    assert files_containing(home, sealed_probe) == []
+    with workflow.workspace.session() as session:
+        # Its key is gone too: a copy of the sealed file elsewhere opens under nothing.
+        assert probe_sha256 not in workflow.workspace.keys.probe_owners(session)
     with workflow.workspace.session() as session:
         row = session.get(SearchRequest, outcome.search_id)
         assert row is not None and row.probe_template is None and row.probe_purged_at

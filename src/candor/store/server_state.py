@@ -10,7 +10,7 @@ flush, and leave committing to the caller (workflow).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -65,12 +65,18 @@ class ServerSecret(Base):
 
 
 class StagedProbe(Base):
-    """A probe photo checked on the search page and waiting to be sent with its request."""
+    """A probe photo checked on the search page and waiting to be sent with its request.
+
+    `data` is the photo sealed under the data key of the probe `probe_sha256` (the sha256
+    of the photo) for the context "staged:<key_sha256>": destroying that probe key shreds
+    every copy of the row's bytes, in free pages and WAL included.
+    """
 
     __tablename__ = "staged_probes"
     __table_args__ = (
         CheckConstraint(_hex64("key_sha256"), name="key_sha256_hex"),
         CheckConstraint(_hex64("owner_sha256"), name="owner_sha256_hex"),
+        CheckConstraint(_hex64("probe_sha256"), name="probe_sha256_hex"),
     )
 
     # Both the key the page holds and the owning session token are kept as sha256 only.
@@ -78,6 +84,7 @@ class StagedProbe(Base):
     owner_sha256: Mapped[str] = mapped_column(String(64), index=True)
     filename: Mapped[str] = mapped_column(String(200))
     data: Mapped[bytes] = mapped_column(LargeBinary())
+    probe_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
@@ -163,6 +170,28 @@ def delete_server_secret(session: Session, name: str) -> bool:
 # Staged probes ----------------------------------------------------------------------------
 
 
+def staged_probe_hashes(
+    session: Session,
+    *,
+    keys_sha256: Sequence[str] | None = None,
+    owner_sha256: str | None = None,
+    expired_by: datetime | None = None,
+    among: Iterable[str] | None = None,
+) -> set[str]:
+    """The probes (photo sha256) of the staged rows matching every filter given: these
+    keys, this owner, expired by then, or (among) naming one of these probes."""
+    query = select(StagedProbe.probe_sha256).distinct()
+    if keys_sha256 is not None:
+        query = query.where(StagedProbe.key_sha256.in_(list(keys_sha256)))
+    if owner_sha256 is not None:
+        query = query.where(StagedProbe.owner_sha256 == owner_sha256)
+    if expired_by is not None:
+        query = query.where(StagedProbe.expires_at <= expired_by)
+    if among is not None:
+        query = query.where(StagedProbe.probe_sha256.in_(sorted(set(among))))
+    return set(session.scalars(query))
+
+
 def delete_expired_staged_probes(session: Session, now: datetime) -> int:
     """Drop staged probes whose time is up; how many were dropped."""
     result = session.execute(delete(StagedProbe).where(StagedProbe.expires_at <= now))
@@ -192,16 +221,19 @@ def add_staged_probe(
     filename: str,
     data: bytes,
     *,
+    probe_sha256: str,
     created_at: datetime,
     expires_at: datetime,
 ) -> None:
-    """Hold a checked probe photo until its request is sent."""
+    """Hold a checked probe photo (`data`: sealed under the key of `probe_sha256`) until its
+    request is sent."""
     session.add(
         StagedProbe(
             key_sha256=key_sha256,
             owner_sha256=owner_sha256,
             filename=filename,
             data=data,
+            probe_sha256=probe_sha256,
             created_at=created_at,
             expires_at=expires_at,
         )

@@ -111,6 +111,11 @@ def remove_subject_rows(
         raise SubjectNotFoundError(
             f"subject {subject_ref!r} (id {subject_id}) is no longer enrolled; reject the change"
         )
+    # The subject's data key goes in this transaction (the subject row's deletion would
+    # take it by cascade; said here, so it never rests on the database's foreign keys):
+    # every copy of the subject's sealed photos, crops and templates, in backups, free
+    # pages or WAL segments included, no longer opens.
+    workflow.workspace.keys.destroy_subject_key(session, subject.id)
     removed = delete_subject_cascade(session, subject)
     vault = workflow.workspace.vault
     vault.note_pending("images", removed.image_sha256s)

@@ -4,7 +4,10 @@ Three purges, each its own transaction with its own audit entry: probe photos an
 templates past `retention.probe_days`; whole search records (with their candidates,
 approvals, verdicts and releases) past `retention.search_record_days`; gallery photos
 past their own retain-until date or the policy's gallery maximum. Files are erased and
-the database scrubbed afterwards, as in expungement, so nothing survives in any file.
+the database scrubbed afterwards, as in expungement, so nothing survives in any file. A
+purged probe's data key is destroyed in the purge's own transaction (a gallery photo's
+goes with its subject's row), so copies beyond the scrub's reach (backups, PostgreSQL's
+free pages and WAL) no longer open either.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from candor.policy import retention_due
 from candor.store import SearchRequest
 from candor.store import requests as repository
 from candor.store.retention import purge_gallery_images
+from candor.store.server_state import staged_probe_hashes
 from candor.store.vault import PendingKind
 from candor.workflow.accounts import Actor
 from candor.workflow.actions import Action, act
@@ -86,6 +90,7 @@ def _purge_probes(action: Action, before: datetime) -> tuple[tuple[int, ...], li
     # A probe file shared with a request still inside its period stays until that one goes.
     erased = sorted(hashes - _hashes_still_held(action))
     _note_erasures(action, "probes", erased, f"retention.probes_purged {len(due)} search(es)")
+    _destroy_probe_keys(action, erased)
     ids = tuple(row.id for row in due)
     action.record(
         "retention.probes_purged",
@@ -109,6 +114,16 @@ def _probe_hashes(row: SearchRequest) -> list[str]:
     return [h for h in hashes if h is not None and h != "0" * 64]
 
 
+def _destroy_probe_keys(action: Action, hashes: list[str]) -> None:
+    """Shred the probes no request holds any more: their keys go in this transaction,
+    except one a staged photo still uses (it goes when that row does, or becomes a search)."""
+    staged = staged_probe_hashes(action.session, among=hashes) if hashes else set()
+    keys = action.workflow.workspace.keys
+    for sha256 in hashes:
+        if sha256 not in staged:
+            keys.destroy_probe_key(action.session, sha256)
+
+
 def _hashes_still_held(action: Action) -> set[str]:
     rows = repository.requests_holding_probes(action.session)
     return {h for row in rows for h in _probe_hashes(row)}
@@ -127,6 +142,7 @@ def _purge_search_records(action: Action, before: datetime) -> tuple[tuple[int, 
     _note_erasures(
         action, "probes", erased, f"retention.search_records_purged {len(ids)} search(es)"
     )
+    _destroy_probe_keys(action, erased)
     action.record(
         "retention.search_records_purged",
         {},

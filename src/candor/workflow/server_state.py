@@ -28,7 +28,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from candor.store import WorkspaceBusyError, count_users, session_by_token_sha256
+from candor.store.data_keys import KeyEncryptionKeyError
+from candor.store.errors import BiometricIntegrityError
 from candor.store.server_state import (
     LOGIN_GUESS,
     SETUP_TOKEN_GUESS,
@@ -47,8 +51,11 @@ from candor.store.server_state import (
     replace_server_secret,
     server_secret,
     staged_probe,
+    staged_probe_hashes,
     staged_probe_keys_of,
 )
+from candor.store.upkeep import held_probes
+from candor.store.vault import sha256_hex
 from candor.workflow.accounts import NotAuthenticatedError, logout, token_sha256
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
@@ -301,19 +308,29 @@ def stage_probe(workflow: Workflow, token: str, filename: str, data: bytes) -> s
     key = secrets.token_urlsafe(16)
     owner = token_sha256(token)
     now = workflow.now()
-    with workflow.workspace.session() as session, session.begin():
+    workspace = workflow.workspace
+    probe = sha256_hex(data)
+    with workspace.session() as session, session.begin():
+        dropped = staged_probe_hashes(session, expired_by=now)
         delete_expired_staged_probes(session, now)
         mine = staged_probe_keys_of(session, owner)
         if len(mine) >= STAGED_PER_SESSION:
-            delete_staged_probes(session, mine[: len(mine) - STAGED_PER_SESSION + 1])
+            oldest = mine[: len(mine) - STAGED_PER_SESSION + 1]
+            dropped |= staged_probe_hashes(session, keys_sha256=oldest)
+            delete_staged_probes(session, oldest)
+        _destroy_unused_probe_keys(workflow, session, dropped - {probe})
         if count_staged_probes(session) >= STAGED_TOTAL:
             raise StagingFullError("too many photos are waiting to be sent; try again shortly")
+        # Sealed under the probe's own key: the search it becomes uses the same key, and
+        # a staged photo never sent has its key destroyed when the row goes.
+        sealing = workspace.keys.probe_key(session, probe, create=True)
         add_staged_probe(
             session,
             _digest(key),
             owner,
             filename,
-            data,
+            workspace.vault.seal_staged(_digest(key), data, sealing),
+            probe_sha256=probe,
             created_at=now,
             expires_at=now + STAGED_LIFETIME,
         )
@@ -329,7 +346,14 @@ def take_staged_probe(workflow: Workflow, token: str, key: str) -> HeldProbe | N
         row = staged_probe(session, _digest(key))
         if row is None or not hmac.compare_digest(row.owner_sha256, owner) or row.expires_at <= now:
             return None
-        held = HeldProbe(row.filename, row.data)
+        try:
+            sealing = workflow.workspace.keys.probe_key(session, row.probe_sha256)
+            data = workflow.workspace.vault.open_staged(row.key_sha256, row.data, sealing)
+        except (KeyEncryptionKeyError, BiometricIntegrityError):
+            # Its key destroyed meanwhile (the probe purged): the photo is no longer held.
+            delete_staged_probes(session, [row.key_sha256])
+            return None
+        held = HeldProbe(row.filename, data)
         # Two nodes taking it at once: only the one whose delete removed the row has it.
         if delete_staged_probes(session, [row.key_sha256]) != 1:
             return None
@@ -338,5 +362,21 @@ def take_staged_probe(workflow: Workflow, token: str, key: str) -> HeldProbe | N
 
 def drop_staged_probes(workflow: Workflow, token: str) -> int:
     """Drop every photo the session of `token` staged (it logged out); how many."""
+    owner = token_sha256(token)
     with workflow.workspace.session() as session, session.begin():
-        return delete_staged_probes_of(session, token_sha256(token))
+        dropped = staged_probe_hashes(session, owner_sha256=owner)
+        count = delete_staged_probes_of(session, owner)
+        _destroy_unused_probe_keys(workflow, session, dropped)
+        return count
+
+
+def _destroy_unused_probe_keys(workflow: Workflow, session: Session, hashes: set[str]) -> None:
+    """Shred the photos of staged rows just dropped: destroy each one's probe key unless
+    another staged row, a request or a stored probe file still uses it."""
+    if not hashes:
+        return
+    used = staged_probe_hashes(session, among=hashes) | held_probes(session, hashes)
+    vault = workflow.workspace.vault
+    for sha256 in sorted(hashes - used):
+        if not vault.has_probe(sha256):
+            workflow.workspace.keys.destroy_probe_key(session, sha256)

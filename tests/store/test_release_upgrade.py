@@ -9,15 +9,21 @@ since is run on a copy of it here.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tarfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from candor.cli.app import app
+from candor.store import GalleryImage, Workspace, sha256_hex
 from candor.store.database import head_revision
+from candor.store.upkeep import held_probes
+from candor.store.vault import BiometricVault, StoredKind
+from candor.workflow import upgrade_workspace
 from candor.workflow.demo_photos import demo_variants, save_photos
 
 pytestmark = pytest.mark.sqlite_only(reason="the release fixture is a SQLite workspace")
@@ -138,3 +144,90 @@ def test_upgraded_release_workspace_verifies_and_never_reuses_an_expunged_id(
 
     login(release_workspace, "ada")
     assert candor(home, "audit", "verify")["ok"] is True
+
+
+# A photo's signature where it starts (JPEG: SOI then a JFIF or Exif APP segment; PNG: its
+# 8-byte signature): three bytes alone would turn up by chance in a few MB of ciphertext.
+PHOTO_MAGIC = re.compile(rb"\xff\xd8\xff[\xe0-\xef]..(?:JFIF|Exif)|\x89PNG\r\n\x1a\n", re.DOTALL)
+
+
+def files_with_photo_magic(root: Path) -> list[str]:
+    return [
+        str(path.relative_to(root))
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and (path.read_bytes()[:3] == b"\xff\xd8\xff" or PHOTO_MAGIC.search(path.read_bytes()))
+    ]
+
+
+def every_photo_reads(home: Path) -> int:
+    """Open every stored photo, crop and probe under its key; how many were read."""
+    read = 0
+    with Workspace.open(home) as workspace:
+        vault, keys = workspace.vault, workspace.keys
+        with workspace.session() as session:
+            for image in session.scalars(select(GalleryImage)):
+                key = keys.subject_key(session, image.subject_id)
+                assert sha256_hex(vault.get_image(image.sha256, key)) == image.sha256
+                assert vault.get_crop(image.sha256, key)[:8] == b"\x89PNG\r\n\x1a\n"
+                read += 2
+            for sha256 in held_probes(session):
+                if vault.has_probe(sha256):
+                    key = keys.probe_key(session, sha256)
+                    assert sha256_hex(vault.get_probe(sha256, key)) == sha256
+                    read += 1
+    return read
+
+
+def test_upgrade_seals_every_photo_and_erases_the_plaintext(release_workspace: Path) -> None:
+    home = release_workspace / "workspace"
+    # The test can fail: the release kept its photos, crops and probes in the clear.
+    before = files_with_photo_magic(home)
+    assert any(name.startswith("images/") for name in before), before
+    assert any(name.startswith("crops/") for name in before), before
+    assert any(name.startswith("probes/") for name in before), before
+
+    answer = candor(home, "upgrade", "--home", str(home))
+    sealed = answer["sealed"]
+    assert isinstance(sealed, dict)
+    assert sealed["images"] == 1 and sealed["crops"] == 1 and sealed["probes"] >= 1
+    assert sealed["templates"] >= 1
+
+    assert files_with_photo_magic(home) == []
+    assert every_photo_reads(home) >= 3
+    assert [path for path in (home / "tmp").rglob("*") if path.is_file()] == []
+    # Again: nothing left to seal, nothing changed.
+    again = candor(home, "upgrade", "--home", str(home))["sealed"]
+    assert isinstance(again, dict)
+    assert sum(value for value in again.values() if isinstance(value, int)) == 0
+
+
+def test_an_interrupted_upgrade_leaves_each_file_plain_or_sealed_and_finishes_next_time(
+    release_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = release_workspace / "workspace"
+    real = BiometricVault.seal_in_place
+    calls: list[str] = []
+
+    def dying(self: BiometricVault, kind: StoredKind, sha256: str, key: bytes) -> bool:
+        calls.append(sha256)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill between two files
+        return real(self, kind, sha256, key)
+
+    monkeypatch.setattr(BiometricVault, "seal_in_place", dying)
+    with pytest.raises(KeyboardInterrupt):
+        upgrade_workspace(home)
+    monkeypatch.undo()
+    vault = BiometricVault(home)
+    states = {
+        (kind, sha256): vault.is_sealed_file(kind, sha256)
+        for kind in ("images", "crops", "probes")
+        for prefix in vault.prefixes(kind)
+        for sha256 in vault.stored(kind, prefix)
+    }
+    assert True in states.values() and False in states.values()
+
+    assert candor(home, "upgrade", "--home", str(home))["ok"] is True
+    assert files_with_photo_magic(home) == []
+    assert every_photo_reads(home) >= 3

@@ -59,7 +59,7 @@ from candor.workflow import (
     gallery_subjects,
     request_expunge,
     requests_from_folders,
-    upgrade_workspace,
+    upgrade_and_seal,
 )
 from candor.workflow.calibration import recalibrate
 from candor.workflow.jobs import queue_enrolment
@@ -154,15 +154,52 @@ def init(
 
 @app.command()
 def upgrade(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Bring an older workspace's database up to this Candor's schema (back it up first)."""
+    """Bring an older workspace's database up to this Candor's schema (back it up first),
+    and seal the photos, crops, probes and templates it stored in the clear, overwriting
+    the plaintext files with zeros. Safe to run again after an interruption."""
     if home is None:
         fail("no workspace given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
-    with reported_errors(as_json):
-        upgrade_workspace(home).close()
+    progress = Progress(
+        TextColumn("sealing files"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=as_json,
+    )
+    with reported_errors(as_json), progress:
+        task = progress.add_task("seal", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        workspace, sealed = upgrade_and_seal(home, advance)
+        kek = workspace.keys.kek_path
+        workspace.close()
+    figures = {
+        "images": sealed.files.images,
+        "crops": sealed.files.crops,
+        "probes": sealed.files.probes,
+        "templates": sealed.templates,
+        "unowned_plaintext_files": sealed.files.unowned,
+    }
     if as_json:
-        emit_json({"ok": True, "home": home})
+        emit_json({"ok": True, "home": home, "sealed": figures, "key_encryption_key": kek})
         return
     stdout.print(f"The workspace at {home} is at the current schema.")
+    if sealed.total:
+        stdout.print(
+            f"Sealed {sealed.files.images} photo(s), {sealed.files.crops} crop(s), "
+            f"{sealed.files.probes} probe(s) and {sealed.templates} template(s) under keys "
+            f"wrapped by the key-encryption key {kek}; back that file up apart from the "
+            "workspace: without it nothing can be read."
+        )
+    if sealed.files.unowned:
+        stdout.print(
+            f"{sealed.files.unowned} plaintext file(s) no row names were left: "
+            "`candor check --fix` erases them."
+        )
 
 
 @app.command()

@@ -63,6 +63,7 @@ from candor.workflow.workspaces import (
     USER_ERRORS,
     create_workspace,
     open_workflow,
+    upgrade_and_seal,
     upgrade_workspace,
 )
 
@@ -127,6 +128,7 @@ __all__ = [
     "run_approved",
     "run_retention",
     "server_threads",
+    "upgrade_and_seal",
     "upgrade_workspace",
     "view_candidates",
 ]

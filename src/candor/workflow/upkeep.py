@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +21,11 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from candor.sealing import SealError
-from candor.store import ScrubError, StoreError
+from candor.store import ScrubError, StoreError, Workspace
 from candor.store.changes import stored_template_ids
+from candor.store.gallery import seal_plaintext_templates
 from candor.store.upkeep import VaultCheck, check_vault, held_probes, remove_leftovers, tidy
+from candor.store.vault_upgrade import SealedFiles, count_stored_files, seal_plaintext_files
 from candor.workflow.audit_ops import verify_stored_log
 from candor.workflow.context import Workflow
 
@@ -290,3 +292,60 @@ def upload_folder(workflow: Workflow) -> Iterator[Path]:
     """A private folder for uploaded photos inside the workspace, erased afterwards."""
     with workflow.workspace.vault.upload_folder() as folder:
         yield folder
+
+
+# -- sealing an older workspace (`candor upgrade`) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class SealedWorkspace:
+    """What `seal_workspace` sealed: files (images, crops, probes) and templates, and the
+    plaintext files it left because no row names them (`candor check --fix` erases them)."""
+
+    files: SealedFiles
+    templates: int
+
+    @property
+    def total(self) -> int:
+        """Files and templates sealed in all."""
+        return self.files.total + self.templates
+
+
+def seal_workspace(
+    workspace: Workspace, on_progress: Callable[[int, int], None] | None = None
+) -> SealedWorkspace:
+    """Seal everything an older workspace stored in the clear, after its migration: every
+    photo, crop and probe file (the plaintext overwritten with zeros), then every template
+    in the database (in batches, each its own transaction), then the database scrubbed so
+    the plaintext templates' old pages leave its file and write-ahead log.
+
+    Resumable: a crash leaves each file and template either plain or sealed, and this
+    seals what is left. A workspace already sealed costs a read of each file's header.
+
+    on_progress: called with (files looked at, files in all) as the files go by.
+    """
+    on_file: Callable[[], None] | None = None
+    if on_progress is not None:
+        total, seen = count_stored_files(workspace.vault), 0
+        report = on_progress
+        report(0, total)
+
+        def on_file() -> None:
+            nonlocal seen
+            seen += 1
+            report(seen, total)
+
+    files = seal_plaintext_files(workspace.engine, workspace.vault, workspace.keys, on_file)
+    templates = 0
+    while True:
+        with workspace.session() as session, session.begin():
+            done = seal_plaintext_templates(session, workspace.keys, workspace.vault)
+        if not done:
+            break
+        templates += done
+    if templates:
+        workspace.vault.note_scrub_needed(f"candor upgrade sealed {templates} template(s)")
+        with contextlib.suppress(ScrubError):
+            # Owed and recorded if a reader blocks it: the next start finishes it.
+            workspace.vault.scrub_database(workspace.engine)
+    return SealedWorkspace(files, templates)

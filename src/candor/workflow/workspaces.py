@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from candor.faces import EngineSettings
@@ -10,6 +11,7 @@ from candor.store import PURPOSES, StoreError, Workspace, workspace_home_from_en
 from candor.workflow.audit_trail import start_audit_log
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
+from candor.workflow.upkeep import SealedWorkspace, seal_workspace
 
 # Every error an interface should show a person as a one-line reason, not a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (WorkflowError, StoreError, ImageError)
@@ -41,8 +43,25 @@ def create_workspace(
 
 
 def upgrade_workspace(home: Path) -> Workspace:
-    """Open a workspace, migrating its database to the current schema if it is older."""
-    return Workspace.open(home, upgrade=True)
+    """Open a workspace, migrating its database to the current schema if it is older and
+    sealing what it stored in the clear (see `upgrade_and_seal`)."""
+    return upgrade_and_seal(home)[0]
+
+
+def upgrade_and_seal(
+    home: Path, on_progress: Callable[[int, int], None] | None = None
+) -> tuple[Workspace, SealedWorkspace]:
+    """Open a workspace, migrating its database to the current schema if it is older, then
+    seal every photo, crop, probe and template it still holds in the clear (a workspace
+    from before encryption at rest; resumable, and cheap once done). Returns the open
+    workspace and what was sealed; on_progress gets (files looked at, files in all)."""
+    workspace = Workspace.open(home, upgrade=True)
+    try:
+        sealed = seal_workspace(workspace, on_progress)
+    except BaseException:
+        workspace.close()
+        raise
+    return workspace, sealed
 
 
 def open_workflow(home: Path | None = None, settings: EngineSettings | None = None) -> Workflow:
@@ -50,4 +69,11 @@ def open_workflow(home: Path | None = None, settings: EngineSettings | None = No
     return Workflow(Workspace.open(home or workspace_home_from_env()), settings)
 
 
-__all__ = ["PURPOSES", "USER_ERRORS", "create_workspace", "open_workflow", "upgrade_workspace"]
+__all__ = [
+    "PURPOSES",
+    "USER_ERRORS",
+    "create_workspace",
+    "open_workflow",
+    "upgrade_and_seal",
+    "upgrade_workspace",
+]

@@ -108,7 +108,8 @@ def fsync_all(targets: list[int | Path]) -> None:
 
 
 class BiometricVault:
-    """Content-addressed image and crop files under a workspace, and template (de)coding.
+    """Content-addressed image and crop files under a workspace, and template (de)coding;
+    every file and template sealed under the data key its caller names.
 
     Images live at images/ab/cd/<sha256>, crops of the chosen face at crops/ab/cd/<sha256>
     (keyed by the image's sha256), search probes at probes/ab/cd/<sha256>. Files are 0600,
@@ -382,8 +383,8 @@ class BiometricVault:
         overwrite-in-place filesystem (ext4 in its default ordered mode, XFS). It cannot
         reach copies the storage keeps elsewhere: copy-on-write filesystems (btrfs, ZFS,
         APFS) and their snapshots write the zeros to new blocks, data=journal ext4 keeps a
-        copy in its journal, SSDs remap blocks, and backups are out of reach. Only
-        encryption at rest with the key destroyed covers those cases.
+        copy in its journal, SSDs remap blocks, and backups are out of reach. Those copies
+        are sealed: destroying the subject's key (the expungement does) covers them.
         """
         for path, root in (
             (self.image_path(sha256), self._images),

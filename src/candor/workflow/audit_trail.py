@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from candor.audit import (
@@ -74,6 +75,7 @@ from candor.audit import (
 from candor.audit.merkle import HASH_SIZE
 from candor.store import AuditCheckpoint, Workspace
 from candor.store import audit_log as repository
+from candor.store.errors import StoreError
 from candor.store.workspace import write_file_atomic
 from candor.workflow.errors import WorkflowError
 
@@ -847,7 +849,8 @@ def _sign_due_checkpoint(due: _Due) -> None:
             ):
                 return
             make_checkpoint(session, due.where)
-    except AuditSigningError as error:
+    except (AuditSigningError, StoreError, SQLAlchemyError) as error:
+        # A busy or lost database too: the action stands, the next due checkpoint covers it.
         _log.error("the audit checkpoint due after a commit was not signed: %s", error)
 
 

@@ -309,6 +309,9 @@ def test_a_staged_photo_is_sealed_and_its_key_goes_when_it_is_dropped(
             assert workflow.workspace.keys.probe_key(session, sha256)
         held = take_staged_probe(workflow, "token-1", key)
         assert held is not None and held.data == photo
+        # Taken (for an enrolment, say): its probe key seals nothing any more.
+        with workflow.workspace.session() as session:
+            assert sha256 not in workflow.workspace.keys.probe_owners(session)
 
         stage_probe(workflow, "token-1", "probe.jpg", photo)
         assert drop_staged_probes(workflow, "token-1") == 1

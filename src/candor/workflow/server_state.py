@@ -357,6 +357,10 @@ def take_staged_probe(workflow: Workflow, token: str, key: str) -> HeldProbe | N
         # Two nodes taking it at once: only the one whose delete removed the row has it.
         if delete_staged_probes(session, [row.key_sha256]) != 1:
             return None
+        # Taken, its key seals nothing more unless a request or file uses it: a search
+        # made of it next makes the probe's key again; an enrolment seals under the
+        # subject's key, and no probe key is left behind for `candor check` to find.
+        _destroy_unused_probe_keys(workflow, session, {row.probe_sha256})
     return held
 
 

@@ -18,12 +18,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from candor.cli import demo
 from candor.cli.app import app
+from candor.cli.output import reported_errors
 from candor.index import GalleryIndex, IndexFolderError
-from candor.sealing import create_key_file, key_fingerprint, read_key_file
+from candor.sealing import (
+    KeyFileError,
+    UndecryptableError,
+    WrongKeyError,
+    create_key_file,
+    key_fingerprint,
+    read_key_file,
+)
 from candor.simulation.synthetic import noise_png
 from candor.store import Workspace
 from candor.store.data_keys import KEK_FILE_VARIABLE, kek_record
@@ -259,3 +268,21 @@ def test_a_kek_rotation_gives_the_index_a_new_key_and_the_old_files_no_longer_op
     with Workflow(Workspace.open(tmp_path / "ws")) as reopened:
         assert reopened.index.search(query, 3) == found
         assert reopened.index_folder(model) == folder
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        WrongKeyError("the wrapped key of subject 3 does not unwrap under this KEK"),
+        UndecryptableError("image:ab does not open under its key"),
+        KeyFileError("the key-encryption key /x/ws.kek does not exist"),
+    ],
+)
+def test_a_key_or_sealed_file_that_does_not_open_is_one_line_not_a_traceback(
+    error: Exception, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A tampered data_keys row or vault file reached the command line as a traceback.
+    with pytest.raises(typer.Exit) as exited, reported_errors(as_json=False):
+        raise error
+    assert exited.value.exit_code == 1
+    assert str(error) in " ".join(capsys.readouterr().err.split())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from candor.faces import EngineSettings
 from candor.images import ImageError
+from candor.sealing import KeyFileError, SealError
 from candor.store import PURPOSES, StoreError, Workspace, workspace_home_from_env
 from candor.workflow.audit_trail import start_audit_log
 from candor.workflow.context import Workflow
@@ -14,7 +15,15 @@ from candor.workflow.errors import WorkflowError
 from candor.workflow.upkeep import SealedWorkspace, seal_workspace
 
 # Every error an interface should show a person as a one-line reason, not a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (WorkflowError, StoreError, ImageError)
+# A data key that does not unwrap or a file that does not open (damaged or altered) is
+# one line naming which, like a store error.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    WorkflowError,
+    StoreError,
+    ImageError,
+    SealError,
+    KeyFileError,
+)
 
 
 def create_workspace(

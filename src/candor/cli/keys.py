@@ -11,10 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout
 from candor.cli.session import logged_in
-from candor.store.data_keys import KeyEncryptionKeyError
 from candor.workflow import open_workflow
 from candor.workflow.audit_ops import kek_location, key_locations, rotate_signing_key
-from candor.workflow.keys import KekRotation, rotate_kek
+from candor.workflow.keys import KekRotation, KeyEncryptionKeyError, rotate_kek
 
 keys_app = typer.Typer(
     help="The workspace's keys: the key-encryption key (KEK) and the audit log's signing key "

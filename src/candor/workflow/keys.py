@@ -39,7 +39,13 @@ from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
 from candor.workflow.permissions import require_permission
 
-__all__ = ["KEK_ROTATION_ACTION", "KekRotation", "KekRotationError", "rotate_kek"]
+__all__ = [
+    "KEK_ROTATION_ACTION",
+    "KekRotation",
+    "KekRotationError",
+    "KeyEncryptionKeyError",
+    "rotate_kek",
+]
 
 KEK_ROTATION_ACTION: Final = "keys.kek_rotated"
 # Called with (keys re-wrapped so far, keys in all): for a progress bar.

@@ -36,7 +36,15 @@ from candor.cli import (
     upkeep,
 )
 from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout, to_jsonable
+from candor.cli.output import (
+    counted_progress,
+    emit_json,
+    fail,
+    reported_errors,
+    stderr,
+    stdout,
+    to_jsonable,
+)
 from candor.cli.render import (
     enrolment_table,
     subject_table,
@@ -159,21 +167,7 @@ def upgrade(home: HomeOption = None, as_json: JsonOption = False) -> None:
     the plaintext files with zeros. Safe to run again after an interruption."""
     if home is None:
         fail("no workspace given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
-    progress = Progress(
-        TextColumn("sealing files"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=as_json,
-    )
-    with reported_errors(as_json), progress:
-        task = progress.add_task("seal", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with reported_errors(as_json), counted_progress("sealing files", hidden=as_json) as advance:
         workspace, sealed = upgrade_and_seal(home, advance)
         kek = workspace.keys.kek_path
         workspace.close()

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from candor.cli.options import HomeOption, JsonOption
-from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout
+from candor.cli.output import counted_progress, emit_json, fail, reported_errors, stdout
 from candor.cli.session import logged_in
 from candor.workflow import open_workflow
 from candor.workflow.audit_ops import kek_location, key_locations, rotate_signing_key
@@ -123,21 +122,11 @@ def rotate(
 
 
 def _rotate_kek(new_file: Path, home: Path | None, as_json: bool) -> None:
-    bar = Progress(
-        TextColumn("re-wrapping data keys"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=as_json,
-    )
-    with reported_errors(as_json), logged_in(home, as_json) as (workflow, actor), bar:
-        task = bar.add_task("rewrap", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with (
+        reported_errors(as_json),
+        logged_in(home, as_json) as (workflow, actor),
+        counted_progress("re-wrapping data keys", hidden=as_json) as advance,
+    ):
         rotation = rotate_kek(workflow, actor, new_file, advance)
     if as_json:
         emit_json({"ok": True, **_rotation_fields(rotation), "next": AFTER_KEK_ROTATION})

@@ -51,6 +51,7 @@ from candor.store.errors import (
     WorkspaceHomeUnsetError,
 )
 from candor.store.evaluation import ReportCard, latest_report_card
+from candor.store.face_models import FaceModelRecord, ModelActivation, ModelCalibration
 from candor.store.gallery import (
     LARGEST_CENTRAL,
     ImageDetail,
@@ -144,6 +145,7 @@ __all__ = [
     "Candidate",
     "CannotCreateWorkspaceError",
     "DataKeys",
+    "FaceModelRecord",
     "FaceTemplate",
     "FailedGuess",
     "GalleryChange",
@@ -153,6 +155,8 @@ __all__ = [
     "Job",
     "KeyEncryptionKeyError",
     "LeadOutcome",
+    "ModelActivation",
+    "ModelCalibration",
     "NotAWorkspaceError",
     "PolicyRecord",
     "Provenance",

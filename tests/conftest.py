@@ -95,6 +95,28 @@ def faces_dir() -> Path:
     return root
 
 
+def models_root() -> Path:
+    """The shared evaluation models: `CANDOR_MODELS`, else ../shared/models beside the repo."""
+    configured = os.environ.get("CANDOR_MODELS")
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "models"
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet_onnx() -> Path:
+    """../shared/models/mobilefacenet/mobilefacenet.onnx (an ArcFace-style model for tests
+    and evaluation only); skips when absent, except under CI=true where that is a failure."""
+    path = models_root() / "mobilefacenet" / "mobilefacenet.onnx"
+    if not path.is_file():
+        message = (
+            f"the shared evaluation model is not at {path} "
+            "(set CANDOR_MODELS or place shared/models beside the repository)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[ThrowawayCluster]:
     """One throw-away PostgreSQL server per test process (so one per xdist worker).

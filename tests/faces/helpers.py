@@ -71,7 +71,10 @@ class FakeEmbedder:
         return FAKE_MODEL
 
     def aligned_chip(
-        self, pixels: npt.NDArray[np.uint8], landmarks: npt.NDArray[np.float64]
+        self,
+        pixels: npt.NDArray[np.uint8],
+        landmarks: npt.NDArray[np.float64],
+        keypoints: npt.NDArray[np.float64] | None = None,
     ) -> npt.NDArray[np.uint8]:
         chip = np.zeros((8, 8, 3), dtype=np.uint8)
         chip[::2, ::2] = 200

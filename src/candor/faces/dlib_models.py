@@ -178,7 +178,10 @@ class DlibResNetEmbedder:
             self._model_id = dlib_resnet_model_id(self._files)
         return self._model_id
 
-    def aligned_chip(self, pixels: UInt8Array, landmarks: FloatArray) -> UInt8Array:
+    def aligned_chip(
+        self, pixels: UInt8Array, landmarks: FloatArray, keypoints: FloatArray | None = None
+    ) -> UInt8Array:
+        # The ResNet was trained on chips aligned by dlib's 5 points: keypoints are unused.
         image = _check_pixels(pixels)
         points = np.asarray(landmarks, dtype=np.float64)
         if points.shape != (5, 2):

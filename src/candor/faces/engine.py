@@ -229,7 +229,7 @@ class FaceEngine:
 
     def aligned_chip(self, image: DecodedImage, face: DetectedFace) -> UInt8Array:
         """The face rotated upright and scaled as the model sees it: (150, 150, 3) uint8 RGB."""
-        return self.embedder.aligned_chip(image.pixels, face.landmarks)
+        return self.embedder.aligned_chip(image.pixels, face.landmarks, face.keypoints)
 
     def face_template(
         self, image: DecodedImage, face: DetectedFace, views: Views = "plain"
@@ -240,7 +240,7 @@ class FaceEngine:
         fixed variants of it (see `candor.faces.recipe`) and average their vectors, at 2
         or 6 times the network's cost.
         """
-        chip = self.embedder.aligned_chip(image.pixels, face.landmarks)
+        chip = self.embedder.aligned_chip(image.pixels, face.landmarks, face.keypoints)
         vectors = [self.embedder.embed(view) for view in view_chips(chip, views)]
         vector = vectors[0] if len(vectors) == 1 else np.mean(vectors, axis=0, dtype=np.float32)
         return Template(vector=np.asarray(vector, dtype=np.float32), model=self.model)

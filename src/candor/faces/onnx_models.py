@@ -230,7 +230,9 @@ class OnnxArcFaceEmbedder:
             dimension=self._dimension,
         )
 
-    def aligned_chip(self, pixels: UInt8Array, landmarks: FloatArray) -> UInt8Array:
+    def aligned_chip(
+        self, pixels: UInt8Array, landmarks: FloatArray, keypoints: FloatArray | None = None
+    ) -> UInt8Array:
         matrix = arcface_transform(landmarks)
         # PIL wants the map from output pixels back to input pixels.
         inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]

@@ -32,6 +32,17 @@ class FaceDetector(Protocol):
 
 
 @runtime_checkable
+class KeypointDetector(FaceDetector, Protocol):
+    """A detector that also places keypoints on each face it finds (BlazeFace)."""
+
+    def detect_keypoints(self, pixels: UInt8Array) -> list[tuple[FaceBox, float, FloatArray]]:
+        """Every face as (box, confidence, keypoints): keypoints a (6, 2) float array of
+        (x, y) in image pixels in `KEYPOINT_NAMES` order, NaN rows where the detector
+        gives no such point."""
+        ...
+
+
+@runtime_checkable
 class LandmarkModel(Protocol):
     """Places the 5 landmarks (dlib's order, see `DetectedFace`) on one detected face."""
 
@@ -49,8 +60,15 @@ class FaceEmbedder(Protocol):
         """The model, pinned to the sha256 of its weights."""
         ...
 
-    def aligned_chip(self, pixels: UInt8Array, landmarks: FloatArray) -> UInt8Array:
-        """The face cut out, rotated upright and scaled as the model expects, RGB uint8."""
+    def aligned_chip(
+        self, pixels: UInt8Array, landmarks: FloatArray, keypoints: FloatArray | None = None
+    ) -> UInt8Array:
+        """The face cut out, rotated upright and scaled as the model expects, RGB uint8.
+
+        landmarks: dlib's 5 points (see `DetectedFace`); keypoints: the detector's own
+        (6, 2) points in `KEYPOINT_NAMES` order with NaN rows, or None. An embedder uses
+        whichever its alignment needs.
+        """
         ...
 
     def embed(self, chip: UInt8Array) -> npt.NDArray[np.float32]:

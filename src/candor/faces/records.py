@@ -12,6 +12,10 @@ from candor.faces.registry import ModelId
 FloatArray = npt.NDArray[np.floating]
 UInt8Array = npt.NDArray[np.uint8]
 
+KEYPOINT_NAMES = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right", "mouth_centre")
+"""The rows of `DetectedFace.keypoints`, in order; left and right are of the IMAGE (the
+person's right eye is "eye_left"). Eye points are eye centres."""
+
 
 @dataclass(frozen=True)
 class FaceBox:
@@ -79,13 +83,19 @@ class DetectedFace:
 
     `landmarks` is a (5, 2) float array of (x, y) pixels in dlib's 5-point order: outer and
     inner corner of the eye on the image's right, outer and inner corner of the eye on the
-    image's left, base of the nose.
+    image's left, base of the nose. They feed the quality gate and dlib's chip.
+
+    `keypoints` is what a keypoint detector (BlazeFace) placed itself: a (6, 2) float array
+    of (x, y) pixels in `KEYPOINT_NAMES` order, with NaN rows for points the detector does
+    not give (BlazeFace gives no mouth corners); None for a detector without keypoints
+    (dlib's HOG and CNN). An ArcFace-class embedder may align on them.
     """
 
     box: FaceBox
     confidence: float
     landmarks: FloatArray
     quality: QualityReport
+    keypoints: FloatArray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,6 +20,7 @@ Every SQL statement about face models lives here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -33,12 +34,22 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    func,
     select,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from candor.store.models import NEVER_REUSED_IDS, Base, UTCDateTime, _hex64, _non_blank, _sql_list
+from candor.store.models import (
+    NEVER_REUSED_IDS,
+    Base,
+    FaceTemplate,
+    GalleryImage,
+    UTCDateTime,
+    _hex64,
+    _non_blank,
+    _sql_list,
+)
 
 __all__ = [
     "BUILTIN_MODEL_NAME",
@@ -277,3 +288,76 @@ def active_model_calibration(session: Session, model_key: str) -> ModelCalibrati
         .order_by(ModelCalibration.id.desc())
         .limit(1)
     ).first()
+
+
+# --- re-enrolment by model (helper `reenrol`): gallery photos and each model's templates ---
+
+
+@dataclass(frozen=True)
+class PhotoWithoutTemplate:
+    """A gallery photo with no template of some model yet: where to read it and its face.
+
+    box: (left, top, right, bottom) of the face chosen at enrolment, in the decoded photo's
+    pixels (every model's template is of that same face).
+    """
+
+    image_id: int
+    sha256: str
+    box: tuple[int, int, int, int]
+
+
+def gallery_photo_count(session: Session) -> int:
+    """Photos in the gallery (each holds at most one template per model)."""
+    return int(session.scalar(select(func.count(GalleryImage.id))) or 0)
+
+
+def template_counts_by_model(session: Session) -> dict[str, int]:
+    """Gallery templates by model key (models with none are absent)."""
+    rows = session.execute(
+        select(FaceTemplate.model_key, func.count(FaceTemplate.id)).group_by(FaceTemplate.model_key)
+    ).all()
+    return {model_key: int(count) for model_key, count in rows}
+
+
+def photos_without_template(
+    session: Session, model_key: str, *, after: int, limit: int
+) -> list[PhotoWithoutTemplate]:
+    """Up to `limit` photos with id above `after` and no template of `model_key`, by id
+    (keyset paging: a gallery of millions is never listed at once, and a photo enrolled
+    meanwhile comes later in the same pass, its id being larger)."""
+    has_template = (
+        select(FaceTemplate.id)
+        .where(FaceTemplate.image_id == GalleryImage.id, FaceTemplate.model_key == model_key)
+        .exists()
+    )
+    rows = session.execute(
+        select(
+            GalleryImage.id,
+            GalleryImage.sha256,
+            GalleryImage.face_left,
+            GalleryImage.face_top,
+            GalleryImage.face_right,
+            GalleryImage.face_bottom,
+        )
+        .where(GalleryImage.id > after, ~has_template)
+        .order_by(GalleryImage.id)
+        .limit(limit)
+    ).all()
+    return [
+        PhotoWithoutTemplate(image_id, sha256, (left, top, right, bottom))
+        for image_id, sha256, left, top, right, bottom in rows
+    ]
+
+
+def photo_lacking_template(session: Session, image_id: int, model_key: str) -> GalleryImage | None:
+    """The photo, when it is still in the gallery and still has no template of `model_key`
+    (an expungement or another run may have come first), else None."""
+    image = session.get(GalleryImage, image_id)
+    if image is None:
+        return None
+    made = session.scalar(
+        select(FaceTemplate.id).where(
+            FaceTemplate.image_id == image_id, FaceTemplate.model_key == model_key
+        )
+    )
+    return image if made is None else None

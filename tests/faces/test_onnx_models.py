@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import candor.faces.onnx_models as arcface_module
 from candor.faces import EngineSettings, FaceBox, FaceEmbedder, FaceEngine
 from candor.faces.onnx_models import (
     OnnxArcFaceEmbedder,
@@ -18,7 +19,9 @@ from candor.faces.onnx_models import (
     OnnxScrfdDetector,
     OnnxSignature,
     arcface_transform,
+    inspect_model_file,
     recognise,
+    similarity_transform,
 )
 from tests.faces.helpers import FakeLandmarks, frontal_landmarks, image_of
 
@@ -32,19 +35,45 @@ def _save(model: onnx.ModelProto, path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def arcface_file(path: Path, dimension: int = 128) -> tuple[str, np.ndarray]:
-    """(N,3,112,112) -> channel means (N,3) -> MatMul (3,D): a linear 'ArcFace'."""
+def arcface_file(
+    path: Path,
+    dimension: int = 128,
+    *,
+    layout: str = "NCHW",
+    size: int = 112,
+    batch: str | int = "N",
+    normalises: bool = False,
+) -> tuple[str, np.ndarray]:
+    """(N,3,S,S) -> channel means (N,3) -> MatMul (3,D): a linear 'ArcFace'.
+
+    layout "NHWC": the input is (N,S,S,3) and the graph transposes it first; normalises:
+    the graph begins with Sub and Mul on its input, as insightface's mxnet exports do.
+    """
     weights = np.random.default_rng(7).standard_normal((3, dimension)).astype(np.float32)
+    nodes = []
+    initialisers = [numpy_helper.from_array(weights, "w")]
+    current = "input.1"
+    if layout == "NHWC":
+        nodes.append(helper.make_node("Transpose", [current], ["nchw"], perm=[0, 3, 1, 2]))
+        current = "nchw"
+    if normalises:
+        initialisers.append(numpy_helper.from_array(np.array(127.5, np.float32), "m"))
+        initialisers.append(numpy_helper.from_array(np.array(1 / 127.5, np.float32), "s"))
+        nodes.append(helper.make_node("Sub", [current, "m"], ["centred"]))
+        nodes.append(helper.make_node("Mul", ["centred", "s"], ["scaled"]))
+        current = "scaled"
+    nodes += [
+        helper.make_node("GlobalAveragePool", [current], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["683"]),
+    ]
+    shape = [batch, 3, size, size] if layout == "NCHW" else [batch, size, size, 3]
     graph = helper.make_graph(
-        [
-            helper.make_node("GlobalAveragePool", ["input.1"], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["flat"]),
-            helper.make_node("MatMul", ["flat", "w"], ["683"]),
-        ],
+        nodes,
         "tiny-arcface",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, 112, 112])],
-        [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["N", dimension])],
-        [numpy_helper.from_array(weights, "w")],
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("683", TensorProto.FLOAT, [batch, dimension])],
+        initialisers,
     )
     return _save(helper.make_model(graph, opset_imports=OPSET), path), weights
 
@@ -140,14 +169,17 @@ def test_models_are_recognised_by_their_signature(tmp_path: Path) -> None:
     arc_digest, _ = arcface_file(arc, dimension=512)
     det_digest = scrfd_file(det)
     assert OnnxArcFaceEmbedder(spec(arc, arc_digest)).model.dimension == 512
-    with pytest.raises(OnnxModelError, match="is an scrfd model, not an arcface"):
+    with pytest.raises(OnnxModelError, match=r"is a face detector .*, not a face-embedding"):
         _ = OnnxArcFaceEmbedder(spec(det, det_digest)).model
-    with pytest.raises(OnnxModelError, match="is an arcface model, not an scrfd"):
+    with pytest.raises(OnnxModelError, match=r"is a face-embedding model .*, not a face detector"):
         OnnxScrfdDetector(spec(arc, arc_digest)).detect(np.zeros((8, 8, 3), dtype=np.uint8))
-    odd = OnnxSignature(inputs=((1, 3, 224, 224),), outputs=((1, 1000),))
+    odd = OnnxSignature(inputs=((1, 3, 224, 224),), outputs=((1, 1000), (1, 4)))
     with pytest.raises(OnnxModelError, match=r"not a recognised face model: .*\(1, 1000\)"):
         recognise(odd)
+    with pytest.raises(OnnxModelError, match=r"wrong input size: .*\(1, 3, 224, 224\)"):
+        recognise(OnnxSignature(inputs=((1, 3, 224, 224),), outputs=((1, 1000),)))
     assert recognise(OnnxSignature(((None, 3, 112, 112),), ((None, 256),))) == "arcface"
+    assert recognise(OnnxSignature(((None, 112, 112, 3),), ((None, 192),))) == "arcface"
     assert recognise(OnnxSignature(((1, 3, None, None),), ((None, 1),) * 15)) == "scrfd"
 
 
@@ -166,7 +198,7 @@ def test_scrfd_decodes_boxes_at_each_stride_and_merges_overlaps(tmp_path: Path) 
 
 def test_alignment_puts_the_eyes_where_arcface_expects_them() -> None:
     landmarks = frontal_landmarks(100.0, 80.0, 60.0)
-    matrix = arcface_transform(landmarks)
+    matrix = arcface_transform(landmarks, points="eyes")
     left_eye = np.array([70.0, 80.0, 1.0])  # image-left eye centre of frontal_landmarks
     right_eye = np.array([130.0, 80.0, 1.0])
     np.testing.assert_allclose(matrix @ left_eye, [38.2946, 51.6963], atol=1e-6)
@@ -205,3 +237,168 @@ def test_engine_settings_name_the_onnx_models(tmp_path: Path) -> None:
     assert engine.model.key == f"tiny/1/{arc_digest[:16]}"
     assert settings.key == f"onnx/tiny/1/{det_digest[:16]}"
     assert EngineSettings().key == "hog/upsample=1/retry=-0.5"  # dlib's key is unchanged
+
+
+# --- Any size, any layout, recognised from the file (issue 16) -----------------------------
+
+
+def test_any_embedding_size_and_an_nhwc_input_run(tmp_path: Path) -> None:
+    path = tmp_path / "nhwc.onnx"
+    digest, weights = arcface_file(path, dimension=192, layout="NHWC")
+    facts = inspect_model_file(path)
+    assert (facts.dimension, facts.layout, facts.input_size) == (192, "NHWC", 112)
+    assert facts.sources["layout"] == "file"
+    assert facts.sha256 == digest
+    embedder = OnnxArcFaceEmbedder(facts.spec("tiny", "1"))
+    chip = np.zeros((112, 112, 3), dtype=np.uint8)
+    chip[..., 0] = 255
+    got = embedder.embed_batch([chip, chip])
+    expected = (np.array([255.0, 0.0, 0.0]) - 127.5) / 127.5 @ weights.astype(np.float64)
+    np.testing.assert_allclose(got, [expected, expected], rtol=1e-4, atol=3e-4)
+    assert embedder.model.dimension == 192
+
+
+def test_colour_order_and_a_fixed_batch_of_one(tmp_path: Path) -> None:
+    path = tmp_path / "one.onnx"
+    digest, weights = arcface_file(path, dimension=16, batch=1)
+    red = np.zeros((112, 112, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    rgb = OnnxArcFaceEmbedder(spec(path, digest))
+    bgr = OnnxArcFaceEmbedder(spec(path, digest, colour="BGR"))
+    # A file with a batch axis fixed at 1 (what tflite2onnx gives) runs chip by chip.
+    np.testing.assert_allclose(rgb.embed_batch([red, red])[1], rgb.embed(red), rtol=1e-6)
+    as_rgb = (np.array([255.0, 0.0, 0.0]) - 127.5) / 127.5 @ weights.astype(np.float64)
+    as_bgr = (np.array([0.0, 0.0, 255.0]) - 127.5) / 127.5 @ weights.astype(np.float64)
+    np.testing.assert_allclose(rgb.embed(red), as_rgb, rtol=1e-4, atol=3e-4)
+    np.testing.assert_allclose(bgr.embed(red), as_bgr, rtol=1e-4, atol=3e-4)
+
+
+def test_normalisation_is_read_from_the_graph_else_declared_else_the_default(
+    tmp_path: Path,
+) -> None:
+    plain, own = tmp_path / "plain.onnx", tmp_path / "own.onnx"
+    arcface_file(plain)
+    arcface_file(own, layout="NHWC", normalises=True)
+    facts = inspect_model_file(plain)
+    assert (facts.input_mean, facts.input_std, facts.colour) == (127.5, 127.5, "RGB")
+    assert facts.sources["input_mean"] == facts.sources["colour"] == "default"
+    facts = inspect_model_file(own)
+    assert (facts.input_mean, facts.input_std) == (0.0, 1.0)
+    assert facts.sources["input_std"] == "file"
+    facts = inspect_model_file(plain, input_std=128.0, colour="BGR")
+    assert (facts.input_mean, facts.input_std, facts.colour) == (127.5, 128.0, "BGR")
+    assert facts.sources["input_std"] == facts.sources["colour"] == "declared"
+    assert facts.sources["input_mean"] == "default"
+    with pytest.raises(OnnxModelError, match=r"declared layout NHWC but .* takes NCHW"):
+        inspect_model_file(plain, layout="NHWC")
+    with pytest.raises(OnnxModelError, match="input_std must not be 0"):
+        inspect_model_file(plain, input_std=0.0)
+
+
+def test_files_that_are_not_usable_face_models_each_get_a_one_line_refusal(
+    tmp_path: Path,
+) -> None:
+    jpeg = tmp_path / "photo.onnx"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4)
+    text = tmp_path / "notes.onnx"
+    text.write_text("weights: see the vendor's portal\n")
+    tflite = tmp_path / "model.tflite"
+    tflite.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    small = tmp_path / "small.onnx"
+    arcface_file(small, size=96)
+    detector = tmp_path / "det.onnx"
+    scrfd_file(detector)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07" + bytes(range(256)) * 8)
+    expected = {
+        jpeg: r"not an ONNX model: .* is a JPEG image",
+        text: r"not an ONNX model: .* is a text file",
+        tflite: r"is a TFLite model, which Candor does not run: convert it .*tflite2onnx",
+        small: r"wrong input size: the model takes inputs \[\(\?, 3, 96, 96\)\]",
+        detector: r"is a face detector \(SCRFD-class\), not a face-embedding model",
+        garbage: r"not an ONNX model: ONNX Runtime cannot load",
+        tmp_path / "absent.onnx": r"does not exist",
+    }
+    for path, message in expected.items():
+        with pytest.raises(OnnxModelError, match=message) as caught:
+            inspect_model_file(path)
+        assert "\n" not in str(caught.value)
+    # The same refusals stop an embedder whose spec names such a file.
+    digest = hashlib.sha256(small.read_bytes()).hexdigest()
+    with pytest.raises(OnnxModelError, match="wrong input size"):
+        _ = OnnxArcFaceEmbedder(spec(small, digest)).model
+    with pytest.raises(ValueError, match="wrong input size 96 for alignment arcface-112"):
+        spec(small, digest, input_size=96)
+
+
+def test_a_spec_whose_layout_the_file_contradicts_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "arc.onnx"
+    digest, _ = arcface_file(path)
+    with pytest.raises(OnnxModelError, match=r"takes NCHW input .* not the NHWC"):
+        _ = OnnxArcFaceEmbedder(spec(path, digest, layout="NHWC")).model
+
+
+def test_the_template_itself_aligns_to_the_identity() -> None:
+    template = arcface_module.ARCFACE_TEMPLATE
+    nose_base = arcface_module.DLIB_NOSE_BASE
+    # dlib landmarks whose eye centres and nose base sit on their template points.
+    landmarks = np.array(
+        [
+            template[1] + [4.0, 0.0],
+            template[1] - [4.0, 0.0],
+            template[0] - [4.0, 0.0],
+            template[0] + [4.0, 0.0],
+            nose_base,
+        ]
+    )
+    keypoints = np.vstack([template, template[3:5].mean(axis=0)])
+    keypoints[3:5] = np.nan  # BlazeFace gives no mouth corners
+    identity = np.hstack([np.eye(2), np.zeros((2, 1))])
+    for points in ("eyes", "dlib", "keypoints", "combined"):
+        matrix = arcface_transform(landmarks, keypoints, points)  # type: ignore[arg-type]
+        np.testing.assert_allclose(matrix, identity, atol=1e-9)
+
+
+def test_the_similarity_is_the_least_squares_one_and_never_a_mirror() -> None:
+    rng = np.random.default_rng(3)
+    target = arcface_module.ARCFACE_TEMPLATE
+    angle, scale, shift = 0.3, 2.5, np.array([40.0, -12.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    # Photo points such that scale * rotation @ photo + shift = template, plus noise.
+    photo = (np.linalg.inv(rotation) @ (target - shift).T).T / scale
+    matrix = similarity_transform(photo, target)
+    np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-9)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+    noisy = photo + rng.normal(0.0, 0.5, photo.shape)
+    fitted = similarity_transform(noisy, target)
+    assert np.linalg.det(fitted[:, :2]) > 0.0
+    residual = np.hstack([noisy, np.ones((5, 1))]) @ fitted.T - target
+    # Least squares: nudging the fit only makes the residual larger.
+    for nudge in (np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 0.0]]), 0.01 * np.eye(2, 3)):
+        worse = np.hstack([noisy, np.ones((5, 1))]) @ (fitted + nudge).T - target
+        assert np.sum(worse**2) > np.sum(residual**2)
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_transform(np.ones((3, 2)), target[:3])
+
+
+def test_the_embedder_aligns_on_keypoints_when_the_face_has_them(tmp_path: Path) -> None:
+    path = tmp_path / "arc.onnx"
+    digest, _ = arcface_file(path)
+    embedder = OnnxArcFaceEmbedder(spec(path, digest))
+    # A bright dot at the keypoints' image-left eye: with keypoints (the template scaled
+    # and shifted), it lands on the template's eye; the landmarks alone, placed elsewhere,
+    # put it somewhere else.
+    template = arcface_module.ARCFACE_TEMPLATE
+    keypoints = 1.5 * np.vstack([template, template[3:5].mean(axis=0)]) + [20.0, 10.0]
+    keypoints[3:5] = np.nan
+    pixels = np.zeros((200, 200, 3), dtype=np.uint8)
+    x, y = np.round(keypoints[0]).astype(int)
+    pixels[y - 1 : y + 2, x - 1 : x + 2] = 255
+    landmarks = frontal_landmarks(110.0, 70.0, 50.0)
+    with_keypoints = OnnxArcFaceEmbedder(spec(path, digest), points="keypoints")
+    chip = with_keypoints.aligned_chip(pixels, landmarks, keypoints)
+    row, column = np.unravel_index(np.argmax(chip[..., 0]), chip.shape[:2])
+    assert abs(column - 38.3) < 2.0 and abs(row - 51.7) < 2.0
+    chip = embedder.aligned_chip(pixels, landmarks, None)
+    row, column = np.unravel_index(np.argmax(chip[..., 0]), chip.shape[:2])
+    assert abs(column - 38.3) > 4.0 or abs(row - 51.7) > 4.0

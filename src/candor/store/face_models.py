@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from candor.store.evaluation import ReportCard
 from candor.store.models import (
     NEVER_REUSED_IDS,
     Base,
@@ -67,7 +68,9 @@ __all__ = [
     "face_model_by_key",
     "face_model_by_name",
     "face_models",
+    "latest_report_card_of_model",
     "model_activations",
+    "newest_model_activation_id",
 ]
 
 # The model that ships with Candor (dlib's ResNet): no row, always installed.
@@ -361,3 +364,28 @@ def photo_lacking_template(session: Session, image_id: int, model_key: str) -> G
         )
     )
     return image if made is None else None
+
+
+# Registry (the workspace's side: which model a Workflow follows) -------------------------
+
+
+def newest_model_activation_id(session: Session) -> int:
+    """The id of the newest activation, 0 when there is none: what a Workflow compares to
+    notice a switch (one lookup of the primary key's maximum)."""
+    return session.scalar(select(func.max(ModelActivation.id))) or 0
+
+
+# Compare (reports: the model in use and its own latest report card) ----------------------
+
+
+def latest_report_card_of_model(session: Session, model_key: str | None) -> ReportCard | None:
+    """The newest report card (by date; ties: the later id) of the model `model_key`; with
+    None, of the built-in model: a card whose key is no added model's."""
+    query = select(ReportCard)
+    if model_key is not None:
+        query = query.where(ReportCard.model_key == model_key)
+    else:
+        query = query.where(ReportCard.model_key.not_in(select(FaceModelRecord.model_key)))
+    return session.scalars(
+        query.order_by(ReportCard.created_at.desc(), ReportCard.id.desc()).limit(1)
+    ).first()

@@ -70,6 +70,7 @@ from candor.store.changes import (
     stored_template_ids,
     template_vectors,
 )
+from candor.store.face_models import newest_model_activation_id
 from candor.workflow.limits import PROBE_CACHE_BYTES
 
 if TYPE_CHECKING:
@@ -205,7 +206,10 @@ class Workflow:
         checkpoint_schedule: CheckpointSchedule | None = None,
         recipe: Recipe = DEFAULT_RECIPE,
     ) -> None:
-        """clock: where recorded times come from (timezone-aware; default the system's).
+        """settings: the face engine's settings as given, pinned for this Workflow's life
+            (tests, evaluations of one model). None: the workspace's active model (see
+            `settings`), followed when another process switches it (`model_in_step`).
+        clock: where recorded times come from (timezone-aware; default the system's).
         checkpoint_schedule: when audit checkpoints are made without being asked
             (default: CheckpointSchedule.from_environment() at each entry).
         recipe: how templates are made and scores judged (`candor.faces.recipe`); its
@@ -213,7 +217,13 @@ class Workflow:
         """
         self.workspace = workspace
         self.recipe = recipe
-        self.settings = replace(settings or EngineSettings(), fallback=recipe.fallback)
+        self._base_settings = replace(settings or EngineSettings(), fallback=recipe.fallback)
+        # Read from the store on first use when not given (`settings`); with the id of the
+        # model_activations row they follow (0: none, dlib), which `model_in_step` compares.
+        self._settings: EngineSettings | None = None if settings is None else self._base_settings
+        self._settings_pinned = settings is not None
+        self._activation_id = 0
+        self._settings_lock = threading.Lock()
         self.clock = clock
         self.checkpoint_schedule = checkpoint_schedule
         self.probe_cache = ProbeCache()
@@ -236,6 +246,66 @@ class Workflow:
     def today(self) -> date:
         """The clock's date in the workspace's time zone (which defines days)."""
         return self.now().astimezone(self.workspace.zone).date()
+
+    @property
+    def settings(self) -> EngineSettings:
+        """The face engine's settings: as given, else the active model's (read once, then
+        again only when `model_in_step` sees a switch). A model whose file changed on disk
+        is refused here (`candor.workflow.models.ModelError`), before any template is made."""
+        if self._settings is None:
+            with self._settings_lock:
+                if self._settings is None:  # another thread may have read it meanwhile
+                    with self.workspace.session() as session:
+                        self._settings, self._activation_id = self._active_settings(session)
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: EngineSettings) -> None:
+        """Pin other settings (before the engine is made: it keeps the ones it was made with)."""
+        self._settings = settings
+        self._settings_pinned = True
+
+    @property
+    def base_settings(self) -> EngineSettings:
+        """The settings around the model (detector, quality gate, recipe's fallback): what
+        `candor.workflow.models.model_settings` puts a model's embedder into."""
+        return self._base_settings
+
+    def _active_settings(self, session: Session) -> tuple[EngineSettings, int]:
+        # Imported here: candor.workflow.models builds on this module (Workflow).
+        from candor.workflow.models import active_model_settings
+
+        return active_model_settings(session, self._base_settings)
+
+    def model_in_step(self, session: Session | None = None) -> bool:
+        """Follow a switch of the active model made since this Workflow read it (another
+        process's re-enrolment job, or this one's); True when it switched.
+
+        One indexed query (the newest model_activations row) when nothing changed. On a
+        switch, the engine, index and cohort are dropped and made again for the new model
+        on next use; the old index is flushed and its folder let go. Pinned settings are
+        never switched. Called at the start of every search (and by `index_in_step`).
+        """
+        if self._settings_pinned:
+            return False
+        if session is None:
+            with self.workspace.session() as own:
+                return self.model_in_step(own)
+        newest = newest_model_activation_id(session)
+        if self._settings is not None and newest == self._activation_id:
+            return False
+        settings, activation_id = self._active_settings(session)
+        with self._cohort_lock, self._index_lock, self._engine_lock:
+            switched = self._settings is not None and settings != self._settings
+            self._settings, self._activation_id = settings, activation_id
+            if not switched:
+                return False
+            old_index, self._index = self._index, None
+            self._engine = None
+            self._cohort = None
+            if old_index is not None:
+                old_index.close()
+        return True
 
     @property
     def engine(self) -> FaceEngine:
@@ -295,6 +365,8 @@ class Workflow:
         index (the gallery's size sets the threshold). Costs one indexed query when no
         template was added or removed since the last call.
         """
+        # The active model first: a switch made by another process drops the old index.
+        self.model_in_step(session)
         # Opened first on a reading connection of its own: a first reconcile reads every
         # template id, too long to hold the write lock `session` may hold through.
         index = self._opened_index(session)

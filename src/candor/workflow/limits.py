@@ -123,6 +123,10 @@ USERNAME = TextLimit("username", "username", 64)
 DISPLAY_NAME = TextLimit("display_name", "display name", 200)
 UNIT = TextLimit("unit", "unit", 200)
 CERTIFICATE_REF = TextLimit("certificate_ref", "certificate reference", 200)
+# Face models (`candor model add`): the name's form is the store's rule, the cap is here.
+MODEL_NAME = TextLimit("model_name", "model name", 64)
+MODEL_LICENCE = TextLimit("licence", "licence", 1000)
+MODEL_SOURCE = TextLimit("model_source", "source", 1000)
 # Long enough for any passphrase, short enough that hashing it is no denial of service.
 PASSWORD = TextLimit("password", "password", 1024, "all-but-nul")
 
@@ -145,6 +149,9 @@ TEXT_LIMITS: tuple[TextLimit, ...] = (
     DISPLAY_NAME,
     UNIT,
     CERTIFICATE_REF,
+    MODEL_NAME,
+    MODEL_LICENCE,
+    MODEL_SOURCE,
     PASSWORD,
 )
 

@@ -74,7 +74,10 @@ def upgrade_and_seal(
 
 
 def open_workflow(home: Path | None = None, settings: EngineSettings | None = None) -> Workflow:
-    """Open the workspace at `home` (default: CANDOR_HOME) for the workflow's verbs."""
+    """Open the workspace at `home` (default: CANDOR_HOME) for the workflow's verbs.
+
+    The face engine uses the workspace's active model (`candor.workflow.models`), read on
+    first use, unless `settings` pins others."""
     return Workflow(Workspace.open(home or workspace_home_from_env()), settings)
 
 

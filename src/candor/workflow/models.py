@@ -18,7 +18,6 @@ another process at its next search (`Workflow.model_in_step`).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 from dataclasses import dataclass, replace
@@ -29,7 +28,13 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from candor.faces import EngineSettings, ModelId, QualityThresholds, dlib_resnet_model_id
-from candor.faces.onnx_models import OnnxModelError, OnnxModelSpec
+from candor.faces.onnx_models import (
+    Colour,
+    Layout,
+    OnnxModelError,
+    OnnxModelSpec,
+    inspect_model_file,
+)
 from candor.faces.registry import file_sha256
 from candor.store import face_models as registry
 from candor.store.accounts import user_by_id
@@ -70,10 +75,14 @@ __all__ = [
 # Templates of an operator's model are named "<name>/1/<sha256[:16]>": the bytes are the
 # version, so there is only ever version 1 of a name.
 MODEL_VERSION: Final = "1"
-DEFAULT_ALIGNMENT: Final = "arcface-112"
 _READERS: Final = frozenset({"admin", "auditor"})
 # What each FaceModelRecord value is called in the audit entry's recognised/declared lists.
 _FACT_NAMES: Final = ("dimension", "layout", "input_size", "input_mean", "input_std", "colour")
+
+
+# The store's vocabularies as the types the engine's spec takes.
+_LAYOUTS: Final[dict[str, Layout]] = {"NCHW": "NCHW", "NHWC": "NHWC"}
+_COLOURS: Final[dict[str, Colour]] = {"RGB": "RGB", "BGR": "BGR"}
 
 
 class ModelError(WorkflowError):
@@ -171,41 +180,46 @@ def _statement(limit: limits.TextLimit, value: str, option: str) -> str:
 def _inspect(
     path: Path,
     *,
-    layout: str | None,
+    layout: Layout | None,
     input_mean: float | None,
     input_std: float | None,
-    colour: str | None,
+    colour: Colour | None,
 ) -> _FileFacts:
-    """The file's facts from `inspect_model_file`; OnnxModelError when it does not fit."""
-    onnx_models: Any = importlib.import_module("candor.faces.onnx_models")
-    inspect = getattr(onnx_models, "inspect_model_file", None)
-    if inspect is None:
-        raise ModelError("this Candor cannot read a model file's signature yet")
-    facts = inspect(path, layout=layout, input_mean=input_mean, input_std=input_std, colour=colour)
-    sources = {str(key): str(value) for key, value in dict(facts.sources).items()}
+    """The file's facts (`inspect_model_file`); OnnxModelError when it does not fit."""
+    facts = inspect_model_file(
+        path, layout=layout, input_mean=input_mean, input_std=input_std, colour=colour
+    )
     return _FileFacts(
-        sha256=str(facts.sha256),
-        dimension=int(facts.dimension),
-        layout=str(facts.layout),
-        input_size=int(facts.input_size),
-        input_mean=float(facts.input_mean),
-        input_std=float(facts.input_std),
-        colour=str(facts.colour),
-        alignment=str(facts.alignment),
-        recognised=tuple(n for n in _FACT_NAMES if sources.get(n) == "file"),
-        declared=tuple(n for n in _FACT_NAMES if sources.get(n) == "declared"),
+        sha256=facts.sha256,
+        dimension=facts.dimension,
+        layout=facts.layout,
+        input_size=facts.input_size,
+        input_mean=facts.input_mean,
+        input_std=facts.input_std,
+        colour=facts.colour,
+        alignment=facts.alignment,
+        recognised=tuple(n for n in _FACT_NAMES if facts.sources.get(n) == "file"),
+        declared=tuple(n for n in _FACT_NAMES if facts.sources.get(n) == "declared"),
     )
 
 
-def _check_declared(
-    layout: str | None, input_mean: float | None, input_std: float | None, colour: str | None
-) -> None:
-    if layout is not None and layout not in MODEL_LAYOUTS:
-        raise ModelError(f"input layout {layout!r} is not known; use {' or '.join(MODEL_LAYOUTS)}")
-    if colour is not None and colour not in MODEL_COLOURS:
-        raise ModelError(f"colour order {colour!r} is not known; use {' or '.join(MODEL_COLOURS)}")
-    if (input_mean is None) != (input_std is None):
-        raise ModelError("declare the normalisation whole: --input-mean and --input-std together")
+def _layout(layout: str | None) -> Layout | None:
+    if layout is None:
+        return None
+    if layout in _LAYOUTS:
+        return _LAYOUTS[layout]
+    raise ModelError(f"input layout {layout!r} is not known; use {' or '.join(MODEL_LAYOUTS)}")
+
+
+def _colour(colour: str | None) -> Colour | None:
+    if colour is None:
+        return None
+    if colour in _COLOURS:
+        return _COLOURS[colour]
+    raise ModelError(f"colour order {colour!r} is not known; use {' or '.join(MODEL_COLOURS)}")
+
+
+def _check_normalisation(input_mean: float | None, input_std: float | None) -> None:
     for label, value in (("input mean", input_mean), ("input std", input_std)):
         if value is not None and not math.isfinite(value):
             raise ModelError(f"the {label} {value} is not a finite number")
@@ -240,13 +254,18 @@ def add_model(
     check_model_name(name)
     licence = _statement(limits.MODEL_LICENCE, licence, "--licence")
     source = _statement(limits.MODEL_SOURCE, source, "--source")
-    _check_declared(layout, input_mean, input_std, colour)
+    declared_layout, declared_colour = _layout(layout), _colour(colour)
+    _check_normalisation(input_mean, input_std)
     file = path.expanduser().absolute()
     if not file.is_file():
         raise ModelError(f"model file {file} does not exist (or is not a file)")
     try:
         facts = _inspect(
-            file, layout=layout, input_mean=input_mean, input_std=input_std, colour=colour
+            file,
+            layout=declared_layout,
+            input_mean=input_mean,
+            input_std=input_std,
+            colour=declared_colour,
         )
     except OnnxModelError as error:
         raise ModelError(f"{file.name}: {' '.join(str(error).split())}") from error
@@ -296,7 +315,8 @@ def add_model(
                 "dimension": facts.dimension,
                 "layout": facts.layout,
                 "input_size": facts.input_size,
-                "normalisation": {"mean": facts.input_mean, "std": facts.input_std},
+                # As text: the audit log's canonical form refuses floats.
+                "normalisation": {"mean": repr(facts.input_mean), "std": repr(facts.input_std)},
                 "colour": facts.colour,
                 "alignment": facts.alignment,
                 "licence": licence,
@@ -399,27 +419,21 @@ def reject_model(workflow: Workflow, actor: Actor, name: str, reason: str) -> Mo
 # Loading -------------------------------------------------------------------------------
 
 
-def _spec_fields() -> frozenset[str]:
-    return frozenset(field.name for field in dataclasses.fields(OnnxModelSpec))
-
-
 def onnx_spec(row: FaceModelRecord) -> OnnxModelSpec:
     """How the engine runs the model: its file pinned to the recorded sha256."""
-    values: dict[str, Any] = {
-        "name": row.name,
-        "version": MODEL_VERSION,
-        "path": Path(row.path),
-        "sha256": row.sha256,
-        "input_mean": row.input_mean,
-        "input_std": row.input_std,
-        "layout": row.layout,
-        "input_size": row.input_size,
-        "colour": row.colour,
-        "alignment": row.alignment,
-    }
-    # The run-time values an OnnxModelSpec of this Candor takes (older ones: NCHW RGB only).
-    known = _spec_fields()
-    return OnnxModelSpec(**{key: value for key, value in values.items() if key in known})
+    layout, colour = _layout(row.layout), _colour(row.colour)
+    return OnnxModelSpec(
+        name=row.name,
+        version=MODEL_VERSION,
+        path=Path(row.path),
+        sha256=row.sha256,
+        input_mean=row.input_mean,
+        input_std=row.input_std,
+        layout=layout or "NCHW",
+        input_size=row.input_size,
+        colour=colour or "RGB",
+        alignment=row.alignment,
+    )
 
 
 def require_usable_model(session: Session, name: str) -> str:

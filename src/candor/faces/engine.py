@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Final, Literal
 import numpy as np
 from PIL import Image
 
+from candor.faces.blazeface import BLAZEFACE_SHA256, BOX_FIT_NAME, BlazeFaceDetector
 from candor.faces.dlib_models import CnnDetector, DlibLandmarks, DlibResNetEmbedder, HogDetector
 from candor.faces.onnx_models import OnnxArcFaceEmbedder, OnnxModelSpec, OnnxScrfdDetector
-from candor.faces.protocols import FaceDetector, FaceEmbedder, LandmarkModel
+from candor.faces.protocols import FaceDetector, FaceEmbedder, KeypointDetector, LandmarkModel
 from candor.faces.quality import QualityThresholds, assess_quality
 from candor.faces.recipe import Fallback, Views, view_chips
-from candor.faces.records import DetectedFace, FaceBox, Template, UInt8Array
+from candor.faces.records import DetectedFace, FaceBox, FloatArray, Template, UInt8Array
 from candor.faces.registry import ModelId
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ DETECT_MAX_PIXELS: Final = 800_000
 """Default `EngineSettings.detect_max_pixels`: see there, and docs/performance.md."""
 CNN_MAX_PIXELS: Final = 100_000
 """Default `EngineSettings.cnn_max_pixels`: see there, and docs/performance.md."""
+DETECTORS: Final = ("hog", "cnn", "blazeface")
+"""The values of `EngineSettings.detector`."""
 # Below this a bound would shrink ordinary photos to where no detector finds a face.
 _MIN_BOUND: Final = 64 * 64
 
@@ -39,10 +42,22 @@ _MIN_BOUND: Final = 64 * 64
 class EngineSettings:
     """How faces are found and gated.
 
-    detector: "hog" (dlib's HOG, tens of ms per photo) or "cnn" (dlib's MMOD CNN, seconds
-        per photo on a CPU, finds more turned faces).
+    detector: "hog" (dlib's HOG, tens of ms per photo), "cnn" (dlib's MMOD CNN, seconds
+        per photo on a CPU, finds more turned faces) or "blazeface" (MediaPipe's BlazeFace
+        short-range model through ONNX Runtime, a few ms per photo, Apache-2.0 weights
+        installed by `make`; see `candor.faces.blazeface`). BlazeFace sees the photo
+        letterboxed to 128 x 128, so it finds faces down to about a tenth of the photo's
+        longer side; its boxes are mapped to HOG's geometry for dlib's 5-point
+        landmarks, and its own keypoints (eyes, nose tip, mouth centre) go to
+        `DetectedFace.keypoints` and to the embedder's alignment. Its confidence is the
+        network's logit, 0 at its own cut-off as HOG's margin is (`QualityThresholds`).
     upsample: how many times the image is doubled before detection; 1 finds faces down to
-        about 40 px wide, at four times the cost of 0.
+        about 40 px wide, at four times the cost of 0. For "blazeface", the upsampling of
+        its HOG fallback.
+    hog_fallback: "blazeface" only: on a photo where BlazeFace finds nothing, run HOG
+        (`upsample`, `hog_retry_threshold`) on the same (bounded) photo. This finds the
+        small faces BlazeFace's 128 x 128 input cannot see (eyes under about 40 px in a
+        large frame) and costs HOG's time only on those photos. Recorded in the key.
     hog_retry_threshold: HOG only; when no face scores 0 or more, detect once more down to
         this score (None: no second pass). See `HogDetector`.
     quality: the quality gate's limits.
@@ -68,7 +83,7 @@ class EngineSettings:
         photos are detected as before.
     """
 
-    detector: Literal["hog", "cnn"] = "hog"
+    detector: Literal["hog", "cnn", "blazeface"] = "hog"
     upsample: int = 1
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     hog_retry_threshold: float | None = -0.5
@@ -77,12 +92,15 @@ class EngineSettings:
     fallback: Fallback = "none"
     detect_max_pixels: int = DETECT_MAX_PIXELS
     cnn_max_pixels: int = CNN_MAX_PIXELS
+    hog_fallback: bool = True
 
     def __post_init__(self) -> None:
         if self.fallback not in ("none", "cnn"):
             raise ValueError(f"unknown detector fallback {self.fallback!r}; use 'none' or 'cnn'")
-        if self.detector not in ("hog", "cnn"):
-            raise ValueError(f"unknown detector {self.detector!r}; use 'hog' or 'cnn'")
+        if self.detector not in DETECTORS:
+            raise ValueError(
+                f"unknown detector {self.detector!r}; use one of {', '.join(DETECTORS)}"
+            )
         if not 0 <= self.upsample <= 4:
             raise ValueError("upsample must be between 0 and 4")
         if self.hog_retry_threshold is not None and not self.hog_retry_threshold < 0.0:
@@ -98,7 +116,14 @@ class EngineSettings:
         if self.detector_model is not None:
             model = self.detector_model
             return f"onnx/{model.name}/{model.version}/{model.sha256.lower()[:16]}"
-        key = f"{self.detector}/upsample={self.upsample}"
+        if self.detector == "blazeface":
+            key = f"blazeface/{BLAZEFACE_SHA256[:16]}/box={BOX_FIT_NAME}"
+            if self.hog_fallback:
+                key += f"/hog_fallback=upsample={self.upsample}"
+                if self.hog_retry_threshold is not None:
+                    key += f"/retry={self.hog_retry_threshold:g}"
+        else:
+            key = f"{self.detector}/upsample={self.upsample}"
         if self.detector == "hog" and self.hog_retry_threshold is not None:
             key += f"/retry={self.hog_retry_threshold:g}"
         if self.fallback != "none":
@@ -145,9 +170,36 @@ def detect_within(
     The boxes come back in pixels of `pixels`. A photo within the bound is passed as it
     is, so its faces are exactly what the detector finds on it.
     """
+    small, x_factor, y_factor = _bounded(pixels, max_pixels)
+    if small is pixels:
+        return detector.detect(pixels)
+    found = detector.detect(small)
+    return [(_scaled_box(box, x_factor, y_factor), score) for box, score in found]
+
+
+def detect_keypoints_within(
+    detector: KeypointDetector, pixels: UInt8Array, max_pixels: int
+) -> list[tuple[FaceBox, float, FloatArray]]:
+    """`detector.detect_keypoints` under the same bound as `detect_within`.
+
+    Boxes and keypoints come back in pixels of `pixels`.
+    """
+    small, x_factor, y_factor = _bounded(pixels, max_pixels)
+    if small is pixels:
+        return detector.detect_keypoints(pixels)
+    factors = np.array([x_factor, y_factor])
+    return [
+        (_scaled_box(box, x_factor, y_factor), score, np.asarray(points, np.float64) * factors)
+        for box, score, points in detector.detect_keypoints(small)
+    ]
+
+
+def _bounded(pixels: UInt8Array, max_pixels: int) -> tuple[UInt8Array, float, float]:
+    """The photo itself when within `max_pixels`, else a copy scaled down to the bound;
+    with the factors (x, y) that take the copy's pixels back to the photo's."""
     height, width = pixels.shape[:2]
     if height * width <= max_pixels:
-        return detector.detect(pixels)
+        return pixels, 1.0, 1.0
     scale = math.sqrt(max_pixels / (height * width))
     # Rounded down, so the copy never exceeds the bound.
     small_width, small_height = max(1, int(width * scale)), max(1, int(height * scale))
@@ -156,9 +208,7 @@ def detect_within(
     # a picture at most twice the target, which keeps large photos fast.
     small = picture.resize((small_width, small_height), Image.Resampling.BILINEAR, reducing_gap=2.0)
     del picture
-    found = detector.detect(np.asarray(small, dtype=np.uint8))
-    x_factor, y_factor = width / small_width, height / small_height
-    return [(_scaled_box(box, x_factor, y_factor), score) for box, score in found]
+    return np.asarray(small, dtype=np.uint8), width / small_width, height / small_height
 
 
 def _scaled_box(box: FaceBox, x_factor: float, y_factor: float) -> FaceBox:
@@ -191,6 +241,8 @@ class FaceEngine:
                 detector = OnnxScrfdDetector(self.settings.detector_model)
             elif self.settings.detector == "cnn":
                 detector = CnnDetector(self.settings.upsample)
+            elif self.settings.detector == "blazeface":
+                detector = BlazeFaceDetector()
             else:
                 detector = HogDetector(self.settings.upsample, self.settings.hog_retry_threshold)
         if embedder is None and self.settings.embedder_model is not None:
@@ -200,6 +252,7 @@ class FaceEngine:
         if isinstance(detector, CnnDetector):
             self._detect_pixels = min(self._detect_pixels, self.settings.cnn_max_pixels)
         self._fallback: FaceDetector | None = None
+        self._hog_fallback: FaceDetector | None = None
         self.landmark_model: LandmarkModel = landmarks or DlibLandmarks()
         self.embedder: FaceEmbedder = embedder or DlibResNetEmbedder()
         self.model: ModelId = self.embedder.model
@@ -213,19 +266,46 @@ class FaceEngine:
         for dlib's CNN) when it is larger; everything after detection uses the full photo.
         """
         pixels = image.pixels
-        found = detect_within(self.detector, pixels, self._detect_pixels)
-        if not found and self.settings.fallback == "cnn":
-            if self._fallback is None:
-                self._fallback = CnnDetector(self.settings.upsample)
-            found = detect_within(self._fallback, pixels, self.settings.cnn_max_pixels)
-        found = sorted(found, key=lambda item: -item[0].area)
+        found = sorted(self._found(pixels), key=lambda item: -item[0].area)
         faces: list[DetectedFace] = []
-        for box, confidence in found:
+        for box, confidence, keypoints in found:
             points = self.landmark_model.landmarks(pixels, box)
-            chip = self.embedder.aligned_chip(pixels, points)
+            chip = self.embedder.aligned_chip(pixels, points, keypoints)
             quality = assess_quality(points, chip, confidence, self.settings.quality)
-            faces.append(DetectedFace(box, confidence, points, quality))
+            faces.append(DetectedFace(box, confidence, points, quality, keypoints))
         return faces
+
+    def _found(self, pixels: UInt8Array) -> list[tuple[FaceBox, float, FloatArray | None]]:
+        """The detector's faces (with keypoints when it places them), then the fallbacks'."""
+        found: list[tuple[FaceBox, float, FloatArray | None]]
+        if isinstance(self.detector, KeypointDetector):
+            found = list(detect_keypoints_within(self.detector, pixels, self._detect_pixels))
+        else:
+            found = [
+                (box, score, None)
+                for box, score in detect_within(self.detector, pixels, self._detect_pixels)
+            ]
+        settings = self.settings
+        if (
+            not found
+            and settings.detector == "blazeface"
+            and settings.detector_model is None
+            and settings.hog_fallback
+        ):
+            if self._hog_fallback is None:
+                self._hog_fallback = HogDetector(settings.upsample, settings.hog_retry_threshold)
+            found = [
+                (box, score, None)
+                for box, score in detect_within(self._hog_fallback, pixels, self._detect_pixels)
+            ]
+        if not found and settings.fallback == "cnn":
+            if self._fallback is None:
+                self._fallback = CnnDetector(settings.upsample)
+            found = [
+                (box, score, None)
+                for box, score in detect_within(self._fallback, pixels, settings.cnn_max_pixels)
+            ]
+        return found
 
     def aligned_chip(self, image: DecodedImage, face: DetectedFace) -> UInt8Array:
         """The face rotated upright and scaled as the model sees it: (150, 150, 3) uint8 RGB."""

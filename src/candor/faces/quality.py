@@ -27,9 +27,12 @@ class QualityThresholds:
     min_sharpness: variance of the Laplacian of the grey 150x150 aligned chip.
     max_abs_yaw_degrees: sideways head turn, either direction.
     max_abs_roll_degrees: in-plane tilt, either direction.
-    min_detector_confidence: detector score (HOG SVM margin, CNN MMOD confidence). dlib's
-        own cut-off is 0; faces that only the HOG retry finds score below it, so the default
-        lists them, with this reason, instead of saying that no face was found.
+    min_detector_confidence: detector score (HOG SVM margin, CNN MMOD confidence,
+        BlazeFace's logit, whose sigmoid is its probability). Each detector's own cut-off
+        is 0 on this scale (BlazeFace's is probability 0.5), so the limit means "this far
+        above the detector's own cut-off" whichever detector found the face; faces that
+        only the HOG retry finds score below it, so the default lists them, with this
+        reason, instead of saying that no face was found.
     The defaults accept 99.4% of lfw-dev's photos (faces about 40 px between the eyes) and
     refuse no mated probe or gallery photo whose search would have found its mate at rank
     1; the measured figures are in bench/results/accuracy_lfw.json. They are deliberately

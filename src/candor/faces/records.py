@@ -60,7 +60,8 @@ class QualityReport:
         positive means the nose points towards the image's right. Coarse (about ±10°).
     roll_degrees: in-plane tilt of the line through the eye centres; positive is clockwise
         in the image.
-    detector_confidence: the detector's own score (HOG: SVM margin; CNN: MMOD confidence).
+    detector_confidence: the detector's own score (HOG: SVM margin; CNN: MMOD confidence;
+        BlazeFace: the logit of its face probability), 0 at each detector's own cut-off.
     reasons: one human sentence per failed check; empty when the face passes.
     """
 

@@ -402,3 +402,26 @@ def test_the_embedder_aligns_on_keypoints_when_the_face_has_them(tmp_path: Path)
     chip = embedder.aligned_chip(pixels, landmarks, None)
     row, column = np.unravel_index(np.argmax(chip[..., 0]), chip.shape[:2])
     assert abs(column - 38.3) > 4.0 or abs(row - 51.7) > 4.0
+
+
+def test_the_chip_is_cut_from_the_photo_as_a_whole_photo_warp_would_cut_it() -> None:
+    from PIL import Image
+
+    pixels = np.random.default_rng(5).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    # Faces well inside, over the left edge, over the bottom-right corner, and rotated.
+    for centre, eyes, tilt in (((200, 150), 60, 0), ((10, 150), 80, 5), ((390, 290), 50, -20)):
+        landmarks = frontal_landmarks(centre[0], centre[1], eyes)
+        angle = np.radians(tilt)
+        turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        landmarks = (landmarks - centre) @ turn.T + centre
+        matrix = arcface_transform(landmarks)
+        inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+        whole = Image.fromarray(pixels).transform(
+            (112, 112),
+            Image.Transform.AFFINE,
+            tuple(inverse.ravel()),
+            resample=Image.Resampling.BILINEAR,
+        )
+        np.testing.assert_array_equal(arcface_module.warp_chip(pixels, matrix, 112), whole)
+    far = np.array([[1.0, 0.0, -5000.0], [0.0, 1.0, 0.0]])
+    assert not arcface_module.warp_chip(pixels, far, 112).any()

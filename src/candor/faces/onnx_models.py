@@ -569,28 +569,34 @@ def similarity_transform(
     source: npt.NDArray[np.float64], target: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """2 x 3 matrix of the similarity (rotation, one scale, shift) taking `source` points
-    nearest to `target` points in least squares (Umeyama, 1991; never a reflection)."""
+    nearest to `target` points in least squares (Umeyama, 1991, never a reflection).
+
+    In the plane it has a closed form: with the points as complex numbers centred on
+    their means, the rotation and scale are c = sum(conj(s) t) / sum(|s|^2).
+    """
     if source.shape != target.shape or source.ndim != 2 or source.shape[1] != 2:
         raise ValueError(f"expected two (K, 2) point sets, got {source.shape} and {target.shape}")
     if len(source) < 2:
         raise ValueError("a similarity transform needs at least 2 points")
     source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
-    centred_source, centred_target = source - source_mean, target - target_mean
-    variance = float(np.mean(np.sum(centred_source**2, axis=1)))
-    if not variance > 0.0:
+    x, y = (source - source_mean).T
+    u, v = (target - target_mean).T
+    spread = float(np.dot(x, x) + np.dot(y, y))
+    if not spread > 0.0:
         raise ValueError("the face's points coincide; no alignment is possible")
-    covariance = centred_target.T @ centred_source / len(source)
-    u, singular, vt = np.linalg.svd(covariance)
-    # Flipping the last axis where needed keeps det(rotation) = +1 (no mirror image).
-    sign = 1.0 if np.linalg.det(u) * np.linalg.det(vt) >= 0.0 else -1.0
-    rotation = u @ np.diag([1.0, sign]) @ vt
-    scale = float(singular[0] + sign * singular[1]) / variance
-    shift = target_mean - scale * rotation @ source_mean
-    return np.hstack([scale * rotation, shift[:, np.newaxis]])
+    a = float(np.dot(x, u) + np.dot(y, v)) / spread
+    b = float(np.dot(x, v) - np.dot(y, u)) / spread
+    linear = np.array([[a, -b], [b, a]])
+    shift = target_mean - linear @ source_mean
+    return np.hstack([linear, shift[:, np.newaxis]])
 
 
 def alignment_points(
-    landmarks: FloatArray, keypoints: FloatArray | None, points: AlignmentPoints = DEFAULT_POINTS
+    landmarks: FloatArray,
+    keypoints: FloatArray | None,
+    points: AlignmentPoints = DEFAULT_POINTS,
+    *,
+    nose_base: npt.NDArray[np.float64] = DLIB_NOSE_BASE,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(face points in image pixels, their ArcFace template points), for `points`:
 
@@ -599,13 +605,15 @@ def alignment_points(
     "keypoints": the detector's keypoints present (finite rows; the mouth centre only
         where a mouth corner is missing), or "dlib" for a face without at least two;
     "combined": the keypoints present and dlib's three points, fitted together.
+    nose_base: the template point of dlib's base of the nose (the measured one unless a
+        measurement is being made).
     """
     marks = np.asarray(landmarks, dtype=np.float64)
     if marks.shape != (5, 2) or not np.all(np.isfinite(marks)):
         raise ValueError(f"expected (5, 2) finite landmarks, got {marks.shape}")
     # dlib's order: 0-1 corners of the eye on the image's right, 2-3 the image's left.
     dlib_source = np.array([(marks[2] + marks[3]) / 2.0, (marks[0] + marks[1]) / 2.0, marks[4]])
-    dlib_target = np.vstack([ARCFACE_TEMPLATE[:2], DLIB_NOSE_BASE])
+    dlib_target = np.vstack([ARCFACE_TEMPLATE[:2], nose_base])
     if points == "eyes":
         return dlib_source[:2], dlib_target[:2]
     if points == "dlib" or keypoints is None:
@@ -631,17 +639,32 @@ def arcface_transform(
     landmarks: FloatArray,
     keypoints: FloatArray | None = None,
     points: AlignmentPoints = DEFAULT_POINTS,
+    *,
+    nose_base: npt.NDArray[np.float64] = DLIB_NOSE_BASE,
 ) -> npt.NDArray[np.float64]:
     """2 x 3 affine matrix taking image pixels to ArcFace chip pixels (see `alignment_points`)."""
-    return similarity_transform(*alignment_points(landmarks, keypoints, points))
+    return similarity_transform(
+        *alignment_points(landmarks, keypoints, points, nose_base=nose_base)
+    )
 
 
 def warp_chip(pixels: UInt8Array, matrix: npt.NDArray[np.float64], size: int) -> UInt8Array:
     """The `size` x `size` chip that `matrix` (image to chip pixels) cuts out, bilinearly."""
     # PIL wants the map from output pixels back to input pixels.
     inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
-    image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "RGB")
-    warped = image.transform(
+    # Only the part of the photo under the chip (and a pixel around it for the bilinear
+    # filter) is handed to PIL: a 12-megapixel photo is not copied for each face.
+    corners = inverse @ np.array([[0.0, size, 0.0, size], [0.0, 0.0, size, size], [1, 1, 1, 1]])
+    height, width = pixels.shape[:2]
+    left = min(max(math.floor(corners[0].min()) - 1, 0), width)
+    top = min(max(math.floor(corners[1].min()) - 1, 0), height)
+    right = max(min(math.ceil(corners[0].max()) + 2, width), left)
+    bottom = max(min(math.ceil(corners[1].max()) + 2, height), top)
+    if right == left or bottom == top:
+        return np.zeros((size, size, 3), dtype=np.uint8)
+    region = np.ascontiguousarray(pixels[top:bottom, left:right], dtype=np.uint8)
+    inverse[:, 2] -= [left, top]
+    warped = Image.fromarray(region, "RGB").transform(
         (size, size),
         Image.Transform.AFFINE,
         tuple(float(value) for value in inverse.ravel()),

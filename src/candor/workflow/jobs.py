@@ -88,7 +88,7 @@ from candor.workflow.enrolment import (
 from candor.workflow.errors import NotFoundError, WorkflowError
 from candor.workflow.evaluation_ops import require_evaluator, run_evaluation
 from candor.workflow.permissions import PermissionDeniedError, require_permission
-from candor.workflow.reenrol import recipe_census, reenrol
+from candor.workflow.reenrol import model_target, recipe_census, reenrol, reenrol_model
 from candor.workflow.retention import run_retention
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,9 @@ def _describe(kind: str, params: Mapping[str, Any]) -> str:
         files = params.get("files", [])
         return f"enrol {len(files)} file(s) ({params.get('provenance', {}).get('source_type')})"
     if kind == "reenrol":
+        model = params.get("target_model")
+        if model is not None:
+            return f"re-enrol the gallery with model {model}, then switch to it"
         return "re-enrol stale templates"
     if kind == "evaluate":
         return f"evaluate {params.get('dataset')}"
@@ -259,8 +262,15 @@ def queue_enrolment(
     return _queue(workflow, actor, "enrol", params, len(requests), details)
 
 
-def queue_reenrolment(workflow: Workflow, actor: Actor) -> JobView:
-    """Queue a re-enrolment of the stale templates (gallery admins)."""
+def queue_reenrolment(workflow: Workflow, actor: Actor, *, model: str | None = None) -> JobView:
+    """Queue a re-enrolment of the stale templates (gallery admins), or with `model`: every
+    photo's template made with that model, then the switch to it (`reenrol_model`; the
+    model's refusals are made now, before anything is queued)."""
+    if model is not None:
+        model_key, missing = model_target(workflow, actor, model)
+        params = {"target_model": model, "model_key": model_key, "recipe": workflow.recipe.key}
+        details = {"model": model, "model_key": model_key, "photos_without_template": missing}
+        return _queue(workflow, actor, "reenrol", params, missing, details)
     census = recipe_census(workflow, actor)
     params = {"model": census.model_key, "recipe": census.recipe}
     details = {"stale": census.stale, "recipe": census.recipe}
@@ -654,6 +664,28 @@ class JobRunner:
                 self._checkpoint(job)
             self._item_done(job)
 
+        model = job.params.get("target_model")
+        if model is not None:
+            switched = reenrol_model(
+                self.workflow,
+                actor,
+                model,
+                progress=advance,
+                batch_size=self.batch_size,
+                job_id=job.id,
+            )
+            job.result = {
+                "model": model,
+                "made": job.result.get("made", 0) + len(switched.made),
+                # A resumed run tries every photo still without a template again, those
+                # refused before included: its refusals are the job's.
+                "refused": len(switched.refused),
+                "batches": job.result.get("batches", 0) + switched.batches,
+                "activated": switched.activated,
+                "templates": switched.templates,
+            }
+            job.refused = job.result["refused"]
+            return
         summary = reenrol(self.workflow, actor, progress=advance, batch_size=self.batch_size)
         job.result = {
             "remade": job.result.get("remade", 0) + len(summary.remade),

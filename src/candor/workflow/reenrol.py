@@ -32,19 +32,30 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from candor.faces import DetectedFace
+from candor.faces import DetectedFace, EngineSettings, FaceEngine
 from candor.faces.recipe import VIEW_SETS, Fallback, Views
+from candor.faces.registry import dlib_resnet_model_id
 from candor.images import ImageError, decode_image
 from candor.store import (
     FaceTemplate,
     GalleryImage,
     VaultError,
     add_template,
+    face_models,
 )
 from candor.workflow.accounts import Actor
+from candor.workflow.actions import act
 from candor.workflow.audit_trail import record
-from candor.workflow.context import Workflow
+from candor.workflow.context import SerialEngine, Workflow
 from candor.workflow.errors import WorkflowError
+from candor.workflow.models import (
+    ModelError,
+    activate_model,
+    active_model,
+    is_model_calibrated,
+    model_settings,
+    require_usable_model,
+)
 from candor.workflow.permissions import require_permission
 from candor.workflow.probes import stored_image
 from candor.workflow.synthetic import SYNTHETIC_RECIPE
@@ -473,3 +484,418 @@ def _still_stale(session: Session, stale: _Stale) -> bool:
     may have run while its photo was being processed)."""
     recipe = session.scalar(select(FaceTemplate.recipe).where(FaceTemplate.id == stale.template_id))
     return recipe == stale.recipe
+
+
+# --- Switching models: every gallery photo's template made with another model -------------
+#
+# `candor reenrol --model NAME` makes, for every gallery photo without one, a template of
+# the named model (confirmed, its file unchanged, calibrated), in batches, each batch one
+# unit of work with its `gallery.reenrolled` entry. Searches keep using the active model
+# meanwhile: the index is per model key, so the new templates are never compared with the
+# old ones. Once every photo has a template of the new model or was refused (the face not
+# found again, the new model's quality gate, an unreadable photo: counted and named by
+# image id), the model is made active in one transaction (`activate_model`, which writes
+# `model.activated`): from the next search on, every process searches the new model's
+# templates with its own thresholds. The old model's templates stay, so switching back is
+# another `reenrol --model` that finds nothing (or only photos enrolled since) to make.
+
+
+@dataclass(frozen=True)
+class ModelCount:
+    """One face model's templates in the gallery.
+
+    name: the registry name ("dlib" for the built-in model); a key that no registered
+    model makes (an older dlib build, synthetic vectors) is listed under its key.
+    state: "built-in", "pending", "confirmed", "rejected" or "unregistered".
+    missing: gallery photos without a template of this model (what `reenrol --model`
+    would make).
+    """
+
+    name: str
+    model_key: str
+    state: str
+    active: bool
+    calibrated: bool
+    templates: int
+    missing: int
+
+
+@dataclass(frozen=True)
+class ModelCensus:
+    """Gallery photos and, per model, how many have its template (the active model first)."""
+
+    photos: int
+    active: str
+    models: tuple[ModelCount, ...]
+
+    @property
+    def advice(self) -> str:
+        """One sentence: which model searches use, and what a switch would have to make."""
+        active = next(count for count in self.models if count.active)
+        line = (
+            f"Searches use {active.name}: {active.templates:,} of {self.photos:,} gallery "
+            "photos have its template."
+        )
+        others = [
+            count
+            for count in self.models
+            if not count.active and count.state in ("built-in", "confirmed")
+        ]
+        for count in others:
+            ready = "calibrated" if count.calibrated else "not calibrated: run `candor calibrate`"
+            line += (
+                f" {count.name} ({ready}): {count.missing:,} photo(s) without its template; "
+                f"`candor reenrol --model {count.name}` makes them and switches."
+            )
+        return line
+
+
+def model_census(workflow: Workflow, actor: Actor) -> ModelCensus:
+    """Per model: its templates in the gallery and the photos without one (gallery admins).
+
+    Reads counts only; changes nothing and is not audited.
+    """
+    require_permission(workflow, actor, "gallery.enrol")
+    with workflow.workspace.session() as session:
+        photos = face_models.gallery_photo_count(session)
+        counts = face_models.template_counts_by_model(session)
+        active = active_model(session)
+        rows: list[tuple[str, str, str]] = []
+        if active.name == face_models.BUILTIN_MODEL_NAME:
+            rows.append((active.name, active.model_key, "built-in"))
+        else:
+            rows.append((face_models.BUILTIN_MODEL_NAME, dlib_resnet_model_id().key, "built-in"))
+        rows.extend(
+            (record.name, record.model_key, record.state)
+            for record in face_models.face_models(session)
+        )
+        named = {model_key for _, model_key, _ in rows}
+        rows.extend((key, key, "unregistered") for key in sorted(counts) if key not in named)
+        models = [
+            ModelCount(
+                name=name,
+                model_key=model_key,
+                state=state,
+                active=model_key == active.model_key,
+                calibrated=state != "unregistered" and is_model_calibrated(session, model_key),
+                templates=counts.get(model_key, 0),
+                missing=photos - counts.get(model_key, 0),
+            )
+            for name, model_key, state in rows
+        ]
+    models.sort(key=lambda count: not count.active)  # stable: the rest keep their order
+    return ModelCensus(photos=photos, active=active.name, models=tuple(models))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A gallery photo that got no template of the new model, and why (ids, no biometrics)."""
+
+    image_id: int
+    image_sha256: str
+    reason: str
+
+
+@dataclass
+class ModelReenrolSummary:
+    """What one `reenrol_model` run did.
+
+    missing: photos without a template of the model when the run began. made: new
+    templates by id. refused: photos that got none (they stay in the gallery, searchable
+    with any model that has their template). activated: whether the run made the model
+    active (False when it already was).
+    """
+
+    model: str
+    model_key: str
+    recipe: str
+    missing: int
+    made: list[int] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    batches: int = 0
+    activated: bool = False
+    templates: int = 0
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    model_key: str
+    engine: FaceEngine
+    active: bool
+    missing: int
+
+
+# A pass finds photos enrolled meanwhile (they have larger ids); the switch is made once a
+# pass leaves none. Enrolments arriving faster than passes end are refused after this many.
+_SWITCH_ATTEMPTS = 3
+
+
+def model_target(workflow: Workflow, actor: Actor, name: str) -> tuple[str, int]:
+    """Check that `name` may be re-enrolled to and made active: (its model key, the photos
+    without its template). Raises ModelError (one line) when it is unknown, pending,
+    rejected, its file changed, it is not calibrated, or it is active with nothing to make.
+    """
+    require_permission(workflow, actor, "gallery.enrol")
+    target = _target(workflow, name)
+    return target.model_key, target.missing
+
+
+def _target(workflow: Workflow, name: str) -> _Target:
+    with workflow.workspace.session() as session:
+        # Unknown, pending, rejected, or its file's bytes not those confirmed.
+        require_usable_model(session, name)
+        settings = model_settings(session, name, workflow.settings)
+        engine = workflow.engine if _same_settings(workflow, settings) else SerialEngine(settings)
+        model_key = engine.model.key
+        record_ = face_models.face_model_by_name(session, name)
+        if record_ is not None and record_.model_key != model_key:
+            raise ModelError(
+                f"model {name}: its file makes templates of {model_key}, but it was added as "
+                f"{record_.model_key}"
+            )
+        if not is_model_calibrated(session, model_key):
+            raise ModelError(
+                f"model {name} is not calibrated: run `candor calibrate DIR --model {name}` "
+                "first (a model without thresholds cannot be made active)"
+            )
+        active = active_model(session).model_key == model_key
+        missing = face_models.gallery_photo_count(session) - (
+            face_models.template_counts_by_model(session).get(model_key, 0)
+        )
+    if active and missing == 0:
+        raise ModelError(
+            f"model {name} is already the active model and every gallery photo has its "
+            "template: nothing to do"
+        )
+    return _Target(name, model_key, engine, active, missing)
+
+
+def _same_settings(workflow: Workflow, settings: EngineSettings) -> bool:
+    """Whether the workflow's own engine makes this model's templates (no second engine)."""
+    return workflow.settings == settings
+
+
+def reenrol_model(
+    workflow: Workflow,
+    actor: Actor,
+    name: str,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    job_id: int | None = None,
+) -> ModelReenrolSummary:
+    """Make every gallery photo's template with model `name`, then make it the active model.
+
+    Refuses (ModelError, one line, nothing changed) a model that is unknown, pending,
+    rejected, not calibrated, whose file changed, or that is active with every template
+    made. Each photo without a template of the model is read from the vault, its faces
+    found, the face chosen at enrolment taken again (`matching_face`), the new model's
+    quality gate applied (its limits can differ from the old model's), and its template
+    made with the recipe's enrolment views; per batch of `batch_size` photos one unit of
+    work stores them with a `gallery.reenrolled` entry. A photo refused keeps what it had.
+    `model.reenrolment_started` and `model.reenrolment_finished` bracket the run; the
+    switch itself (`activate_model`, `model.activated`) is one transaction, made once no
+    photo is left without a template or a refusal.
+
+    actor: a gallery admin (the policy's `gallery.enrol`); activate_model checks its own.
+    progress: called with (photos done, photos to do) after each photo.
+    job_id: the background job running this, recorded with the activation.
+    """
+    require_permission(workflow, actor, "gallery.enrol")
+    if batch_size < 1:
+        raise WorkflowError("the batch size must be 1 or more")
+    target = _target(workflow, name)
+    summary = ModelReenrolSummary(name, target.model_key, workflow.recipe.key, target.missing)
+    with act(workflow, actor, "gallery.enrol") as action:
+        action.record(
+            "model.reenrolment_started",
+            {} if job_id is None else {"job": job_id},
+            {
+                "model": name,
+                "model_key": target.model_key,
+                "photos_without_template": target.missing,
+                "recipe": workflow.recipe.key,
+            },
+        )
+    after = 0
+    done = 0
+    for _ in range(_SWITCH_ATTEMPTS):
+        while True:
+            with workflow.workspace.session() as session:
+                batch = face_models.photos_without_template(
+                    session, target.model_key, after=after, limit=batch_size
+                )
+            if not batch:
+                break
+            after = batch[-1].image_id
+            made: list[tuple[face_models.PhotoWithoutTemplate, np.ndarray]] = []
+            refused: list[Refused] = []
+            for photo in batch:
+                outcome = _make_for_model(workflow, target.engine, photo)
+                if isinstance(outcome, Refused):
+                    refused.append(outcome)
+                else:
+                    made.append((photo, outcome))
+                done += 1
+                if progress is not None:
+                    progress(done, max(summary.missing, done))
+            _commit_model_batch(workflow, actor, target, made, refused, summary)
+        if target.active or _switched(workflow, actor, target, after, summary, job_id):
+            break
+    else:
+        raise WorkflowError(
+            f"photos were enrolled faster than their {name} templates were made; model "
+            f"{name} was not made active: run `candor reenrol --model {name}` again"
+        )
+    _record_finished(workflow, actor, target, summary, job_id)
+    if not target.active and not summary.activated:
+        # Every photo refused: a model that would find no one is not switched to.
+        raise ModelError(
+            f"no gallery photo got a template of {name} ({len(summary.refused):,} refused: "
+            f"{summary.refused[0].reason if summary.refused else 'none'}); it was not made "
+            "active"
+        )
+    return summary
+
+
+def _record_finished(
+    workflow: Workflow,
+    actor: Actor,
+    target: _Target,
+    summary: ModelReenrolSummary,
+    job_id: int | None,
+) -> None:
+    with act(workflow, actor, "gallery.enrol") as action:
+        action.record(
+            "model.reenrolment_finished",
+            {} if job_id is None else {"job": job_id},
+            {
+                "model": target.name,
+                "model_key": target.model_key,
+                "made": len(summary.made),
+                "refused": len(summary.refused),
+                "batches": summary.batches,
+                "activated": summary.activated,
+                "templates": summary.templates,
+            },
+        )
+
+
+def _make_for_model(
+    workflow: Workflow, engine: FaceEngine, photo: face_models.PhotoWithoutTemplate
+) -> np.ndarray | Refused:
+    """The new model's template of one photo's enrolled face, or why there is none."""
+
+    def refused(reason: str) -> Refused:
+        return Refused(photo.image_id, photo.sha256, reason)
+
+    try:
+        data = stored_image(workflow, photo.sha256)
+        image = decode_image(data, name=f"gallery image {photo.image_id}")
+    except (VaultError, ImageError) as error:
+        return refused(f"the stored photo could not be read: {error}")
+    faces = engine.detect_faces(image)
+    if not faces:
+        return refused("no face was found in the stored photo")
+    chosen, overlap = matching_face(faces, photo.box)
+    if chosen is None:
+        return refused(
+            f"none of the {len(faces)} face(s) found overlaps the face chosen at enrolment "
+            f"enough (best intersection over union {overlap:.2f}, at least "
+            f"{MIN_FACE_OVERLAP:.2f} needed)"
+        )
+    face = faces[chosen]
+    if not face.quality.passed:
+        return refused("the quality gate refused it: " + "; ".join(face.quality.reasons))
+    return engine.face_template(image, face, workflow.recipe.enrol_views).vector
+
+
+def _commit_model_batch(
+    workflow: Workflow,
+    actor: Actor,
+    target: _Target,
+    made: list[tuple[face_models.PhotoWithoutTemplate, np.ndarray]],
+    refused: list[Refused],
+    summary: ModelReenrolSummary,
+) -> None:
+    """One batch's new templates and its audit entry, in one unit of work."""
+    workspace = workflow.workspace
+    new_ids: list[int] = []
+    vectors: list[np.ndarray] = []
+    images: list[face_models.PhotoWithoutTemplate] = []
+    with act(workflow, actor, "gallery.enrol") as action:
+        for photo, vector in made:
+            image = face_models.photo_lacking_template(
+                action.session, photo.image_id, target.model_key
+            )
+            if image is None:
+                continue  # expunged meanwhile, or another run made it first
+            stored = add_template(
+                action.session,
+                image,
+                model=target.engine.model,
+                detector_key=target.engine.settings.key,
+                recipe=workflow.recipe.key,
+                vector=vector,
+                vault=workspace.vault,
+                keys=workspace.keys,
+            )
+            stored.created_at = action.now
+            new_ids.append(stored.id)
+            vectors.append(vector)
+            images.append(photo)
+        # Ids and hashes only: no subject reference, no vector, no reason text per photo
+        # beyond what the quality gate says in words.
+        action.record(
+            "gallery.reenrolled",
+            {},
+            {
+                "model": target.model_key,
+                "recipe": workflow.recipe.key,
+                "images": [photo.image_id for photo in images],
+                "image_sha256": [photo.sha256 for photo in images],
+                "old_templates": [],
+                "new_templates": new_ids,
+                "refused_images": [item.image_id for item in refused],
+                "refused_reasons": [item.reason for item in refused],
+            },
+        )
+    summary.batches += 1
+    summary.made.extend(new_ids)
+    summary.refused.extend(refused)
+    # The workflow's own index holds the active model's templates only; when that is the
+    # target (filling gaps), it takes the new ones now, as enrolment does.
+    if (
+        new_ids
+        and target.active
+        and workflow.index_loaded
+        and workflow.engine.model.key == target.model_key
+    ):
+        workflow.index.add(new_ids, np.stack(vectors))
+
+
+def _switched(
+    workflow: Workflow,
+    actor: Actor,
+    target: _Target,
+    after: int,
+    summary: ModelReenrolSummary,
+    job_id: int | None,
+) -> bool:
+    """Make the model active, unless photos were enrolled after the pass's last page (then
+    False: another pass makes theirs first). One transaction, with `model.activated`."""
+    with act(workflow, actor, "gallery.enrol") as action:
+        session = action.session
+        if face_models.photos_without_template(session, target.model_key, after=after, limit=1):
+            return False
+        templates = face_models.template_counts_by_model(session).get(target.model_key, 0)
+        if templates == 0 and face_models.gallery_photo_count(session) > 0:
+            return True  # not switched: the caller says why
+        activate_model(session, workflow, actor, target.name, templates, job_id)
+    summary.activated = True
+    summary.templates = templates
+    # This process switches now; every other one at its next search (`model_in_step`).
+    with workflow.workspace.session() as session:
+        workflow.model_in_step(session)
+    return True

@@ -44,6 +44,7 @@ PATH_VALUES = {
     "subject_ref": "NO-SUCH-SUBJECT",
     "year": "2026",
     "job_id": "999999",
+    "name": "no-such-model",
 }
 # These end the session they are called with: each gets a fresh login.
 ENDS_SESSION = {("POST", "/api/logout"), ("POST", "/logout")}

@@ -38,6 +38,7 @@ from candor.workflow.accounts import (
 from candor.workflow.limits import TextRefusedError
 from candor.workflow.models import (
     ModelError,
+    ModelNotFoundError,
     activate_model,
     active_model,
     add_model,
@@ -212,8 +213,10 @@ def test_added_by_one_admin_confirmed_by_another_listed_and_shown(
     assert vendor.file_check == "unchanged"
     shown = model_view(workflow, people.admin2, "vendor")
     assert shown.licence == LICENCE and shown.calibration is None and shown.activations == ()
-    with pytest.raises(ModelError, match="admins and auditors"):
+    with pytest.raises(NotAnAdminError, match="admins and auditors"):
         model_views(workflow, people.analyst)
+    with pytest.raises(ModelNotFoundError, match="no model named 'other'"):
+        model_view(workflow, people.auditor, "other")
 
 
 def test_a_rejected_model_is_never_usable(

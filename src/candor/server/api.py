@@ -107,6 +107,7 @@ from candor.workflow.audit_ops import (
 )
 from candor.workflow.expunge import request_expunge
 from candor.workflow.gallery import enrolment_faces, gallery_subject_page
+from candor.workflow.models import ModelView, model_view, model_views
 from candor.workflow.outcomes import LeadOutcomes, record_lead_outcome
 from candor.workflow.paging import (
     DEFAULT_PAGE_SIZE,
@@ -150,6 +151,7 @@ SearchId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="The request's 
 Rank = Annotated[int, PathParam(ge=1, le=10_000, description="The candidate's rank, from 1.")]
 ChangeId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="The admin change's id.")]
 Username = Annotated[str, PathParam(min_length=1, max_length=limits.USERNAME.max_length)]
+ModelName = Annotated[str, PathParam(min_length=1, max_length=limits.MODEL_NAME.max_length)]
 Reason = Annotated[str, Field(min_length=1, max_length=limits.REASON.max_length)]
 Password = Annotated[str, Field(min_length=1, max_length=limits.PASSWORD.max_length)]
 CertificateRef = Annotated[str, Field(min_length=1, max_length=limits.CERTIFICATE_REF.max_length)]
@@ -257,6 +259,14 @@ ApprovalPage = page_model(model_of(PendingRequest))
 UserPage = page_model(model_of(UserInfo))
 ChangePage = page_model(model_of(ChangeInfo))
 SubjectPage = page_model(model_of(SubjectSummary))
+
+
+class ModelsAnswer(BaseModel):
+    models: list[model_of(ModelView)]  # type: ignore[valid-type]
+
+
+class ModelAnswer(BaseModel):
+    model: model_of(ModelView)  # type: ignore[valid-type]
 
 
 class ChangeAnswer(BaseModel):
@@ -1016,6 +1026,27 @@ def api_reset_password(
         state, reset_password, state.workflow, who.signed_in, username, body.temporary_password
     )
     return json_of({"user": user})
+
+
+# -- face models (read only: adding and confirming one is done with `candor model`) --------
+
+
+@router.get(
+    "/models",
+    summary="The face models: the built-in one, then each added one (admins and auditors)",
+    response_model=ModelsAnswer,
+)
+def api_models(state: StateDep, who: CallerDep) -> Json:
+    return json_of({"models": run(state, model_views, state.workflow, who.signed_in)})
+
+
+@router.get(
+    "/models/{name}",
+    summary="One face model: its file check, calibration and activations (admins and auditors)",
+    response_model=ModelAnswer,
+)
+def api_model(state: StateDep, who: CallerDep, name: ModelName) -> Json:
+    return json_of({"model": run(state, model_view, state.workflow, who.signed_in, name)})
 
 
 @router.get(

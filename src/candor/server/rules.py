@@ -158,6 +158,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/users/{username}/enable"): ADMINS,
     ("POST", "/api/users/{username}/certificate"): ADMINS,
     ("GET", "/api/changes"): ACCOUNT_READERS,
+    ("GET", "/api/models"): ACCOUNT_READERS,
+    ("GET", "/api/models/{name}"): ACCOUNT_READERS,
     ("POST", "/api/changes/{change_id}/confirm"): ADMINS,
     ("POST", "/api/changes/{change_id}/reject"): ADMINS,
     ("GET", "/api/gallery/subjects"): ADMINS,

@@ -48,15 +48,16 @@ from candor.store.face_models import (
     ModelActivation,
 )
 from candor.workflow import limits
-from candor.workflow.accounts import Actor, SelfConfirmationError, require_admin
+from candor.workflow.accounts import Actor, NotAnAdminError, SelfConfirmationError, require_admin
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
-from candor.workflow.errors import WorkflowError
+from candor.workflow.errors import NotFoundError, WorkflowError
 
 __all__ = [
     "BUILTIN_MODEL_NAME",
     "ActiveModelView",
     "ModelError",
+    "ModelNotFoundError",
     "ModelView",
     "activate_model",
     "active_model",
@@ -87,6 +88,10 @@ _COLOURS: Final[dict[str, Colour]] = {"RGB": "RGB", "BGR": "BGR"}
 
 class ModelError(WorkflowError):
     """A face model cannot be added, decided, loaded or activated; the message says why."""
+
+
+class ModelNotFoundError(ModelError, NotFoundError):
+    """No model has that name."""
 
 
 @dataclass(frozen=True)
@@ -334,7 +339,7 @@ def _known(session: Session, name: str) -> FaceModelRecord:
         raise ModelError(f"{name!r} is the built-in model: it needs no confirmation")
     row = registry.face_model_by_name(session, name)
     if row is None:
-        raise ModelError(f"no model named {name!r} (see `candor model list`)")
+        raise ModelNotFoundError(f"no model named {name!r} (see `candor model list`)")
     return row
 
 
@@ -682,7 +687,7 @@ def model_record_view(session: Session, name: str, *, check_file: bool = True) -
 def _require_reader(session: Session, actor: Actor) -> None:
     viewer = user_by_id(session, actor.user_id)
     if viewer is None or viewer.disabled or not viewer.roles & _READERS:
-        raise ModelError("the face models are shown to admins and auditors")
+        raise NotAnAdminError("the face models are shown to admins and auditors")
 
 
 def model_views(workflow: Workflow, actor: Actor) -> list[ModelView]:

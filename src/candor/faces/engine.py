@@ -170,7 +170,7 @@ def detect_within(
     The boxes come back in pixels of `pixels`. A photo within the bound is passed as it
     is, so its faces are exactly what the detector finds on it.
     """
-    small, x_factor, y_factor = _bounded(pixels, max_pixels)
+    small, x_factor, y_factor = bounded_pixels(pixels, max_pixels)
     if small is pixels:
         return detector.detect(pixels)
     found = detector.detect(small)
@@ -184,7 +184,7 @@ def detect_keypoints_within(
 
     Boxes and keypoints come back in pixels of `pixels`.
     """
-    small, x_factor, y_factor = _bounded(pixels, max_pixels)
+    small, x_factor, y_factor = bounded_pixels(pixels, max_pixels)
     if small is pixels:
         return detector.detect_keypoints(pixels)
     factors = np.array([x_factor, y_factor])
@@ -194,7 +194,7 @@ def detect_keypoints_within(
     ]
 
 
-def _bounded(pixels: UInt8Array, max_pixels: int) -> tuple[UInt8Array, float, float]:
+def bounded_pixels(pixels: UInt8Array, max_pixels: int) -> tuple[UInt8Array, float, float]:
     """The photo itself when within `max_pixels`, else a copy scaled down to the bound;
     with the factors (x, y) that take the copy's pixels back to the photo's."""
     height, width = pixels.shape[:2]

@@ -26,6 +26,7 @@ from candor.faces.blazeface import (
 from candor.faces.blazeface import _letterboxed as letterboxed
 from candor.faces.dlib_models import HogDetector
 from candor.faces.engine import detect_keypoints_within
+from candor.faces.extraction import extract_faces
 from candor.faces.quality import eye_centres
 from candor.images import DecodedImage, load_image
 
@@ -299,3 +300,20 @@ def test_missing_or_altered_weights_say_to_run_make(tmp_path: Path) -> None:
 def test_the_engine_uses_blazeface_when_asked(blazeface_engine: FaceEngine) -> None:
     assert isinstance(blazeface_engine.detector, BlazeFaceDetector)
     assert math.isclose(blazeface_engine.detector.min_score, 0.5)
+
+
+def test_a_worker_process_finds_the_same_faces_bit_for_bit(faces_dir: Path) -> None:
+    """ONNX Runtime on one thread: a spawned worker gives what this process gives."""
+    paths = [
+        faces_dir / "lfw-dev" / name / f"{name}_{number:04d}.jpg" for name, number in PEOPLE[:2]
+    ]
+    settings = EngineSettings(detector="blazeface")
+    here = list(extract_faces(paths, settings, workers=1))
+    there = list(extract_faces(paths, settings, workers=2))
+    for ours, theirs in zip(here, there, strict=True):
+        assert ours.template is not None and theirs.template is not None
+        assert np.array_equal(ours.template.vector, theirs.template.vector)
+        [face], [other] = ours.faces, theirs.faces
+        assert face.box == other.box and face.confidence == other.confidence
+        assert face.keypoints is not None and other.keypoints is not None
+        assert np.array_equal(face.keypoints, other.keypoints, equal_nan=True)

@@ -24,10 +24,12 @@ from rich.progress import (
 from candor.cli import (
     accounts,
     audit,
+    calibrate,
     casework,
     evaluate,
     jobs,
     keys,
+    models,
     reenrol,
     reports,
     serve,
@@ -69,7 +71,6 @@ from candor.workflow import (
     requests_from_folders,
     upgrade_and_seal,
 )
-from candor.workflow.calibration import recalibrate
 from candor.workflow.jobs import queue_enrolment
 from candor.workflow.reenrol import recipe_census
 
@@ -387,58 +388,8 @@ def _fields(result: object) -> dict[str, object]:
     return converted
 
 
-@app.command()
-def calibrate(
-    dataset: Annotated[Path, typer.Argument(help="A labelled folder: one sub-folder per person.")],
-    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 1,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Measure how the face model scores different people on a labelled folder, and use
-    that calibration for search thresholds from now on (recorded in the audit log).
-
-    The photos are processed in scratch space and never enrolled.
-    """
-    with (
-        reported_errors(as_json),
-        logged_in(home, as_json) as (workflow, actor),
-        Progress(
-            TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), console=stderr
-        ) as progress,
-    ):
-        task = progress.add_task("calibrate", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        done = recalibrate(workflow, actor, dataset, workers=workers, progress=advance)
-    table = done.cosine
-    if as_json:
-        emit_json(
-            {
-                "ok": True,
-                **_fields(table),
-                "normalised": None if done.normalised is None else _fields(done.normalised),
-                "normalised_note": done.normalised_note,
-            }
-        )
-        return
-    stdout.print(
-        f"Calibration recorded: {table.templates} templates, {table.impostor_pairs:,} "
-        f"impostor pairs, model {table.model_key}; cosine thresholds now derive from it.",
-        markup=False,
-    )
-    if done.normalised is not None:
-        stdout.print(
-            f"Calibration of the normalised score ({done.normalised.score}) recorded: "
-            f"{done.normalised.impostor_pairs:,} impostor pairs.",
-            markup=False,
-        )
-    if done.normalised_note:
-        sys.stderr.write(f"candor: warning: {done.normalised_note}\n")
-
-
 accounts.register(app)
+calibrate.register(app)
 casework.register(app)
 audit.register(app)
 keys.register(app)
@@ -447,6 +398,7 @@ evaluate.register(app)
 reports.register(app)
 serve.register(app)
 reenrol.register(app)
+models.register(app)
 upkeep.register(app)
 jobs.register(app)
 todo.register(app)

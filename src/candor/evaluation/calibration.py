@@ -16,9 +16,10 @@ Two kinds, named by `CalibrationTable.score`:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ from candor.evaluation.identification import (
     people_of_half,
     plan_identification_protocol,
 )
+from candor.evaluation.verification import VerifyPoint, verify_point
 from candor.faces import EngineSettings, FaceEngine
+from candor.faces.quality import OPEN_GATE, judge_quality
 from candor.faces.recipe import Recipe
 from candor.index.cohort import CohortNormaliser, gallery_cohort_ids, score_name, unit_rows
 
@@ -131,6 +134,81 @@ def _points_of_tail(
     return tuple(points)
 
 
+def score_at_rate(table: CalibrationTable, rate: float) -> tuple[float, bool]:
+    """(threshold, extrapolated): the table's threshold at per-comparison rate `rate`.
+
+    Interpolated in log(rate) between tabulated points; a rate above the first point gets
+    the lowest threshold; a rate below the last gets the highest, and `extrapolated` says
+    the table does not resolve it (the true threshold is higher).
+    """
+    points = table.points  # rate falling, threshold rising
+    if not points:
+        raise ValueError(f"calibration {table.dataset} has no tabulated points")
+    if rate >= points[0][0]:
+        return points[0][1], False
+    if rate <= points[-1][0]:
+        return points[-1][1], rate < points[-1][0]
+    for (high_rate, low_threshold), (low_rate, high_threshold) in itertools.pairwise(points):
+        if low_rate <= rate <= high_rate:
+            weight = (math.log(high_rate) - math.log(rate)) / (
+                math.log(high_rate) - math.log(low_rate)
+            )
+            return low_threshold + weight * (high_threshold - low_threshold), False
+    raise AssertionError("unreachable: the rate lies within the table")
+
+
+def rate_at_score(table: CalibrationTable, score: float) -> tuple[float, bool]:
+    """(rate, extrapolated): the per-comparison false match rate at threshold `score`.
+
+    The inverse of `score_at_rate`: log(rate) interpolated between tabulated points. A
+    score beyond the table's highest threshold gets its lowest rate, flagged extrapolated
+    (the true rate is lower); below its lowest, the highest rate, flagged too.
+    """
+    points = table.points
+    if not points:
+        raise ValueError(f"calibration {table.dataset} has no tabulated points")
+    if score <= points[0][1]:
+        return points[0][0], score < points[0][1]
+    if score >= points[-1][1]:
+        return points[-1][0], score > points[-1][1]
+    for (high_rate, low_threshold), (low_rate, high_threshold) in itertools.pairwise(points):
+        if low_threshold <= score <= high_threshold and high_threshold > low_threshold:
+            weight = (score - low_threshold) / (high_threshold - low_threshold)
+            log_rate = math.log(high_rate) + weight * (math.log(low_rate) - math.log(high_rate))
+            return math.exp(log_rate), False
+    raise AssertionError("unreachable: the score lies within the table")
+
+
+def matched_min_sharpness(
+    reference: Sequence[float], reference_min: float, measured: Sequence[float]
+) -> float:
+    """The sharpness limit for `measured` chips that refuses the share of them that
+    `reference_min` refuses of the `reference` chips (the same faces through dlib's chip).
+
+    Sharpness is the Laplacian's variance on a model's own aligned chip, whose size and
+    framing differ between models, so a number does not carry over; a share of faces
+    does. When the reference limit refuses no face, the limit is the reference limit
+    scaled by the two softest chips' ratio (it refuses none either).
+    """
+    if not measured:
+        raise ValueError("no face was measured to set a sharpness limit on")
+    ordered = np.sort(np.asarray(measured, dtype=np.float64))
+    lowest_reference = min(reference, default=0.0)
+    refused = sum(1 for value in reference if value < reference_min)
+    count = round(refused / len(reference) * len(ordered)) if reference else 0
+    if count == 0:
+        if lowest_reference <= 0.0:
+            return 0.0
+        return float(min(reference_min * ordered[0] / lowest_reference, ordered[0]))
+    # The `count` softest chips fall strictly below the (count+1)-th softest.
+    return float(ordered[min(count, len(ordered) - 1)])
+
+
+def refused_share(values: Sequence[float], limit: float) -> float:
+    """The share of `values` under `limit` (0 for none)."""
+    return sum(1 for value in values if value < limit) / len(values) if values else 0.0
+
+
 def _impostor_tail_1n(
     probes: npt.NDArray[np.floating],
     probe_labels: npt.NDArray[np.str_],
@@ -193,17 +271,128 @@ def calibrate_folder(
     vectors = np.stack([vector for vector, _ in usable])
     labels = np.array([name for _, name in usable])
     impostor_pairs, points = impostor_threshold_points(vectors, labels)
-    digest = hashlib.sha256()
-    for outcome in outcomes:
-        digest.update((outcome.sha256 or "-").encode())
     return CalibrationTable(
         model_key=FaceEngine(chosen).model.key,
         dataset=str(dataset_dir),
-        dataset_sha256=digest.hexdigest(),
+        dataset_sha256=_dataset_digest(outcomes),
         templates=len(usable),
         impostor_pairs=impostor_pairs,
         points=points,
     )
+
+
+@dataclass(frozen=True)
+class ModelMeasurement:
+    """What a calibration run measures of one model on a labelled folder.
+
+    cosine: the 1:N calibration of the cosine (every impostor pair of usable photos).
+    verify: the 1:1 operating point at the target FMR (None: too few pairs to resolve it).
+    min_sharpness: the quality gate's sharpness limit for this model's chips (see
+        `matched_min_sharpness`); the templates above were judged with it.
+    refused_share, reference_refused_share: the share of the folder's faces refused for
+        sharpness, by this limit on this model's chips and by dlib's default on dlib's.
+    faces: photos whose chosen face was measured.
+    """
+
+    cosine: CalibrationTable
+    verify: VerifyPoint | None
+    min_sharpness: float
+    refused_share: float
+    reference_refused_share: float
+    faces: int
+
+
+def measure_model(
+    dataset_dir: Path,
+    settings: EngineSettings,
+    *,
+    reference: EngineSettings | None,
+    reference_min_sharpness: float,
+    target_fmr: float = 1e-3,
+    cache_dir: Path | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> ModelMeasurement:
+    """Calibrate the model of `settings` on a labelled folder (one sub-folder per person).
+
+    reference: dlib's engine settings to match the sharpness limit against, or None when
+        `settings` are dlib's own (the limit is then `reference_min_sharpness` itself).
+    The photos are extracted once per engine with the gate open (the evaluation cache);
+    `settings.quality` with the matched sharpness limit then decides which are usable.
+    progress(done, total) covers both extractions.
+    """
+    listed = list_people(dataset_dir)
+    paths = [photo for _, photos in listed for photo in photos]
+    persons = [number for number, (_, photos) in enumerate(listed) for _ in photos]
+    stages = 1 if reference is None else 2
+
+    def staged(stage: int) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(stage * total + done, stages * total)
+
+    outcomes = extract_photos(
+        paths,
+        replace(settings, quality=OPEN_GATE),
+        cache_dir,
+        workers=workers,
+        progress=staged(0),
+    )
+    measured = [o.quality.sharpness for o in outcomes if o.quality is not None]
+    if not measured:
+        raise ValueError(f"no face was found in any photo of {dataset_dir}")
+    if reference is None:
+        limit = reference_min_sharpness
+        reference_share = refused_share(measured, limit)
+    else:
+        references = extract_photos(
+            paths,
+            replace(reference, quality=OPEN_GATE),
+            cache_dir,
+            workers=workers,
+            progress=staged(1),
+        )
+        dlib_measured = [o.quality.sharpness for o in references if o.quality is not None]
+        limit = matched_min_sharpness(dlib_measured, reference_min_sharpness, measured)
+        reference_share = refused_share(dlib_measured, reference_min_sharpness)
+    gate = replace(settings.quality, min_sharpness=limit)
+    usable = [
+        (o.vector, person)
+        for o, person in zip(outcomes, persons, strict=True)
+        if o.vector is not None and o.quality is not None and judge_quality(o.quality, gate).passed
+    ]
+    if len(usable) < 2:
+        raise ValueError(f"{dataset_dir} has fewer than two usable photos to calibrate on")
+    vectors = np.stack([vector for vector, _ in usable])
+    labels = np.array([person for _, person in usable])
+    impostor_pairs, points = impostor_threshold_points(vectors, labels.astype(str))
+    cosine = CalibrationTable(
+        model_key=FaceEngine(settings).model.key,
+        dataset=str(dataset_dir),
+        dataset_sha256=_dataset_digest(outcomes),
+        templates=len(usable),
+        impostor_pairs=impostor_pairs,
+        points=points,
+    )
+    verify = verify_point(
+        vectors, labels, [len(photos) for _, photos in listed], target_fmr=target_fmr
+    )
+    return ModelMeasurement(
+        cosine=cosine,
+        verify=verify,
+        min_sharpness=limit,
+        refused_share=refused_share(measured, limit),
+        reference_refused_share=reference_share,
+        faces=len(measured),
+    )
+
+
+def _dataset_digest(outcomes: Sequence[PhotoOutcome]) -> str:
+    """sha256 over the photos' own sha256s in order ("-" for one that did not decode)."""
+    digest = hashlib.sha256()
+    for outcome in outcomes:
+        digest.update((outcome.sha256 or "-").encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,61 @@ def det_points(pairs: AllPairs) -> list[DetPoint]:
         fnmr = float(pairs.fnmr_at(ones, np.array([threshold]))[0])
         points.append(DetPoint(fmr, threshold, fnmr))
     return points
+
+
+@dataclass(frozen=True)
+class VerifyPoint:
+    """The 1:1 operating point at a target FMR, as `candor calibrate` stores it per model.
+
+    threshold: the smallest cosine at which at most `target_fmr` of impostor pairs pass.
+    false_match_rate: the share of impostor pairs at or above it (at most the target).
+    false_non_match_rate: the share of mated pairs under it, where a mated pair with a
+        photo that gave no template counts as a non-match (it cannot pass a verify), as
+        bench/verification_lfw.py counted the 0.926 threshold's 7.2%.
+    mated_pairs: every pair of two photos of one person in the folder, usable or not.
+    """
+
+    target_fmr: float
+    threshold: float
+    false_match_rate: float
+    false_non_match_rate: float
+    impostor_pairs: int
+    mated_pairs: int
+    mated_pairs_without_template: int
+
+
+def verify_point(
+    vectors: npt.NDArray[np.floating],
+    persons: Sequence[int] | IntArray,
+    photos_per_person: Sequence[int],
+    *,
+    target_fmr: float = 1e-3,
+) -> VerifyPoint | None:
+    """The operating point at `target_fmr` over every pair of `vectors` (row i of person
+    persons[i]; photos_per_person counts each person's photos, with or without template).
+
+    None when the pairs cannot resolve it: no mated pair, or fewer than two impostor pairs
+    allowed at the target (the null rule).
+    """
+    people = len(photos_per_person)
+    pairs = score_all_pairs(vectors, persons, people, tail_fmr=target_fmr)
+    mated = sum(count * (count - 1) // 2 for count in photos_per_person)
+    if pairs.genuine_pairs == 0 or too_few(target_fmr, pairs.impostor_pairs):
+        return None
+    threshold = float(pairs.thresholds_at_fmr(unit_weights(people), target_fmr)[0])
+    if math.isnan(threshold):
+        return None
+    passing = int(np.count_nonzero(pairs.tail_scores >= threshold))
+    if passing == 0:
+        return None  # ties at the top: no rate above zero to state
+    below = int(np.searchsorted(pairs.genuine_scores, threshold, "left"))
+    without = mated - pairs.genuine_pairs
+    return VerifyPoint(
+        target_fmr=target_fmr,
+        threshold=threshold,
+        false_match_rate=passing / pairs.impostor_pairs,
+        false_non_match_rate=(below + without) / mated,
+        impostor_pairs=pairs.impostor_pairs,
+        mated_pairs=mated,
+        mated_pairs_without_template=without,
+    )

@@ -18,24 +18,45 @@ recipe's cohort-normalised score when the gallery is large enough to be its own 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
+from typing import Final
 
 from sqlalchemy.orm import Session
 
-from candor.evaluation.calibration import CalibrationTable, calibrate_folder, calibrate_recipe
+from candor.evaluation.calibration import (
+    CalibrationTable,
+    ModelMeasurement,
+    calibrate_recipe,
+    measure_model,
+    rate_at_score,
+    score_at_rate,
+)
+from candor.evaluation.identification import list_people
+from candor.faces import EngineSettings, QualityThresholds, dlib_resnet_model_id
 from candor.store.calibrations import active_calibration_row, add_active_calibration
-from candor.workflow.accounts import Actor
+from candor.store.face_models import (
+    BUILTIN_MODEL_NAME,
+    ModelCalibration,
+    active_model_calibration,
+    add_model_calibration,
+)
+from candor.workflow.accounts import Actor, policy_in_force
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
+from candor.workflow.models import active_model, model_settings
 from candor.workflow.permissions import require_permission
 
 DEFAULT_CALIBRATION = "default-calibration.json"
+# The 1:1 verify threshold is set at this false match rate for every model (dlib's 0.926 is
+# its threshold at 1e-3 on lfw-dev: bench/verification_lfw.py).
+VERIFY_TARGET_FMR: Final = 1e-3
+# ModelCalibration.details: what the stored repeat similarity was derived from.
+REPEAT_RULE: Final = "repeat_rule"
 
 
 @dataclass(frozen=True)
@@ -49,10 +70,13 @@ class ThresholdChoice:
     per_comparison_fmr: float
     calibration: str
     extrapolated: bool
+    # The registry name of the calibration's model ("dlib" for the built-in one); None
+    # where the caller did not look it up (the meaning then names the model by its key).
+    model_name: str | None = None
 
     @property
     def meaning(self) -> str:
-        """One sentence for the candidate list."""
+        """One sentence for the candidate list (naming the model: its name and key)."""
         per_hundred = self.target_fpir * 100
         applies_to = (
             f"cosine {self.value:.4f}"
@@ -82,6 +106,7 @@ class ThresholdChoice:
             "per_comparison_fmr": f"{self.per_comparison_fmr:.3e}",
             "calibration": self.calibration,
             "extrapolated": self.extrapolated,
+            "model_name": self.model_name,
         }
 
 
@@ -111,39 +136,30 @@ def shipped_calibration(model_key: str | None = None, score: str = "cosine") -> 
 
 
 def threshold_for_gallery(
-    table: CalibrationTable, gallery_size: int, target_fpir: float
+    table: CalibrationTable,
+    gallery_size: int,
+    target_fpir: float,
+    *,
+    model_name: str | None = None,
 ) -> ThresholdChoice:
-    """The cosine threshold giving `target_fpir` for a gallery of `gallery_size` templates."""
+    """The threshold giving `target_fpir` for a gallery of `gallery_size` templates.
+
+    model_name: the registry name of the table's model, for the meaning sentence.
+    """
     if not 0 < target_fpir < 1:
         raise ValueError(f"target FPIR must be between 0 and 1, not {target_fpir}")
     if not table.points:
         raise ValueError(f"calibration {table.dataset} has no tabulated points")
     size = max(gallery_size, 1)
     rate = -math.expm1(math.log1p(-target_fpir) / size)
+    model = table.model_key if model_name is None else f"{model_name} ({table.model_key})"
     described = (
-        f"calibration on {table.dataset}: {table.impostor_pairs:,} impostor pairs, "
-        f"model {table.model_key}"
+        f"calibration on {table.dataset}: {table.impostor_pairs:,} impostor pairs, model {model}"
     )
-    points = table.points  # rate falling, threshold rising
-    if rate >= points[0][0]:
-        return ThresholdChoice(
-            points[0][1], table.score, target_fpir, gallery_size, rate, described, False
-        )
-    if rate <= points[-1][0]:
-        extrapolated = rate < points[-1][0]
-        return ThresholdChoice(
-            points[-1][1], table.score, target_fpir, gallery_size, rate, described, extrapolated
-        )
-    for (high_rate, low_threshold), (low_rate, high_threshold) in itertools.pairwise(points):
-        if low_rate <= rate <= high_rate:
-            weight = (math.log(high_rate) - math.log(rate)) / (
-                math.log(high_rate) - math.log(low_rate)
-            )
-            value = low_threshold + weight * (high_threshold - low_threshold)
-            return ThresholdChoice(
-                value, table.score, target_fpir, gallery_size, rate, described, False
-            )
-    raise AssertionError("unreachable: the rate lies within the table")
+    value, extrapolated = score_at_rate(table, rate)
+    return ThresholdChoice(
+        value, table.score, target_fpir, gallery_size, rate, described, extrapolated, model_name
+    )
 
 
 def active_calibration(
@@ -179,13 +195,79 @@ def active_calibration(
         ) from None
 
 
+def is_builtin(model_key: str) -> bool:
+    """True for dlib's ResNet as it ships (the model of the shipped calibrations)."""
+    return model_key == dlib_resnet_model_id().key
+
+
+def is_calibrated(session: Session, model_key: str) -> bool:
+    """True when every threshold of the model has a source: an active cosine 1:N calibration
+    and an active ModelCalibration of this workspace, or, for dlib, the shipped ones.
+
+    A model that is not calibrated cannot be made active (`reenrol` asks before switching).
+    """
+    if is_builtin(model_key):
+        return True
+    return (
+        active_calibration_row(session, model_key, "cosine") is not None
+        and active_model_calibration(session, model_key) is not None
+    )
+
+
+@dataclass(frozen=True)
+class RepeatSimilarity:
+    """A model's repeat-search cosine, derived from the policy's (a cosine of dlib's
+    templates) by impostor rate.
+
+    impostor_rate: the share of impostor pairs dlib's templates pass at the policy's value
+    (dlib's shipped calibration; NaN where the policy's value is used as it stands);
+    `similarity` passes that share of the model's. extrapolated: a calibration does not
+    resolve that rate, so the value is its highest tabulated threshold (lower than the true
+    one: more searches count as repeats, never fewer).
+    """
+
+    similarity: float
+    policy_similarity: float
+    impostor_rate: float
+    extrapolated: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """For ModelCalibration.details and audit entries (numbers as text)."""
+        return {
+            "similarity": f"{self.similarity:.6f}",
+            "policy_similarity": f"{self.policy_similarity:g}",
+            "impostor_rate": f"{self.impostor_rate:.6e}",
+            "extrapolated": self.extrapolated,
+        }
+
+
+def derive_repeat_similarity(policy_similarity: float, table: CalibrationTable) -> RepeatSimilarity:
+    """The cosine at which `table`'s model passes the share of impostor pairs that dlib's
+    templates pass at `policy_similarity` (by dlib's shipped cosine calibration)."""
+    reference = shipped_calibration(dlib_resnet_model_id().key)
+    rate, beyond_reference = rate_at_score(reference, policy_similarity)
+    value, beyond_table = score_at_rate(table, rate)
+    return RepeatSimilarity(value, policy_similarity, rate, beyond_reference or beyond_table)
+
+
 @dataclass(frozen=True)
 class Recalibration:
-    """What `recalibrate` recorded: the cosine calibration, and the normalised one or why not."""
+    """What `recalibrate` recorded for one model.
 
+    cosine: the 1:N cosine calibration; normalised: the recipe's, or None (`normalised_note`
+    says why). measurement: the model's 1:1 point and sharpness figures; model_calibration:
+    the ModelCalibration row's id, or None when the folder could not resolve the 1:1
+    threshold (`model_note` says so: the model then stays uncalibrated).
+    """
+
+    model_name: str
     cosine: CalibrationTable
     normalised: CalibrationTable | None
     normalised_note: str | None
+    measurement: ModelMeasurement
+    repeat: RepeatSimilarity
+    model_calibration: int | None
+    model_note: str | None
 
 
 def recalibrate(
@@ -193,62 +275,198 @@ def recalibrate(
     actor: Actor,
     dataset: Path,
     *,
+    model: str | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> Recalibration:
-    """Measure calibrations on a labelled folder and make them the active ones (audited).
+    """Measure a model's calibrations on a labelled folder and make them its active ones
+    (each audited as `calibration.recorded`, naming the model).
 
-    Always the cosine calibration (what a gallery smaller than a cohort is judged by);
-    also the recipe's normalised score when the recipe normalises and each half of the
-    folder has the COHORT_SIZE gallery photos a cohort needs (else the shipped or
-    earlier normalised calibration stays active, and the note says why).
-    The folder's photos are processed in scratch space (the evaluation cache), never
-    enrolled; only the tables of thresholds are stored, each with its audit entry.
+    model: the registry name ("dlib" or a confirmed model); None: the active model.
+    Recorded: the cosine 1:N calibration; the recipe's normalised one when the recipe
+    normalises and each half of the folder has the COHORT_SIZE gallery photos a cohort
+    needs (else the earlier or shipped normalised calibration stays, and the note says
+    why); and the model's `ModelCalibration`: its 1:1 threshold at VERIFY_TARGET_FMR with
+    the rates measured, its repeat-search similarity and its quality gate's sharpness
+    limit (docs/scores.md gives each rule). The folder's photos are processed in scratch
+    space (the evaluation cache), never enrolled. progress(done, total) covers the run.
     """
     require_permission(workflow, actor, "evaluation.run")
-    cosine = calibrate_folder(dataset, workflow.settings, workers=workers, progress=progress)
+    with workflow.workspace.session() as session:
+        name = model if model is not None else active_model(session).name
+        settings = model_settings(session, name, workflow.settings)
+        policy = policy_in_force(session)
+    # dlib's own limit is the reference every other model's is matched to.
+    dlib_limit = QualityThresholds().min_sharpness
+    reference: EngineSettings | None = None
+    if name != BUILTIN_MODEL_NAME:
+        reference = replace(settings, embedder_model=None, quality=QualityThresholds())
+    # One bar over the run, in photos: this model's extraction, dlib's (to match the
+    # sharpness limit), then the recipe's two halves (about the folder's photos again).
+    try:
+        photos = sum(len(listed) for _, listed in list_people(dataset))
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+    extractions = photos * (1 if reference is None else 2)
+    bar = extractions + (photos if workflow.recipe.normalised else 0)
+
+    def extraction_progress(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, bar)
+
+    def recipe_progress(done: int, total: int) -> None:
+        if progress is not None:
+            progress(extractions + done * photos // max(total, 1), bar)
+
+    try:
+        measured = measure_model(
+            dataset,
+            settings,
+            reference=reference,
+            reference_min_sharpness=dlib_limit,
+            target_fmr=VERIFY_TARGET_FMR,
+            workers=workers,
+            progress=extraction_progress,
+        )
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+    cosine = measured.cosine
+    gated = replace(
+        settings, quality=replace(settings.quality, min_sharpness=measured.min_sharpness)
+    )
     normalised: CalibrationTable | None = None
     note: str | None = None
     if workflow.recipe.normalised:
         try:
             normalised = calibrate_recipe(
-                dataset, workflow.recipe, workflow.settings, workers=workers, progress=progress
+                dataset, workflow.recipe, gated, workers=workers, progress=recipe_progress
             )
         except ValueError as error:
             note = f"the normalised score was not calibrated: {error}"
-    _store_calibration(workflow, actor, cosine)
-    if normalised is not None:
-        _store_calibration(workflow, actor, normalised)
-    return Recalibration(cosine, normalised, note)
+    if progress is not None:
+        progress(bar, bar)
+    # With no policy in force no search runs; the rule is then stated for dlib's value of
+    # the example policies, and applied again to the policy's value at each search.
+    similarity = policy.repeat.similarity if policy is not None else _EXAMPLE_REPEAT_SIMILARITY
+    repeat = derive_repeat_similarity(similarity, cosine)
+    model_note: str | None = None
+    with workflow.workspace.session() as session, session.begin():
+        _store_calibration(session, workflow, actor, cosine, name)
+        if normalised is not None:
+            _store_calibration(session, workflow, actor, normalised, name)
+        row_id: int | None = None
+        if measured.verify is None:
+            model_note = (
+                f"the 1:1 threshold at a false match rate of {VERIFY_TARGET_FMR:g} needs at "
+                f"least {math.ceil(2 / VERIFY_TARGET_FMR):,} impostor pairs and one mated "
+                f"pair of usable photos; model {name} keeps its earlier thresholds"
+            )
+        else:
+            row_id = _store_model_calibration(session, workflow, actor, name, measured, repeat)
+    return Recalibration(name, cosine, normalised, note, measured, repeat, row_id, model_note)
 
 
-def _store_calibration(workflow: Workflow, actor: Actor, table: CalibrationTable) -> None:
-    workspace = workflow.workspace
-    with workspace.session() as session, session.begin():
-        row = add_active_calibration(
-            session,
-            model_key=table.model_key,
-            score=table.score,
-            dataset=table.dataset,
-            dataset_sha256=table.dataset_sha256,
-            impostor_pairs=table.impostor_pairs,
-            templates=table.templates,
-            points=[[rate, value] for rate, value in table.points],
+# The repeat similarity of the example policies (src/candor/policy/examples): the value a
+# ModelCalibration states its rule for when no policy is in force yet.
+_EXAMPLE_REPEAT_SIMILARITY: Final = 0.95
+
+
+def _store_model_calibration(
+    session: Session,
+    workflow: Workflow,
+    actor: Actor,
+    name: str,
+    measured: ModelMeasurement,
+    repeat: RepeatSimilarity,
+) -> int:
+    verify = measured.verify
+    assert verify is not None  # the caller stores none without it
+    cosine = measured.cosine
+    details: dict[str, object] = {
+        "model_name": name,
+        "verify": {
+            "target_fmr": f"{verify.target_fmr:g}",
+            "mated_pairs_without_template": verify.mated_pairs_without_template,
+        },
+        REPEAT_RULE: repeat.to_dict(),
+        "sharpness": {
+            "reference_min_sharpness": f"{QualityThresholds().min_sharpness:g}",
+            "reference_refused_share": f"{measured.reference_refused_share:.6f}",
+            "refused_share": f"{measured.refused_share:.6f}",
+            "faces": measured.faces,
+        },
+        "templates": cosine.templates,
+    }
+    row = add_model_calibration(
+        session,
+        ModelCalibration(
+            model_key=cosine.model_key,
+            dataset=cosine.dataset,
+            dataset_sha256=cosine.dataset_sha256,
+            verify_threshold=verify.threshold,
+            verify_false_match_rate=verify.false_match_rate,
+            verify_false_non_match_rate=verify.false_non_match_rate,
+            impostor_pairs=verify.impostor_pairs,
+            mated_pairs=verify.mated_pairs,
+            repeat_similarity=repeat.similarity,
+            min_sharpness=measured.min_sharpness,
+            recipe=None,  # measured by `candor evaluate` per model, not here
+            details=details,
             created_at=workflow.now(),
             created_by=actor.user_id,
-        )
-        record(
-            session,
-            workflow,
-            actor.username,
-            "calibration.recorded",
-            {"calibration": row.id},
-            {
-                "dataset": table.dataset,
-                "dataset_sha256": table.dataset_sha256,
-                "model": table.model_key,
-                "score": table.score,
-                "templates": table.templates,
-                "impostor_pairs": table.impostor_pairs,
-            },
-        )
+        ),
+    )
+    record(
+        session,
+        workflow,
+        actor.username,
+        "calibration.recorded",
+        {"model_calibration": row.id},
+        {
+            "model": cosine.model_key,
+            "model_name": name,
+            "dataset": cosine.dataset,
+            "dataset_sha256": cosine.dataset_sha256,
+            "verify_threshold": f"{verify.threshold:.6f}",
+            "verify_false_match_rate": f"{verify.false_match_rate:.6e}",
+            "verify_false_non_match_rate": f"{verify.false_non_match_rate:.6f}",
+            "impostor_pairs": verify.impostor_pairs,
+            "mated_pairs": verify.mated_pairs,
+            "repeat_similarity": f"{repeat.similarity:.6f}",
+            "min_sharpness": f"{measured.min_sharpness:.6g}",
+        },
+    )
+    return row.id
+
+
+def _store_calibration(
+    session: Session, workflow: Workflow, actor: Actor, table: CalibrationTable, name: str
+) -> None:
+    row = add_active_calibration(
+        session,
+        model_key=table.model_key,
+        score=table.score,
+        dataset=table.dataset,
+        dataset_sha256=table.dataset_sha256,
+        impostor_pairs=table.impostor_pairs,
+        templates=table.templates,
+        points=[[rate, value] for rate, value in table.points],
+        created_at=workflow.now(),
+        created_by=actor.user_id,
+    )
+    record(
+        session,
+        workflow,
+        actor.username,
+        "calibration.recorded",
+        {"calibration": row.id},
+        {
+            "dataset": table.dataset,
+            "dataset_sha256": table.dataset_sha256,
+            "model": table.model_key,
+            "model_name": name,
+            "score": table.score,
+            "templates": table.templates,
+            "impostor_pairs": table.impostor_pairs,
+        },
+    )

@@ -56,7 +56,7 @@ from candor.workflow.permissions import (
     require_permission,
 )
 from candor.workflow.probes import Probe, probe_for, stored_probe
-from candor.workflow.thresholds import VERIFY_THRESHOLD
+from candor.workflow.thresholds import model_name, repeat_similarity, verify_threshold
 from candor.workflow.upkeep import erase_unheld_probes, probes_in_flight
 
 # Templates fetched per candidate place, so subjects with several photos fill one place.
@@ -306,6 +306,7 @@ def _request(
     checked = form.checked()
     if top < 1:
         raise WorkflowError("the candidate list length (--top) must be 1 or more")
+    workflow.model_in_step()  # probes are made with the model active now (another process)
     probes: list[Probe] = []
     refusal: str | None = None
     try:
@@ -501,7 +502,9 @@ def _earlier_search(
         # A zero template has no direction: its similarity is NaN and never a repeat.
         with np.errstate(divide="ignore", invalid="ignore"):
             similarity = (earlier / np.linalg.norm(earlier, axis=1, keepdims=True)) @ query
-        repeat[comparable] |= similarity >= policy.repeat.similarity
+        # The policy's value is a cosine of dlib's templates: each model has its own.
+        limit = repeat_similarity(workflow, session, policy.repeat.similarity).similarity
+        repeat[comparable] |= similarity >= limit
     # Rows come newest first: the first repeat is the latest earlier search.
     matches = np.flatnonzero(repeat)
     return int(rows[matches[0]][0]) if matches.size else None
@@ -532,7 +535,12 @@ def _open_probe_templates(
 
 def _threshold(session: Session, workflow: Workflow, policy: Policy) -> ThresholdChoice:
     table = active_calibration(workflow, workflow.score_in_use, session)
-    return threshold_for_gallery(table, len(workflow.index), policy.target_fpir)
+    return threshold_for_gallery(
+        table,
+        len(workflow.index),
+        policy.target_fpir,
+        model_name=model_name(session, table.model_key),
+    )
 
 
 def _stored_in_background(
@@ -760,7 +768,7 @@ def _run(workflow: Workflow, actor: Actor, search_id: int) -> RequestOutcome:
         if row.kind == "verify" and row.status == "approved":
             # Faces are detected before the write lock is taken, which other processes'
             # writers would otherwise wait on through the detection.
-            compared = _compare_photos(workflow, row)
+            compared = _compare_photos(workflow, session, row)
     with workspace.session() as session, session.begin():
         row = _request_row(session, search_id)
         if row.status != "approved":
@@ -789,7 +797,7 @@ def _run_row(
     if answer is not None:
         details, found, above = _run_search(session, workflow, row, answer)
     else:
-        comparison = compared or _compare_photos(workflow, row)
+        comparison = compared or _compare_photos(workflow, session, row)
         row.result = comparison.result
         details = comparison.details
     if row.status != "completed":  # a search run at once was inserted completed
@@ -943,7 +951,7 @@ class _Comparison:
     details: dict[str, object]
 
 
-def _compare_photos(workflow: Workflow, row: SearchRequest) -> _Comparison:
+def _compare_photos(workflow: Workflow, session: Session, row: SearchRequest) -> _Comparison:
     if row.second_probe_sha256 is None:
         raise RequestStateError(f"verify request {row.id} has no second photo")
     from candor.images import decode_image
@@ -961,18 +969,23 @@ def _compare_photos(workflow: Workflow, row: SearchRequest) -> _Comparison:
         engine.face_template(second, face_b),
     )
     score = cosine_score(template_a, template_b)
+    # The threshold of the model that made both templates (dlib's shipped one by default).
+    threshold = verify_threshold(workflow, session)
     result = {
         **(row.result or {}),
         "score": round(score, 6),
         "euclidean_distance": round(euclidean_distance(template_a, template_b), 6),
-        "threshold": VERIFY_THRESHOLD.cosine,
-        "passed": score >= VERIFY_THRESHOLD.cosine,
-        "meaning": VERIFY_THRESHOLD.meaning,
+        "threshold": threshold.cosine,
+        "passed": score >= threshold.cosine,
+        "meaning": threshold.meaning,
+        "model": threshold.model_key,
+        "model_name": threshold.model_name,
     }
     details = {
         "score": f"{score:.6f}",
         "passed": result["passed"],
-        "threshold": f"{VERIFY_THRESHOLD.cosine}",
+        "threshold": f"{threshold.cosine}",
+        "model": threshold.model_key,
     }
     return _Comparison(result, details)
 

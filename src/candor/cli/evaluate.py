@@ -2,8 +2,11 @@
 
 In a workspace, an admin or an auditor runs it and the report card is stored with its
 audit entry; with `--scratch` no workspace is opened, nobody logs in and nothing is
-recorded. With `--json`, standard output carries exactly the report card's result object
-(the one stored); progress and warnings go to standard error.
+recorded. `--model NAME` (repeated) puts the workspace's face models side by side, one
+stored report card each; `--scratch --model-file FILE` evaluates one ONNX file alone.
+With `--json`, standard output carries exactly the report card's result object (the one
+stored; for --compare and --model, the comparison); progress and warnings go to standard
+error.
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ from candor.workflow.evaluation_ops import (
     Evaluation,
     EvaluationOptions,
     EvaluationProgress,
+    ModelComparison,
     compare_scratch,
+    evaluate_model_file_scratch,
     evaluate_scratch,
     recipes_named,
     run_comparison,
     run_evaluation,
+    run_model_comparison,
     write_det_svg,
 )
 from candor.workflow.jobs import queue_evaluation
@@ -125,6 +131,25 @@ def evaluate(
             "reference). See --list-recipes.",
         ),
     ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            metavar="NAME",
+            help="Evaluate these face models of the workspace side by side (repeat the "
+            "option; the first is the reference; 'dlib' is the built-in one). Each gets a "
+            "stored report card.",
+        ),
+    ] = None,
+    model_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-file",
+            metavar="FILE",
+            help="With --scratch: evaluate this ONNX face-embedding file alone, never added "
+            "to any workspace.",
+        ),
+    ] = None,
     list_recipes: Annotated[
         bool, typer.Option("--list-recipes", help="List the named recipes and stop.")
     ] = False,
@@ -181,7 +206,8 @@ def evaluate(
     and 1:1 over all pairs (FNMR at FMR 1e-3 and 1e-4), each with a 95 % bootstrap
     interval over people. The photos are processed in scratch space and never enrolled.
     In a workspace (admin or auditor) the report card is stored and audited.
-    With --compare, runs named recipes side by side instead (audited in a workspace).
+    With --compare, runs named recipes side by side instead (audited in a workspace);
+    with --model, the workspace's face models (a report card each, audited).
     """
     if list_recipes:
         _print_recipes(as_json)
@@ -203,8 +229,14 @@ def evaluate(
         half=chosen_half,
     )
     processes = workers or _default_workers()
+    _refuse_model_option_mixes(models, model_file, compare, scratch, background, det_svg, as_json)
     if compare and background:
         fail("--background runs one evaluation, not a --compare", as_json=as_json)
+    if models:
+        if home is None:
+            fail("no workspace given: set CANDOR_HOME or pass --home PATH", as_json=as_json)
+        _compare_models(dataset, models, options, groups, processes, home, as_json)
+        return
     if compare:
         _compare(
             dataset,
@@ -231,7 +263,18 @@ def evaluate(
             )
         report_queued(view, as_json)
         return
-    if scratch:
+    if scratch and model_file is not None:
+        sys.stderr.write(f"candor: warning: {SCRATCH_WARNING}\n")
+        with reported_errors(as_json), _progress_bars() as progress:
+            evaluation = evaluate_model_file_scratch(
+                dataset,
+                model_file,
+                options=options,
+                groups_file=groups,
+                workers=processes,
+                progress=progress,
+            )
+    elif scratch:
         sys.stderr.write(f"candor: warning: {SCRATCH_WARNING}\n")
         with reported_errors(as_json), _progress_bars() as progress:
             evaluation = evaluate_scratch(
@@ -274,6 +317,104 @@ def evaluate(
         sys.stdout.flush()
         return
     _print_card(evaluation, report_card_id)
+
+
+def _refuse_model_option_mixes(
+    models: list[str] | None,
+    model_file: Path | None,
+    compare: list[str] | None,
+    scratch: bool,
+    background: bool,
+    det_svg: Path | None,
+    as_json: bool,
+) -> None:
+    """One line for each way --model and --model-file do not go with the other options."""
+    if model_file is not None:
+        if models:
+            fail(
+                "--model-file evaluates one file alone, in scratch space: not with --model "
+                "(which names models added to the workspace)",
+                as_json=as_json,
+            )
+        if not scratch:
+            fail(
+                "--model-file needs --scratch: a file that was never added is evaluated "
+                "without a workspace (add it with candor model add to keep its report card)",
+                as_json=as_json,
+            )
+        if compare:
+            fail("--model-file evaluates one file alone: not with --compare", as_json=as_json)
+    if models:
+        if scratch:
+            fail(
+                "--model names the workspace's models: not with --scratch "
+                "(use --scratch --model-file FILE for a file)",
+                as_json=as_json,
+            )
+        if compare:
+            fail(
+                "compare recipes (--compare) or models (--model), one at a time",
+                as_json=as_json,
+            )
+        if background:
+            fail("--background runs one evaluation, not a --model comparison", as_json=as_json)
+        if det_svg is not None:
+            fail("--det-svg draws one model's curve: not with --model", as_json=as_json)
+
+
+def _compare_models(
+    dataset: Path,
+    names: list[str],
+    options: EvaluationOptions,
+    groups: Path | None,
+    workers: int,
+    home: Path,
+    as_json: bool,
+) -> None:
+    with (
+        reported_errors(as_json),
+        logged_in(home, as_json) as (workflow, actor),
+        _progress_bars() as progress,
+    ):
+        compared = run_model_comparison(
+            workflow,
+            actor,
+            dataset,
+            names,
+            options=options,
+            groups_file=groups,
+            workers=workers,
+            progress=progress,
+        )
+    for evaluation, card_id in zip(compared.evaluations, compared.report_card_ids, strict=True):
+        for warning in evaluation.result["warnings"]:
+            sys.stderr.write(f"candor: warning: {evaluation.face_model_name}: {warning}\n")
+        sys.stderr.write(f"candor: report card {card_id} recorded ({evaluation.face_model_name})\n")
+    sys.stderr.write(f"candor: comparison recorded as audit entry {compared.audit_seq}\n")
+    if as_json:
+        sys.stdout.write(json.dumps(_models_document(compared), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    _print_comparison(compared.comparison)
+    stdout.print(
+        "Report cards: "
+        + ", ".join(
+            f"{evaluation.face_model_name} {card_id}"
+            for evaluation, card_id in zip(
+                compared.evaluations, compared.report_card_ids, strict=True
+            )
+        )
+        + " (candor report transparency shows the model in use and its latest card).",
+        markup=False,
+    )
+
+
+def _models_document(compared: ModelComparison) -> dict[str, Any]:
+    """The comparison's JSON, each model's entry with its stored report card's id."""
+    document = compared.comparison.to_dict()
+    for entry, card_id in zip(document["models"], compared.report_card_ids, strict=True):
+        entry["report_card"] = card_id
+    return document
 
 
 def _print_recipes(as_json: bool) -> None:
@@ -364,12 +505,13 @@ def _interval(interval: tuple[float, float] | None) -> str:
 
 def _print_comparison(comparison: Comparison) -> None:
     scope = "all people" if comparison.half is None else f"the {comparison.half} half"
+    arms = "Recipes" if comparison.axis == "recipe" else "Face models"
     table = Table(
-        title=f"Recipes on {comparison.dataset}, {comparison.protocol} protocol, {scope} "
+        title=f"{arms} on {comparison.dataset}, {comparison.protocol} protocol, {scope} "
         f"({comparison.people:,} people)",
         title_justify="left",
     )
-    table.add_column("recipe")
+    table.add_column(comparison.axis)
     for _, label in _COMPARED:
         table.add_column(label, justify="right")
     table.add_column("ms/photo enrol, search", justify="right")
@@ -390,9 +532,9 @@ def _print_comparison(comparison: Comparison) -> None:
         )
         if cost.normalise_ms is not None:
             timing += f"\n+{cost.normalise_ms:.2f} to normalise"
-        table.add_row(result.recipe.name, *cells, timing)
+        table.add_row(result.label, *cells, timing)
     stdout.print(table, markup=False)
-    reference = comparison.results[0].recipe.name
+    reference = comparison.results[0].label
     stdout.print(
         f"Intervals: {comparison.level:.0%} bootstrap over people ({comparison.replicates} "
         f"resamples). Differences are from {reference} on the same resamples; 'better' or "
@@ -400,8 +542,15 @@ def _print_comparison(comparison: Comparison) -> None:
         markup=False,
     )
     for result in comparison.results:
+        if result.model is not None:
+            model = result.model
+            stdout.print(
+                f"{result.label}: model {model.key}, {model.dimension}-d, recipe "
+                f"{result.recipe.name}; licence as declared: {model.licence}",
+                markup=False,
+            )
         if result.report.cohort is not None:
-            stdout.print(f"{result.recipe.name}: cohort {result.report.cohort}", markup=False)
+            stdout.print(f"{result.label}: cohort {result.report.cohort}", markup=False)
 
 
 def _cell(value: object) -> str:
@@ -427,6 +576,13 @@ def _print_card(evaluation: Evaluation, report_card_id: int | None) -> None:
         shown = "-" if interval is None else f"{interval[0]:.4f} to {interval[1]:.4f}"
         table.add_row(label, _cell(result[key]), shown)
     stdout.print(table)
+    named = result.get("face_model")
+    if isinstance(named, dict):
+        stdout.print(
+            f"Face model {named['name']} ({named['key']}, {named['dimension']}-d); licence as "
+            f"declared: {named['licence']}.",
+            markup=False,
+        )
     stdout.print(
         f"model {result['model']}; {result['people']:,} people, {result['photos']:,} photos, "
         f"{result['templates']:,} templates; gallery {result['gallery_size']:,} "

@@ -1,15 +1,18 @@
-"""`candor evaluate --compare`: named recipes side by side on the same people, honestly.
+"""`candor evaluate --compare` and `--model`: recipes or face models side by side on the
+same people, honestly.
 
-Every recipe runs the same protocol on the same people (one half of the folder, or all
-of it). Each figure gets a bootstrap interval over people, and each recipe after the
-first is compared with the first on the same resamples of people (a paired bootstrap),
-so the interval of a difference is narrower than the two figures' intervals would
-suggest, and a difference is called:
+A comparison has arms along one axis: named recipes with one face model (`--compare`),
+or face models with one recipe (`--model`); the machinery is the same, a model is one
+more thing an arm can vary. Every arm runs the same protocol on the same people (one
+half of the folder, or all of it). Each figure gets a bootstrap interval over people,
+and each arm after the first is compared with the first on the same resamples of people
+(a paired bootstrap), so the interval of a difference is narrower than the two figures'
+intervals would suggest, and a difference is called:
 - "better" only when its whole interval lies on the good side of zero;
-- "worse" when its whole interval lies on the bad side (the recipe is then not "not
+- "worse" when its whole interval lies on the bad side (the arm is then not "not
   worse": an accuracy figure dropped by more than its noise);
 - "within noise" otherwise.
-Costs are measured, not assumed: each recipe's enrolment and search templates are made
+Costs are measured, not assumed: each arm's enrolment and search templates are made
 afresh (no cache) for a sample of the folder's photos and timed, and the score
 normalisation is timed over the run's probes.
 """
@@ -21,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,6 +46,7 @@ from candor.evaluation.identification import (
 )
 from candor.evaluation.report_card import (
     Cohort,
+    ModelLabel,
     SearchTable,
     fpir_key,
     identification_figures,
@@ -63,13 +67,26 @@ FIGURES: dict[str, bool] = {
 THRESHOLDS = tuple(fpir_key("threshold_at_fpir", target) for target in COMPARED_FPIRS)
 TIMING_SAMPLE = 8
 
-# progress(stage, done, total); stage names a recipe and what it is doing.
+# progress(stage, done, total); stage names an arm and what it is doing.
 CompareProgress = Callable[[str, int, int], None]
+# What the arms of a comparison differ in.
+Axis = Literal["recipe", "model"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: a name, the recipe, and the engine (face model) it runs."""
+
+    name: str
+    recipe: Recipe
+    settings: EngineSettings
+    # The face model as a report card names it (None: not named, as in a recipe comparison).
+    model: ModelLabel | None = None
 
 
 @dataclass(frozen=True)
 class Difference:
-    """A recipe's figure minus the first recipe's, with its paired interval and verdict."""
+    """An arm's figure minus the first arm's, with its paired interval and verdict."""
 
     value: float | None
     interval: tuple[float, float] | None
@@ -88,7 +105,7 @@ class RecipeCost:
 
 @dataclass(frozen=True)
 class RecipeResult:
-    """One recipe's figures, intervals, differences from the first recipe, and costs."""
+    """One arm's figures, intervals, differences from the first arm, and costs."""
 
     recipe: Recipe
     report: IdentificationReport
@@ -96,11 +113,20 @@ class RecipeResult:
     intervals: dict[str, tuple[float, float] | None]
     differences: dict[str, Difference]
     cost: RecipeCost
+    # The arm's name (the recipe's, or the model's) and its face model where named.
+    name: str = ""
+    model: ModelLabel | None = None
+
+    @property
+    def label(self) -> str:
+        """What the arm is called in tables: its name, else its recipe's."""
+        return self.name or self.recipe.name
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """The recipes of one `--compare` run, the first being the reference."""
+    """The arms of one `--compare` (recipes) or `--model` (models) run, the first being
+    the reference."""
 
     dataset: str
     protocol: Protocol
@@ -109,28 +135,37 @@ class Comparison:
     replicates: int
     level: float
     results: tuple[RecipeResult, ...]
+    axis: Axis = "recipe"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types: what `candor evaluate --compare --json` prints."""
+        """Plain JSON types: what `candor evaluate --compare/--model --json` prints.
+
+        The arms are listed under "recipes" or "models", by the axis compared.
+        """
+        arms = "recipes" if self.axis == "recipe" else "models"
         return {
             "dataset": self.dataset,
             "protocol": self.protocol,
             "half": self.half,
             "people": self.people,
+            "compared": arms,
             "bootstrap": {
-                "resampled": "people, with replacement, the same resamples for every recipe",
+                "resampled": f"people, with replacement, the same resamples for every {self.axis}",
                 "replicates": self.replicates,
                 "level": self.level,
             },
-            "reference": self.results[0].recipe.name if self.results else None,
-            "recipes": [_result_dict(result) for result in self.results],
+            "reference": self.results[0].label if self.results else None,
+            arms: [_result_dict(result) for result in self.results],
         }
 
 
 def _result_dict(result: RecipeResult) -> dict[str, Any]:
     report = result.report
     return {
-        "name": result.recipe.name,
+        "name": result.label,
+        "model": report.model,
+        "face_model": None if result.model is None else result.model.to_dict(),
+        "recipe_name": result.recipe.name,
         "description": result.recipe.description,
         "recipe": result.recipe.key,
         "score": report.score,
@@ -234,9 +269,46 @@ def compare_recipes(
     """Run each recipe on the same people and compare them with the first (module doc)."""
     if not recipes:
         raise ValueError("name at least one recipe to compare")
-    names = [recipe.name for recipe in recipes]
+    base_settings = settings or EngineSettings()
+    return compare_arms(
+        dataset_dir,
+        [Arm(recipe.name, recipe, base_settings) for recipe in recipes],
+        axis="recipe",
+        protocol=protocol,
+        half=half,
+        replicates=replicates,
+        seed=seed,
+        level=level,
+        candidate_list_length=candidate_list_length,
+        cache_dir=cache_dir,
+        workers=workers,
+        timing_sample=timing_sample,
+        progress=progress,
+    )
+
+
+def compare_arms(
+    dataset_dir: Path,
+    arms: Sequence[Arm],
+    *,
+    axis: Axis,
+    protocol: Protocol = "foundation",
+    half: Half | None = None,
+    replicates: int = DEFAULT_REPLICATES,
+    seed: int = DEFAULT_SEED,
+    level: float = DEFAULT_LEVEL,
+    candidate_list_length: int = 50,
+    cache_dir: Path | None = None,
+    workers: int = 1,
+    timing_sample: int = TIMING_SAMPLE,
+    progress: CompareProgress | None = None,
+) -> Comparison:
+    """Run each arm on the same people and compare them with the first (module doc)."""
+    if not arms:
+        raise ValueError(f"name at least one {axis} to compare")
+    names = [arm.name for arm in arms]
     if len(set(names)) != len(names):
-        raise ValueError(f"a recipe is named twice: {', '.join(names)}")
+        raise ValueError(f"a {axis} is named twice: {', '.join(names)}")
     if not dataset_dir.is_dir():
         raise ValueError(f"{dataset_dir} is not a folder")
     people = people_of_half(dataset_dir, half) if half is not None else None
@@ -245,20 +317,21 @@ def compare_recipes(
         raise ValueError(f"{dataset_dir} holds fewer than two person folders with photos")
     names_listed = [name for name, _ in listed]
     ones = unit_weights(len(names_listed))
+    # One draw of resampled people for every arm: the paired bootstrap.
     weights = people_weights(len(names_listed), replicates, seed)
-    base_settings = settings or EngineSettings()
     timing_paths = [photos[0] for _, photos in listed[:: max(1, len(listed) // 50)]]
     timing_paths = timing_paths[:timing_sample]
 
     results: list[RecipeResult] = []
     reference: dict[str, np.ndarray] | None = None
-    for recipe in recipes:
-        engine = replace(base_settings, fallback=recipe.fallback)
+    for arm in arms:
+        recipe = arm.recipe
+        engine = replace(arm.settings, fallback=recipe.fallback)
 
-        def step(stage: str, recipe_name: str = recipe.name) -> Callable[[int, int], None]:
+        def step(stage: str, arm_name: str = arm.name) -> Callable[[int, int], None]:
             def advance(done: int, total: int) -> None:
                 if progress is not None:
-                    progress(f"{recipe_name}: {stage}", done, total)
+                    progress(f"{arm_name}: {stage}", done, total)
 
             return advance
 
@@ -325,6 +398,8 @@ def compare_recipes(
                 intervals=intervals,
                 differences=differences,
                 cost=RecipeCost(enrol_ms, search_ms, normalise_ms, timed),
+                name=arm.name,
+                model=arm.model,
             )
         )
     return Comparison(
@@ -335,4 +410,5 @@ def compare_recipes(
         replicates=replicates,
         level=level,
         results=tuple(results),
+        axis=axis,
     )

@@ -22,7 +22,8 @@ searches; FNMR at FMR x from n impostor pairs) is null, with the reason in
 `null_reasons`, when x * n is under 2, since the threshold would then rest on at most
 one false match. A figure with nothing to count (rank-1 without mated searches, say) is
 null with its reason too. `result` is the JSON object `candor evaluate --json` prints and
-the report card stores.
+the report card stores. It names the face model that made the templates (`face_model`:
+the name the operator knows it by, its key, embedding size and licence as declared).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from candor.evaluation.identification import (
     run_identification_protocol,
 )
 from candor.evaluation.verification import AllPairs, det_points, score_all_pairs
-from candor.faces import EngineSettings
+from candor.faces import EngineSettings, FaceEngine
 from candor.faces.recipe import DEFAULT_RECIPE, Recipe
 from candor.index.cohort import COHORT_SIZE, gallery_cohort_ids
 
@@ -86,6 +87,35 @@ EvaluationProgress = Callable[[str, int, int], None]
 def fpir_key(kind: str, rate: float) -> str:
     """The result key of a figure at a rate, e.g. fnir_at_fpir_0.01, fnmr_at_fmr_0.0001."""
     return f"{kind}_{rate:g}"
+
+
+# A model nobody named or declared a licence for (e.g. run straight from the library).
+UNSTATED_LICENCE = "not stated"
+
+
+@dataclass(frozen=True)
+class ModelLabel:
+    """The face model a report card is about, as the operator knows it.
+
+    name: the registry's name ("dlib" for the built-in model), or the file's name when
+        a file is evaluated in scratch space.
+    key: the `ModelId.key` its templates carry (the bytes that made them).
+    licence: as declared when the model was added; Candor cannot check it.
+    """
+
+    name: str
+    key: str
+    dimension: int
+    licence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types, as the report card stores them."""
+        return {
+            "name": self.name,
+            "key": self.key,
+            "dimension": self.dimension,
+            "licence": self.licence,
+        }
 
 
 @dataclass(frozen=True)
@@ -311,6 +341,12 @@ class Evaluation:
     settings_key: str
     limits: str
     result: dict[str, Any]
+    face_model: ModelLabel | None = None
+
+    @property
+    def face_model_name(self) -> str:
+        """The model's name as the operator knows it (its key when it was not named)."""
+        return self.model_key if self.face_model is None else self.face_model.name
 
     def figure(self, key: str) -> float | None:
         """One figure of the result (None: null)."""
@@ -369,13 +405,26 @@ def evaluate_folder(
     cache_dir: Path | None = None,
     workers: int = 1,
     progress: EvaluationProgress | None = None,
+    model: ModelLabel | None = None,
 ) -> Evaluation:
-    """Evaluate the model and settings on a labelled folder (see the module docstring)."""
+    """Evaluate the model and settings on a labelled folder (see the module docstring).
+
+    model: how the report card names the engine's face model (None: by its `ModelId`'s
+    name, licence not stated); its key must be the engine's.
+    """
     chosen = options or EvaluationOptions()
     recipe = chosen.recipe
     engine = replace(engine_settings or EngineSettings(), fallback=recipe.fallback)
     if not dataset_dir.is_dir():
         raise ValueError(f"{dataset_dir} is not a folder")
+    model_id = FaceEngine(engine).model
+    if model is None:
+        model = ModelLabel(model_id.name, model_id.key, model_id.dimension, UNSTATED_LICENCE)
+    elif model.key != model_id.key:
+        # A label for other bytes than the engine runs would misname every figure.
+        raise ValueError(
+            f"the model named {model.name} is {model.key}, the engine runs {model_id.key}"
+        )
     half_people = None if chosen.half is None else people_of_half(dataset_dir, chosen.half)
     listed = list_people(dataset_dir, half_people)
     if len(listed) < 2:
@@ -498,6 +547,7 @@ def evaluate_folder(
         "dataset_sha256": digest,
         "dataset_limits": limits,
         "model": report.model,
+        "face_model": model.to_dict(),
         "settings": settings,
         "settings_key": settings_key,
         "people": len(people),
@@ -537,6 +587,7 @@ def evaluate_folder(
         settings_key=settings_key,
         limits=limits,
         result=result,
+        face_model=model,
     )
 
 

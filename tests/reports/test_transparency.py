@@ -142,3 +142,73 @@ def test_a_published_copy_keeps_each_figure_in_its_column(scenario: Scenario) ->
     assert copy.outcomes == report.outcomes
     assert copy.purges == report.purges
     assert [row.outcomes for row in copy.by_offence] == [row.outcomes for row in report.by_offence]
+
+
+def test_the_model_in_use_is_named_with_its_own_latest_figures(
+    scenario: Scenario, copy: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from candor.reports import transparency_report
+    from candor.store import ReportCard, User, Workspace
+    from candor.store.face_models import FaceModelRecord, ModelActivation
+
+    other_key = "mobilefacenet/1/dc4bbe5b0cf21dec"
+
+    def card(day: int, key: str, rank1: float, fnir: float) -> ReportCard:
+        return ReportCard(
+            created_at=datetime(2027, 1, day, tzinfo=UTC), dataset="/data/faces/lfw-dev",
+            dataset_sha256="ab" * 32, settings={}, model_key=key,
+            result={"rank1": rank1, "fnir_at_fpir_0.01": fnir, "people": 1680, "det": [],
+                    "ci": {"rank1": [0.95, 0.97], "fnir_at_fpir_0.01": [0.10, 0.15]},
+                    "bootstrap": {"level": 0.95},
+                    "face_model": {"name": "mobilefacenet", "key": key, "dimension": 192,
+                                   "licence": "unknown: evaluation only"}},
+            dataset_limits="Mostly adult public figures photographed by the press.",
+        )  # fmt: skip
+
+    with Workspace.open(copy) as workspace:
+        with workspace.session() as session, session.begin():
+            admins = list(session.scalars(select(User.id).order_by(User.id)))[:2]
+            session.add(
+                FaceModelRecord(
+                    name="mobilefacenet", model_key=other_key, path="/models/m.onnx",
+                    sha256="dc" * 32, dimension=192, layout="NCHW", input_size=112,
+                    input_mean=127.5, input_std=128.0, colour="RGB", alignment="arcface-112",
+                    licence="unknown: evaluation only", source="a test",
+                    added_by=admins[0], added_at=datetime(2027, 1, 2, tzinfo=UTC),
+                    state="confirmed", decided_by=admins[1],
+                    decided_at=datetime(2027, 1, 2, tzinfo=UTC),
+                )
+            )  # fmt: skip
+            session.add(card(3, other_key, 0.961, 0.126))
+            # A newer card of the built-in model: not the model in use once it is switched.
+            session.add(card(20, "dlib-resnet-v1/1/0123456789abcdef", 0.906, 0.429))
+        before = transparency_report(workspace, scenario.key, 2027)
+        with workspace.session() as session, session.begin():
+            session.add(
+                ModelActivation(
+                    model_name="mobilefacenet", model_key=other_key, templates=4,
+                    activated_at=datetime(2027, 1, 5, 12, tzinfo=UTC),
+                )
+            )  # fmt: skip
+        report = transparency_report(workspace, scenario.key, 2027)
+
+    assert before.model_in_use is not None and before.model_in_use.model_key is None
+    assert "Searches use the built-in face model dlib, in use since" in before.model_note
+    assert before.accuracy is not None and before.accuracy.model_key.startswith("dlib-resnet")
+    assert report.model_in_use is not None and report.model_in_use.name == "mobilefacenet"
+    assert report.accuracy is not None and report.accuracy.model_key == other_key
+    note = report.model_note
+    assert f"face model mobilefacenet (model key {other_key}), in use since 2027-01-05" in note
+    assert "96.1 % of searches" in note and "(rank-1; 95 % interval 95.0 % to 97.0 %)" in note
+    assert "12.6 % of searches" in note and "95 % interval 10.0 % to 15.0 %" in note
+    assert "FNIR at FPIR 0.01" in note and "unknown: evaluation only" in note
+    page = transparency_html(report)
+    assert "in use since 2027-01-05" in page
+    document = json.loads(json.dumps(transparency_json(report), sort_keys=True))
+    published = transparency_from_json(document, "2027-02-01T00:00:00Z")
+    assert published.model_in_use == report.model_in_use
+    assert published.model_note == note

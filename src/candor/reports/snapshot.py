@@ -13,7 +13,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from candor.store import ReportCard, Workspace
+from candor.store.face_models import (
+    BUILTIN_MODEL_NAME,
+    active_model_activation,
+    latest_report_card_of_model,
+)
 from candor.store.reporting import ReportRows, read_report_rows
 
 
@@ -37,8 +44,17 @@ class StoredSearch:
 
 
 @dataclass(frozen=True)
+class ModelInUse:
+    """The workspace's face model now: its newest activation, or the built-in model."""
+
+    name: str
+    model_key: str | None  # None: the built-in model, never switched from
+    since: datetime | None  # None: since the workspace began
+
+
+@dataclass(frozen=True)
 class StoredReportCard:
-    """The latest accuracy report card recorded in the store."""
+    """The latest accuracy report card of the model in use recorded in the store."""
 
     created_at: datetime
     dataset: str
@@ -65,6 +81,7 @@ class StoreSnapshot:
     images: dict[int, str]
     home_agencies: dict[str, str]
     report_card: StoredReportCard | None = None
+    model_in_use: ModelInUse | None = None
     # candidate id -> what its requester last recorded came of the released lead
     lead_outcomes: dict[int, str] = field(default_factory=dict)
     # policy sha256 -> days a candidate list may wait for review (review_within_days)
@@ -79,6 +96,7 @@ def read_snapshot(workspace: Workspace) -> StoreSnapshot:
     # Reads only: an autobegun session, one snapshot, no write lock (begin() takes it).
     with workspace.session() as session:
         rows = read_report_rows(session)
+        in_use = _model_in_use(session)
         return StoreSnapshot(
             purpose=workspace.purpose,
             timezone=workspace.timezone,
@@ -91,7 +109,9 @@ def read_snapshot(workspace: Workspace) -> StoreSnapshot:
             releases=_releases(rows),
             images=rows.image_sources,
             home_agencies=_home_agencies(rows),
-            report_card=_report_card(rows.report_card),
+            # The model in use's own card: another model's figures would misstate it.
+            report_card=_report_card(latest_report_card_of_model(session, in_use.model_key)),
+            model_in_use=in_use,
             lead_outcomes={candidate: outcome for candidate, outcome in rows.lead_outcomes},
             review_within_days=_review_within_days(rows),
             review_rules=_review_rules(rows),
@@ -195,6 +215,13 @@ def _review_rules(rows: ReportRows) -> dict[str, tuple[int, bool]]:
         if isinstance(reviewers, int):
             rules[sha256] = (reviewers, isinstance(resolver, str))
     return rules
+
+
+def _model_in_use(session: Session) -> ModelInUse:
+    activation = active_model_activation(session)
+    if activation is None:
+        return ModelInUse(BUILTIN_MODEL_NAME, None, None)
+    return ModelInUse(activation.model_name, activation.model_key, activation.activated_at)
 
 
 def _report_card(card: ReportCard | None) -> StoredReportCard | None:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from candor.reports.basis import AsOf, ReportBasis, establish_basis
 from candor.reports.facts import OUTCOMES, search_facts
-from candor.reports.snapshot import StoredReportCard
+from candor.reports.snapshot import ModelInUse, StoredReportCard
 from candor.store import Workspace
 
 SUPPRESSED = "<5"
@@ -92,6 +92,10 @@ class TransparencyReport:
     outside_agencies: tuple[tuple[str, Shown], ...] = ()
     # Set on a published copy: when it was published (RFC 3339 UTC).
     published_at: str | None = None
+    # The face model searches use now, and in plain words since when and how accurate its
+    # latest report card says it is (`accuracy` is that card).
+    model_in_use: ModelInUse | None = None
+    model_note: str = ""
 
     @property
     def checkpoint_size(self) -> int:
@@ -184,6 +188,11 @@ def compute_transparency(
     else:
         period_end_note = f"The gallery size is as of the end of {year}."
     accuracy = _accuracy(snapshot.report_card)
+    model_note = (
+        ""
+        if snapshot.model_in_use is None
+        else _model_note(snapshot.model_in_use, snapshot.report_card, zone)
+    )
     shown_searches = public(searches)
     released = public(outcome_counts["run_lead_released"])
     headline = (
@@ -230,6 +239,8 @@ def compute_transparency(
             (agency, public(count))
             for agency, count in sorted(agencies.items(), key=lambda kv: (-kv[1], kv[0]))
         ),
+        model_in_use=snapshot.model_in_use,
+        model_note=model_note,
     )
 
 
@@ -287,6 +298,20 @@ def transparency_from_json(document: dict[str, Any], published_at: str) -> Trans
         accuracy_note=document["accuracy_note"],
         outside_agencies=tuple(document.get("outside_agencies", {}).items()),
         published_at=published_at,
+        # Copies published before models were named have neither.
+        model_in_use=_model_from_json(document.get("model_in_use")),
+        model_note=document.get("model_note", ""),
+    )
+
+
+def _model_from_json(value: Any) -> ModelInUse | None:
+    if not isinstance(value, dict):
+        return None
+    since = value.get("since")
+    return ModelInUse(
+        name=value["name"],
+        model_key=value.get("model_key"),
+        since=None if since is None else datetime.fromisoformat(since),
     )
 
 
@@ -334,4 +359,52 @@ def _accuracy_note(card: AccuracyCard | None) -> str:
         f"Measured on {card.measured_at:%Y-%m-%d} with model {card.model_key} on the dataset "
         f"{card.dataset} (sha256 {card.dataset_sha256[:16]}…). Its limits: "
         f"{card.dataset_limits}"
+    )
+
+
+def _percent(value: object) -> str:
+    return (
+        f"{100.0 * float(value):.1f} %" if isinstance(value, int | float) else "an undefined share"
+    )
+
+
+def _percent_interval(result: dict[str, object], key: str, level: str) -> str:
+    intervals = result.get("ci")
+    interval = intervals.get(key) if isinstance(intervals, dict) else None
+    if isinstance(interval, list) and len(interval) == 2:
+        return f"; {level} {_percent(interval[0])} to {_percent(interval[1])}"
+    return ""
+
+
+def _model_note(model: ModelInUse, card: StoredReportCard | None, zone: ZoneInfo) -> str:
+    """Which model searches use, since when, and its figures in plain words."""
+    if model.model_key is None:
+        sentence = (
+            f"Searches use the built-in face model {model.name}, in use since the workspace began."
+        )
+    else:
+        since = "" if model.since is None else f" since {model.since.astimezone(zone):%Y-%m-%d}"
+        sentence = (
+            f"Searches use the face model {model.name} (model key {model.model_key}), in "
+            f"use{since}."
+        )
+    if card is None:
+        return sentence + " No report card of this model is recorded: its accuracy is unmeasured."
+    result = card.result
+    declared = result.get("face_model")
+    licence = declared.get("licence") if isinstance(declared, dict) else None
+    bootstrap = result.get("bootstrap")
+    level = bootstrap.get("level") if isinstance(bootstrap, dict) else None
+    level_text = f"{100 * float(level):.0f} % interval" if isinstance(level, float) else "interval"
+    rank1, fnir = result.get("rank1"), result.get("fnir_at_fpir_0.01")
+    return (
+        f"{sentence} Its latest report card (dataset {Path(card.dataset).name or card.dataset}, "
+        f"measured {card.created_at.astimezone(zone):%Y-%m-%d}) says: in "
+        f"{_percent(rank1)} of searches for someone in the gallery, that person was the "
+        f"first candidate (rank-1{_percent_interval(result, 'rank1', level_text)}); at the "
+        "score threshold where 1 in 100 searches for someone not in the gallery still "
+        f"returns a candidate, {_percent(fnir)} of searches for someone in the gallery did "
+        "not return them (FNIR at FPIR 0.01"
+        f"{_percent_interval(result, 'fnir_at_fpir_0.01', level_text)})."
+        + ("" if licence is None else f" Its licence, as declared: {licence}.")
     )

@@ -177,7 +177,7 @@ def test_added_by_one_admin_confirmed_by_another_listed_and_shown(
         "NCHW",
         112,
     )
-    assert added.path == str(model_file.absolute())
+    assert added.path == str(model_file.resolve())
     (entry,) = _entries(workflow)
     assert entry["action"] == "model.added" and entry["actor"] == "admin1"
     details = entry["details"]
@@ -304,7 +304,7 @@ def test_bytes_changed_between_add_and_confirm_are_refused(
     with pytest.raises(ModelError) as caught:
         confirm_model(workflow, people.admin2, "vendor")
     message = str(caught.value)
-    assert str(model_file.absolute()) in message and added.sha256 in message
+    assert str(model_file.resolve()) in message and added.sha256 in message
     assert "changed bytes" in message
     assert [row.state for row in _rows(workflow)] == ["pending"]
     assert [e["action"] for e in _entries(workflow)] == ["model.added"]
@@ -326,7 +326,7 @@ def test_a_model_altered_after_confirmation_is_refused_at_load(
     with workflow.workspace.session() as session, pytest.raises(ModelError) as caught:
         model_settings(session, "vendor", EngineSettings())
     message = str(caught.value)
-    assert str(model_file.absolute()) in message
+    assert str(model_file.resolve()) in message
     assert added.sha256 in message
     assert [view.file_check for view in model_views(workflow, people.admin1)][1].startswith(
         "changed (now "
@@ -414,6 +414,6 @@ def test_the_shared_model_needs_no_declared_values(
     confirm_model(workflow, people.admin2, "mobilefacenet")
     with workflow.workspace.session() as session:
         spec = model_settings(session, "mobilefacenet", EngineSettings()).embedder_model
-    assert spec is not None and spec.path == mobilefacenet_onnx.absolute()
+    assert spec is not None and spec.path == mobilefacenet_onnx.resolve()
     with workflow.workspace.session() as session:
         assert face_model_by_name(session, "mobilefacenet") is not None

@@ -261,7 +261,7 @@ def add_model(
     source = _statement(limits.MODEL_SOURCE, source, "--source")
     declared_layout, declared_colour = _layout(layout), _colour(colour)
     _check_normalisation(input_mean, input_std)
-    file = path.expanduser().absolute()
+    file = path.expanduser().resolve()
     if not file.is_file():
         raise ModelError(f"model file {file} does not exist (or is not a file)")
     try:
@@ -273,7 +273,8 @@ def add_model(
             colour=declared_colour,
         )
     except OnnxModelError as error:
-        raise ModelError(f"{file.name}: {' '.join(str(error).split())}") from error
+        reason = " ".join(str(error).split())
+        raise ModelError(reason if str(file) in reason else f"{file}: {reason}") from error
     model_key = ModelId(name, MODEL_VERSION, facts.sha256, facts.dimension).key
     with workflow.workspace.session() as session, session.begin():
         admin = require_admin(session, actor)

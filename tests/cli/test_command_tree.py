@@ -106,6 +106,12 @@ NOT_TOUCHING_FACES = {
     "jobs show",
     "jobs cancel",
     "jobs resume",
+    # Admin actions on the face-model registry and its listing: no face is compared.
+    "model add",
+    "model confirm",
+    "model reject",
+    "model list",
+    "model show",
     # Runs queued actions; tests/workflow/test_jobs.py checks their entries against the
     # same actions run directly.
     "jobs run",

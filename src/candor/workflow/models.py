@@ -18,12 +18,11 @@ another process at its next search (`Workflow.model_in_step`).
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy.orm import Session
 
@@ -38,7 +37,6 @@ from candor.faces.onnx_models import (
 from candor.faces.registry import file_sha256
 from candor.store import face_models as registry
 from candor.store.accounts import user_by_id
-from candor.store.calibrations import active_calibration_row
 from candor.store.face_models import (
     BUILTIN_MODEL_NAME,
     MODEL_COLOURS,
@@ -498,18 +496,12 @@ def active_model_settings(session: Session, base: EngineSettings) -> tuple[Engin
 
 
 def is_model_calibrated(session: Session, model_key: str) -> bool:
-    """`is_calibrated` of the thresholds module, or, before it exists, a cosine 1:N
-    calibration and a ModelCalibration stored for the model (dlib: its shipped ones)."""
-    thresholds: Any = importlib.import_module("candor.workflow.thresholds")
-    checker = getattr(thresholds, "is_calibrated", None)
-    if checker is not None:
-        return bool(checker(session, model_key))
-    if model_key == dlib_resnet_model_id().key:
-        return True
-    return (
-        registry.active_model_calibration(session, model_key) is not None
-        and active_calibration_row(session, model_key, "cosine") is not None
-    )
+    """Whether every threshold of the model has a source (`calibration.is_calibrated`:
+    a cosine 1:N calibration and a ModelCalibration stored, or dlib's shipped ones)."""
+    # Imported here: candor.workflow.calibration builds on this module (model_settings).
+    from candor.workflow.calibration import is_calibrated
+
+    return is_calibrated(session, model_key)
 
 
 def activate_model(

@@ -130,7 +130,7 @@ def _alter(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def _calibrate(workflow: Workflow, model_key: str) -> None:
+def calibrate_model(workflow: Workflow, model_key: str) -> None:
     """Rows as `candor calibrate --model` stores them (the figures do not matter here)."""
     now = datetime.now(UTC)
     with workflow.workspace.session() as session, session.begin():
@@ -347,7 +347,7 @@ def test_activation_needs_a_confirmed_calibrated_unchanged_model(
     confirm_model(workflow, people.admin2, "vendor")
     with pytest.raises(ModelError, match="no calibration"):
         activate()
-    _calibrate(workflow, added.model_key)
+    calibrate_model(workflow, added.model_key)
     with (
         pytest.raises(ModelError, match="already the active model"),
         workflow.workspace.session() as session,
@@ -373,7 +373,7 @@ def test_a_second_workflow_follows_a_switch_made_elsewhere(
 ) -> None:
     added = _add(workflow, people.admin1, model_file)
     confirm_model(workflow, people.admin2, "vendor")
-    _calibrate(workflow, added.model_key)
+    calibrate_model(workflow, added.model_key)
     with Workflow(Workspace.open(workflow.workspace.home)) as other:
         assert other.settings.embedder_model is None  # dlib, nothing switched yet
         dlib_key = other.engine.model.key

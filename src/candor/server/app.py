@@ -39,6 +39,7 @@ from candor.workflow import (
     open_workflow,
     server_threads,
 )
+from candor.workflow.models import ModelError
 from candor.workflow.probe_check import UPLOAD_MAX_BYTES
 from candor.workflow.server_state import (
     install_setup_token,
@@ -171,9 +172,15 @@ def create_app(
         threads = server_threads(workflow.workspace.engine)
         to_thread.current_default_thread_limiter().total_tokens = threads
         # A node that was down catches up now, not inside its first search. A busy
-        # database leaves it to that search.
-        with contextlib.suppress(WorkspaceBusyError):
+        # database leaves it to that search. So does an active model whose file changed:
+        # accounts, the audit log and reports stay reachable, and each search is refused
+        # in one line naming the file, until an admin puts the recorded bytes back.
+        try:
             await to_thread.run_sync(state.call, bring_index_in_step, workflow)
+        except WorkspaceBusyError:
+            pass
+        except ModelError as error:
+            sys.stderr.write(f"candor: warning: {error}\n")
         yield
 
     app = FastAPI(

@@ -213,10 +213,29 @@ def test_added_by_one_admin_confirmed_by_another_listed_and_shown(
     assert vendor.file_check == "unchanged"
     shown = model_view(workflow, people.admin2, "vendor")
     assert shown.licence == LICENCE and shown.calibration is None and shown.activations == ()
+    assert {"dimension", "layout", "input_size"} <= set(shown.recognised)
+    assert shown.declared == ()
     with pytest.raises(NotAnAdminError, match="admins and auditors"):
         model_views(workflow, people.analyst)
     with pytest.raises(ModelNotFoundError, match="no model named 'other'"):
         model_view(workflow, people.auditor, "other")
+
+
+def test_declared_values_are_recorded_as_declared(
+    workflow: Workflow, people: People, model_file: Path
+) -> None:
+    added = _add(workflow, people.admin1, model_file, colour="BGR", input_mean=0.0, input_std=255.0)
+    assert (added.colour, added.input_mean, added.input_std) == ("BGR", 0.0, 255.0)
+    shown = model_view(workflow, people.auditor, "vendor")
+    assert set(shown.declared) == {"colour", "input_mean", "input_std"}
+    with workflow.workspace.session() as session:
+        confirm_model(workflow, people.admin2, "vendor")
+        spec = model_settings(session, "vendor", EngineSettings()).embedder_model
+    assert spec is not None and (spec.colour, spec.input_mean, spec.input_std) == (
+        "BGR",
+        0.0,
+        255.0,
+    )
 
 
 def test_a_rejected_model_is_never_usable(

@@ -172,7 +172,9 @@ def show(name: NameArgument, home: HomeOption = None, as_json: JsonOption = Fals
     for field in ("calibration", "activations"):
         fields.pop(field)
     for key, value in fields.items():
-        if value is not None:
+        if isinstance(value, list):
+            add_literal_row(table, key, ", ".join(str(item) for item in value) or "none")
+        elif value is not None:
             add_literal_row(table, key, str(value))
     if view.calibration is not None:
         for key, value in to_jsonable(view.calibration).items():

@@ -18,6 +18,7 @@ another process at its next search (`Workflow.model_in_step`).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -37,6 +38,7 @@ from candor.faces.onnx_models import (
 from candor.faces.registry import file_sha256
 from candor.store import face_models as registry
 from candor.store.accounts import user_by_id
+from candor.store.audit_log import EntryFilter, find_entries
 from candor.store.face_models import (
     BUILTIN_MODEL_NAME,
     MODEL_COLOURS,
@@ -105,6 +107,8 @@ class ActiveModelView:
 class ModelView:
     """One model as `candor model list/show` shows it (dlib: built_in, no file facts).
 
+    recognised, declared: filled for `show` only.
+
     file_check: "unchanged", "missing", "changed (now <sha256>)", "built in", or
         "not checked".
     calibration: the active ModelCalibration's figures, None when there is none.
@@ -136,6 +140,10 @@ class ModelView:
     file_check: str
     calibration: dict[str, object] | None = None
     activations: tuple[dict[str, object], ...] = ()
+    # Which run-time values the file's own signature gave, and which an admin declared
+    # (the rest are ArcFace's defaults), as `model.added` recorded them.
+    recognised: tuple[str, ...] = ()
+    declared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -606,10 +614,22 @@ def _activations(session: Session, model_key: str) -> tuple[dict[str, object], .
     )
 
 
+def _value_sources(session: Session, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(recognised, declared) as the model's `model.added` entry says them."""
+    # Few models are ever added: their entries are read whole, newest first.
+    rows, _ = find_entries(session, EntryFilter(action="model.added"), 1000, 0)
+    for row in rows:
+        details = json.loads(row.body).get("details", {})
+        if details.get("name") == name:
+            return tuple(details.get("recognised", ())), tuple(details.get("declared", ()))
+    return (), ()
+
+
 def _view(
     session: Session, row: FaceModelRecord, *, check_file: bool, details: bool = False
 ) -> ModelView:
     active = active_model(session)
+    sources = _value_sources(session, row.name) if details else ((), ())
     return ModelView(
         name=row.name,
         model_key=row.model_key,
@@ -636,6 +656,8 @@ def _view(
         file_check=_file_check(row) if check_file else "not checked",
         calibration=_calibration(session, row.model_key) if details else None,
         activations=_activations(session, row.model_key) if details else (),
+        recognised=sources[0],
+        declared=sources[1],
     )
 
 

@@ -294,7 +294,7 @@ def recalibrate(
     require_permission(workflow, actor, "evaluation.run")
     with workflow.workspace.session() as session:
         name = model if model is not None else active_model(session).name
-        settings = model_settings(session, name, workflow.settings)
+        settings = model_settings(session, name, workflow.base_settings)
         policy = policy_in_force(session)
     # dlib's own limit is the reference every other model's is matched to.
     dlib_limit = QualityThresholds().min_sharpness

@@ -35,6 +35,7 @@ from candor.workflow.accounts import (
     login,
     request_user,
 )
+from candor.workflow.governed import RequestForm, request_search
 from candor.workflow.limits import TextRefusedError
 from candor.workflow.models import (
     ModelError,
@@ -50,7 +51,9 @@ from candor.workflow.models import (
     require_usable_model,
 )
 from candor.workflow.workspaces import create_workspace
+from tests.agency import make_agency
 from tests.faces.test_onnx_models import arcface_file
+from tests.server.support import demo_photos
 
 PASSWORD = "correct horse battery staple"
 CHEAP_HASHER = PasswordHasher(
@@ -58,6 +61,14 @@ CHEAP_HASHER = PasswordHasher(
 )
 LICENCE = "Licensed to the agency, contract 2026-17"
 SOURCE = "Vendor X, delivered on USB 2026-11-02"
+FORM = RequestForm(
+    case_number="2026-000123",
+    offence_category="robbery",
+    purpose="investigative_lead",
+    requesting_agency="Example City Police Department",
+    requesting_unit="Robbery",
+    probe_kind="still_photo",
+)
 
 
 def _user(name: str, *roles: str) -> NewUser:
@@ -436,3 +447,25 @@ def test_the_shared_model_needs_no_declared_values(
     assert spec is not None and spec.path == mobilefacenet_onnx.resolve()
     with workflow.workspace.session() as session:
         assert face_model_by_name(session, "mobilefacenet") is not None
+
+
+def test_a_governed_search_uses_a_model_another_process_switched_to(tmp_path: Path) -> None:
+    """The searching process made its engine with dlib; after another process's switch,
+    its next search makes the probe with the new model (not refused as a stale request)."""
+    agency = make_agency(tmp_path, purpose="demo")
+    searcher = agency.workflow
+    photo = demo_photos(tmp_path / "photos")["hopper.jpg"]
+    path = tmp_path / "vendor.onnx"
+    arcface_file(path, 64)
+    assert searcher.engine.model.key.startswith("dlib-resnet")  # made before the switch
+    with Workflow(Workspace.open(searcher.workspace.home)) as elsewhere:
+        added = _add(elsewhere, agency["admin1"], path)
+        confirm_model(elsewhere, agency["admin2"], "vendor")
+        calibrate_model(elsewhere, added.model_key)
+        with elsewhere.workspace.session() as session, session.begin():
+            activate_model(session, elsewhere, agency["admin1"], "vendor", 0, None)
+    outcome = request_search(searcher, agency["ana"], photo, FORM)
+    assert outcome.status == "completed", outcome
+    assert searcher.engine.model.key == added.model_key
+    (run,) = [entry for entry in _entries(searcher, "search.run")]
+    assert run["details"]["model"] == added.model_key

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher, Type
 from sqlalchemy import select
 
 from candor.faces import EngineSettings
-from candor.store import AuditEntry, Workspace
+from candor.store import AuditEntry, FaceTemplate, Workspace
 from candor.store.calibrations import add_active_calibration
 from candor.store.face_models import (
     FaceModelRecord,
@@ -35,6 +35,7 @@ from candor.workflow.accounts import (
     login,
     request_user,
 )
+from candor.workflow.enrolment import EnrolmentRequest, EnrolmentStatus, enrol_files
 from candor.workflow.governed import RequestForm, request_search
 from candor.workflow.limits import TextRefusedError
 from candor.workflow.models import (
@@ -53,7 +54,7 @@ from candor.workflow.models import (
 from candor.workflow.workspaces import create_workspace
 from tests.agency import make_agency
 from tests.faces.test_onnx_models import arcface_file
-from tests.server.support import demo_photos
+from tests.server.support import DEMO_PROVENANCE, demo_photos
 
 PASSWORD = "correct horse battery staple"
 CHEAP_HASHER = PasswordHasher(
@@ -469,3 +470,27 @@ def test_a_governed_search_uses_a_model_another_process_switched_to(tmp_path: Pa
     assert searcher.engine.model.key == added.model_key
     (run,) = [entry for entry in _entries(searcher, "search.run")]
     assert run["details"]["model"] == added.model_key
+
+
+def test_an_enrolment_uses_a_model_another_process_switched_to(tmp_path: Path) -> None:
+    """A process whose engine was dlib enrols with the new model after a switch elsewhere:
+    else the photo would have no template of the model searches use."""
+    agency = make_agency(tmp_path, purpose="demo")
+    enroller = agency.workflow
+    photo = demo_photos(tmp_path / "photos")["hopper.jpg"]
+    path = tmp_path / "vendor.onnx"
+    arcface_file(path, 64)
+    assert enroller.engine.model.key.startswith("dlib-resnet")
+    with Workflow(Workspace.open(enroller.workspace.home)) as elsewhere:
+        added = _add(elsewhere, agency["admin1"], path)
+        confirm_model(elsewhere, agency["admin2"], "vendor")
+        calibrate_model(elsewhere, added.model_key)
+        with elsewhere.workspace.session() as session, session.begin():
+            activate_model(session, elsewhere, agency["admin1"], "vendor", 0, None)
+    summary = enrol_files(
+        enroller, agency["admin1"], [EnrolmentRequest(photo, "S-1")], DEMO_PROVENANCE, workers=1
+    )
+    assert summary.count(EnrolmentStatus.ENROLLED) == 1
+    with enroller.workspace.session() as session:
+        keys = session.scalars(select(FaceTemplate.model_key)).all()
+    assert keys == [added.model_key]

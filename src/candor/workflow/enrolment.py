@@ -134,6 +134,7 @@ def enrol_files(
     summary = EnrolmentSummary()
     if not requests:
         return summary
+    workflow.model_in_step()  # templates of the model active now (another process's switch)
     paths = [request.path for request in requests]
     processes = workers or default_workers(len(paths))
     extractions: Iterator[FaceExtraction]

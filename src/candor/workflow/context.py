@@ -295,7 +295,9 @@ class Workflow:
         if self._settings is not None and newest == self._activation_id:
             return False
         settings, activation_id = self._active_settings(session)
-        with self._cohort_lock, self._index_lock, self._engine_lock:
+        # Innermost the settings lock, as `engine` takes it (through `settings`) inside
+        # the engine lock: a first read of the settings racing this one finishes first.
+        with self._cohort_lock, self._index_lock, self._engine_lock, self._settings_lock:
             switched = self._settings is not None and settings != self._settings
             self._settings, self._activation_id = settings, activation_id
             if not switched:

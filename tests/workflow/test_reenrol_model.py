@@ -285,3 +285,26 @@ def test_the_job_is_cancelled_between_batches_resumed_and_switches(
     with agency.workflow.workspace.session() as session:
         [activation] = model_activations(session)
         assert (activation.model_name, activation.job_id) == (NAME, job.id)
+
+
+def test_switching_back_uses_the_target_models_quality_gate_not_the_active_ones(
+    agency: Agency, faces_dir: Path, mobilefacenet_onnx: Path
+) -> None:
+    people = people_with_photos(faces_dir, 3)
+    enrol(agency, people[:2])
+    admin = agency["admin1"]
+    key = added(agency, mobilefacenet_onnx)
+    calibrated(agency, key)
+    reenrol_model(agency.workflow, admin, NAME)
+    # Enrolled while the new model is active: this photo has its template only.
+    enrol(agency, people[2:])
+    assert templates_of(agency.workflow, dlib_resnet_model_id().key) == 2
+    # The active model's sharpness limit now refuses every chip of its own...
+    calibrated(agency, key, min_sharpness=1e12)
+    later = Workflow(agency.workflow.workspace)
+    try:
+        back = reenrol_model(later, admin, "dlib")
+    finally:
+        later.close()
+    # ... and dlib's template of the photo is made under dlib's own limit, not that one.
+    assert (len(back.made), back.refused, back.activated) == (1, [], True)

@@ -645,7 +645,8 @@ def _target(workflow: Workflow, name: str) -> _Target:
     with workflow.workspace.session() as session:
         # Unknown, pending, rejected, or its file's bytes not those confirmed.
         require_usable_model(session, name)
-        settings = model_settings(session, name, workflow.settings)
+        # On the base settings: the active model's own sharpness limit must not ride along.
+        settings = model_settings(session, name, workflow.base_settings)
         engine = workflow.engine if _same_settings(workflow, settings) else SerialEngine(settings)
         model_key = engine.model.key
         record_ = face_models.face_model_by_name(session, name)

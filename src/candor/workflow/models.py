@@ -61,9 +61,11 @@ __all__ = [
     "ModelView",
     "activate_model",
     "active_model",
+    "active_model_settings",
     "add_model",
     "check_model_name",
     "confirm_model",
+    "is_model_calibrated",
     "model_record_view",
     "model_settings",
     "model_view",
@@ -107,12 +109,11 @@ class ActiveModelView:
 class ModelView:
     """One model as `candor model list/show` shows it (dlib: built_in, no file facts).
 
-    recognised, declared: filled for `show` only.
-
     file_check: "unchanged", "missing", "changed (now <sha256>)", "built in", or
         "not checked".
-    calibration: the active ModelCalibration's figures, None when there is none.
-    activations: (when, templates, by whom) of each time this model became active.
+    calibration: the active ModelCalibration's figures, None when there is none (`show`).
+    activations: (when, by whom, templates, job) of each time it became active (`show`).
+    recognised, declared: which values its signature gave and which were declared (`show`).
     """
 
     name: str
@@ -267,6 +268,8 @@ def add_model(
     source = _statement(limits.MODEL_SOURCE, source, "--source")
     declared_layout, declared_colour = _layout(layout), _colour(colour)
     _check_normalisation(input_mean, input_std)
+    with workflow.workspace.session() as session:
+        require_admin(session, actor)  # before any file is opened for a non-admin
     file = path.expanduser().resolve()
     if not file.is_file():
         raise ModelError(f"model file {file} does not exist (or is not a file)")

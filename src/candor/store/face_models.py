@@ -372,7 +372,10 @@ def photo_lacking_template(session: Session, image_id: int, model_key: str) -> G
 def newest_model_activation_id(session: Session) -> int:
     """The id of the newest activation, 0 when there is none: what a Workflow compares to
     notice a switch (one lookup of the primary key's maximum)."""
-    return session.scalar(select(func.max(ModelActivation.id))) or 0
+    # On the connection, as changes.latest_change: it runs at every request, and the ORM's
+    # session.scalar cost a third more (about 0.5 ms against 0.35 ms, machine loaded).
+    newest = session.connection().execute(select(func.max(ModelActivation.id))).scalar()
+    return int(newest or 0)
 
 
 # Compare (reports: the model in use and its own latest report card) ----------------------

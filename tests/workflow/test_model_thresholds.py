@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import select
 
+from candor.cli.calibrate import _summary as calibrate_summary
 from candor.faces import dlib_resnet_model_id
 from candor.faces.recipe import RECIPES
 from candor.store import AuditEntry, Provenance
@@ -221,6 +222,11 @@ def test_calibrate_records_every_threshold_of_dlib(
         assert row.details[REPEAT_RULE]["policy_similarity"] == "0.95"
         threshold = verify_threshold(agency.workflow, session)
     assert threshold.cosine == row.verify_threshold
+    # What `candor calibrate --json` prints of it.
+    summary = json.loads(json.dumps(calibrate_summary(done)))
+    assert summary["model_name"] == "dlib"
+    assert summary["verify"]["threshold"] == pytest.approx(row.verify_threshold, abs=1e-6)
+    assert summary["repeat"]["policy_similarity"] == "0.95"
     recorded = entries(agency, "calibration.recorded")
     assert {entry["details"]["model_name"] for entry in recorded} == {"dlib"}
     assert any("verify_threshold" in entry["details"] for entry in recorded)

@@ -34,7 +34,7 @@ from candor.workflow import (
     request_verify,
 )
 from candor.workflow.accounts import active_policy
-from candor.workflow.calibration import REPEAT_RULE, recalibrate
+from candor.workflow.calibration import REPEAT_RULE, active_calibration, recalibrate
 from candor.workflow.models import add_model, confirm_model
 from candor.workflow.thresholds import is_calibrated, verify_threshold
 from tests.agency import Agency, make_agency
@@ -108,7 +108,9 @@ def entries(agency: Agency, action: str) -> list[dict[str, Any]]:
 
 def test_search_and_verify_meanings_name_the_model(agency: Agency) -> None:
     person = agency.people[1]  # type: ignore[attr-defined]
-    search = request_search(agency.workflow, agency["ana"], photos_of(person)[1], FORM)
+    search = request_search(
+        agency.workflow, agency["ana"], photos_of(person)[1], FORM, face_index=0
+    )
     assert f"model dlib ({DLIB})" in (search.threshold_meaning or "")
     verify = request_verify(
         agency.workflow, agency["ana"], photos_of(person)[0], photos_of(person)[1], FORM
@@ -136,16 +138,22 @@ def test_the_repeat_check_uses_the_models_similarity(agency: Agency) -> None:
     workflow = agency.workflow
     policy = active_policy(workflow)
     assert policy is not None
-    first = request_search(workflow, agency["ana"], photos_of(agency.people[2])[1], FORM)  # type: ignore[attr-defined]
+    first = request_search(
+        workflow, agency["ana"], photos_of(agency.people[2])[1], FORM, face_index=0
+    )  # type: ignore[attr-defined]
     # Another person's photo: no repeat at the policy's 0.95 (dlib's templates).
-    other = request_search(workflow, agency["ana"], photos_of(agency.people[3])[1], FORM)  # type: ignore[attr-defined]
+    other = request_search(
+        workflow, agency["ana"], photos_of(agency.people[3])[1], FORM, face_index=0
+    )  # type: ignore[attr-defined]
     assert other.status == "completed"
     # The model's own similarity, stated for the policy's value, replaces it: at 0 any
     # earlier probe of the model is near.
     rule = {"policy_similarity": f"{policy.repeat.similarity:g}", "impostor_rate": "1e-5",
             "extrapolated": False}  # fmt: skip
     store_model_calibration(agency, DLIB, repeat_similarity=0.0, details={REPEAT_RULE: rule})
-    again = request_search(workflow, agency["ana"], photos_of(agency.people[0])[1], FORM)  # type: ignore[attr-defined]
+    again = request_search(
+        workflow, agency["ana"], photos_of(agency.people[0])[1], FORM, face_index=0
+    )  # type: ignore[attr-defined]
     assert again.status == "pending_approval"
     assert again.decision["earlier_search_id"] == other.search_id
     assert first.search_id < other.search_id
@@ -153,12 +161,14 @@ def test_the_repeat_check_uses_the_models_similarity(agency: Agency) -> None:
 
 def test_a_policy_changed_since_calibration_is_mapped_again(agency: Agency) -> None:
     workflow = agency.workflow
-    request_search(workflow, agency["ana"], photos_of(agency.people[2])[1], FORM)  # type: ignore[attr-defined]
+    request_search(workflow, agency["ana"], photos_of(agency.people[2])[1], FORM, face_index=0)  # type: ignore[attr-defined]
     # Stated for another policy value: the rule is applied again to the policy's 0.95
     # through dlib's (shipped) calibration, which gives 0.95 back: not a repeat.
     rule = {"policy_similarity": "0.5", "impostor_rate": "0.1", "extrapolated": False}
     store_model_calibration(agency, DLIB, repeat_similarity=0.0, details={REPEAT_RULE: rule})
-    other = request_search(workflow, agency["ana"], photos_of(agency.people[3])[1], FORM)  # type: ignore[attr-defined]
+    other = request_search(
+        workflow, agency["ana"], photos_of(agency.people[3])[1], FORM, face_index=0
+    )  # type: ignore[attr-defined]
     assert other.status == "completed"
 
 
@@ -189,6 +199,11 @@ def test_an_uncalibrated_model_has_no_verify_threshold(agency: Agency) -> None:
         pytest.raises(WorkflowError, match="calibrate DIR --model"),
     ):
         verify_threshold(stub, session)
+    with (
+        agency.workflow.workspace.session() as session,
+        pytest.raises(WorkflowError, match=f"model {key} .*calibrate DIR --model {key}"),
+    ):
+        active_calibration(stub, "cosine", session)
 
 
 def test_calibrate_records_every_threshold_of_dlib(

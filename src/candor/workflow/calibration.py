@@ -37,12 +37,14 @@ from candor.evaluation.calibration import (
 )
 from candor.evaluation.identification import list_people
 from candor.faces import EngineSettings, QualityThresholds, dlib_resnet_model_id
+from candor.index.cohort import COHORT_SIZE
 from candor.store.calibrations import active_calibration_row, add_active_calibration
 from candor.store.face_models import (
     BUILTIN_MODEL_NAME,
     ModelCalibration,
     active_model_calibration,
     add_model_calibration,
+    face_model_by_key,
 )
 from candor.workflow.accounts import Actor, policy_in_force
 from candor.workflow.audit_trail import record
@@ -171,11 +173,14 @@ def active_calibration(
     opens one.
     """
     model_key = workflow.engine.model.key
-    if session is not None:
-        row = active_calibration_row(session, model_key, score)
-    else:
+    if session is None:
         with workflow.workspace.session() as own:
-            row = active_calibration_row(own, model_key, score)
+            return _active_calibration(own, model_key, score)
+    return _active_calibration(session, model_key, score)
+
+
+def _active_calibration(session: Session, model_key: str, score: str) -> CalibrationTable:
+    row = active_calibration_row(session, model_key, score)
     if row is not None:
         return CalibrationTable(
             model_key=row.model_key,
@@ -189,10 +194,20 @@ def active_calibration(
     try:
         return shipped_calibration(model_key, score)
     except LookupError:
+        name = model_name(session, model_key)
         raise WorkflowError(
-            f"no calibration of {score} scores for model {model_key}; record one with "
-            "`candor calibrate DIR`"
+            f"no calibration of {score} scores for model {name} ({model_key}); record one "
+            f"with `candor calibrate DIR --model {name}`"
         ) from None
+
+
+def model_name(session: Session, model_key: str) -> str:
+    """The registry name of the model with `model_key` ("dlib" for the built-in model); the
+    key itself for a model file the registry does not hold (given in settings directly)."""
+    record = face_model_by_key(session, model_key)
+    if record is not None:
+        return record.name
+    return BUILTIN_MODEL_NAME if is_builtin(model_key) else model_key
 
 
 def is_builtin(model_key: str) -> bool:
@@ -343,6 +358,12 @@ def recalibrate(
             )
         except ValueError as error:
             note = f"the normalised score was not calibrated: {error}"
+            if name != BUILTIN_MODEL_NAME:
+                # dlib has the shipped table to fall back on; another model has none.
+                note += (
+                    f"; searches of a gallery of {COHORT_SIZE:,} templates or more with model "
+                    f"{name} need it: calibrate on a folder with that many people in each half"
+                )
     if progress is not None:
         progress(bar, bar)
     # With no policy in force no search runs; the rule is then stated for dlib's value of

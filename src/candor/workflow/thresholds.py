@@ -24,7 +24,6 @@ from candor.store.face_models import (
     BUILTIN_MODEL_NAME,
     ModelCalibration,
     active_model_calibration,
-    face_model_by_key,
 )
 from candor.workflow.calibration import (
     REPEAT_RULE,
@@ -33,6 +32,7 @@ from candor.workflow.calibration import (
     derive_repeat_similarity,
     is_builtin,
     is_calibrated,
+    model_name,
 )
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
@@ -86,15 +86,6 @@ VERIFY_THRESHOLD = VerifyThreshold(
     false_non_match_rate=0.072,
     measured_on="measured on the lfw-dev photos with default settings",
 )
-
-
-def model_name(session: Session, model_key: str) -> str:
-    """The registry name of the model with `model_key` ("dlib" for the built-in model); the
-    key itself for a model file the registry does not hold (given in settings directly)."""
-    record = face_model_by_key(session, model_key)
-    if record is not None:
-        return record.name
-    return BUILTIN_MODEL_NAME if is_builtin(model_key) else model_key
 
 
 def _uncalibrated(session: Session, model_key: str, what: str) -> WorkflowError:

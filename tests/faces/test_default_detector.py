@@ -1,0 +1,49 @@
+"""The premise for making BlazeFace the default detector (issue 16).
+
+On lfw-dev's foundation photos, BlazeFace made 4,367 of 4,375 photos usable and HOG
+4,338. Both made all 61 deepface-tests photos usable. Rank-1 and FNIR were within their
+paired intervals (bench/results/detectors_lfw.json). These three photos are among the 30
+that only BlazeFace made usable. If a change to either detector loses that, this test
+says so before a full run does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from candor.faces import EngineSettings, FaceEngine
+from candor.images import load_image
+
+pytestmark = pytest.mark.faces
+
+# Usable with BlazeFace, not with HOG (upsample 1), in bench/results/detectors_lfw.json.
+ONLY_BLAZEFACE = (
+    "Billy_Andrade/Billy_Andrade_0001.jpg",
+    "Brawley_King/Brawley_King_0001.jpg",
+    "Joaquin_Phoenix/Joaquin_Phoenix_0001.jpg",
+)
+
+
+def _usable(engine: FaceEngine, path: Path) -> bool:
+    faces, chosen = engine.chosen_face(load_image(path))
+    return chosen is not None and faces[chosen].quality.passed
+
+
+@pytest.fixture(scope="module")
+def engines() -> tuple[FaceEngine, FaceEngine]:
+    return (
+        FaceEngine(EngineSettings(detector="blazeface")),
+        FaceEngine(EngineSettings(detector="hog")),
+    )
+
+
+@pytest.mark.parametrize("photo", ONLY_BLAZEFACE)
+def test_blazeface_makes_usable_a_face_hog_does_not(
+    faces_dir: Path, engines: tuple[FaceEngine, FaceEngine], photo: str
+) -> None:
+    blazeface, hog = engines
+    path = faces_dir / "lfw-dev" / photo
+    assert _usable(blazeface, path)
+    assert not _usable(hog, path)

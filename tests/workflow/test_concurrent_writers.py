@@ -106,10 +106,10 @@ def test_a_verify_compares_its_photos_while_others_may_write(
     compare = governed._compare_photos
 
     def while_another_process_writes(
-        workflow: Workflow, row: SearchRequest
+        workflow: Workflow, session: Session, row: SearchRequest
     ) -> governed._Comparison:
         others_may_write(workflow.workspace.database_path)
-        return compare(workflow, row)
+        return compare(workflow, session, row)
 
     monkeypatch.setattr(governed, "_compare_photos", while_another_process_writes)
     outcome = request_verify(

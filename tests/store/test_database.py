@@ -17,7 +17,7 @@ from tests.store.support import enrol_image, image_bytes, make_subject
 
 
 def test_new_workspace_is_at_head(workspace: Workspace) -> None:
-    assert head_revision() == "0014_face_models"
+    assert head_revision() == "0015_directory_roles"
     assert current_revision(workspace.engine) == head_revision()
 
 

@@ -34,6 +34,11 @@ from candor.store.data_keys import (
     KeyEncryptionKeyError,
     default_kek_path,
 )
+from candor.store.directory import (
+    DirectoryAccount,
+    DirectoryGroupRole,
+    DirectoryRoleConfirmation,
+)
 from candor.store.errors import (
     BiometricIntegrityError,
     BiometricNotFoundError,
@@ -145,6 +150,9 @@ __all__ = [
     "Candidate",
     "CannotCreateWorkspaceError",
     "DataKeys",
+    "DirectoryAccount",
+    "DirectoryGroupRole",
+    "DirectoryRoleConfirmation",
     "FaceModelRecord",
     "FaceTemplate",
     "FailedGuess",

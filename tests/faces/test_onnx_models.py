@@ -425,3 +425,55 @@ def test_the_chip_is_cut_from_the_photo_as_a_whole_photo_warp_would_cut_it() -> 
         np.testing.assert_array_equal(arcface_module.warp_chip(pixels, matrix, 112), whole)
     far = np.array([[1.0, 0.0, -5000.0], [0.0, 1.0, 0.0]])
     assert not arcface_module.warp_chip(pixels, far, 112).any()
+
+
+# --- The alignment is named and versioned (issue 16's note, item 2) ----------------------
+
+
+def test_chips_cut_on_other_points_give_templates_another_model_key(tmp_path: Path) -> None:
+    path = tmp_path / "arc.onnx"
+    digest, _ = arcface_file(path)
+    own = OnnxArcFaceEmbedder(spec(path, digest)).model
+    eyes = OnnxArcFaceEmbedder(spec(path, digest), points="eyes").model
+    # The alignment's own points keep the key every stored template of such a model has.
+    assert own.key == f"tiny/1/{digest[:16]}"
+    assert OnnxArcFaceEmbedder(spec(path, digest), points="combined").model == own
+    assert eyes.key == f"tiny/1+arcface-112-eyes/{digest[:16]}"
+    assert eyes.key != own.key
+
+
+def test_a_new_alignment_name_gives_templates_another_model_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "arc.onnx"
+    digest, _ = arcface_file(path)
+    later = arcface_module.Alignment(112, "dlib", (56.0, 78.0))
+    monkeypatch.setitem(arcface_module.ALIGNMENTS, "arcface-112/v2", later)
+    monkeypatch.setitem(arcface_module.ALIGNMENT_SIZES, "arcface-112/v2", 112)
+    first = OnnxArcFaceEmbedder(spec(path, digest)).model
+    second = OnnxArcFaceEmbedder(spec(path, digest, alignment="arcface-112/v2"))
+    assert second.points == "dlib"
+    assert second.model.key == f"tiny/1+arcface-112-v2/{digest[:16]}"
+    assert second.model != first
+    assert arcface_module.model_version("1", "arcface-112/v2") == "1+arcface-112-v2"
+
+
+def test_the_points_of_arcface_112_never_change() -> None:
+    # Every template of a registered model was cut on these points: new points need a new
+    # alignment name (faces/onnx_models.ALIGNMENTS), not an edit of this one.
+    template = arcface_module.ARCFACE_TEMPLATE
+    keypoints = 1.5 * np.vstack([template, template[3:5].mean(axis=0)]) + [20.0, 10.0]
+    keypoints[3:5] = np.nan
+    landmarks = frontal_landmarks(110.0, 70.0, 50.0)
+    alignment = arcface_module.ALIGNMENTS["arcface-112"]
+    assert (alignment.size, alignment.points, alignment.nose_base) == (
+        112,
+        "combined",
+        (55.963, 77.753),
+    )
+    matrix = arcface_transform(landmarks, keypoints)
+    np.testing.assert_allclose(
+        matrix,
+        [[0.594564, 0.009875, -8.375287], [-0.009875, 0.594564, 5.974534]],
+        atol=1e-4,
+    )

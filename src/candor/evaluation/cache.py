@@ -50,6 +50,7 @@ from candor.faces.extraction import (
     no_face_refusal,
     quality_refusal,
 )
+from candor.faces.onnx_models import alignment_key
 from candor.faces.quality import OPEN_GATE, judge_quality
 from candor.faces.recipe import Views
 from candor.sealing import (
@@ -279,9 +280,12 @@ class TemplateCache:
         self, root: Path, settings: EngineSettings, model_key: str, views: Views = "plain"
     ) -> None:
         self.root = root
-        context = "\n".join(
-            [model_key, settings.key, _template_context(views), settings.quality.key]
-        )
+        parts = [model_key, settings.key, _template_context(views), settings.quality.key]
+        if settings.embedder_model is not None:
+            # The points an ONNX model's chips are cut on: entries made before the alignment
+            # was named (eye centres, or an earlier nose base) are not read as today's.
+            parts.append(alignment_key(settings.embedder_model.alignment))
+        context = "\n".join(parts)
         self._context_key = hashlib.sha256(context.encode()).hexdigest()
         self._key = _cache_key()
         if self._key is not None:

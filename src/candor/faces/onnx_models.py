@@ -61,17 +61,43 @@ ARCFACE_TEMPLATE: Final = np.array(
         [70.7299, 92.2041],
     ]
 )
-# Where the base of the nose (dlib's 5th landmark) lands in ArcFace chips aligned on
-# BlazeFace's keypoints: the mean over the 3,789 lfw-dev photos of lfw-dev-pairs.txt, with
-# dlib's landmarks from HOG's boxes and from BlazeFace's alike (55.95, 77.75 and 55.97,
-# 77.75; per-photo spread about 2 px), bench/results/alignment_arcface.json.
-DLIB_NOSE_BASE: Final = np.array([55.963, 77.753])
 # The template point of each keypoint row (`KEYPOINT_NAMES` order); the mouth centre has
 # none of its own in ArcFace's template, so it is the mean of the two corners.
 _KEYPOINT_TEMPLATE: Final = np.vstack([ARCFACE_TEMPLATE, ARCFACE_TEMPLATE[3:5].mean(axis=0)])
-# Alignments a model may name, with the chip size each makes.
-ALIGNMENT_SIZES: Final[dict[str, int]] = {"arcface-112": ARCFACE_SIZE}
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """What a named alignment cuts: the chip's side, the points it fits (`alignment_points`)
+    and the template point of dlib's base of the nose.
+
+    A name's points never change. A template's key and an evaluation cache entry carry the
+    name (`model_version`, `alignment_key`), so new points under an old name would put chips
+    cut two ways under one key: a new point set is a new name ("arcface-112/v2") added
+    beside the old one, which stays for the models registered with it.
+    """
+
+    size: int
+    points: AlignmentPoints
+    nose_base: tuple[float, float]
+
+
+# Alignments a model may name. "arcface-112" is the point set of every model registered
+# since issue 16 (tests/faces/test_onnx_models.py pins its transform). Its nose base is
+# where dlib's 5th landmark lands in ArcFace chips aligned on BlazeFace's keypoints: the
+# mean over the 3,789 lfw-dev photos of lfw-dev-pairs.txt, with dlib's landmarks from HOG's
+# boxes and from BlazeFace's alike (55.95, 77.75 and 55.97, 77.75; per-photo spread about
+# 2 px), bench/results/alignment_arcface.json.
+ALIGNMENTS: Final[dict[str, Alignment]] = {
+    "arcface-112": Alignment(ARCFACE_SIZE, "combined", (55.963, 77.753)),
+}
 DEFAULT_ALIGNMENT: Final = "arcface-112"
+# The chip size each alignment makes.
+ALIGNMENT_SIZES: Final[dict[str, int]] = {name: a.size for name, a in ALIGNMENTS.items()}
+DLIB_NOSE_BASE: Final = np.array(ALIGNMENTS[DEFAULT_ALIGNMENT].nose_base)
+# Templates of models registered with this alignment (all so far) carry the model's version
+# alone in their key; any other alignment or point set adds itself (`model_version`).
+_FIRST_ALIGNMENT: Final = "arcface-112"
 # insightface's ArcFace exports: (pixel - 127.5) / 127.5 outside the graph.
 DEFAULT_INPUT_MEAN: Final = 127.5
 DEFAULT_INPUT_STD: Final = 127.5
@@ -569,7 +595,31 @@ def normalises_input(data: bytes, input_name: str) -> bool:
 # keypoints 0.9903, combined 0.9923. The differences are within a fold's spread (about
 # 0.004), but adding the nose base beats the eyes alone with either detector, and
 # "combined" is best with BlazeFace and is "dlib" for a face without keypoints.
-DEFAULT_POINTS: Final[AlignmentPoints] = "combined"
+DEFAULT_POINTS: Final[AlignmentPoints] = ALIGNMENTS[DEFAULT_ALIGNMENT].points
+
+
+def alignment_key(alignment: str, points: AlignmentPoints | None = None) -> str:
+    """The alignment and what it fits, as evaluation cache entries record it, e.g.
+    "arcface-112/points=combined/nose=55.963,77.753" (`points` overrides its own)."""
+    chosen = ALIGNMENTS[alignment]
+    nose = ",".join(f"{value:g}" for value in chosen.nose_base)
+    return f"{alignment}/points={points or chosen.points}/nose={nose}"
+
+
+def model_version(version: str, alignment: str, points: AlignmentPoints | None = None) -> str:
+    """The version a template's `ModelId` carries for a model of `version` cut by
+    `alignment` (with `points` instead of its own, for a measurement).
+
+    Every key stored so far was made with arcface-112's own points and says `version`
+    alone; it stays so. Any other alignment or point set adds its name ("1+arcface-112-v2",
+    "1+arcface-112-eyes"), so templates cut two ways never share a key and never meet.
+    """
+    own = ALIGNMENTS[alignment].points
+    tag = alignment if points in (None, own) else f"{alignment}-{points}"
+    if tag == _FIRST_ALIGNMENT:
+        return version
+    # A key is "name/version/sha": the version holds no "/".
+    return f"{version}+{tag.replace('/', '-')}"
 
 
 def similarity_transform(
@@ -699,16 +749,18 @@ def _to_batch(
 class OnnxArcFaceEmbedder:
     """An ArcFace-class embedder (aligned S x S chip in, D-dimensional vector out).
 
-    points: which named points the alignment fits (`alignment_points`); the default is
-        what bench/results/alignment_arcface.json measured best.
+    points: which named points the alignment fits (`alignment_points`); by default the
+        spec's alignment's own. Other points (a measurement) give another model key.
     The session opens on first use (hash check included); `model` hashes the file only.
     """
 
-    def __init__(self, spec: OnnxModelSpec, *, points: AlignmentPoints = DEFAULT_POINTS) -> None:
-        if points not in get_args(AlignmentPoints):
+    def __init__(self, spec: OnnxModelSpec, *, points: AlignmentPoints | None = None) -> None:
+        if points is not None and points not in get_args(AlignmentPoints):
             raise ValueError(f"unknown alignment points {points!r}")
         self.spec = spec
-        self.points: AlignmentPoints = points
+        alignment = ALIGNMENTS[spec.alignment]
+        self.points: AlignmentPoints = points or alignment.points
+        self._nose_base = np.array(alignment.nose_base)
         self._session: Any = None
         self._input_name = ""
         self._dimension: int | None = None
@@ -735,7 +787,7 @@ class OnnxArcFaceEmbedder:
             raise OnnxModelError(f"{self.spec.path} declares no output dimension")
         return ModelId(
             name=self.spec.name,
-            version=self.spec.version,
+            version=model_version(self.spec.version, self.spec.alignment, self.points),
             weights_sha256=self.spec.sha256.lower(),
             dimension=self._dimension,
         )
@@ -743,7 +795,7 @@ class OnnxArcFaceEmbedder:
     def aligned_chip(
         self, pixels: UInt8Array, landmarks: FloatArray, keypoints: FloatArray | None = None
     ) -> UInt8Array:
-        matrix = arcface_transform(landmarks, keypoints, self.points)
+        matrix = arcface_transform(landmarks, keypoints, self.points, nose_base=self._nose_base)
         return warp_chip(pixels, matrix, self.spec.input_size)
 
     def embed(self, chip: UInt8Array) -> npt.NDArray[np.float32]:

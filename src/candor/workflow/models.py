@@ -34,6 +34,7 @@ from candor.faces.onnx_models import (
     OnnxModelError,
     OnnxModelSpec,
     inspect_model_file,
+    model_version,
 )
 from candor.faces.registry import file_sha256
 from candor.store import face_models as registry
@@ -284,7 +285,8 @@ def add_model(
     except OnnxModelError as error:
         reason = " ".join(str(error).split())
         raise ModelError(reason if str(file) in reason else f"{file}: {reason}") from error
-    model_key = ModelId(name, MODEL_VERSION, facts.sha256, facts.dimension).key
+    version = model_version(MODEL_VERSION, facts.alignment)  # the key the embedder gives
+    model_key = ModelId(name, version, facts.sha256, facts.dimension).key
     with workflow.workspace.session() as session, session.begin():
         admin = require_admin(session, actor)
         if registry.face_model_by_name(session, name) is not None:

@@ -3,6 +3,11 @@
 One photo is one transaction: a photo that fails (no face, poor quality, a corrupt
 file, a provenance problem) is reported and skipped, and nothing already enrolled is
 touched. Enrolling the same image again changes nothing and says so.
+
+A photo may carry its own provenance (an import from a booking system: each record has
+its own source reference and dates) and an origin naming where it came from ("intake.csv
+row 7"); every request's provenance is checked before any photo is read, so a batch with
+one unlawful record stores nothing, and the refusal names that record.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -45,10 +51,31 @@ class EnrolmentStatus(StrEnum):
 
 @dataclass(frozen=True)
 class EnrolmentRequest:
-    """One photo file and the agency's reference of the person it shows."""
+    """One photo file and the agency's reference of the person it shows.
+
+    provenance: this photo's own, instead of the call's (an imported record's).
+    origin: where the photo came from ("intake.csv row 7", "tx0001.an2 record 10.003");
+        every refusal about the photo names it.
+    """
 
     path: Path
     subject_ref: str
+    provenance: Provenance | None = None
+    origin: str | None = None
+
+
+class EnrolmentRefusedError(WorkflowError):
+    """One photo's provenance or reference is refused before any photo is read.
+
+    The message names the photo's origin and the field: "intake.csv row 7: field
+    retain_until: ...".
+    """
+
+    def __init__(self, origin: str, field: str, problem: str) -> None:
+        self.origin = origin
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{origin}: field {field}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,7 @@ class EnrolmentOutcome:
     template_id: int | None = None
     faces_found: int = 0
     face_choice: str | None = None
+    origin: str | None = None
 
 
 @dataclass
@@ -95,7 +123,7 @@ def enrol_files(
     workflow: Workflow,
     actor: Actor,
     requests: Sequence[EnrolmentRequest],
-    provenance: Provenance,
+    provenance: Provenance | None,
     *,
     workers: int | None = None,
     face_index: int | None = None,
@@ -104,33 +132,18 @@ def enrol_files(
     """Enrol each photo for its subject; returns every file's outcome.
 
     actor: an admin (the policy's `gallery.enrol`); recorded as who enrolled each photo.
-    provenance: applies to every photo of the call; checked before any photo is read,
-        so a wrong source type fails at once with the field named. The source type must
-        be allowed both by the workspace's purpose and by the active policy.
+    provenance: applies to every photo without its own (EnrolmentRequest.provenance);
+        None when every request has its own. Every photo's provenance is checked before
+        any photo is read (`check_enrolment`), so a wrong source type fails at once with
+        the field (and the photo's origin) named. The source type must be allowed both by
+        the workspace's purpose and by the active policy.
     workers: processes for detection and templates (default: `default_workers`).
     face_index: take this face (0 = largest) instead of the largest face nearest the
         centre; for a single photo showing several people.
     on_outcome: called after each file, in order (for progress bars).
     """
     workspace = workflow.workspace
-    policy = require_permission(workflow, actor, "gallery.enrol")
-    limits.SOURCE_TYPE.check(provenance.source_type)
-    limits.SOURCE_REF.check(provenance.source_ref.strip())
-    limits.LEGAL_BASIS.check(provenance.legal_basis.strip())
-    for request in requests:
-        limits.SUBJECT_REF.check(request.subject_ref.strip())
-    checked = validate_provenance(
-        provenance,
-        allowed_source_types=_allowed_sources(workflow, policy),
-        today=workflow.today(),
-    )
-    limit = gallery_retain_until_limit(policy, checked.collected_on)
-    if limit is not None and checked.retain_until > limit:
-        raise ProvenanceError(
-            "retain_until",
-            f"{checked.retain_until} is later than the policy allows for a photo collected on "
-            f"{checked.collected_on} (at most {policy.retention.gallery_max_days} days: {limit})",
-        )
+    checked = check_enrolment(workflow, actor, requests, provenance)
     summary = EnrolmentSummary()
     if not requests:
         return summary
@@ -149,8 +162,8 @@ def enrol_files(
             face_index=face_index,
             views=workflow.recipe.enrol_views,
         )
-    for request, extraction in zip(requests, extractions, strict=True):
-        outcome = _enrol_one(workflow, actor, request, extraction, checked)
+    for request, extraction, photo_provenance in zip(requests, extractions, checked, strict=True):
+        outcome = _enrol_one(workflow, actor, request, extraction, photo_provenance)
         summary.outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
@@ -166,10 +179,83 @@ def enrol_files(
                 "enrolled": summary.count(EnrolmentStatus.ENROLLED),
                 "duplicates": summary.count(EnrolmentStatus.DUPLICATE),
                 "refused": summary.count(EnrolmentStatus.REFUSED),
-                "source_type": checked.source_type,
+                "source_type": ", ".join(sorted({item.source_type for item in checked})),
             },
         )
     return summary
+
+
+def check_enrolment(
+    workflow: Workflow,
+    actor: Actor,
+    requests: Sequence[EnrolmentRequest],
+    provenance: Provenance | None,
+) -> list[Provenance]:
+    """Each request's checked provenance, in order; reads no photo and stores nothing.
+
+    Makes every check enrolment makes before reading a photo: the permission, the text
+    limits, the provenance against the workspace's purpose and the policy, the policy's
+    retention limit. The call's `provenance` is checked when some request uses it (or
+    there are no requests: queueing checks it alone) and refused as before, naming the
+    field; a refusal about a request with an origin raises EnrolmentRefusedError naming
+    the origin and the field.
+    """
+    policy = require_permission(workflow, actor, "gallery.enrol")
+    allowed = _allowed_sources(workflow, policy)
+    today = workflow.today()
+    shared: Provenance | None = None
+    if provenance is not None and (
+        not requests or any(request.provenance is None for request in requests)
+    ):
+        shared = _checked_provenance(provenance, policy, allowed, today)
+    # A batch of imported records repeats few distinct provenances; each is checked once.
+    seen: dict[Provenance, Provenance] = {}
+    checked: list[Provenance] = []
+    for request in requests:
+        try:
+            limits.SUBJECT_REF.check(request.subject_ref.strip())
+            if request.provenance is None:
+                if shared is None:
+                    raise EnrolmentRefusedError(
+                        request.origin or str(request.path),
+                        "provenance",
+                        "this photo has no provenance of its own and the call gives none",
+                    )
+                checked.append(shared)
+                continue
+            if request.provenance not in seen:
+                seen[request.provenance] = _checked_provenance(
+                    request.provenance, policy, allowed, today
+                )
+            checked.append(seen[request.provenance])
+        except ProvenanceError as error:
+            if request.origin is None:
+                raise
+            raise EnrolmentRefusedError(request.origin, error.field, error.problem) from None
+        except limits.TextRefusedError as error:
+            if request.origin is None:
+                raise
+            field_name = getattr(getattr(error, "limit", None), "field", "text")
+            raise EnrolmentRefusedError(request.origin, field_name, str(error)) from None
+    return checked
+
+
+def _checked_provenance(
+    provenance: Provenance, policy: Policy, allowed: Sequence[str], today: date
+) -> Provenance:
+    """The provenance stripped and checked (limits, source type, dates, retention)."""
+    limits.SOURCE_TYPE.check(provenance.source_type)
+    limits.SOURCE_REF.check(provenance.source_ref.strip())
+    limits.LEGAL_BASIS.check(provenance.legal_basis.strip())
+    checked = validate_provenance(provenance, allowed_source_types=allowed, today=today)
+    limit = gallery_retain_until_limit(policy, checked.collected_on)
+    if limit is not None and checked.retain_until > limit:
+        raise ProvenanceError(
+            "retain_until",
+            f"{checked.retain_until} is later than the policy allows for a photo collected on "
+            f"{checked.collected_on} (at most {policy.retention.gallery_max_days} days: {limit})",
+        )
+    return checked
 
 
 def _extracted_here(
@@ -290,7 +376,11 @@ def _enrol_one(
     except GalleryError as error:
         _erase_unreferenced(workflow, sha256)
         return EnrolmentOutcome(
-            request.path, request.subject_ref, EnrolmentStatus.REFUSED, reason=str(error)
+            request.path,
+            request.subject_ref,
+            EnrolmentStatus.REFUSED,
+            reason=str(error),
+            origin=request.origin,
         )
     except BaseException:
         _erase_unreferenced(workflow, sha256)
@@ -306,6 +396,7 @@ def _enrol_one(
         template_id=template_id,
         faces_found=len(extraction.faces),
         face_choice=face_choice_label(extraction.requested_face, len(extraction.faces)),
+        origin=request.origin,
     )
 
 
@@ -317,6 +408,7 @@ def _refused(request: EnrolmentRequest, extraction: FaceExtraction) -> Enrolment
         reason=extraction.refusal or "no usable face",
         image_sha256=extraction.sha256,
         faces_found=len(extraction.faces),
+        origin=request.origin,
     )
 
 
@@ -337,6 +429,7 @@ def _duplicate(
         reason=reason,
         image_sha256=extraction.sha256,
         faces_found=len(extraction.faces),
+        origin=request.origin,
     )
 
 

@@ -83,6 +83,7 @@ from candor.workflow.enrolment import (
     EnrolmentOutcome,
     EnrolmentRequest,
     EnrolmentStatus,
+    check_enrolment,
     enrol_files,
 )
 from candor.workflow.errors import NotFoundError, WorkflowError
@@ -172,7 +173,12 @@ def _view(job: Job) -> JobView:
 def _describe(kind: str, params: Mapping[str, Any]) -> str:
     if kind == "enrol":
         files = params.get("files", [])
-        return f"enrol {len(files)} file(s) ({params.get('provenance', {}).get('source_type')})"
+        sources = {
+            entry[2]["source_type"] for entry in files if len(entry) > 2 and entry[2] is not None
+        }
+        if any(len(entry) <= 2 or entry[2] is None for entry in files):
+            sources.add((params.get("provenance") or {}).get("source_type"))
+        return f"enrol {len(files)} file(s) ({', '.join(sorted(map(str, sources)))})"
     if kind == "reenrol":
         model = params.get("target_model")
         if model is not None:
@@ -225,8 +231,12 @@ def _provenance_json(provenance: Provenance) -> dict[str, str]:
     }
 
 
-def _provenance_of(params: Mapping[str, Any]) -> Provenance:
-    given = params["provenance"]
+def _provenance_of(params: Mapping[str, Any]) -> Provenance | None:
+    given = params.get("provenance")
+    return None if given is None else _provenance_from_json(given)
+
+
+def _provenance_from_json(given: Mapping[str, str]) -> Provenance:
     return Provenance(
         source_type=given["source_type"],
         source_ref=given["source_ref"],
@@ -240,26 +250,52 @@ def queue_enrolment(
     workflow: Workflow,
     actor: Actor,
     requests: Sequence[EnrolmentRequest],
-    provenance: Provenance,
+    provenance: Provenance | None,
     *,
     face_index: int | None = None,
 ) -> JobView:
-    """Queue a bulk enrolment; permission, provenance and references are checked now."""
+    """Queue a bulk enrolment; permission, provenance and references are checked now.
+
+    A request's own provenance and origin travel with its file in the job's params; the
+    runner checks them again when it runs (the policy may have changed meanwhile).
+    """
     if not requests:
         raise WorkflowError("no photos to enrol")
-    # With no files, enrol_files makes every check it makes before reading a photo
-    # (permission, limits, provenance against the purpose and the policy), records nothing.
-    enrol_files(workflow, actor, [], provenance, face_index=face_index)
+    # Every check enrol_files makes before reading a photo (permission, limits, each
+    # photo's provenance against the purpose and the policy); records nothing.
+    checked = check_enrolment(workflow, actor, requests, provenance)
     for request in requests:
         if not request.path.is_file():
-            raise WorkflowError(f"{request.path} is not a file")
+            where = f"{request.origin}: " if request.origin is not None else ""
+            raise WorkflowError(f"{where}{request.path} is not a file")
     params = {
-        "files": [[str(request.path.absolute()), request.subject_ref] for request in requests],
-        "provenance": _provenance_json(provenance),
+        "files": [_enrol_file_json(request) for request in requests],
+        "provenance": None if provenance is None else _provenance_json(provenance),
         "face_index": face_index,
     }
-    details = {"files": len(requests), "source_type": provenance.source_type}
+    details = {
+        "files": len(requests),
+        "source_type": ", ".join(sorted({item.source_type for item in checked})),
+    }
     return _queue(workflow, actor, "enrol", params, len(requests), details)
+
+
+def _enrol_file_json(request: EnrolmentRequest) -> list[Any]:
+    """[path, subject] or, with a photo's own provenance or origin, [path, subject,
+    provenance or None, origin or None] (jobs queued before either existed stay readable)."""
+    entry: list[Any] = [str(request.path.absolute()), request.subject_ref]
+    if request.provenance is not None or request.origin is not None:
+        own = None if request.provenance is None else _provenance_json(request.provenance)
+        entry += [own, request.origin]
+    return entry
+
+
+def _enrol_request_of(entry: Sequence[Any]) -> EnrolmentRequest:
+    path, subject_ref = entry[0], entry[1]
+    own = entry[2] if len(entry) > 2 else None
+    origin = entry[3] if len(entry) > 3 else None
+    provenance = None if own is None else _provenance_from_json(own)
+    return EnrolmentRequest(Path(path), subject_ref, provenance=provenance, origin=origin)
 
 
 def queue_reenrolment(workflow: Workflow, actor: Actor, *, model: str | None = None) -> JobView:
@@ -621,7 +657,7 @@ class JobRunner:
             self.on_item(job.id, job.done)
 
     def _run_enrolment(self, job: _Claimed, actor: Actor) -> None:
-        files: list[list[str]] = job.params["files"]
+        files: list[list[Any]] = job.params["files"]
         provenance = _provenance_of(job.params)
         face_index = job.params.get("face_index")
         for status in EnrolmentStatus:
@@ -629,7 +665,7 @@ class JobRunner:
         while job.cursor < len(files):
             self._checkpoint(job)
             batch = files[job.cursor : job.cursor + self.batch_size]
-            requests = [EnrolmentRequest(Path(path), ref) for path, ref in batch]
+            requests = [_enrol_request_of(entry) for entry in batch]
 
             def advance(outcome: EnrolmentOutcome) -> None:
                 job.cursor += 1

@@ -20,11 +20,23 @@ ALLOWED: dict[str, set[str]] = {
     "policy": set(),
     "audit": set(),
     "evaluation": {"images", "faces", "index", "sealing"},
-    "workflow": {"images", "faces", "index", "store", "policy", "audit", "evaluation", "sealing"},
+    # Reads agency exports (CSV manifests, ANSI/NIST) into photos; knows nothing of the store.
+    "imports": {"images"},
+    "workflow": {
+        "images",
+        "faces",
+        "index",
+        "store",
+        "policy",
+        "audit",
+        "evaluation",
+        "sealing",
+        "imports",
+    },
     "reports": {"store", "audit"},
     # A client of the workflow like the CLI: it writes only through workflow functions.
     "simulation": {"workflow"},
-    "cli": {"workflow", "reports", "simulation"},
+    "cli": {"workflow", "reports", "simulation", "imports"},
     "server": {"workflow", "reports"},
 }
 

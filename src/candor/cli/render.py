@@ -106,6 +106,8 @@ def request_outcome_lines(outcome: RequestOutcome) -> list[str]:
     """Where a request stands, for its requester: no identities, only what happens next."""
     decision = outcome.decision
     lines = [f"Request {outcome.search_id} ({outcome.kind}): [bold]{outcome.status}[/]"]
+    # The face Candor took by itself, and the faces it passed over (why), come first.
+    lines.extend(escape(note) for note in outcome.probe_notes)
     for reason in decision.get("reasons", []):
         # Escaped: a reason code in brackets would otherwise be read as Rich markup.
         lines.append(escape(f"  - {reason['message']} [{reason['code']}]"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -180,6 +180,10 @@ class RequestOutcome:
     above_threshold: int = 0
     verification: dict[str, Any] | None = None
     notice: str = CANDIDATE_NOTICE
+    # How Candor chose a probe's face among several (the only one passing the quality
+    # gate), one line per such probe; told when the request is made, and audited in its
+    # "requested" entry.
+    probe_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -398,11 +402,14 @@ def _request(
         finally:
             if storing is not None:
                 wait([storing])
-    if outcome is not None:
-        return outcome
-    if decision.outcome is Outcome.ALLOW:
-        return _run(workflow, actor, search_id)
-    return outcome_of(workflow, search_id)
+    if outcome is None:
+        outcome = (
+            _run(workflow, actor, search_id)
+            if decision.outcome is Outcome.ALLOW
+            else outcome_of(workflow, search_id)
+        )
+    notes = tuple(probe.face.note for probe in probes if probe.face.note is not None)
+    return replace(outcome, probe_notes=notes) if notes else outcome
 
 
 def _decide(
@@ -632,6 +639,11 @@ def _request_details(
     }
     if probes:
         details["probe_quality"] = _audit_safe(dict(probes[0].face.quality))
+        # As a gallery photo's entry says it: how many faces, which one, and why when
+        # Candor chose it (one per probe, in probe_sha256's order).
+        details["faces_found"] = [probe.face.faces_found for probe in probes]
+        details["face_choice"] = [probe.face.face_choice for probe in probes]
+        details["face_choice_note"] = [probe.face.note for probe in probes]
     return details
 
 

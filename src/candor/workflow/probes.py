@@ -1,7 +1,8 @@
 """Probe photos: the face to search with, chosen and checked as the analyst asked.
 
 The probe part of a request: decode the photo, find its faces, take the one the analyst
-named (or the only one), check its quality and make its template. No gallery is touched.
+named (or the only one, or the only one that passes the quality gate), check its quality
+and make its template. No gallery is touched.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from candor.faces import DetectedFace, FaceEngine, Template
 from candor.faces.recipe import Views
 from candor.images import PROBE_LIMITS, DecodedImage, decode_image, load_image, read_image_file
-from candor.store import image_by_sha256
+from candor.store import face_choice_label, image_by_sha256
 from candor.store.data_keys import KeyEncryptionKeyError
 from candor.store.errors import BiometricNotFoundError
 from candor.workflow.context import Workflow
@@ -23,13 +24,21 @@ from candor.workflow.errors import FaceIndexError, MultipleFacesError, ProbeRefu
 
 @dataclass(frozen=True)
 class ProbeFace:
-    """The face a probe was searched with, and how it was chosen."""
+    """The face a probe was searched with, and how it was chosen.
+
+    face_choice: as for a gallery photo, "index N of M" (`face_choice_label`).
+    note: set when Candor chose the face itself among several, for the analyst and the
+        search's audit entry, e.g. "probe.jpg: 1 usable face of 2 found; the other fails
+        the gate: ..."; None when the analyst named the face or the photo shows only one.
+    """
 
     image_sha256: str
     face_index: int
     faces_found: int
     box: tuple[int, int, int, int]
     quality: dict[str, float | list[str]]
+    face_choice: str = ""
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,10 +102,9 @@ def _probe_from_image(
     faces = engine.detect_faces(image)
     if not faces:
         raise ProbeRefusedError(f"{path.name}: no face found")
+    note = None
     if face_index is None:
-        if len(faces) > 1:
-            raise MultipleFacesError(path.name, [describe_face(i, f) for i, f in enumerate(faces)])
-        face_index = 0
+        face_index, note = _only_usable_face(path, faces)
     if not 0 <= face_index < len(faces):
         raise FaceIndexError(
             f"{path.name}: face {face_index} asked for, but the photo has {len(faces)} "
@@ -114,8 +122,34 @@ def _probe_from_image(
         faces_found=len(faces),
         box=(face.box.left, face.box.top, face.box.right, face.box.bottom),
         quality=quality_summary(face),
+        face_choice=face_choice_label(face_index, len(faces)),
+        note=note,
     )
     return Probe(image=image, face=probe_face, template=engine.face_template(image, face, views))
+
+
+def _only_usable_face(path: Path, faces: list[DetectedFace]) -> tuple[int, str | None]:
+    """The face to take when the analyst named none, and the note saying why it was taken.
+
+    Exactly one face passing the quality gate is the face: the others (bystanders cut off
+    at the edge, faces in the background) could not be searched anyway, and the note tells
+    the analyst which were passed over and why. Two or more usable faces are the analyst's
+    to choose (MultipleFacesError); so are several faces none of which passes, whose list
+    shows each one's reasons.
+    """
+    if len(faces) == 1:
+        return 0, None
+    usable = [index for index, face in enumerate(faces) if face.quality.passed]
+    if len(usable) != 1:
+        raise MultipleFacesError(path.name, [describe_face(i, f) for i, f in enumerate(faces)])
+    others = [(index, face) for index, face in enumerate(faces) if index != usable[0]]
+    if len(others) == 1:
+        passed_over = "the other fails the gate: " + "; ".join(others[0][1].quality.reasons)
+    else:
+        passed_over = "the others fail the gate: " + "; ".join(
+            f"face {index}: " + ", ".join(face.quality.reasons) for index, face in others
+        )
+    return usable[0], f"{path.name}: 1 usable face of {len(faces)} found; {passed_over}"
 
 
 # -- sealed photos, read back --------------------------------------------------------------

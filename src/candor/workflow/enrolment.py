@@ -240,6 +240,23 @@ def check_enrolment(
     return checked
 
 
+def check_source_type(workflow: Workflow, actor: Actor, source_type: str) -> Policy:
+    """The active policy, if `actor` may enrol and `source_type` is allowed here.
+
+    Refuses as enrolment would (ProvenanceError naming source_type): the workspace's purpose
+    and the policy both decide. An import checks its source type once, before its records.
+    """
+    policy = require_permission(workflow, actor, "gallery.enrol")
+    limits.SOURCE_TYPE.check(source_type)
+    today = workflow.today()
+    # The store's rule and message; every other field of this provenance passes.
+    placeholder = Provenance(source_type, "-", "-", collected_on=today, retain_until=today)
+    validate_provenance(
+        placeholder, allowed_source_types=_allowed_sources(workflow, policy), today=today
+    )
+    return policy
+
+
 def _checked_provenance(
     provenance: Provenance, policy: Policy, allowed: Sequence[str], today: date
 ) -> Provenance:

@@ -11,3 +11,45 @@ if ! "$(dirname "$0")/install-debian-packages.sh" "the browser and PostgreSQL te
     fi
     echo "install-test-deps: going on without them; the tests that need them will skip" >&2
 fi
+
+# OpenLDAP's server and tools for the directory tests (tests/support_slapd.py starts a
+# slapd of its own on a loopback port with a throw-away database). The packaged daemon
+# must never run: debconf is told to skip its configuration (no default database is
+# made), a policy-rc.d keeps the package scripts from starting it, and it is stopped and
+# disabled afterwards in case something started it anyway.
+slapd_missing() {
+    for package in slapd ldap-utils; do
+        status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+        if [ "$status" != "install ok installed" ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+temporary_policy=""
+if slapd_missing && [ "$(id -u)" -eq 0 ]; then
+    echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        temporary_policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\n# install-test-deps: no service starts while packages install\nexit 101\n' \
+            >"$temporary_policy"
+        chmod 755 "$temporary_policy"
+        trap 'rm -f "$temporary_policy"' EXIT
+    fi
+fi
+if "$(dirname "$0")/install-debian-packages.sh" "the directory (LDAP) tests" slapd ldap-utils; then
+    if [ "$(id -u)" -eq 0 ]; then
+        if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+            systemctl stop slapd >/dev/null 2>&1 || true
+            systemctl disable slapd >/dev/null 2>&1 || true
+        else
+            service slapd stop >/dev/null 2>&1 || true
+            update-rc.d slapd disable >/dev/null 2>&1 || true
+        fi
+    fi
+else
+    if [ "${CI:-}" = "true" ]; then
+        exit 1
+    fi
+    echo "install-test-deps: going on without slapd; the directory tests will skip" >&2
+fi

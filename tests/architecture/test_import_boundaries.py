@@ -22,6 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"images", "faces", "index", "sealing"},
     # Reads agency exports (CSV manifests, ANSI/NIST) into photos; knows nothing of the store.
     "imports": {"images"},
+    # The LDAP / Active Directory client: a leaf, like images; the workflow uses it.
+    "directory": set(),
     "workflow": {
         "images",
         "faces",
@@ -32,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
         "evaluation",
         "sealing",
         "imports",
+        "directory",
     },
     "reports": {"store", "audit"},
     # A client of the workflow like the CLI: it writes only through workflow functions.

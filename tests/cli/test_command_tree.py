@@ -100,6 +100,7 @@ NOT_TOUCHING_FACES = {
     "report usage",
     "report transparency",
     "serve",
+    "install-service",
     "scrub",
     "check",
     "jobs list",

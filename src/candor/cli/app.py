@@ -33,6 +33,7 @@ from candor.cli import (
     reenrol,
     reports,
     serve,
+    service,
     simulate,
     todo,
     upkeep,
@@ -397,6 +398,7 @@ simulate.register(app)
 evaluate.register(app)
 reports.register(app)
 serve.register(app)
+service.register(app)
 reenrol.register(app)
 models.register(app)
 upkeep.register(app)

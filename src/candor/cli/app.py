@@ -12,14 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from candor.cli import (
     accounts,
@@ -38,13 +30,13 @@ from candor.cli import (
     todo,
     upkeep,
 )
+from candor.cli.imports import enrol_records, enrolment_progress
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import (
     counted_progress,
     emit_json,
     fail,
     reported_errors,
-    stderr,
     stdout,
     to_jsonable,
 )
@@ -54,11 +46,11 @@ from candor.cli.render import (
     subjects_table,
 )
 from candor.cli.session import logged_in
+from candor.imports.manifest import read_manifest
 from candor.workflow import (
     PURPOSES,
     SOURCE_TYPES,
     Actor,
-    EnrolmentOutcome,
     EnrolmentRequest,
     EnrolmentStatus,
     EnrolmentSummary,
@@ -72,6 +64,7 @@ from candor.workflow import (
     requests_from_folders,
     upgrade_and_seal,
 )
+from candor.workflow.imports import DEFAULT_SOURCE_TYPE
 from candor.workflow.jobs import queue_enrolment
 from candor.workflow.reenrol import recipe_census
 
@@ -201,19 +194,39 @@ def upgrade(home: HomeOption = None, as_json: JsonOption = False) -> None:
 @app.command()
 def enrol(
     paths: Annotated[
-        list[Path], typer.Argument(help="Photo files, or one folder with --from-folders.")
-    ],
-    source: Annotated[str, typer.Option(help=f"Source type: {', '.join(SOURCE_TYPES)}.")],
+        list[Path] | None,
+        typer.Argument(help="Photo files, or one folder with --from-folders."),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Source type: {', '.join(SOURCE_TYPES)} (with --manifest: booking_photo)."
+        ),
+    ] = None,
     source_ref: Annotated[
-        str, typer.Option(help="The source's own reference (e.g. a booking record).")
-    ],
+        str | None, typer.Option(help="The source's own reference (e.g. a booking record).")
+    ] = None,
     legal_basis: Annotated[
-        str, typer.Option(help="The law or consent under which the photos are held.")
-    ],
-    collected: Annotated[str, typer.Option(help="Date the photos were collected (YYYY-MM-DD).")],
+        str | None,
+        typer.Option(
+            help="The law or consent under which the photos are held "
+            "(with --manifest: for rows without one)."
+        ),
+    ] = None,
+    collected: Annotated[
+        str | None,
+        typer.Option(
+            help="Date the photos were collected, YYYY-MM-DD (with --manifest: for rows "
+            "without one)."
+        ),
+    ] = None,
     retain_until: Annotated[
-        str, typer.Option(help="Date by which they must be deleted (YYYY-MM-DD).")
-    ],
+        str | None,
+        typer.Option(
+            help="Date by which they must be deleted, YYYY-MM-DD (with --manifest: for rows "
+            "without one; else the policy's longest)."
+        ),
+    ] = None,
     subject: Annotated[
         str | None,
         typer.Option(help="The person's reference (e.g. booking number) for every file."),
@@ -222,6 +235,22 @@ def enrol(
         bool,
         typer.Option(
             "--from-folders", help="PATH holds one folder per person, named by reference."
+        ),
+    ] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            help="A booking system's CSV export, one row per photo with its own provenance "
+            "(see docs/admin.md).",
+        ),
+    ] = None,
+    skip_refused: Annotated[
+        bool,
+        typer.Option(
+            "--skip-refused",
+            help="With --manifest: enrol the rows that pass and report the others "
+            "(by default a refused row stops the whole import).",
         ),
     ] = False,
     face: Annotated[
@@ -233,6 +262,56 @@ def enrol(
     as_json: JsonOption = False,
 ) -> None:
     """Enrol lawfully sourced photos, each with its provenance; duplicates change nothing."""
+    if manifest is not None:
+        given = {
+            "PATH": bool(paths),
+            "--subject": subject is not None,
+            "--from-folders": from_folders,
+            "--source-ref": source_ref is not None,
+            "--face": face is not None,
+        }
+        if any(given.values()):
+            fail(
+                f"--manifest takes no {', '.join(name for name, on in given.items() if on)}: "
+                "each row names its photo, person and source reference",
+                as_json=as_json,
+            )
+        enrol_records(
+            lambda: read_manifest(manifest),
+            home=home,
+            as_json=as_json,
+            source=source or DEFAULT_SOURCE_TYPE,
+            legal_basis=legal_basis,
+            collected=None if collected is None else _parse_date(collected, "--collected", as_json),
+            retain_until=(
+                None
+                if retain_until is None
+                else _parse_date(retain_until, "--retain-until", as_json)
+            ),
+            skip_refused=skip_refused,
+            background=background,
+            workers=workers,
+        )
+        return
+    if skip_refused:
+        fail("--skip-refused goes with --manifest", as_json=as_json)
+    needed = {
+        "--source": source,
+        "--source-ref": source_ref,
+        "--legal-basis": legal_basis,
+        "--collected": collected,
+        "--retain-until": retain_until,
+    }
+    missing = [name for name, value in needed.items() if value is None]
+    if missing:
+        fail(
+            f"give {', '.join(missing)} (each photo's provenance), or --manifest FILE.csv",
+            as_json=as_json,
+        )
+    assert source is not None and source_ref is not None and legal_basis is not None
+    assert collected is not None and retain_until is not None
+    if not paths:
+        fail("give the photo files, or a folder with --from-folders", as_json=as_json)
     if from_folders == (subject is not None):
         fail(
             "give either --subject REF (for files) or --from-folders (for a folder)",
@@ -291,25 +370,7 @@ def _enrol_with_progress(
     workers: int | None,
     face: int | None,
 ) -> EnrolmentSummary:
-    progress = Progress(
-        TextColumn("enrolling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[refused]} refused"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task("enrol", total=len(requests), refused=0)
-        refused = 0
-
-        def advance(outcome: EnrolmentOutcome) -> None:
-            nonlocal refused
-            refused += outcome.status is EnrolmentStatus.REFUSED
-            progress.update(task, advance=1, refused=refused)
-
+    with enrolment_progress(len(requests)) as advance:
         return enrol_files(
             workflow,
             actor,

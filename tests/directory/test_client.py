@@ -51,6 +51,19 @@ def test_the_right_password_gives_the_person_and_their_groups(
     assert not person.disabled
 
 
+def test_the_directory_spelling_of_a_name_comes_back(
+    slapd: ThrowawaySlapd, settings: DirectorySettings
+) -> None:
+    uid = slapd.unique("Ann")
+    slapd.add_person(uid, "secret")
+    # The directory compares names without case and outer spaces: so does the answer.
+    assert authenticate(settings, f" {uid.lower()} ", "secret").username == uid
+    for blank in ("", "   "):
+        with pytest.raises(DirectoryRefused):
+            authenticate(settings, blank, "secret")
+        assert look_up(settings, blank) is None
+
+
 def test_wrong_password_and_unknown_name_are_refused(
     slapd: ThrowawaySlapd, settings: DirectorySettings
 ) -> None:

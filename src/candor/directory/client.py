@@ -275,8 +275,10 @@ def _person(
 ) -> DirectoryPerson:
     dn: str = entry["dn"]
     spelled = [str(value) for value in _values(entry, settings.user_attribute)]
+    # The directory matched the name by its own rules (case, spaces); store its spelling.
     canonical = next(
-        (value for value in spelled if value.casefold() == username.casefold()), username
+        (value for value in spelled if value.casefold() == username.strip().casefold()),
+        spelled[0] if spelled else username,
     )
     display = next(
         (str(value) for name in ("displayName", "cn") for value in _values(entry, name) if value),

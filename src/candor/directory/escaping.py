@@ -23,8 +23,17 @@ _DN_SPECIAL: Final = frozenset('"+,;<>\\=')
 
 
 def escape_filter_value(value: str) -> str:
-    """`value` as an assertion value in a search filter (RFC 4515)."""
-    return "".join(f"\\{ord(char):02x}" if char in _FILTER_SPECIAL else char for char in value)
+    """`value` as an assertion value in a search filter (RFC 4515). White space at either
+    end is escaped too: ldap3 strips it from a filter's values otherwise, and the server
+    would be asked about another name than the one given."""
+    start = len(value) - len(value.lstrip())
+    end = len(value.rstrip())
+    return "".join(
+        "".join(f"\\{byte:02x}" for byte in char.encode("utf-8"))
+        if char in _FILTER_SPECIAL or not start <= index < end
+        else char
+        for index, char in enumerate(value)
+    )
 
 
 def escape_dn_value(value: str) -> str:

@@ -115,7 +115,11 @@ def restore_command(
     if as_json:
         emit_json({"ok": True, **to_jsonable(info)})
         return
-    lines = [f"Restored {info.files} files into {info.home} ({info.database} database)."]
+    lines = [
+        f"Restored {info.files} files into {info.home} ({info.database} database).",
+        f"Manifest SHA-256 {info.manifest_sha256}: the backup's `workspace.backed_up` audit "
+        "entry must name the same.",
+    ]
     if info.expunged_again:
         lines.append(
             f"Expunged again {len(info.expunged_again)} subject(s) the live log expunged "

@@ -131,6 +131,7 @@ class RestoreInfo:
     home: str
     database: str
     files: int
+    manifest_sha256: str
     log_size: int
     tree_size: int
     kek_path: str | None
@@ -388,7 +389,8 @@ def back_up(
 def _read_manifest(backup: Path) -> dict[str, Any]:
     path = backup / MANIFEST_NAME
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        body = path.read_bytes()
+        manifest = json.loads(body.decode("utf-8"))
     except FileNotFoundError:
         raise BackupError(f"{backup} is not a Candor backup: it has no {MANIFEST_NAME}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -411,6 +413,8 @@ def _read_manifest(backup: Path) -> dict[str, Any]:
             raise BackupError(f"{path} lacks the field {key!r} or it has the wrong type")
     if manifest["database"] not in ("sqlite", "postgresql"):
         raise BackupError(f"{path}: unknown database {manifest['database']!r}")
+    # Compared by the operator with the backup's audit entry (`workspace.backed_up`).
+    manifest["manifest_sha256"] = hashlib.sha256(body).hexdigest()
     return manifest
 
 
@@ -669,6 +673,7 @@ def _after_restore(
             home=str(home),
             database=manifest["database"],
             files=len(manifest["files"]),
+            manifest_sha256=manifest["manifest_sha256"],
             log_size=int(audit.get("log_size") or 0),
             tree_size=int(audit.get("tree_size") or 0),
             kek_path=record_.get("path"),
@@ -693,6 +698,7 @@ def _after_restore(
         home=str(home),
         database=manifest["database"],
         files=len(manifest["files"]),
+        manifest_sha256=manifest["manifest_sha256"],
         log_size=int(audit.get("log_size") or 0),
         tree_size=int(audit.get("tree_size") or 0),
         kek_path=str(kek_path),

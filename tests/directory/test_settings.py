@@ -198,3 +198,23 @@ def test_the_password_is_read_again_at_each_use(home: Path, password_file: Path,
     password_file.chmod(0o604)
     with pytest.raises(DirectoryConfigError, match="chmod 600"):
         read_service_password(settings)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "directory.md"
+
+
+def test_the_examples_in_the_docs_load(home: Path, password_file: Path, ca: Path) -> None:
+    text = DOCS.read_text()
+    examples = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    assert len(examples) == 2
+    for example in examples:
+        example = re.sub(r'(ca_file = )"[^"]*"', f'\\1"{ca}"', example)
+        example = re.sub(r'(service_password_file = )"[^"]*"', f'\\1"{password_file}"', example)
+        load_directory_settings(write(home, example))
+    # The example of a mistake is the message Candor gives.
+    path = write(
+        home, openldap(password_file, ca).replace("ldaps://", "ldap://") + 'tls = "none"\n'
+    )
+    with pytest.raises(DirectoryConfigError) as error:
+        load_directory_settings(path)
+    assert str(error.value).removeprefix(str(path)) in text

@@ -514,13 +514,25 @@ def _toml_value(value: object) -> str:
     return f'"{text}"'
 
 
+def start_slapd(attempts: int = 3) -> ThrowawaySlapd:
+    """A started ThrowawaySlapd; tries fresh ports when another process took one of the
+    free ports between our look and slapd's bind (two xdist workers start at once)."""
+    for attempt in range(attempts):
+        try:
+            return ThrowawaySlapd().start()
+        except SlapdUnavailableError as error:
+            if "Address already in use" not in str(error) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def slapd() -> Iterator[ThrowawaySlapd]:
     """One throw-away slapd per test process (so one per xdist worker); tests add people
     and groups with unique names (`slapd.unique`). Skips when slapd cannot start, except
     under CI=true where that is a failure (`make test` installs it when run as root)."""
     try:
-        server = ThrowawaySlapd().start()
+        server = start_slapd()
     except SlapdUnavailableError as error:
         if os.environ.get("CI") == "true":
             pytest.fail(str(error))

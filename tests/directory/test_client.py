@@ -8,11 +8,13 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from candor.directory.client import (
+    DirectoryConfigError,
     DirectoryRefused,
     DirectoryUnavailable,
     authenticate,
@@ -295,10 +297,27 @@ def test_tls_refuses_an_unknown_ca_and_a_certificate_for_another_name(
     uid = slapd.unique("lou")
     slapd.add_person(uid, "secret")
     ca = str(slapd.ca_file)
-    for overrides in (
-        {"url": slapd.ldaps_url, "tls": "ldaps"},  # the system's roots do not know our CA
-        {"url": slapd.url, "tls": "starttls"},
-        {"url": slapd.misnamed_ldaps_url, "tls": "ldaps", "ca_file": ca},  # not 127.0.0.2's
-    ):
-        with pytest.raises(DirectoryUnavailable):
+    cases: list[tuple[dict[str, object], str]] = [
+        # The system's roots do not know our CA.
+        ({"url": slapd.ldaps_url, "tls": "ldaps"}, "certificate verify failed"),
+        ({"url": slapd.url, "tls": "starttls"}, "certificate verify failed"),
+        # Our CA, but the certificate names 127.0.0.1 and localhost, not 127.0.0.2.
+        ({"url": slapd.misnamed_ldaps_url, "tls": "ldaps", "ca_file": ca}, "match any name"),
+    ]
+    for overrides, why in cases:
+        with pytest.raises(DirectoryUnavailable, match=why):
             authenticate(settings_for(slapd, tmp_path, **overrides), uid, "secret")
+
+
+def test_plain_ldap_to_another_host_is_refused_even_in_settings_made_by_hand(
+    slapd: ThrowawaySlapd, settings: DirectorySettings
+) -> None:
+    uid = slapd.unique("max")
+    dn = slapd.add_person(uid, "secret")
+    binds_before = slapd.binds_for(dn)
+    remote = replace(settings, host="ldap.example.org")
+
+    for call in (lambda: authenticate(remote, uid, "secret"), lambda: look_up(remote, uid)):
+        with pytest.raises(DirectoryConfigError, match="loopback"):
+            call()
+    assert slapd.binds_for(dn) == binds_before

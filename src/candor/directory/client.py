@@ -36,7 +36,7 @@ from candor.directory.errors import (
     DirectoryUnavailable,
 )
 from candor.directory.escaping import dn_key, escape_filter_value
-from candor.directory.settings import DirectorySettings, read_service_password
+from candor.directory.settings import DirectorySettings, is_loopback, read_service_password
 
 __all__ = [
     "DirectoryConfigError",
@@ -113,6 +113,13 @@ def _check_username(username: str) -> None:
 
 
 def _server(settings: DirectorySettings) -> Server:
+    if settings.tls == "none" and not is_loopback(settings.host):
+        # load_directory_settings refuses this too; settings made another way are held
+        # to the same rule here, where the password would leave the machine.
+        raise DirectoryConfigError(
+            f'{settings.path}: tls: "none" is allowed only to a loopback address, '
+            f"not {settings.host}"
+        )
     tls = None
     if settings.tls != "none":
         # The server's certificate must chain to ca_file (or the system's roots) and name

@@ -31,7 +31,12 @@ from candor.imports.errors import ImportFileError
 from candor.imports.records import ImportedPhoto, ImportRefusal
 from candor.workflow import EnrolmentOutcome, EnrolmentStatus
 from candor.workflow.enrolment import ProgressCallback, check_source_type
-from candor.workflow.imports import ImportRefusedError, ImportResult, enrol_imported
+from candor.workflow.imports import (
+    ImportRefusedError,
+    ImportResult,
+    enrol_planned,
+    plan_import,
+)
 
 Reader = Callable[[], tuple[list[ImportedPhoto], list[ImportRefusal]]]
 
@@ -96,9 +101,8 @@ def enrol_records(
             photos, refusals = read()
         except ImportFileError as error:
             fail(str(error), as_json=as_json)
-
-        def enrol(on_outcome: ProgressCallback | None) -> ImportResult:
-            return enrol_imported(
+        try:
+            plan = plan_import(
                 workflow,
                 actor,
                 photos,
@@ -107,18 +111,22 @@ def enrol_records(
                 legal_basis=legal_basis,
                 collected_on=collected,
                 retain_until=retain_until,
-                skip_refused=skip_refused,
-                background=background,
-                workers=workers,
-                on_outcome=on_outcome,
             )
-
-        try:
-            if background:
-                result = enrol(None)
+            # A bar only when photos will be read now.
+            if background or not plan.requests or (plan.refused and not skip_refused):
+                result = enrol_planned(
+                    workflow, actor, plan, skip_refused=skip_refused, background=background
+                )
             else:
-                with enrolment_progress(len(photos)) as advance:
-                    result = enrol(advance)
+                with enrolment_progress(len(plan.requests)) as advance:
+                    result = enrol_planned(
+                        workflow,
+                        actor,
+                        plan,
+                        skip_refused=skip_refused,
+                        workers=workers,
+                        on_outcome=advance,
+                    )
         except ImportRefusedError as error:
             if not as_json:
                 stderr.print(

@@ -53,9 +53,13 @@ def enrolment_table(summary: EnrolmentSummary, *, show_enrolled: bool) -> Table:
         if outcome.status is EnrolmentStatus.ENROLLED and not show_enrolled:
             continue
         colour = {"enrolled": "green", "duplicate": "yellow", "refused": "red"}[outcome.status]
+        # An imported photo by its record ("intake.csv row 7: 0007.jpg"), as its refusals say.
+        where = str(outcome.path)
+        if outcome.origin is not None:
+            where = f"{outcome.origin}: {outcome.path.name}"
         add_literal_row(
             table,
-            str(outcome.path),
+            where,
             outcome.subject_ref,
             Text(str(outcome.status), style=colour),
             outcome.reason or "",

@@ -20,6 +20,7 @@ source reference, after the record's own ("TCN 0001 booking B-77").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -109,7 +110,19 @@ def plan_import(
             refusals.append(ImportRefusal(photo.origin, f"field {error.field}: {error.problem}"))
             continue
         requests.append(request)
+    refusals.sort(key=lambda refusal: _in_order(refusal.origin))
     return ImportPlan(requests, refusals, total=len(photos) + len(refused))
+
+
+def _in_order(origin: str) -> tuple[tuple[int, str], ...]:
+    """Sorts origins as people count ("row 9" before "row 10"): the reader's refusals and
+    the workflow's, mixed, in the export's order."""
+    # re.split with a group alternates text and digits: odd places hold the numbers,
+    # compared by length, then digit by digit (no int(): a number may be very long).
+    return tuple(
+        (len(piece.lstrip("0")), piece.lstrip("0")) if place % 2 else (0, piece)
+        for place, piece in enumerate(re.split(r"(\d+)", origin))
+    )
 
 
 def enrol_imported(
@@ -144,6 +157,29 @@ def enrol_imported(
         collected_on=collected_on,
         retain_until=retain_until,
     )
+    return enrol_planned(
+        workflow,
+        actor,
+        plan,
+        skip_refused=skip_refused,
+        background=background,
+        workers=workers,
+        on_outcome=on_outcome,
+    )
+
+
+def enrol_planned(
+    workflow: Workflow,
+    actor: Actor,
+    plan: ImportPlan,
+    *,
+    skip_refused: bool = False,
+    background: bool = False,
+    workers: int | None = None,
+    on_outcome: ProgressCallback | None = None,
+) -> ImportResult:
+    """Enrol what `plan_import` planned (see `enrol_imported`); each request is checked
+    again by the enrolment itself (the policy may have changed since)."""
     if plan.refused and (not skip_refused or not plan.requests):
         raise ImportRefusedError(plan.refused, plan.total)
     if not plan.requests:

@@ -17,17 +17,13 @@ fi
 # must never run: debconf is told to skip its configuration (no default database is
 # made), a policy-rc.d keeps the package scripts from starting it, and it is stopped and
 # disabled afterwards in case something started it anyway.
-slapd_missing() {
-    for package in slapd ldap-utils; do
-        status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
-        if [ "$status" != "install ok installed" ]; then
-            return 0
-        fi
-    done
-    return 1
+package_missing() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" != "install ok installed" ]
 }
 temporary_policy=""
-if slapd_missing && [ "$(id -u)" -eq 0 ]; then
+installing_slapd=false
+if package_missing slapd && [ "$(id -u)" -eq 0 ]; then
+    installing_slapd=true
     echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         temporary_policy=/usr/sbin/policy-rc.d
@@ -38,7 +34,8 @@ if slapd_missing && [ "$(id -u)" -eq 0 ]; then
     fi
 fi
 if "$(dirname "$0")/install-debian-packages.sh" "the directory (LDAP) tests" slapd ldap-utils; then
-    if [ "$(id -u)" -eq 0 ]; then
+    # Only a daemon this run installed: a slapd the machine already had is left alone.
+    if [ "$installing_slapd" = true ]; then
         if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
             systemctl stop slapd >/dev/null 2>&1 || true
             systemctl disable slapd >/dev/null 2>&1 || true

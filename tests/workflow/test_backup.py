@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,8 @@ from candor.workflow.backup import (
     BACKUP_ACTION,
     MANIFEST_NAME,
     BackupError,
+    BackupInfo,
+    RestoreInfo,
     back_up,
     restore_backup,
 )
@@ -67,13 +70,28 @@ def _candidates(workflow: Workflow, probe: Path) -> list[tuple[str | None, float
     return [(c.subject_ref, round(c.score, 6)) for c in review.candidates]
 
 
+@pytest.fixture
+def restore(request: pytest.FixtureRequest) -> Callable[..., RestoreInfo]:
+    """restore_backup, into a new empty database when the backup holds a PostgreSQL dump
+    (CANDOR_TEST_DATABASE=postgres), else as given."""
+
+    def restoring(backup: Path, home: Path, **options: Any) -> RestoreInfo:
+        manifest = json.loads((backup / MANIFEST_NAME).read_text())
+        if manifest.get("database") == "postgresql":
+            cluster = request.getfixturevalue("postgres_cluster")
+            options.setdefault("database_url", cluster.new_database())
+        return restore_backup(backup, home, **options)
+
+    return restoring
+
+
 def _log(workflow: Workflow) -> tuple[list[bytes], list[str]]:
     with workflow.workspace.session() as session:
         return stored_log(session)
 
 
 def test_a_backup_taken_during_searches_restores_the_same_log_and_results(
-    live: Agency, tmp_path: Path
+    live: Agency, tmp_path: Path, restore: Callable[..., RestoreInfo]
 ) -> None:
     workflow = live.workflow
     probe = photos_of(live.people[1])[1]  # type: ignore[attr-defined]
@@ -95,12 +113,12 @@ def test_a_backup_taken_during_searches_restores_the_same_log_and_results(
     names = {
         p.relative_to(tmp_path / "backup").as_posix() for p in (tmp_path / "backup").rglob("*")
     }
-    assert {MANIFEST_NAME, "candor.db", "candor-workspace.json"} <= names
+    assert {MANIFEST_NAME, info_database(info), "candor-workspace.json"} <= names
     assert not any(name.startswith("index") for name in names)
     entries, notes = _log(workflow)
     assert json.loads(entries[info.audit_seq - 1])["action"] == BACKUP_ACTION
 
-    restored = restore_backup(
+    restored = restore(
         tmp_path / "backup", tmp_path / "restored", signing_key=signing_key_path(workflow.workspace)
     )
     assert restored.checked and restored.check_ok and restored.audit_ok, restored
@@ -119,6 +137,10 @@ def test_a_backup_taken_during_searches_restores_the_same_log_and_results(
         restored_results = _candidates(copy, other)
     assert restored_results == _candidates(workflow, other)
     assert restored_results[0][0] == live.people[2].name  # type: ignore[attr-defined]
+
+
+def info_database(info: BackupInfo) -> str:
+    return "candor.db" if info.database == "sqlite" else "candor.dump"
 
 
 def restored_note(notes: list[str], tree_size: int) -> str:
@@ -176,7 +198,7 @@ def _altered(backup: Path, tmp_path: Path) -> Path:
 
 
 def test_an_altered_file_is_refused_by_name_and_nothing_is_written(
-    backup: Path, tmp_path: Path
+    backup: Path, tmp_path: Path, restore: Callable[..., RestoreInfo]
 ) -> None:
     copy = _altered(backup, tmp_path)
     image = next(p for p in (copy / "images").rglob("*") if p.is_file())
@@ -184,24 +206,29 @@ def test_an_altered_file_is_refused_by_name_and_nothing_is_written(
     data[len(data) // 2] ^= 1
     image.write_bytes(bytes(data))
     with pytest.raises(BackupError, match=f"{image.name} does not match its SHA-256"):
-        restore_backup(copy, tmp_path / "restored")
+        restore(copy, tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
 
 
-def test_a_truncated_database_or_an_extra_file_is_refused(backup: Path, tmp_path: Path) -> None:
+def test_a_truncated_database_or_an_extra_file_is_refused(
+    backup: Path, tmp_path: Path, restore: Callable[..., RestoreInfo]
+) -> None:
     copy = _altered(backup, tmp_path)
-    database = copy / "candor.db"
-    database.write_bytes(database.read_bytes()[:4096])
-    with pytest.raises(BackupError, match=r"candor\.db is 4096 bytes"):
-        restore_backup(copy, tmp_path / "restored")
-    shutil.copy2(backup / "candor.db", database)
+    name = json.loads((copy / MANIFEST_NAME).read_text())["database_file"]
+    database = copy / name
+    database.write_bytes(database.read_bytes()[:1000])
+    with pytest.raises(BackupError, match=f"{name} is 1000 bytes"):
+        restore(copy, tmp_path / "restored")
+    shutil.copy2(backup / name, database)
     (copy / "images" / "stray").write_bytes(b"x")
     with pytest.raises(BackupError, match="stray is not listed in the manifest"):
-        restore_backup(copy, tmp_path / "restored")
+        restore(copy, tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
 
 
-def test_a_tampered_manifest_is_refused(backup: Path, tmp_path: Path) -> None:
+def test_a_tampered_manifest_is_refused(
+    backup: Path, tmp_path: Path, restore: Callable[..., RestoreInfo]
+) -> None:
     copy = _altered(backup, tmp_path)
     manifest = json.loads((copy / MANIFEST_NAME).read_text())
     name = next(iter(n for n in manifest["files"] if n.startswith("crops/")))
@@ -210,11 +237,13 @@ def test_a_tampered_manifest_is_refused(backup: Path, tmp_path: Path) -> None:
     target = tmp_path / "restored"
     target.mkdir()
     with pytest.raises(BackupError, match="does not match its SHA-256"):
-        restore_backup(copy, target)
+        restore(copy, target)
     assert list(target.iterdir()) == []
 
 
-def test_a_restore_never_brings_an_expunged_subject_back(tmp_path: Path, faces_dir: Path) -> None:
+def test_a_restore_never_brings_an_expunged_subject_back(
+    tmp_path: Path, faces_dir: Path, restore: Callable[..., RestoreInfo]
+) -> None:
     agency = make_agency(tmp_path / "agency")
     try:
         workflow = agency.workflow
@@ -230,19 +259,17 @@ def test_a_restore_never_brings_an_expunged_subject_back(tmp_path: Path, faces_d
         probe = photos_of(people[1])[1]
 
         # The test can fail: without the export, the restore holds the victim again.
-        restore_backup(tmp_path / "backup", tmp_path / "plain", signing_key=key)
+        restore(tmp_path / "backup", tmp_path / "plain", signing_key=key)
         with open_workflow(tmp_path / "plain") as plain:
             with plain.workspace.session() as session:
                 assert find_subject(session, victim) is not None
             assert victim in [ref for ref, _ in _candidates(plain, probe)]
 
         with pytest.raises(BackupError, match=r"needs the key-encryption key .* --signing-key"):
-            restore_backup(
-                tmp_path / "backup", tmp_path / "refused", expunged_export=tmp_path / "export"
-            )
+            restore(tmp_path / "backup", tmp_path / "refused", expunged_export=tmp_path / "export")
         assert not (tmp_path / "refused").exists()
 
-        restored = restore_backup(
+        restored = restore(
             tmp_path / "backup",
             tmp_path / "restored",
             signing_key=key,
@@ -261,7 +288,7 @@ def test_a_restore_never_brings_an_expunged_subject_back(tmp_path: Path, faces_d
 
 
 def test_an_export_of_another_log_is_refused(
-    live: Agency, backup: Path, tmp_path: Path, faces_dir: Path
+    live: Agency, backup: Path, tmp_path: Path, faces_dir: Path, restore: Callable[..., RestoreInfo]
 ) -> None:
     other = make_agency(tmp_path / "other")
     try:
@@ -270,7 +297,7 @@ def test_an_export_of_another_log_is_refused(
     finally:
         other.workflow.close()
     with pytest.raises(BackupError, match="export"):
-        restore_backup(
+        restore(
             backup,
             tmp_path / "restored",
             signing_key=signing_key_path(live.workflow.workspace),

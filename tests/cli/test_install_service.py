@@ -153,7 +153,9 @@ def candor_command(installation: Installation) -> tuple[str, ...]:
     script = venv / "bin" / "candor"
     script.write_text(
         f"#!{venv / 'bin' / 'python'}\n"
-        "import sys\nfrom candor.cli.app import main\nsys.exit(main())\n"
+        # As pip writes a console script: Uvicorn's workers import it again, and must not run it.
+        "import sys\nfrom candor.cli.app import main\n"
+        'if __name__ == "__main__":\n    sys.exit(main())\n'
     )
     script.chmod(0o755)
     return (str(script),)
@@ -304,6 +306,7 @@ def test_an_environment_file_holds_the_variables(installation: Installation, uni
     serve = parse_unit((units / "candor.service").read_text())["Service"]
     assert serve["EnvironmentFile"] == [str(environment)]
     assert "Environment" not in serve
+    assert stat.S_IMODE(environment.stat().st_mode) == 0o600  # PGPASSWORD may go there
     assert environment.read_text().splitlines() == [
         f"CANDOR_HOME={installation.home}",
         f"CANDOR_KEK_FILE={installation.kek}",
@@ -496,7 +499,8 @@ def test_the_units_command_line_serves_as_its_user(installation: Installation, u
     sandbox lines, which systemd would apply around this same command."""
     assert ROOT, "CI runs as root: this test must run there"
     port = free_port()
-    code, _, err = install(installation, units, "--port", str(port))
+    # Two workers, as a service runs: Uvicorn starts them by importing the command again.
+    code, _, err = install(installation, units, "--port", str(port), "--workers", "2")
     assert code == 0, err
     serve = parse_unit((units / "candor.service").read_text())["Service"]
     entry = pwd.getpwnam(serve["User"][0])

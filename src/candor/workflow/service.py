@@ -249,7 +249,9 @@ def install_service(plan: ServicePlan) -> None:
         for path in plan.hand_over:
             _chown_tree(path, account.pw_uid, account.pw_gid)
     if plan.environment_path is not None and plan.environment_text is not None:
-        _write_file(plan.environment_path, plan.environment_text, 0o644)
+        # systemd reads it as root before it drops to the user; 0600, since an operator
+        # adds secrets there (PGPASSWORD).
+        _write_file(plan.environment_path, plan.environment_text, 0o600)
     _write_file(plan.unit_path, plan.unit_text, 0o644)
 
 

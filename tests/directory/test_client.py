@@ -37,8 +37,14 @@ def settings(slapd: ThrowawaySlapd, tmp_path: Path) -> DirectorySettings:
 
 
 def test_the_right_password_gives_the_person_and_their_groups(
-    slapd: ThrowawaySlapd, settings: DirectorySettings
+    slapd: ThrowawaySlapd, tmp_path: Path
 ) -> None:
+    settings = settings_for(
+        slapd,
+        tmp_path,
+        user_filter="(objectClass=inetOrgPerson)",
+        group_filter="(objectClass=groupOfNames)",
+    )
     uid = slapd.unique("ada")
     dn = slapd.add_person(uid, "correct horse", display_name="Ada Analyst")
     analysts = slapd.add_group(slapd.unique("analysts"), (dn,))
@@ -51,6 +57,10 @@ def test_the_right_password_gives_the_person_and_their_groups(
     assert person.display_name == "Ada Analyst"
     assert person.groups == frozenset({analysts})
     assert not person.disabled
+    # A filter the person's entry does not match hides them.
+    hidden = settings_for(slapd, tmp_path, user_filter="(objectClass=groupOfNames)")
+    with pytest.raises(DirectoryRefused):
+        authenticate(hidden, uid, "correct horse")
 
 
 def test_the_directory_spelling_of_a_name_comes_back(
@@ -99,7 +109,11 @@ def test_an_empty_password_is_refused_before_any_bind(
         )
         assert hole.returncode == 0, hole.stderr
         assert hole.stdout.strip() == "anonymous"
+    # The log shows a bind as soon as it happens (else counting proves nothing).
     binds_before = slapd.binds_for(dn)
+    authenticate(settings, uid, "secret")
+    assert slapd.binds_for(dn) == binds_before + 1
+    binds_before += 1
 
     with pytest.raises(DirectoryRefused) as refused:
         authenticate(settings, uid, "")

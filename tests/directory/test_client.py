@@ -228,6 +228,15 @@ def test_the_service_accounts_wrong_password_makes_the_directory_unavailable(
         look_up(settings, uid)
 
 
+def test_a_base_that_is_not_there_is_named(slapd: ThrowawaySlapd, tmp_path: Path) -> None:
+    uid = slapd.unique("nia")
+    slapd.add_person(uid, "secret")
+    for key in ("user_base", "group_base"):
+        settings = settings_for(slapd, tmp_path, **{key: "ou=nowhere,dc=candor,dc=test"})
+        with pytest.raises(DirectoryUnavailable, match=f"{key} ou=nowhere,dc=candor,dc=test"):
+            look_up(settings, uid)
+
+
 @pytest.fixture
 def silent_listener() -> Iterator[int]:
     """A port that accepts connections and never answers: a hung directory."""

@@ -204,11 +204,12 @@ def _bind_as_person(settings: DirectorySettings, dn: str, password: str) -> None
 def _search(
     settings: DirectorySettings,
     connection: Connection,
-    base: str,
+    base_key: str,
     search_filter: str,
     attributes: list[str],
     size_limit: int = 0,
 ) -> list[dict[str, Any]]:
+    base = getattr(settings, base_key)
     try:
         connection.search(
             base,
@@ -222,7 +223,7 @@ def _search(
         raise _unavailable(settings, f"{type(error).__name__}: {error}") from None
     code = connection.result.get("result")
     if code == _NO_SUCH_OBJECT:
-        raise _unavailable(settings, f"{base} does not exist (check {settings.path})")
+        raise _unavailable(settings, f"{base_key} {base} does not exist (see {settings.path})")
     if code not in (_SUCCESS, _SIZE_LIMIT_EXCEEDED):
         raise _unavailable(settings, f"search refused ({connection.result.get('description')})")
     entries = [item for item in connection.response or [] if item.get("type") == "searchResEntry"]
@@ -243,7 +244,7 @@ def _find_person(
         wanted.append(PPOLICY_LOCK)  # operational: returned only when asked for
     elif settings.disabled == "active_directory":
         wanted.append(AD_FLAGS)
-    entries = _search(settings, connection, settings.user_base, search_filter, wanted, 2)
+    entries = _search(settings, connection, "user_base", search_filter, wanted, 2)
     if len(entries) > 1:
         raise _unavailable(
             settings,
@@ -295,7 +296,7 @@ def _person(
         f"(&({settings.group_member_attribute}={escape_filter_value(dn)})"
         f"{settings.group_filter or ''})"
     )
-    groups = _search(settings, connection, settings.group_base, group_filter, ["1.1"])
+    groups = _search(settings, connection, "group_base", group_filter, ["1.1"])
     return DirectoryPerson(
         username=canonical,
         dn=dn,

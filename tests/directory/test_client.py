@@ -332,6 +332,22 @@ def test_tls_refuses_an_unknown_ca_and_a_certificate_for_another_name(
             authenticate(settings_for(slapd, tmp_path, **overrides), uid, "secret")
 
 
+def test_a_ca_file_that_is_no_certificate_or_gone_is_a_clear_refusal(
+    slapd: ThrowawaySlapd, tmp_path: Path
+) -> None:
+    uid = slapd.unique("ola")
+    slapd.add_person(uid, "secret")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    settings = settings_for(slapd, tmp_path, url=slapd.ldaps_url, tls="ldaps", ca_file=str(ca))
+
+    with pytest.raises(DirectoryUnavailable, match="no certificate"):
+        look_up(settings, uid)
+    ca.unlink()
+    with pytest.raises(DirectoryConfigError, match="ca_file"):
+        look_up(settings, uid)
+
+
 def test_plain_ldap_to_another_host_is_refused_even_in_settings_made_by_hand(
     slapd: ThrowawaySlapd, settings: DirectorySettings
 ) -> None:

@@ -147,8 +147,14 @@ def _unavailable(settings: DirectorySettings, what: str) -> DirectoryUnavailable
 def _open(settings: DirectorySettings, dn: str, password: str) -> tuple[Connection, bool]:
     """A connection (TLS as the settings say) after a simple bind as `dn`: (connection,
     whether the bind succeeded). The caller closes it."""
+    try:
+        server = _server(settings)
+    except LDAPException as error:  # ldap3 checks ca_file here (it may be gone since loading)
+        raise DirectoryConfigError(
+            f"{settings.path}: ca_file: {settings.ca_file}: {type(error).__name__}: {error}"
+        ) from None
     connection = Connection(
-        _server(settings),
+        server,
         user=dn,
         password=password,
         authentication=SIMPLE,

@@ -17,9 +17,12 @@ from PIL import Image
 from candor.imports.errors import ImportFileError
 from candor.imports.nist import (
     NistPhoto,
+    SkippedRecord,
     default_mapping,
     load_mapping,
     make_transaction,
+    mapping_from_table,
+    mapping_table,
     parse_mapping,
     read_transactions,
 )
@@ -96,6 +99,7 @@ def test_non_face_records_are_skipped_and_reported(tmp_path: Path) -> None:
         f"{tmp_path / 'tx.an2'} transaction TCN-S record 10 #1: "
         "image type (10.003) SCAR is not a face; skipped"
     ]
+    assert isinstance(refusals[0], SkippedRecord)
 
 
 def test_a_transaction_without_the_subject_field_is_refused_whole(tmp_path: Path) -> None:
@@ -306,3 +310,4 @@ def test_mapping_files(tmp_path: Path) -> None:
             load_mapping(file)
     with pytest.raises(ImportFileError, match="no such mapping file"):
         load_mapping(tmp_path / "absent.toml")
+    assert mapping_from_table(mapping_table(MAPPING), "job") == MAPPING

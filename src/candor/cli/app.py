@@ -31,6 +31,7 @@ from candor.cli import (
     upkeep,
 )
 from candor.cli.imports import enrol_records, enrolment_progress
+from candor.cli.nist import enrol_nist
 from candor.cli.options import HomeOption, JsonOption
 from candor.cli.output import (
     counted_progress,
@@ -245,6 +246,23 @@ def enrol(
             "(see docs/admin.md).",
         ),
     ] = None,
+    nist: Annotated[
+        Path | None,
+        typer.Option(
+            "--nist",
+            help="ANSI/NIST-ITL transactions from a booking system (a file, or a folder of "
+            "them): each FACE Type-10 record enrolled with its record's provenance (see "
+            "docs/admin.md).",
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="With --nist: a TOML file saying which fields fill the provenance "
+            "(default: subject 2.015, source reference 1.009, collected 10.005).",
+        ),
+    ] = None,
     skip_refused: Annotated[
         bool,
         typer.Option(
@@ -262,6 +280,35 @@ def enrol(
     as_json: JsonOption = False,
 ) -> None:
     """Enrol lawfully sourced photos, each with its provenance; duplicates change nothing."""
+    if nist is not None:
+        enrol_nist(
+            nist,
+            mapping,
+            refused_options={
+                "PATH": bool(paths),
+                "--subject": subject is not None,
+                "--from-folders": from_folders,
+                "--source-ref": source_ref is not None,
+                "--collected": collected is not None,
+                "--face": face is not None,
+                "--manifest": manifest is not None,
+            },
+            source=source or DEFAULT_SOURCE_TYPE,
+            legal_basis=legal_basis,
+            retain_until=(
+                None
+                if retain_until is None
+                else _parse_date(retain_until, "--retain-until", as_json)
+            ),
+            skip_refused=skip_refused,
+            background=background,
+            workers=workers,
+            home=home,
+            as_json=as_json,
+        )
+        return
+    if mapping is not None:
+        fail("--mapping goes with --nist", as_json=as_json)
     if manifest is not None:
         given = {
             "PATH": bool(paths),

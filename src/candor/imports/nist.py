@@ -5,7 +5,8 @@ control number, TCN, and a table of contents, CNT), a Type-2 record with the per
 identifiers, and one Type-10 record per photo. `read_transactions` turns each Type-10
 record whose image type (10.003) is FACE into an `ImportedPhoto`, the fields named by a
 mapping file filling its provenance, and reports everything else as an `ImportRefusal`
-naming the file, the transaction and the record.
+naming the file, the transaction and the record: a `SkippedRecord` (a refusal that is no
+fault of the export) for a Type-10 image that is not a face (a scar, a tattoo).
 
 The files come from outside and may be damaged or hostile. Before `nistitl` parses a
 transaction, this module walks the records' declared lengths against the bytes actually
@@ -25,7 +26,7 @@ import struct
 import tempfile
 import tomllib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -129,6 +130,16 @@ def parse_mapping(text: str, name: str) -> NistMapping:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ImportFileError(f"{name}: not a TOML mapping file ({error})") from None
+    return mapping_from_table(table, name)
+
+
+def mapping_table(mapping: NistMapping) -> dict[str, str]:
+    """The mapping as its file's keys and values ({"subject": "2.015", ...}): for a job."""
+    return {key: str(ref) for key, ref in _mapped(mapping)}
+
+
+def mapping_from_table(table: Mapping[str, object], name: str) -> NistMapping:
+    """The mapping from a mapping file's table (or `mapping_table`'s)."""
     unknown = sorted(set(table) - set(MAPPING_KEYS))
     if unknown:
         raise ImportFileError(
@@ -207,6 +218,12 @@ def read_transactions(
     return photos, refusals
 
 
+@dataclass(frozen=True)
+class SkippedRecord(ImportRefusal):
+    """A record that is not a photo to enrol (a Type-10 image of a scar or tattoo): reported,
+    but not an error in the export."""
+
+
 class _FileError(ImportFileError):
     """ImportFileError that keeps the problem apart from the file's name."""
 
@@ -217,6 +234,10 @@ class _FileError(ImportFileError):
 
 class _RefusedError(Exception):
     """A transaction or record refused: the reason, without the origin."""
+
+
+class _SkippedError(_RefusedError):
+    """A record that is no photo to enrol: reported as a SkippedRecord."""
 
 
 @dataclass(frozen=True)
@@ -414,6 +435,8 @@ def _read_transaction(
             photos.append(
                 _photo(record, people, records[0], mapping, shared, origin, staging, len(photos))
             )
+        except _SkippedError as skipped:
+            refusals.append(SkippedRecord(origin, str(skipped)))
         except _RefusedError as refused:
             refusals.append(ImportRefusal(origin, str(refused)))
 
@@ -463,7 +486,7 @@ def _photo(
     if image_type is None:
         raise _RefusedError("10.003 (image type) is missing; skipped")
     if image_type.upper() not in FACE_IMAGE_TYPES:
-        raise _RefusedError(f"image type (10.003) {image_type} is not a face; skipped")
+        raise _SkippedError(f"image type (10.003) {image_type} is not a face; skipped")
     person = _person_of(record, people) if people else None
     values: dict[str, str | None] = {}
     for key, ref in _mapped(mapping):

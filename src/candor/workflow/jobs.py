@@ -171,6 +171,9 @@ def _view(job: Job) -> JobView:
 
 
 def _describe(kind: str, params: Mapping[str, Any]) -> str:
+    if kind == "enrol" and "nist" in params:
+        nist = params["nist"]
+        return f"enrol {nist['photos']} photo(s) from {nist['path']} ({nist['source_type']})"
     if kind == "enrol":
         files = params.get("files", [])
         sources = {
@@ -296,6 +299,20 @@ def _enrol_request_of(entry: Sequence[Any]) -> EnrolmentRequest:
     origin = entry[3] if len(entry) > 3 else None
     provenance = None if own is None else _provenance_from_json(own)
     return EnrolmentRequest(Path(path), subject_ref, provenance=provenance, origin=origin)
+
+
+def queue_nist_enrolment(
+    workflow: Workflow, actor: Actor, nist: Mapping[str, Any], *, photos: int, source_type: str
+) -> JobView:
+    """Queue an ANSI/NIST import that `candor.workflow.nist_import.enrol_nist` has checked.
+
+    The job keeps where the file is and how to read it, never the photos: the runner reads
+    the file again (`nist_import.job_requests`), so no plaintext photo waits on disk.
+    """
+    params: dict[str, Any] = {"files": [], "provenance": None, "face_index": None}
+    params["nist"] = dict(nist)
+    details = {"files": photos, "source_type": source_type}
+    return _queue(workflow, actor, "enrol", params, photos, details)
 
 
 def queue_reenrolment(workflow: Workflow, actor: Actor, *, model: str | None = None) -> JobView:
@@ -657,15 +674,36 @@ class JobRunner:
             self.on_item(job.id, job.done)
 
     def _run_enrolment(self, job: _Claimed, actor: Actor) -> None:
+        if "nist" in job.params:
+            self._run_nist_enrolment(job, actor)
+            return
         files: list[list[Any]] = job.params["files"]
+        requests = [_enrol_request_of(entry) for entry in files]
         provenance = _provenance_of(job.params)
-        face_index = job.params.get("face_index")
+        self._enrol_in_batches(job, actor, requests, provenance, job.params.get("face_index"))
+
+    def _run_nist_enrolment(self, job: _Claimed, actor: Actor) -> None:
+        # Imported here: nist_import queues its jobs through this module.
+        from candor.workflow.nist_import import job_requests
+
+        # The same photos in the same order as when queued (job_requests checks the file's
+        # digest), so the cursor of an earlier run still counts them.
+        with job_requests(self.workflow, actor, job.params["nist"]) as requests:
+            self._enrol_in_batches(job, actor, requests, None, None)
+
+    def _enrol_in_batches(
+        self,
+        job: _Claimed,
+        actor: Actor,
+        requests: Sequence[EnrolmentRequest],
+        provenance: Provenance | None,
+        face_index: int | None,
+    ) -> None:
         for status in EnrolmentStatus:
             job.result.setdefault(status.value, 0)
-        while job.cursor < len(files):
+        while job.cursor < len(requests):
             self._checkpoint(job)
-            batch = files[job.cursor : job.cursor + self.batch_size]
-            requests = [_enrol_request_of(entry) for entry in batch]
+            batch = requests[job.cursor : job.cursor + self.batch_size]
 
             def advance(outcome: EnrolmentOutcome) -> None:
                 job.cursor += 1
@@ -681,7 +719,7 @@ class JobRunner:
             enrol_files(
                 self.workflow,
                 actor,
-                requests,
+                batch,
                 provenance,
                 workers=1,
                 face_index=face_index,

@@ -181,8 +181,8 @@ class RequestOutcome:
     verification: dict[str, Any] | None = None
     notice: str = CANDIDATE_NOTICE
     # How Candor chose a probe's face among several (the only one passing the quality
-    # gate), one line per such probe; told when the request is made, and audited in its
-    # "requested" entry.
+    # gate), one line per such photo, named by its file; told when the request is made,
+    # and audited (without the file's name) in its "requested" entry.
     probe_notes: tuple[str, ...] = ()
 
 
@@ -408,7 +408,12 @@ def _request(
             if decision.outcome is Outcome.ALLOW
             else outcome_of(workflow, search_id)
         )
-    notes = tuple(probe.face.note for probe in probes if probe.face.note is not None)
+    # Named by the caller's own file names here; the audit entry has the notes without.
+    notes = tuple(
+        f"{path.name}: {probe.face.note}"
+        for path, probe in zip(paths, probes, strict=False)
+        if probe.face.note is not None
+    )
     return replace(outcome, probe_notes=notes) if notes else outcome
 
 

@@ -28,8 +28,9 @@ class ProbeFace:
 
     face_choice: as for a gallery photo, "index N of M" (`face_choice_label`).
     note: set when Candor chose the face itself among several, for the analyst and the
-        search's audit entry, e.g. "probe.jpg: 1 usable face of 2 found; the other fails
-        the gate: ..."; None when the analyst named the face or the photo shows only one.
+        search's audit entry, e.g. "1 usable face of 2 found; the other fails the gate:
+        ..." (no file name: a probe's name may be a person's); None when the analyst
+        named the face or the photo shows only one.
     """
 
     image_sha256: str
@@ -149,7 +150,7 @@ def _only_usable_face(path: Path, faces: list[DetectedFace]) -> tuple[int, str |
         passed_over = "the others fail the gate: " + "; ".join(
             f"face {index}: " + ", ".join(face.quality.reasons) for index, face in others
         )
-    return usable[0], f"{path.name}: 1 usable face of {len(faces)} found; {passed_over}"
+    return usable[0], f"1 usable face of {len(faces)} found; {passed_over}"
 
 
 # -- sealed photos, read back --------------------------------------------------------------

@@ -168,7 +168,7 @@ def _open(settings: DirectorySettings, dn: str, password: str) -> tuple[Connecti
         if settings.tls == "starttls":
             connection.start_tls()
         bound = bool(connection.bind())
-    except LDAPException as error:
+    except (LDAPException, OSError) as error:  # OSError: a socket error ldap3 let through
         _close(connection)
         # ldap3's messages name the socket or TLS failure, never the password.
         raise _unavailable(settings, f"{type(error).__name__}: {error}") from None
@@ -181,7 +181,7 @@ def _open(settings: DirectorySettings, dn: str, password: str) -> tuple[Connecti
 
 def _close(connection: Connection) -> None:
     # Already gone: nothing to release.
-    with contextlib.suppress(LDAPException):
+    with contextlib.suppress(LDAPException, OSError):
         connection.unbind()
 
 
@@ -225,7 +225,7 @@ def _search(
             size_limit=size_limit,
             time_limit=math.ceil(settings.timeout_seconds),
         )
-    except LDAPException as error:
+    except (LDAPException, OSError) as error:
         raise _unavailable(settings, f"{type(error).__name__}: {error}") from None
     code = connection.result.get("result")
     if code == _NO_SUCH_OBJECT:

@@ -113,6 +113,15 @@ NOT_TOUCHING_FACES = {
     "model reject",
     "model list",
     "model show",
+    # Directory group mappings and person confirmations (admin actions) and their listing.
+    "directory map",
+    "directory confirm",
+    "directory reject",
+    "directory withdraw",
+    "directory confirm-person",
+    "directory reject-person",
+    "directory list",
+    "directory test",
     # Runs queued actions; tests/workflow/test_jobs.py checks their entries against the
     # same actions run directly.
     "jobs run",

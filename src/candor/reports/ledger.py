@@ -351,5 +351,6 @@ _HANDLERS = {
     "retention.gallery_purged": _gallery_purged,
     "user.bootstrap": _certificate,
     "user.created": _certificate,
+    "directory.account_created": _certificate,
     "user.certificate_updated": _certificate,
 }

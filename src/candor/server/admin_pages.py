@@ -41,12 +41,28 @@ from candor.workflow.accounts import (
     reset_password,
     update_certificate,
 )
+from candor.workflow.directory import list_mappings, person_confirmations
 
 api_router = APIRouter(prefix="/api", tags=["api"])
 page_router = APIRouter(include_in_schema=False)
 page_router.include_router(gallery_pages.router)
 RoleField = Annotated[str, Form(pattern="^(analyst|examiner|supervisor|auditor|admin)$")]
 NewPasswordField = Annotated[str, Form(max_length=limits.PASSWORD.max_length)]
+
+
+# -- directory groups ------------------------------------------------------------------------
+
+
+@page_router.get("/directory")
+def directory_page(request: Request, state: StateDep, who: CallerDep) -> Response:
+    """Group mappings and directory persons waiting for a second admin (read only: the
+    decisions are `candor directory ...` commands, audited by the workflow)."""
+    actor = who.signed_in
+    mappings = run(state, list_mappings, state.workflow, actor, include_ended=True)
+    waiting = run(state, person_confirmations, state.workflow, actor)
+    return render(
+        request, "directory.html", title="Directory groups", mappings=mappings, waiting=waiting
+    )
 
 
 # -- 1:1 verification -----------------------------------------------------------------------

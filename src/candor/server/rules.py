@@ -89,6 +89,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/gallery/{subject_ref}"): ADMINS,
     ("POST", "/gallery/enrol"): ADMINS,
     ("GET", "/users"): ACCOUNT_READERS,
+    ("GET", "/directory"): ACCOUNT_READERS,
     ("POST", "/users"): ADMINS,
     ("POST", "/changes/{change_id}/confirm"): ADMINS,
     ("POST", "/changes/{change_id}/reject"): ADMINS,

@@ -111,6 +111,7 @@ NAVIGATION = (
     ("/evaluation", "Evaluation"),
     ("/jobs", "Jobs"),
     ("/users", "Users"),
+    ("/directory", "Directory"),
     ("/policy", "Policy"),
 )
 # Links shown only when the policy in force grants the person one of these permissions

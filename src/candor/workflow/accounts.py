@@ -68,6 +68,7 @@ from candor.store import (
     user_by_name,
     users_with_role,
 )
+from candor.store.directory import directory_account
 from candor.store.governance import PolicyRecord
 from candor.store.reconciliation import password_digest
 from candor.workflow import limits
@@ -262,6 +263,13 @@ def hash_password(password: str) -> str:
     """The argon2id encoding of a password that passes check_password."""
     check_password(password)
     return PASSWORD_HASHER.hash(password)
+
+
+def _directory_configured(workflow: Workflow) -> bool:
+    # The directory module reads the settings; whether the file exists is enough here.
+    from candor.workflow.directory import settings_path
+
+    return settings_path(workflow).exists()
 
 
 @functools.cache
@@ -492,6 +500,13 @@ def login(
     with workspace.session() as session:
         seen = user_by_name(session, username)
         checked_hash = _dummy_hash() if seen is None else seen.password_hash
+        directory_user = seen is not None and directory_account(session, seen.id) is not None
+    if directory_user or (seen is None and _directory_configured(workflow)):
+        # A directory account (or a name unknown here, where a directory is configured):
+        # the directory checks the password. A local account never goes there.
+        from candor.workflow.directory import directory_login
+
+        return directory_login(workflow, username, password, lifetime)
     matches = _password_matches(checked_hash, password)
     failure: str | None = None
     failed_user_id: int | None = None
@@ -561,11 +576,19 @@ def session_view(workflow: Workflow, token: str | None) -> SessionView:
         user = row.user
         if user.disabled:
             raise NotAuthenticatedError(f"{user.username} is disabled and can do nothing")
-        return SessionView(
+        view = SessionView(
             actor=_actor(user, workflow.today()),
             created_at=row.created_at,
             expires_at=row.expires_at,
         )
+        account = directory_account(session, user.id)
+        checked_at = None if account is None else account.checked_at
+    if account is None:
+        return view
+    # A directory account's roles follow its groups, read again once the cache runs out.
+    from candor.workflow.directory import recheck_person
+
+    return replace(view, actor=recheck_person(workflow, view.actor, checked_at))
 
 
 def authenticate(
@@ -631,6 +654,7 @@ def change_password(workflow: Workflow, actor: Actor, new_password: str) -> None
         user = user_by_id(session, actor.user_id)
         if user is None or user.disabled:
             raise NotAuthenticatedError(f"{actor.username} is disabled and can do nothing")
+        _refuse_directory_password(session, user)
         was_reset = user.must_change_password
         user.password_hash = encoded
         user.must_change_password = False
@@ -644,6 +668,16 @@ def change_password(workflow: Workflow, actor: Actor, new_password: str) -> None
                 "password_sha256": password_digest(encoded),
                 **({"after_reset": True} if was_reset else {}),
             },
+        )
+
+
+def _refuse_directory_password(session: Session, user: User) -> None:
+    # Login never checks a directory account's local hash; a reset would only lock them
+    # out behind a password change they cannot make.
+    if directory_account(session, user.id) is not None:
+        raise AccountWorkflowError(
+            f"{user.username} is a directory account: their password is the directory's; "
+            "change it there"
         )
 
 
@@ -661,6 +695,7 @@ def reset_password(
     with workspace.session() as session, session.begin():
         admin = require_admin(session, actor)
         user = _require_user(session, username)
+        _refuse_directory_password(session, user)
         if user.id == admin.id:
             raise AccountWorkflowError(
                 f"{actor.username} cannot reset their own password; change it instead "

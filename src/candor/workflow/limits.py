@@ -127,6 +127,8 @@ CERTIFICATE_REF = TextLimit("certificate_ref", "certificate reference", 200)
 MODEL_NAME = TextLimit("model_name", "model name", 64)
 MODEL_LICENCE = TextLimit("licence", "licence", 1000)
 MODEL_SOURCE = TextLimit("model_source", "source", 1000)
+# A directory group's distinguished name (`candor directory map`).
+GROUP_DN = TextLimit("group_dn", "group DN", 1000)
 # Long enough for any passphrase, short enough that hashing it is no denial of service.
 PASSWORD = TextLimit("password", "password", 1024, "all-but-nul")
 

@@ -422,8 +422,10 @@ def _policy_changed(log: _Log, entry: dict[str, Any]) -> None:
 _HANDLERS: dict[str, _Handler] = {
     "user.bootstrap": _created,
     "user.created": _created,
+    "directory.account_created": _created,
     "user.role_granted": _roles_changed,
     "user.role_revoked": _roles_changed,
+    "directory.roles_changed": _roles_changed,
     "user.enabled": _roles_changed,
     "user.disabled": _disabled,
     "user.certificate_updated": _certificate,

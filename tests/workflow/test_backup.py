@@ -5,6 +5,7 @@ holds the KEK or the signing key; a restore never brings an expunged subject bac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -239,6 +240,23 @@ def test_a_tampered_manifest_is_refused(
     with pytest.raises(BackupError, match="does not match its SHA-256"):
         restore(copy, target)
     assert list(target.iterdir()) == []
+
+
+def test_a_private_key_put_into_a_backup_is_never_restored(
+    live: Agency, backup: Path, tmp_path: Path, restore: Callable[..., RestoreInfo]
+) -> None:
+    copy = _altered(backup, tmp_path)
+    key = signing_key_path(live.workflow.workspace).read_bytes()
+    (copy / "keys" / "audit-signing.key").write_bytes(key)
+    manifest = json.loads((copy / MANIFEST_NAME).read_text())
+    manifest["files"]["keys/audit-signing.key"] = {
+        "sha256": hashlib.sha256(key).hexdigest(),
+        "size": len(key),
+    }
+    (copy / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(BackupError, match=r"unexpected file 'keys/audit-signing\.key'"):
+        restore(copy, tmp_path / "restored")
+    assert not (tmp_path / "restored").exists()
 
 
 def test_a_restore_never_brings_an_expunged_subject_back(

@@ -422,10 +422,14 @@ def _allowed_name(name: str) -> bool:
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or ".." in parts or "\\" in name:
         return False
-    return parts[0] in (*_VAULT_KINDS, "keys") or name in (
+    # keys/ holds the witness and the public keys only: a private key is never restored
+    # from a backup, even one someone put there.
+    return parts[0] in _VAULT_KINDS or name in (
         DATABASE_NAME,
         DUMP_NAME,
         MARKER_NAME,
+        WITNESS_NAME,
+        PUBLIC_KEYS_NAME,
     )
 
 

@@ -18,6 +18,7 @@ from candor.cli import (
     audit,
     calibrate,
     casework,
+    directory,
     evaluate,
     jobs,
     keys,
@@ -509,6 +510,7 @@ serve.register(app)
 service.register(app)
 reenrol.register(app)
 models.register(app)
+directory.register(app)
 upkeep.register(app)
 jobs.register(app)
 todo.register(app)

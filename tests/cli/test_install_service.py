@@ -11,6 +11,7 @@ for real is the unit's ExecStart, as the unit's user, with the unit's Environmen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -35,11 +36,6 @@ from typer.testing import CliRunner
 
 from candor.cli.app import app
 from candor.workflow import service
-
-pytestmark = pytest.mark.sqlite_only(
-    reason="the service user opens the workspace's SQLite file; the installer's checks read "
-    "either database the same way"
-)
 
 ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI") == "true"
@@ -445,13 +441,13 @@ def test_refuses_paths_the_service_cannot_see(
 
 @pytest.mark.skipif(not ROOT, reason="only root can take files from another user")
 def test_refuses_a_workspace_the_user_does_not_own(installation: Installation, units: Path) -> None:
-    database = installation.home / "candor.db"
-    os.chown(database, 0, 0)  # as a `candor upgrade` run as root would leave it
+    marker = installation.home / "candor-workspace.json"
+    os.chown(marker, 0, 0)  # as a command run as root leaves what it writes
     try:
         code, _, err = install(installation, units)
     finally:
         entry = pwd.getpwnam(installation.user)
-        os.chown(database, entry.pw_uid, entry.pw_gid)
+        os.chown(marker, entry.pw_uid, entry.pw_gid)
     assert code == 1 and f"chown -R {installation.user}:" in err
     assert list(units.iterdir()) == []
 
@@ -493,6 +489,10 @@ def test_create_user_makes_a_system_user_and_hands_it_the_workspace(
 
 
 @pytest.mark.skipif(not ROOT and not IN_CI, reason="runs the service as another user: root only")
+@pytest.mark.sqlite_only(
+    reason="the service user opens the workspace's SQLite file; the test's PostgreSQL cluster "
+    "takes connections from the user that started it only"
+)
 def test_the_units_command_line_serves_as_its_user(installation: Installation, units: Path) -> None:
     """ExecStart, run as User= with only the unit's Environment (and what systemd itself
     sets), answers the login page; then stopped. Not checked (no systemd here): the
@@ -538,14 +538,22 @@ def test_the_units_command_line_serves_as_its_user(installation: Installation, u
         }
         assert owners == {str(entry.pw_uid)}, owners
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _stop(server)
     # What it wrote in the workspace is its own.
     assert {path.lstat().st_uid for path in installation.home.rglob("*")} == {entry.pw_uid}
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (it and what it started), as systemd stops a
+    service; SIGKILL if it has not ended after a minute."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal_number)
+        try:
+            server.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _wait_for_login_page(port: int, server: subprocess.Popen[bytes]) -> int:

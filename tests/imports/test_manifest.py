@@ -153,3 +153,12 @@ def test_a_spreadsheet_export_with_a_byte_order_mark_and_crlf_reads(tmp_path: Pa
     manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes().replace(b"\n", b"\r\n"))
     photos, refusals = read_manifest(manifest)
     assert (len(photos), refusals) == (1, [])
+
+
+def test_a_field_with_a_unicode_line_separator_stays_in_its_row(tmp_path: Path) -> None:
+    manifest = export(tmp_path, "photos/a.jpg,P-1,TCN\u2028 1,2021-01-02,,basis\x85 12,\n")
+    photos, refusals = read_manifest(manifest)
+    assert refusals == []
+    assert [(photo.source_ref, photo.legal_basis) for photo in photos] == [
+        ("TCN\u2028 1", "basis\x85 12")
+    ]

@@ -21,6 +21,7 @@ today, source types against the workspace and the policy.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -123,7 +124,9 @@ def _text_of(path: Path) -> str:
 
 def _rows(path: Path, text: str) -> list[_Row]:
     """The data rows, numbered from 2 (the header is row 1); blank lines are skipped."""
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    # newline="": lines end only at \n, \r or \r\n (str.splitlines would also cut at
+    # U+2028 and the like, inside a field), and the csv module sees them as written.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[_Row] = []
     header: list[str] | None = None
     number = 0

@@ -162,3 +162,20 @@ def test_a_field_with_a_unicode_line_separator_stays_in_its_row(tmp_path: Path) 
     assert [(photo.source_ref, photo.legal_basis) for photo in photos] == [
         ("TCN\u2028 1", "basis\x85 12")
     ]
+
+
+def test_the_example_in_the_admin_guide_reads(tmp_path: Path) -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs" / "admin.md"
+    lines = guide.read_text().splitlines()
+    start = lines.index("    " + HEADER.strip())
+    example = [line.strip() for line in lines[start : lines.index("", start)]]
+    (tmp_path / "photos").mkdir()
+    for name in ("0001.jpg", "0002.jpg"):
+        (tmp_path / "photos" / name).write_bytes(b"a photo")
+    (tmp_path / "intake.csv").write_text("\n".join(example) + "\n")
+    photos, refusals = read_manifest(tmp_path / "intake.csv")
+    assert refusals == []
+    assert [(p.subject_ref, p.booking_number, p.legal_basis) for p in photos] == [
+        ("SID-448812", "B-77120", "State Code 12.4"),
+        ("SID-501177", "B-77121", None),
+    ]

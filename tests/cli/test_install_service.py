@@ -439,6 +439,31 @@ def test_refuses_paths_the_service_cannot_see(
     assert list(units.iterdir()) == []
 
 
+def test_refuses_a_command_whose_interpreter_the_user_cannot_reach(
+    installation: Installation, units: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A virtual environment made from a Python in a closed folder (pyenv's under /root):
+    its `candor` script is readable, but the interpreter it names cannot be run."""
+    closed = installation.base / f"closed-{secrets.token_hex(3)}"
+    closed.mkdir(mode=0o700)
+    (closed / "python3").symlink_to(sys.executable)
+    script = installation.base / f"candor-{secrets.token_hex(3)}"
+    script.write_text(f"#!{closed / 'python3'}\nimport candor\n")
+    script.chmod(0o755)
+    closed.chmod(0o000)  # not even its owner may enter
+    monkeypatch.setattr(service, "default_command", lambda: (str(script),))
+    try:
+        code, _, err = install(installation, units)
+    finally:
+        closed.chmod(0o700)
+        shutil.rmtree(closed)
+        script.unlink()
+    assert code == 1
+    assert f"cannot reach the interpreter of the candor command {closed / 'python3'}" in err
+    assert "python3 -m venv" in err
+    assert list(units.iterdir()) == []
+
+
 @pytest.mark.skipif(not ROOT, reason="only root can take files from another user")
 def test_refuses_a_workspace_the_user_does_not_own(installation: Installation, units: Path) -> None:
     marker = installation.home / "candor-workspace.json"

@@ -103,6 +103,9 @@ NOT_TOUCHING_FACES = {
     "install-service",
     "scrub",
     "check",
+    # Copy the sealed vault and the database as they are: no face is opened or compared.
+    "backup",
+    "restore",
     "jobs list",
     "jobs show",
     "jobs cancel",

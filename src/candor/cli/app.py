@@ -16,6 +16,7 @@ import typer
 from candor.cli import (
     accounts,
     audit,
+    backup,
     calibrate,
     casework,
     directory,
@@ -513,6 +514,7 @@ models.register(app)
 directory.register(app)
 upkeep.register(app)
 jobs.register(app)
+backup.register(app)
 todo.register(app)
 
 

@@ -24,6 +24,7 @@ from candor.workflow import (
     request_search,
     view_candidates,
 )
+from candor.workflow import backup as backup_module
 from candor.workflow import enrol_files as governed_enrol
 from candor.workflow.accounts import login
 from candor.workflow.audit_ops import export_log, verify_stored_log
@@ -322,3 +323,48 @@ def test_an_export_of_another_log_is_refused(
             expunged_export=tmp_path / "export",
         )
     assert not (tmp_path / "restored").exists()
+
+
+def test_a_photo_erased_under_the_copy_sends_the_backup_to_a_newer_snapshot(
+    tmp_path: Path,
+    faces_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    restore: Callable[..., RestoreInfo],
+) -> None:
+    agency = make_agency(tmp_path / "agency")
+    try:
+        workflow = agency.workflow
+        people = people_with_photos(faces_dir, 2)
+        requests = [EnrolmentRequest(photos_of(p)[0], p.name) for p in people]
+        governed_enrol(workflow, agency["admin1"], requests, evaluation_provenance())
+        victim = people[0].name
+        with workflow.workspace.session() as session:
+            subject = find_subject(session, victim)
+            assert subject is not None
+            (sha256,) = [image.sha256 for image in subject.images]
+        copy_file = backup_module._copy_file
+        expunged: list[str] = []
+
+        def copy_then_expunge(source: Path, target: Path) -> tuple[str, int]:
+            copied = copy_file(source, target)
+            # The victim's photo is copied whole, then expunged (zeroes, unlink) before
+            # the backup is done: the snapshot that named it no longer stands.
+            if source.name == sha256 and not expunged:
+                expunge_subject(workflow, agency["admin1"], victim)
+                expunged.append(victim)
+            return copied
+
+        monkeypatch.setattr(backup_module, "_copy_file", copy_then_expunge)
+        info = back_up(workflow, agency["admin1"], tmp_path / "backup")
+        assert expunged == [victim]  # the test can fail: the first snapshot named the photo
+        listed = json.loads((tmp_path / "backup" / MANIFEST_NAME).read_text())["files"]
+        assert not [name for name in listed if sha256 in name]
+        assert info.files == len(listed)
+        monkeypatch.undo()
+
+        restored = restore(tmp_path / "backup", tmp_path / "restored")
+        assert restored.check_ok and restored.audit_ok, restored
+        with open_workflow(tmp_path / "restored") as copy, copy.workspace.session() as session:
+            assert find_subject(session, victim) is None
+    finally:
+        agency.workflow.close()

@@ -179,3 +179,18 @@ def test_the_example_in_the_admin_guide_reads(tmp_path: Path) -> None:
         ("SID-448812", "B-77120", "State Code 12.4"),
         ("SID-501177", "B-77121", None),
     ]
+
+
+def test_a_manifest_that_cannot_be_read_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = export(tmp_path, "photos/a.jpg,P-1,TCN 1,2021-01-02,,,\n")
+
+    def refused(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    # As root in the tests' container a chmod 000 file still reads; the refusal is made so.
+    monkeypatch.setattr(Path, "read_bytes", refused)
+    with pytest.raises(ImportFileError) as error:
+        read_manifest(manifest)
+    assert str(error.value) == f"the manifest {manifest} cannot be read (Permission denied)"

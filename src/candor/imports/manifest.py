@@ -106,7 +106,12 @@ def _text_of(path: Path) -> str:
             f"the manifest {path} has {size:,} bytes; at most {MAX_MANIFEST_BYTES:,} "
             "are read (is it a manifest?)"
         )
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImportFileError(
+            f"the manifest {path} cannot be read ({error.strerror or error})"
+        ) from None
     if not data.strip():
         raise ImportFileError(f"the manifest {path} is empty")
     try:

@@ -23,6 +23,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -35,8 +36,10 @@ import pytest
 from typer.testing import CliRunner
 
 from candor.cli.app import app
+from candor.store import WorkspaceError
 from candor.workflow import service
 
+RELEASE_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "workspace-95e4ed1.tar.gz"
 ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI") == "true"
 runner = CliRunner()
@@ -356,6 +359,7 @@ def _copy_key(installation: Installation, name: str, mode: int) -> Path:
         ("half the TLS pair", "both --certfile and --keyfile"),
         ("workspace others may write", "may be written by others"),
         ("unit folder missing", "folder"),
+        ("a workspace of an older release", "candor upgrade"),
     ],
 )
 def test_refusals_name_the_problem_and_change_nothing(
@@ -402,6 +406,12 @@ def test_refusals_name_the_problem_and_change_nothing(
         home.chmod(0o777)
     elif case == "unit folder missing":
         args += ["--unit-dir", str(units / "absent")]
+    elif case == "a workspace of an older release":
+        release = installation.base / f"release-{secrets.token_hex(3)}"
+        with tarfile.open(RELEASE_FIXTURE) as archive:
+            archive.extractall(release, filter="data")
+        made.append(release)
+        home = release / "workspace"
     before = snapshot(installation.base)
     try:
         result = runner.invoke(
@@ -428,6 +438,53 @@ def test_refusals_name_the_problem_and_change_nothing(
     assert len(message.splitlines()) == 1 and "Traceback" not in message
     assert after == before  # nothing written, moved or re-owned
     assert list(units.iterdir()) == []
+
+
+def test_a_database_this_account_cannot_open_leaves_the_fingerprint_unchecked(
+    installation: Installation, units: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL workspace with peer authentication lets only the service user in: the
+    installer (root) says what it could not check, and needs the KEK's path from it."""
+
+    def refused(home: Path) -> object:
+        try:
+            raise OSError("peer authentication failed for user root")
+        except OSError as cause:
+            raise WorkspaceError(
+                "cannot connect to the workspace's PostgreSQL database: peer authentication failed"
+            ) from cause
+
+    monkeypatch.setattr(service, "session_without_kek", refused)
+    monkeypatch.delenv("CANDOR_KEK_FILE", raising=False)
+    code, _, err = install(installation, units)
+    assert code == 1 and "pass --kek-file" in err
+    assert list(units.iterdir()) == []
+    code, answer, err = install(installation, units, "--kek-file", str(installation.kek))
+    assert code == 0, err
+    notes = answer["notes"]
+    assert isinstance(notes, list) and "fingerprint was not checked" in notes[0]
+
+
+def test_an_audit_key_apart_gets_its_folder_writable(
+    installation: Installation, units: Path
+) -> None:
+    folder = installation.base / f"audit-{secrets.token_hex(3)}"
+    folder.mkdir(mode=0o700)
+    key = folder / "audit-signing.key"
+    shutil.copyfile(installation.home / "keys" / "audit-signing.key", key)
+    key.chmod(0o600)
+    if ROOT:
+        entry = pwd.getpwnam(installation.user)
+        for path in (folder, key):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    try:
+        code, _, err = install(installation, units, "--audit-key", str(key))
+        assert code == 0, err
+        serve = parse_unit((units / "candor.service").read_text())["Service"]
+        assert f"CANDOR_AUDIT_KEY={key}" in serve["Environment"]
+        assert serve["ReadWritePaths"] == [f"{installation.home} {folder}"]
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_refuses_paths_the_service_cannot_see(

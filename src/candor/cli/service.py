@@ -34,7 +34,8 @@ def install_service_command(
         typer.Option(
             "--kek-file",
             help="The workspace's key-encryption key, outside the workspace and the code, "
-            "owned by the service user, mode 0600. Default: the path the workspace recorded.",
+            "owned by the service user, mode 0600. Default: CANDOR_KEK_FILE, else the path "
+            "the workspace recorded.",
         ),
     ] = None,
     audit_key: Annotated[

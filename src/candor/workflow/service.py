@@ -28,8 +28,8 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from candor.sealing import KeyFileError, key_fingerprint, read_key_file
-from candor.store import StoreError
-from candor.store.data_keys import kek_record
+from candor.store import NotAWorkspaceError, SchemaVersionError, StoreError, WorkspaceError
+from candor.store.data_keys import kek_file_in_use, kek_path_from_env, kek_record
 from candor.store.workspace import session_without_kek
 from candor.workflow.errors import WorkflowError
 
@@ -130,7 +130,7 @@ def plan_service(options: ServiceOptions) -> ServicePlan:
     if kek is None:
         raise ServiceInstallError(
             f"cannot read {home}'s database from this account to find its key-encryption "
-            "key: pass --kek-file PATH"
+            "key: pass --kek-file PATH (or set CANDOR_KEK_FILE)"
         )
     unit_path = _absolute(options.unit_dir) / options.unit_name
     environment_path = (
@@ -156,9 +156,20 @@ def plan_service(options: ServiceOptions) -> ServicePlan:
         audit_key = _absolute(options.audit_key)
         _check_plain(audit_key, "the audit signing key (--audit-key)")
         _check_visible(audit_key, "the audit signing key")
+        if account.uid is None:
+            raise ServiceInstallError(
+                "--create-user with --audit-key: make the user first, then give it the "
+                "signing key and its folder"
+            )
         _check_private_file(audit_key, account, "the audit signing key (--audit-key)")
         if not _inside(audit_key, home):
             # Its witness is written beside it, under a lock on its folder.
+            if not _may(audit_key.parent.stat(), account, _WRITE):
+                raise ServiceInstallError(
+                    f"the user {account.name} may not write {audit_key.parent}, where the "
+                    f"audit log's witness is kept beside its key: chown {account.name}: "
+                    f"{audit_key.parent}"
+                )
             read_write.append(audit_key.parent)
     _check_command(command, account)
     _check_tls(options, account)
@@ -201,7 +212,7 @@ def plan_service(options: ServiceOptions) -> ServicePlan:
     )
     hand_over: tuple[Path, ...] = ()
     if account.uid is None:
-        hand_over = (home, kek, *((audit_key,) if audit_key is not None else ()))
+        hand_over = (home, kek)
     return ServicePlan(
         user=account.name,
         create_user=account.uid is None,
@@ -451,28 +462,36 @@ def _check_reachable(path: Path, account: _Account, what: str) -> None:
 
 
 def _workspace_kek(home: Path, notes: list[str]) -> tuple[str | None, Path | None]:
-    """The KEK fingerprint and path the workspace records (read without the KEK).
+    """The KEK fingerprint the workspace records (read without the KEK), and the file a
+    process would read: $CANDOR_KEK_FILE, else the recorded path (as `load_kek` chooses).
 
-    A PostgreSQL database this account cannot log in to (peer authentication for the
-    service user) is noted, not refused: the fingerprint then goes unchecked."""
+    A PostgreSQL database this account cannot log in to (peer authentication lets only
+    the service user in) is noted, not refused: the fingerprint then goes unchecked, and
+    the file is $CANDOR_KEK_FILE or --kek-file."""
     if not home.is_dir():
         raise ServiceInstallError(f"the workspace {home} does not exist: make it with candor init")
     try:
         with session_without_kek(home) as session:
             record = kek_record(session)
-    except StoreError as error:
+    except (NotAWorkspaceError, SchemaVersionError) as error:
         raise ServiceInstallError(str(error).splitlines()[0]) from None
-    except SQLAlchemyError as error:
+    except (WorkspaceError, SQLAlchemyError) as error:
+        # The store turns a failure to connect into a WorkspaceError caused by the
+        # driver's; any other fault of the folder is refused.
+        if isinstance(error, WorkspaceError) and error.__cause__ is None:
+            raise ServiceInstallError(str(error).splitlines()[0]) from None
         notes.append(
             f"the workspace's database could not be read from this account "
-            f"({type(error).__name__}): the KEK's fingerprint was not checked"
+            f"({str(error).splitlines()[0]}): the KEK's fingerprint was not checked"
         )
-        return None, None
+        return None, kek_path_from_env()
+    except StoreError as error:
+        raise ServiceInstallError(str(error).splitlines()[0]) from None
     if record is None:
         raise ServiceInstallError(
             f"the workspace {home} has no key-encryption key yet: run `candor upgrade` first"
         )
-    return record.fingerprint, record.path
+    return record.fingerprint, kek_file_in_use(record)[0]
 
 
 def _check_home(home: Path, account: _Account, code_root: Path) -> None:

@@ -7,6 +7,7 @@ import io
 import re
 import stat
 import struct
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 
 from candor.imports.errors import ImportFileError
 from candor.imports.nist import (
+    FieldRef,
     NistPhoto,
     SkippedRecord,
     default_mapping,
@@ -180,7 +182,7 @@ def test_huge_declared_lengths_are_refused_before_reading(tmp_path: Path) -> Non
     assert [p.source_ref for p in photos] == ["TCN-I", "TCN-I"]
     assert "declares 999999999999 bytes but only" in refusals[0].reason
     # A binary record (Type-4, a fingerprint) claiming 4 GB, and one claiming 0 bytes
-    # (nistitl would step by 0 for ever).
+    # (nistitl would read it again as each next record until its table runs out).
     message = nistitl.Message()
     message.parse(good)
     fingerprint = nistitl.BinaryRecord(4)
@@ -311,3 +313,14 @@ def test_mapping_files(tmp_path: Path) -> None:
     with pytest.raises(ImportFileError, match="no such mapping file"):
         load_mapping(tmp_path / "absent.toml")
     assert mapping_from_table(mapping_table(MAPPING), "job") == MAPPING
+
+
+def test_the_mapping_in_the_admin_guide_reads() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs" / "admin.md"
+    lines = guide.read_text().splitlines()
+    start = lines.index(
+        "    # The person's reference in the gallery: the state identification number (SID)."
+    )
+    example = "\n".join(line.strip() for line in lines[start : lines.index("", start)])
+    mapping = parse_mapping(example, "docs/admin.md")
+    assert mapping == replace(MAPPING, booking_number=FieldRef(2, 900))

@@ -10,9 +10,10 @@ fault of the export) for a Type-10 image that is not a face (a scar, a tattoo).
 
 The files come from outside and may be damaged or hostile. Before `nistitl` parses a
 transaction, this module walks the records' declared lengths against the bytes actually
-there (a record that claims 4 GB is refused without allocating anything, a zero length
-cannot loop for ever), checks every record type against the CNT and the types the
-standard defines, and finds where the next transaction starts. A broken transaction is
+there (a record that claims 4 GB is refused without allocating anything; one that claims
+0 bytes, which nistitl would read again as each next record, is refused too), checks
+every record type against the CNT and the types the standard defines (nistitl fails with
+a KeyError on others), and finds where the next transaction starts. A broken transaction is
 refused alone: the reader looks for the next Type-1 record and carries on. The image in
 10.999 goes through `candor.images`' decoder, so non-image data is refused with its
 errors before any file is written.

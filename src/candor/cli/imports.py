@@ -138,10 +138,11 @@ def enrol_records(
                 refused=error.refused,
                 records=error.total,
             )
-    _report(result, as_json)
+    report_import(result, as_json)
 
 
-def _report(result: ImportResult, as_json: bool) -> None:
+def report_import(result: ImportResult, as_json: bool) -> None:
+    """What an import prints: the job queued, or the outcomes; the refused records."""
     if result.job is not None:
         if as_json:
             emit_json({"ok": True, "job": result.job, "refused": result.refused})

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from candor.cli.imports import _report, enrolment_progress, refusal_table
+from candor.cli.imports import enrolment_progress, refusal_table, report_import
 from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout
 from candor.cli.session import logged_in
 from candor.imports.errors import ImportFileError
@@ -128,4 +128,4 @@ def _report_nist(result: ImportResult, skipped: Sequence[ImportRefusal], as_json
         return
     if skipped:
         stdout.print(refusal_table(skipped, title="Skipped records (not faces)"))
-    _report(result, as_json)
+    report_import(result, as_json)

@@ -26,6 +26,7 @@ before a KEK rotation are shut for good once the old KEK file is destroyed (docs
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -186,7 +187,9 @@ def _new_file(target: Path) -> BinaryIO:
 
 
 def _copy_file(source: Path, target: Path) -> tuple[str, int]:
-    """Copy one file (0600, never over an existing one), fsynced; its SHA-256 and size."""
+    """Copy one file (0600, never over an existing one); its SHA-256 and size. Not
+    fsynced one by one (twelve times slower than a copy on ext4): `_sync_folder` makes
+    them all durable before the manifest is written."""
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
@@ -195,9 +198,23 @@ def _copy_file(source: Path, target: Path) -> tuple[str, int]:
             digest.update(chunk)
             out.write(chunk)
             size += len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
     return digest.hexdigest(), size
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush every file written under `folder` to disk: syncfs(2) on its filesystem where
+    the C library has it (Linux), else sync(2)."""
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        os.sync()
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def _write_file(target: Path, data: bytes) -> tuple[str, int]:
@@ -320,6 +337,8 @@ def back_up(
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         files, database_name, snapshot = _copy_parts(workspace, target, progress)
+        # Everything on disk before the manifest: a backup with a manifest is whole.
+        _sync_folder(target)
         with workspace.session() as session:
             kek = kek_record(session)
         manifest: dict[str, Any] = {
@@ -556,6 +575,7 @@ def _write_workspace(
         marker.pop(DATABASE_URL_FIELD, None)
     if database_url is not None:
         restore_postgres(backup / DUMP_NAME, database_url)
+    _sync_folder(home)
     # The marker last: a folder without it is never taken for a workspace.
     _write_file(home / MARKER_NAME, (json.dumps(marker, indent=2) + "\n").encode("utf-8"))
 

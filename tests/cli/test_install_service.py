@@ -544,22 +544,14 @@ def test_create_user_makes_a_system_user_and_hands_it_the_workspace(
     try:
         home, kek = _init(base, "root")
         kek.parent.chmod(0o711)
-        result = runner.invoke(
-            app,
-            [
-                "install-service",
-                "--home",
-                str(home),
-                "--user",
-                name,
-                "--kek-file",
-                str(kek),
-                "--unit-dir",
-                str(units),
-                "--create-user",
-                "--json",
-            ],
-        )
+        arguments = ["install-service", "--home", str(home), "--user", name]
+        arguments += ["--kek-file", str(kek), "--unit-dir", str(units), "--create-user"]
+        dry = runner.invoke(app, [*arguments, "--dry-run"])
+        assert dry.exit_code == 0, dry.stderr
+        assert f"not done (--dry-run): useradd --system {name}" in dry.stdout
+        with pytest.raises(KeyError):
+            pwd.getpwnam(name)
+        result = runner.invoke(app, [*arguments, "--json"])
         assert result.exit_code == 0, result.stderr
         entry = pwd.getpwnam(name)
         assert entry.pw_uid != 0 and entry.pw_shell.endswith(("nologin", "false"))

@@ -133,6 +133,12 @@ def install_service_command(
         return
     if dry_run:
         # The files as they would be written, byte for byte: no Rich markup or emoji codes.
+        if plan.create_user:
+            given = ", ".join(str(path) for path in plan.hand_over)
+            sys.stdout.write(
+                f"# not done (--dry-run): useradd --system {plan.user}; chown -R {plan.user}: "
+                f"{given}\n"
+            )
         sys.stdout.write(f"# {plan.unit_path} (not written: --dry-run)\n{plan.unit_text}")
         if plan.environment_path is not None and plan.environment_text is not None:
             sys.stdout.write(f"# {plan.environment_path}\n{plan.environment_text}")

@@ -44,7 +44,7 @@ references to them have no cascade.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -71,6 +71,9 @@ from candor.store.models import (
     _non_blank,
     _sql_list,
 )
+
+if TYPE_CHECKING:
+    from candor.store.directory import DirectoryAccount
 
 ROLES = ("analyst", "examiner", "supervisor", "auditor", "admin")
 BOOTSTRAP_CREATOR = "bootstrap"
@@ -130,6 +133,11 @@ class User(Base):
         Boolean, default=False, server_default=false()
     )
 
+    # Loaded with the user (a join, not a query more): every request asks whether its
+    # user logs in through the directory (candor.workflow.accounts.session_view).
+    directory_link: Mapped[DirectoryAccount | None] = relationship(
+        "DirectoryAccount", lazy="joined", viewonly=True
+    )
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user",
         cascade="all, delete-orphan",

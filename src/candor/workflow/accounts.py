@@ -68,7 +68,6 @@ from candor.store import (
     user_by_name,
     users_with_role,
 )
-from candor.store.directory import directory_account
 from candor.store.governance import PolicyRecord
 from candor.store.reconciliation import password_digest
 from candor.workflow import limits
@@ -500,7 +499,7 @@ def login(
     with workspace.session() as session:
         seen = user_by_name(session, username)
         checked_hash = _dummy_hash() if seen is None else seen.password_hash
-        directory_user = seen is not None and directory_account(session, seen.id) is not None
+        directory_user = seen is not None and seen.directory_link is not None
     if directory_user or (seen is None and _directory_configured(workflow)):
         # A directory account (or a name unknown here, where a directory is configured):
         # the directory checks the password. A local account never goes there.
@@ -581,7 +580,7 @@ def session_view(workflow: Workflow, token: str | None) -> SessionView:
             created_at=row.created_at,
             expires_at=row.expires_at,
         )
-        account = directory_account(session, user.id)
+        account = user.directory_link
         checked_at = None if account is None else account.checked_at
     if account is None:
         return view
@@ -674,7 +673,7 @@ def change_password(workflow: Workflow, actor: Actor, new_password: str) -> None
 def _refuse_directory_password(session: Session, user: User) -> None:
     # Login never checks a directory account's local hash; a reset would only lock them
     # out behind a password change they cannot make.
-    if directory_account(session, user.id) is not None:
+    if user.directory_link is not None:
         raise AccountWorkflowError(
             f"{user.username} is a directory account: their password is the directory's; "
             "change it there"

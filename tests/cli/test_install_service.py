@@ -74,7 +74,13 @@ def _useradd(name: str, home: Path) -> None:
 
 
 def _userdel(name: str) -> None:
-    subprocess.run(["userdel", name], check=False, capture_output=True)
+    """Remove the throw-away user; a process of it still ending makes userdel refuse, so
+    try again, and at last remove it anyway."""
+    for attempt in range(20):
+        if subprocess.run(["userdel", name], check=False, capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5 if attempt < 19 else 0)
+    subprocess.run(["userdel", "--force", name], check=False, capture_output=True)
 
 
 def _chown_tree(path: Path, user: str) -> None:
@@ -623,11 +629,15 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
     for signal_number in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal_number)
-        try:
-            server.wait(timeout=60)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the whole group, job runner too, is gone
+            server.poll()
+            try:
+                os.killpg(server.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+    server.wait()
 
 
 def _wait_for_login_page(port: int, server: subprocess.Popen[bytes]) -> int:

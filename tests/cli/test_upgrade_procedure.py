@@ -1,13 +1,13 @@
 """The upgrade procedure of docs/deploy.md ("Upgrading"), walked on the release fixture.
 
 tests/fixtures/workspace-95e4ed1.tar.gz is a workspace an earlier release left (schema
-0005, photos in the clear, no KEK). The steps, as an operator takes them: back up (the
-documented commands of "Backups and restore": the key folder, SQLite's backup API, the
-vault and the marker), stop (nothing runs here), install (this checkout is the new
-release), `candor upgrade`, `candor audit verify`, `candor check`, start `candor serve`;
-then a user logs in over the API and the release's searches name the same people. And
-when a step fails: the backup restores the release's workspace as it was, and the
-upgrade can be run again on it.
+0005, photos in the clear, no KEK). The steps, as an operator takes them: back up (that
+release has no `candor backup`: by hand, as the upgrade steps say, the key folder,
+SQLite's backup API, the vault and the marker), stop (nothing runs here), install (this
+checkout is the new release), `candor upgrade`, `candor audit verify`, `candor check`,
+start `candor serve`; then a user logs in over the API and the release's searches name
+the same people. And when a step fails: the backup restores the release's workspace as
+it was, and the upgrade can be run again on it.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ def revision(database: Path) -> str:
 
 
 def back_up(home: Path, backup: Path) -> None:
-    """docs/deploy.md, "Backups and restore", in its order: the key folder, the database
-    (SQLite's backup API, as `sqlite3 candor.db ".backup ..."`), the vault and the marker."""
+    """By hand, as docs/deploy.md ("Upgrading", step 1) says for a release without
+    `candor backup`: the key folder, the database (SQLite's backup API, as `sqlite3
+    candor.db ".backup ..."`), the vault and the marker."""
     backup.mkdir(mode=0o700)
     shutil.copytree(home / "keys", backup / "keys")
     source, target = sqlite3.connect(home / "candor.db"), sqlite3.connect(backup / "candor.db")
@@ -101,7 +102,7 @@ def back_up(home: Path, backup: Path) -> None:
 
 
 def restore(backup: Path, home: Path) -> None:
-    """The restore of "Backups and restore": everything back, no index (rebuilt)."""
+    """The restore by hand of "Backups and restore": everything back, no index (rebuilt)."""
     shutil.copytree(backup, home)
 
 

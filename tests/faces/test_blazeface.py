@@ -66,7 +66,7 @@ def blazeface_engine() -> FaceEngine:
 
 @pytest.fixture(scope="module")
 def hog_engine() -> FaceEngine:
-    return FaceEngine()
+    return FaceEngine(EngineSettings(detector="hog"))
 
 
 def test_anchors_follow_mediapipes_ssd_options() -> None:
@@ -273,7 +273,7 @@ def test_a_small_face_in_a_large_frame_is_found_by_the_hog_fallback(faces_dir: P
 
 
 def test_settings_name_blazeface_and_its_fallback_in_the_key() -> None:
-    assert EngineSettings().key == "hog/upsample=1/retry=-0.5"
+    assert EngineSettings(detector="hog").key == "hog/upsample=1/retry=-0.5"
     key = EngineSettings(detector="blazeface").key
     assert key.startswith("blazeface/d388b1cf8a5f6f1a/")
     assert "hog_fallback=upsample=1" in key

@@ -1,4 +1,4 @@
-"""The premise for making BlazeFace the default detector (issue 16).
+"""BlazeFace, the default detector, and the premise it was chosen on (issue 16).
 
 On lfw-dev's foundation photos, BlazeFace made 4,367 of 4,375 photos usable and HOG
 4,338. Both made all 61 deepface-tests photos usable. Rank-1 and FNIR were within their
@@ -47,3 +47,9 @@ def test_blazeface_makes_usable_a_face_hog_does_not(
     path = faces_dir / "lfw-dev" / photo
     assert _usable(blazeface, path)
     assert not _usable(hog, path)
+
+
+def test_blazeface_is_the_default_and_hog_stays_a_setting() -> None:
+    assert EngineSettings().detector == "blazeface"
+    assert EngineSettings().key.startswith("blazeface/")
+    assert EngineSettings(detector="hog").key == "hog/upsample=1/retry=-0.5"

@@ -127,9 +127,10 @@ def test_the_cnn_as_the_detector_is_held_to_the_cnn_bound(
 
 
 def test_the_bounds_are_settings_recorded_in_the_key_only_when_not_the_defaults() -> None:
-    assert EngineSettings().key == "hog/upsample=1/retry=-0.5"
-    assert EngineSettings(fallback="cnn").key == "hog/upsample=1/retry=-0.5/fallback=cnn"
-    wider = EngineSettings(detect_max_pixels=2_000_000, cnn_max_pixels=200_000)
+    assert EngineSettings(detector="hog").key == "hog/upsample=1/retry=-0.5"
+    hog_cnn = EngineSettings(detector="hog", fallback="cnn")
+    assert hog_cnn.key == "hog/upsample=1/retry=-0.5/fallback=cnn"
+    wider = EngineSettings(detector="hog", detect_max_pixels=2_000_000, cnn_max_pixels=200_000)
     assert wider.key == "hog/upsample=1/retry=-0.5/max_pixels=2000000"
     assert EngineSettings(fallback="cnn", cnn_max_pixels=200_000).key.endswith(
         "/fallback=cnn/cnn_max_pixels=200000"

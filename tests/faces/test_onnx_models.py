@@ -236,7 +236,7 @@ def test_engine_settings_name_the_onnx_models(tmp_path: Path) -> None:
     assert isinstance(engine.detector, OnnxScrfdDetector)
     assert engine.model.key == f"tiny/1/{arc_digest[:16]}"
     assert settings.key == f"onnx/tiny/1/{det_digest[:16]}"
-    assert EngineSettings().key == "hog/upsample=1/retry=-0.5"  # dlib's key is unchanged
+    assert EngineSettings(detector="hog").key == "hog/upsample=1/retry=-0.5"  # unchanged
 
 
 # --- Any size, any layout, recognised from the file (issue 16) -----------------------------

@@ -53,7 +53,7 @@ def test_engine_with_another_model_needs_no_change_in_callers() -> None:
 
 
 def test_engine_picks_the_configured_detector() -> None:
-    hog = FaceEngine().detector
+    hog = FaceEngine(EngineSettings(detector="hog")).detector
     assert isinstance(hog, HogDetector)
     assert hog.retry_threshold == -0.5
     cnn = FaceEngine(EngineSettings(detector="cnn", upsample=0)).detector
@@ -62,8 +62,8 @@ def test_engine_picks_the_configured_detector() -> None:
 
 
 def test_settings_are_validated_and_keyed() -> None:
-    assert EngineSettings().key == "hog/upsample=1/retry=-0.5"
-    assert EngineSettings(hog_retry_threshold=None).key == "hog/upsample=1"
+    assert EngineSettings(detector="hog").key == "hog/upsample=1/retry=-0.5"
+    assert EngineSettings(detector="hog", hog_retry_threshold=None).key == "hog/upsample=1"
     assert EngineSettings(detector="cnn", upsample=0).key == "cnn/upsample=0"
     with pytest.raises(ValueError, match="retry"):
         EngineSettings(hog_retry_threshold=0.2)

@@ -68,7 +68,7 @@ def test_every_named_recipe_has_its_own_key_and_can_be_found() -> None:
 
 
 def test_the_fallback_is_part_of_the_detector_key() -> None:
-    assert "fallback" not in EngineSettings().key
+    assert "/fallback=" not in EngineSettings().key
     assert EngineSettings(fallback="cnn").key.endswith("/fallback=cnn")
 
 

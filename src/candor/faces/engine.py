@@ -42,9 +42,13 @@ _MIN_BOUND: Final = 64 * 64
 class EngineSettings:
     """How faces are found and gated.
 
-    detector: "hog" (dlib's HOG, tens of ms per photo), "cnn" (dlib's MMOD CNN, seconds
-        per photo on a CPU, finds more turned faces) or "blazeface" (MediaPipe's BlazeFace
-        short-range model through ONNX Runtime, a few ms per photo, Apache-2.0 weights
+    detector: "blazeface" (the default), "hog" (dlib's HOG, tens of ms per photo) or
+        "cnn" (dlib's MMOD CNN, seconds per photo on a CPU, finds more turned faces).
+        "blazeface" is MediaPipe's BlazeFace short-range model through ONNX Runtime: it
+        made at least as many lfw-dev and deepface-tests photos usable as HOG (upsample 1)
+        and gave the same rank-1 and FNIR within their paired intervals with the baseline
+        and the default recipe, at a fraction of its cost (bench/results/detectors_lfw*.json;
+        docs/performance.md; a few ms per photo, Apache-2.0 weights
         installed by `make`; see `candor.faces.blazeface`). BlazeFace sees the photo
         letterboxed to 128 x 128, so it finds faces down to about a tenth of the photo's
         longer side; its boxes are mapped to HOG's geometry for dlib's 5-point
@@ -83,7 +87,7 @@ class EngineSettings:
         photos are detected as before.
     """
 
-    detector: Literal["hog", "cnn", "blazeface"] = "hog"
+    detector: Literal["hog", "cnn", "blazeface"] = "blazeface"
     upsample: int = 1
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     hog_retry_threshold: float | None = -0.5

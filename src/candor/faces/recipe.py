@@ -145,7 +145,11 @@ RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in _RECIPE_LIST}
 # Chosen on lfw-dev's tune half by the rule in docs/recipes.md: the recipe with the most
 # figures better beyond the noise (paired bootstrap) and none worse. "combined" was the
 # only one with two (FNIR at FPIR 0.01 and 0.05); its cost, 6 network passes per face at
-# enrolment and 2 at search, is in bench/results/recipes_lfw.json.
+# enrolment and 2 at search, is in bench/results/recipes_lfw.json. It was chosen with
+# dlib's HOG detector. With BlazeFace, the default detector since issue 16, the CNN
+# fallback runs only where BlazeFace and its HOG fallback both find nothing; on lfw-dev's
+# foundation protocol the recipe gave the same rank-1 and FNIR under both detectors,
+# within their paired intervals (docs/performance.md, "The BlazeFace detector").
 DEFAULT_RECIPE = RECIPES["combined"]
 
 

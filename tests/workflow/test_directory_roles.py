@@ -26,6 +26,7 @@ from candor.workflow.accounts import (
     change_password,
     confirm_change,
     login,
+    logout,
     request_policy_change,
     reset_password,
     update_certificate,
@@ -228,6 +229,7 @@ def test_directory_down_refuses_directory_accounts_not_local_ones(
     assert last_entry(workflow, "auth.login_failed")["details"]["reason"] == "directory_unavailable"
     with pytest.raises(NotAuthenticatedError, match="cannot be reached"):
         authenticate(workflow, token)
+    assert logout(workflow, token).username == frank  # logging out still works
     assert log_in(workflow, "alice").roles == frozenset({"admin"})  # local accounts work
 
 

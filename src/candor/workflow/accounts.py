@@ -554,8 +554,14 @@ def login(
     raise LoginFailedError("wrong username or password")
 
 
-def session_view(workflow: Workflow, token: str | None) -> SessionView:
-    """The actor behind a token and the session's times; NotAuthenticatedError otherwise."""
+def session_view(
+    workflow: Workflow, token: str | None, *, directory_check: bool = True
+) -> SessionView:
+    """The actor behind a token and the session's times; NotAuthenticatedError otherwise.
+
+    directory_check=False skips reading a directory account's groups again (a logout,
+    which must work while the directory is down).
+    """
     if not token:
         raise NotAuthenticatedError("not logged in; run `candor login --user NAME`")
     workspace = workflow.workspace
@@ -582,7 +588,7 @@ def session_view(workflow: Workflow, token: str | None) -> SessionView:
         )
         account = user.directory_link
         checked_at = None if account is None else account.checked_at
-    if account is None:
+    if account is None or not directory_check:
         return view
     # A directory account's roles follow its groups, read again once the cache runs out.
     from candor.workflow.directory import recheck_person
@@ -615,8 +621,9 @@ def password_change_required(username: str) -> str:
 
 def logout(workflow: Workflow, token: str | None) -> Actor:
     """End the session of this token; returns who was logged out."""
-    # A user who must still choose a new password may log out all the same.
-    actor = session_view(workflow, token).actor
+    # A user who must still choose a new password may log out all the same, and a
+    # directory account while the directory is down.
+    actor = session_view(workflow, token, directory_check=False).actor
     assert token is not None
     workspace = workflow.workspace
     with workspace.session() as session, session.begin():

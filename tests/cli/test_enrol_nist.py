@@ -167,14 +167,14 @@ def test_bad_transactions_are_refused_by_record_and_nothing_is_lost(
         assert re.fullmatch(pattern, reason), reason
     assert gallery_rows(cli) == before
 
-    # With --skip-refused the good transactions go in; the scar is skipped, not refused.
+    # With --skip-refused the good transactions go in; the scar is left out, not refused.
     payload = cli.run(
         "enrol", "--nist", str(bad), "--mapping", str(imported.mapping), "--skip-refused",
         *EVALUATION,
     )  # fmt: skip
     assert payload["ok"] is True, payload
     assert len(payload["refused"]) == 6
-    assert [item["origin"] for item in payload["skipped"]] == [
+    assert [item["origin"] for item in payload["left_out"]] == [
         f"{bad} transaction CANDORBAD5 record 10 #1"
     ]
     good = [content for kind, content in kinds if kind == "good"]

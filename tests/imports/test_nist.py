@@ -99,7 +99,7 @@ def test_non_face_records_are_skipped_and_reported(tmp_path: Path) -> None:
     assert [p.origin.rsplit(" ", 1)[-1] for p in photos] == ["#2"]
     assert reasons(refusals) == [
         f"{tmp_path / 'tx.an2'} transaction TCN-S record 10 #1: "
-        "image type (10.003) SCAR is not a face; skipped"
+        "image type (10.003) SCAR is not a face"
     ]
     assert isinstance(refusals[0], SkippedRecord)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any, NoReturn
 
 from rich.progress import (
     BarColumn,
@@ -128,17 +129,21 @@ def enrol_records(
                         on_outcome=advance,
                     )
         except ImportRefusedError as error:
-            if not as_json:
-                stderr.print(
-                    refusal_table(error.refused, title="Refused records (nothing was stored)")
-                )
-            fail(
-                f"{error}; correct them, or pass --skip-refused to enrol the others",
-                as_json=as_json,
-                refused=error.refused,
-                records=error.total,
-            )
+            fail_refused(error, as_json)
     report_import(result, as_json)
+
+
+def fail_refused(error: ImportRefusedError, as_json: bool, **extra: Any) -> NoReturn:
+    """Nothing was stored because records were refused: their table (or JSON), exit 1."""
+    if not as_json:
+        stderr.print(refusal_table(error.refused, title="Refused records (nothing was stored)"))
+    fail(
+        f"{error}; correct them, or pass --skip-refused to enrol the others",
+        as_json=as_json,
+        refused=error.refused,
+        records=error.total,
+        **extra,
+    )
 
 
 def report_import(result: ImportResult, as_json: bool) -> None:

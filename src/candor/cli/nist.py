@@ -2,8 +2,9 @@
 
 The workflow reads the file into a private staging folder inside the workspace and enrols
 each face photo with its record's provenance (`candor.workflow.nist_import`). Here: the
-progress bar, the tables of refused and skipped records, the JSON, the exit status (1 when
-nothing was stored because records were refused), as `--manifest` prints them.
+progress bar, the tables of refused records and of those left out (not faces), the JSON,
+the exit status (1 when nothing was stored because records were refused), as `--manifest`
+prints them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from candor.cli.imports import enrolment_progress, refusal_table, report_import
-from candor.cli.output import emit_json, fail, reported_errors, stderr, stdout
+from rich.table import Table
+
+from candor.cli.imports import enrolment_progress, fail_refused, report_import
+from candor.cli.output import add_literal_row, emit_json, fail, reported_errors, stdout
 from candor.cli.session import logged_in
 from candor.imports.errors import ImportFileError
 from candor.imports.nist import default_mapping, load_mapping
@@ -100,24 +103,14 @@ def enrol_transactions(
         except ImportFileError as error:
             fail(str(error), as_json=as_json)
         except ImportRefusedError as error:
-            if not as_json:
-                stderr.print(
-                    refusal_table(error.refused, title="Refused records (nothing was stored)")
-                )
-            fail(
-                f"{error}; correct them, or pass --skip-refused to enrol the others",
-                as_json=as_json,
-                refused=error.refused,
-                skipped=staged.skipped,
-                records=error.total,
-            )
+            fail_refused(error, as_json, left_out=staged.skipped)
     _report_nist(result, staged.skipped, as_json)
 
 
 def _report_nist(result: ImportResult, skipped: Sequence[ImportRefusal], as_json: bool) -> None:
-    """As `--manifest` reports, with the skipped records (not faces) beside the refused."""
+    """As `--manifest` reports, with the records left out (not faces) beside the refused."""
     if as_json:
-        payload: dict[str, object] = {"ok": True, "refused": result.refused, "skipped": skipped}
+        payload: dict[str, object] = {"ok": True, "refused": result.refused, "left_out": skipped}
         if result.job is not None:
             payload["job"] = result.job
         elif result.summary is not None:
@@ -127,5 +120,15 @@ def _report_nist(result: ImportResult, skipped: Sequence[ImportRefusal], as_json
         emit_json(payload)
         return
     if skipped:
-        stdout.print(refusal_table(skipped, title="Skipped records (not faces)"))
+        stdout.print(_left_out_table(skipped))
     report_import(result, as_json)
+
+
+def _left_out_table(skipped: Sequence[ImportRefusal]) -> Table:
+    """Type-10 records that are not faces: not enrolled, and no fault of the export."""
+    table = Table(title="Records left out (not face images)")
+    table.add_column("record")
+    table.add_column("why")
+    for item in skipped:
+        add_literal_row(table, item.origin, item.reason)
+    return table

@@ -485,9 +485,9 @@ def _photo(
 ) -> ImportedPhoto:
     image_type = _text(record, 3, FieldRef(10, 3))
     if image_type is None:
-        raise _RefusedError("10.003 (image type) is missing; skipped")
+        raise _RefusedError("10.003 (image type) is missing")
     if image_type.upper() not in FACE_IMAGE_TYPES:
-        raise _SkippedError(f"image type (10.003) {image_type} is not a face; skipped")
+        raise _SkippedError(f"image type (10.003) {image_type} is not a face")
     person = _person_of(record, people) if people else None
     values: dict[str, str | None] = {}
     for key, ref in _mapped(mapping):

@@ -203,7 +203,8 @@ def enrol(
     source: Annotated[
         str | None,
         typer.Option(
-            help=f"Source type: {', '.join(SOURCE_TYPES)} (with --manifest: booking_photo)."
+            help=f"Source type: {', '.join(SOURCE_TYPES)} (with --manifest or --nist: "
+            "booking_photo)."
         ),
     ] = None,
     source_ref: Annotated[
@@ -213,7 +214,7 @@ def enrol(
         str | None,
         typer.Option(
             help="The law or consent under which the photos are held "
-            "(with --manifest: for rows without one)."
+            "(with --manifest or --nist: for records without one)."
         ),
     ] = None,
     collected: Annotated[
@@ -226,8 +227,8 @@ def enrol(
     retain_until: Annotated[
         str | None,
         typer.Option(
-            help="Date by which they must be deleted, YYYY-MM-DD (with --manifest: for rows "
-            "without one; else the policy's longest)."
+            help="Date by which they must be deleted, YYYY-MM-DD (with --manifest or --nist: "
+            "for records without one; else the policy's longest)."
         ),
     ] = None,
     subject: Annotated[
@@ -269,8 +270,8 @@ def enrol(
         bool,
         typer.Option(
             "--skip-refused",
-            help="With --manifest: enrol the rows that pass and report the others "
-            "(by default a refused row stops the whole import).",
+            help="With --manifest or --nist: enrol the records that pass and report the "
+            "others (by default a refused record stops the whole import).",
         ),
     ] = False,
     face: Annotated[

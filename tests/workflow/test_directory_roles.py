@@ -157,6 +157,23 @@ def test_login_and_roles_follow_groups(
     assert verify_stored_log(workflow).ok
 
 
+def test_group_named_with_a_comma_matches_slapds_spelling(
+    workflow: Workflow, admins: tuple[Actor, Actor], slapd: ThrowawaySlapd
+) -> None:
+    # slapd answers `cn=Équipe\, Nord` as `cn=\C3\89quipe\2C Nord`: the mapping typed
+    # as the admin knows the group must still match it.
+    carol, carol_dn = person(slapd, "carol")
+    group = slapd.add_group(slapd.unique("Équipe, Nord"), (carol_dn,))
+    map_group(workflow, admins, group, "analyst")
+    _, actor = directory_actor(workflow, carol)
+    assert actor.roles == frozenset({"analyst"})
+
+
+def test_a_mapping_names_a_group_dn(workflow: Workflow, admins: tuple[Actor, Actor]) -> None:
+    with pytest.raises(DirectoryWorkflowError, match="is not a group DN"):
+        request_mapping(workflow, admins[0], "cn=analysts,=nothing", "analyst")
+
+
 def test_admin_and_auditor_need_a_confirmed_person_and_auditor_stays_alone(
     workflow: Workflow, admins: tuple[Actor, Actor], slapd: ThrowawaySlapd
 ) -> None:

@@ -36,7 +36,6 @@ be fast. Each decision makes every directory account read its groups at its next
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from candor.directory.client import DirectoryPerson, authenticate, look_up
+from candor.directory.client import DirectoryPerson, authenticate, dn_key, look_up
 from candor.directory.errors import DirectoryConfigError, DirectoryRefused, DirectoryUnavailable
 from candor.directory.settings import SETTINGS_NAME, DirectorySettings, load_directory_settings
 from candor.policy import ROLES, role_conflict
@@ -215,18 +214,16 @@ def directory_settings(workflow: Workflow) -> DirectorySettings | None:
 
 # Groups and roles --------------------------------------------------------------------------
 
-_RDN_SEPARATOR = re.compile(r"(?<!\\),")
-
 
 def group_key(dn: str) -> str:
-    """A group DN as compared: attribute names and values in lower case, spaces around
-    separators dropped (the directory compares names case-insensitively, and an admin
-    types "CN=Analysts, OU=Groups" where the directory says "cn=analysts,ou=groups")."""
-    parts = []
-    for rdn in _RDN_SEPARATOR.split(dn.strip()):
-        attribute, separator, value = rdn.partition("=")
-        parts.append(f"{attribute.strip().lower()}{separator}{value.strip().lower()}")
-    return ",".join(parts)
+    """A group DN as compared: `dn_key`'s one spelling (case, spaces and escapes aside), so
+    that "CN=Analysts, OU=Groups" typed by an admin matches what the directory returns,
+    including slapd's hex escapes (`cn=a\\2Cb` for `cn=a\\,b`). A stored DN that is not one
+    (it was checked when mapped) compares as written."""
+    try:
+        return dn_key(dn.strip())
+    except ValueError:
+        return dn.strip().lower()
 
 
 def _mapped_roles(session: Session, groups: frozenset[str]) -> dict[str, list[str]]:
@@ -545,10 +542,18 @@ def _mapping_details(row: DirectoryGroupRole) -> dict[str, object]:
     return {"group_dn": row.group_dn, "role": row.role}
 
 
+def _is_dn(text: str) -> bool:
+    try:
+        dn_key(text)
+    except ValueError:
+        return False
+    return bool(text)
+
+
 def request_mapping(workflow: Workflow, actor: Actor, group_dn: str, role: str) -> MappingInfo:
     """Ask that members of a directory group hold `role`; a second admin confirms it."""
     group = limits.GROUP_DN.check(group_dn.strip())
-    if not group or "=" not in group:
+    if not _is_dn(group):
         raise DirectoryWorkflowError(
             f"{group_dn!r} is not a group DN; give the group's full name, e.g. "
             "cn=analysts,ou=groups,dc=example,dc=org"

@@ -14,14 +14,18 @@ import pytest
 from sqlalchemy import select
 
 from candor.store import AuditEntry
+from candor.store.face_models import face_model_by_name
 from candor.workflow.audit_ops import verify_log
 from tests.agency import make_agency, new_user
 from tests.cli.test_command_tree import REQUEST, Cli
 from tests.support import people_with_photos, photos_of
+from tests.workflow.test_reenrol_model import normalised_table
 
 pytestmark = [pytest.mark.faces, pytest.mark.xdist_group("workflow")]
 
-PEOPLE = 30
+# The gallery: enough people for the searched one to have strangers around him (enrolment
+# with the default recipe is the dearest step per photo).
+PEOPLE = 10
 # The labelled folder for calibration and evaluation: the gallery's people and more, since
 # the 1:1 threshold at a false match rate of 1e-3 needs 2,000 impostor pairs (40 people's
 # two photos give 3,120).
@@ -74,7 +78,21 @@ def test_an_operator_model_is_added_confirmed_calibrated_compared_rolled_out_and
         "--licence", "unknown: evaluation use only", "--source", "../shared/models (tests)",
     )  # fmt: skip
     step("confirm", "admin2", "model", "confirm", NAME)
-    step("calibrate", "admin1", "calibrate", str(labelled), "--model", NAME, "--workers", "1")
+    calibrated = step(
+        "calibrate", "admin1", "calibrate", str(labelled), "--model", NAME, "--workers", "1"
+    )  # fmt: skip
+    # The default recipe judges galleries of COHORT_SIZE templates or more on the normalised
+    # score, which a folder this small cannot calibrate: calibrate says so, and the model
+    # is not made active without it (a gallery that grew would find every search refused).
+    assert "not made active without it" in json.dumps(calibrated), calibrated
+    refused = cli.as_user("admin1").run("reenrol", "--model", NAME, "--background")
+    assert refused["ok"] is False and "normalised score" in str(refused["error"]), refused
+    # What `candor calibrate --model` records from a folder with COHORT_SIZE people in each
+    # half (lfw-dev has them; minutes of work, measured by the calibration tests' own means).
+    with agency.workflow.workspace.session() as session:
+        record = face_model_by_name(session, NAME)
+        assert record is not None
+    normalised_table(agency, record.model_key)
     compared = step(
         "evaluate", "admin1", "evaluate", str(labelled), "--model", "dlib", "--model", NAME,
         "--bootstrap", "100", "--workers", "1",

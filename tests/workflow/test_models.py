@@ -14,6 +14,8 @@ from argon2 import PasswordHasher, Type
 from sqlalchemy import select
 
 from candor.faces import EngineSettings
+from candor.faces.recipe import DEFAULT_RECIPE
+from candor.index.cohort import score_name
 from candor.store import AuditEntry, FaceTemplate, Workspace
 from candor.store.calibrations import add_active_calibration
 from candor.store.face_models import (
@@ -154,6 +156,19 @@ def calibrate_model(workflow: Workflow, model_key: str) -> None:
             dataset_sha256="a" * 64,
             impostor_pairs=1000,
             templates=100,
+            points=[[0.1, 0.2], [0.01, 0.4], [0.001, 0.6]],
+            created_at=now,
+            created_by=None,
+        )
+        # The default recipe's normalised score (a folder of COHORT_SIZE people per half).
+        add_active_calibration(
+            session,
+            model_key=model_key,
+            score=score_name(DEFAULT_RECIPE.cohort_k),
+            dataset="lfw-dev",
+            dataset_sha256="a" * 64,
+            impostor_pairs=1000,
+            templates=4000,
             points=[[0.1, 0.2], [0.01, 0.4], [0.001, 0.6]],
             created_at=now,
             created_by=None,

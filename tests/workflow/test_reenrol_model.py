@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from candor.faces.recipe import DEFAULT_RECIPE, RECIPES
 from candor.faces.registry import dlib_resnet_model_id
-from candor.store import AuditEntry, FaceTemplate
+from candor.index.cohort import score_name
+from candor.store import AuditEntry, FaceTemplate, face_models
 from candor.store.calibrations import add_active_calibration
 from candor.store.face_models import ModelCalibration, add_model_calibration, model_activations
 from candor.workflow import (
@@ -25,9 +27,11 @@ from candor.workflow import (
     view_candidates,
 )
 from candor.workflow.audit_ops import verify_log
+from candor.workflow.calibration import is_calibrated
 from candor.workflow.jobs import JobRunner, cancel_job, queue_reenrolment, resume_job
 from candor.workflow.models import (
     ModelError,
+    activate_model,
     active_model,
     add_model,
     confirm_model,
@@ -75,10 +79,15 @@ def added(agency: Agency, path: Path, name: str = NAME, *, confirm: bool = True)
     return str(view.model_key)
 
 
-def calibrated(agency: Agency, model_key: str, *, min_sharpness: float = 0.0) -> None:
+def calibrated(
+    agency: Agency, model_key: str, *, min_sharpness: float = 0.0, normalised: bool = True
+) -> None:
     """Store a 1:N cosine table and the model's own thresholds, as `candor calibrate
-    --model` does (measuring them is the thresholds tests' business; this is lean)."""
+    --model` does (measuring them is the thresholds tests' business; this is lean), and the
+    default recipe's normalised table unless `normalised` is False (a folder too small)."""
     workflow = agency.workflow
+    if normalised:
+        normalised_table(agency, model_key)
     with workflow.workspace.session() as session, session.begin():
         add_active_calibration(
             session,
@@ -110,6 +119,25 @@ def calibrated(agency: Agency, model_key: str, *, min_sharpness: float = 0.0) ->
                 created_at=workflow.now(),
                 created_by=None,
             ),
+        )
+
+
+def normalised_table(agency: Agency, model_key: str) -> None:
+    """The 1:N table of the default recipe's normalised score, as `candor calibrate --model`
+    stores it from a folder with COHORT_SIZE people in each half."""
+    workflow = agency.workflow
+    with workflow.workspace.session() as session, session.begin():
+        add_active_calibration(
+            session,
+            model_key=model_key,
+            score=score_name(DEFAULT_RECIPE.cohort_k),
+            dataset="tests",
+            dataset_sha256="0" * 64,
+            impostor_pairs=1_000_000,
+            templates=4_000,
+            points=POINTS,
+            created_at=workflow.now(),
+            created_by=None,
         )
 
 
@@ -224,7 +252,15 @@ def test_refusals_change_nothing(
     before = len(actions(agency.workflow))
     refused("uncalibrated", "not calibrated")
     assert len(actions(agency.workflow)) == before
-    calibrated(agency, uncalibrated_key)
+    # Calibrated on a folder too small for the normalised score: the default recipe would
+    # refuse every search once the gallery holds COHORT_SIZE templates (issue 16's note 3).
+    calibrated(agency, uncalibrated_key, normalised=False)
+    refused("uncalibrated", r"not calibrated \(recipe combined .* normalised score")
+    assert len(actions(agency.workflow)) == before
+    with agency.workflow.workspace.session() as session:
+        assert is_calibrated(session, uncalibrated_key, RECIPES["baseline"])
+        assert not is_calibrated(session, uncalibrated_key, DEFAULT_RECIPE)
+    normalised_table(agency, uncalibrated_key)
     before = len(actions(agency.workflow))
     with copy.open("ab") as file:  # its bytes are no longer those confirmed
         file.write(b"\0")
@@ -285,6 +321,41 @@ def test_the_job_is_cancelled_between_batches_resumed_and_switches(
     with agency.workflow.workspace.session() as session:
         [activation] = model_activations(session)
         assert (activation.model_name, activation.job_id) == (NAME, job.id)
+
+
+def test_an_enrolment_racing_the_switch_stores_no_template_of_the_old_model(
+    agency: Agency, faces_dir: Path, mobilefacenet_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16's note 4: a process that chose its model (dlib) before another switched
+    # the workspace, and writes after the switch, would leave its photo without the new
+    # model's template. The enrolment reads the active model after its insert, which waits
+    # for a switch in progress, and is refused instead. (On PostgreSQL too:
+    # CANDOR_TEST_DATABASE=postgres.)
+    [person] = people_with_photos(faces_dir, 1)
+    admin = agency["admin1"]
+    calibrated(agency, added(agency, mobilefacenet_onnx))
+    workflow = agency.workflow
+    follow = workflow.model_in_step
+    other = Workflow(workflow.workspace)
+
+    def switched_meanwhile(session: Any = None) -> bool:
+        moved = follow(session)  # this process reads dlib, then another one switches
+        with other.workspace.session() as own, own.begin():
+            if active_model(own).name != NAME:
+                activate_model(own, other, admin, NAME, 0, None)
+        return moved
+
+    monkeypatch.setattr(workflow, "model_in_step", switched_meanwhile)
+    request = EnrolmentRequest(photos_of(person)[0], person.name)
+    summary = enrol_files(workflow, admin, [request], evaluation_provenance())
+    other.close()
+    [outcome] = summary.outcomes
+    assert outcome.status is EnrolmentStatus.REFUSED
+    assert f"switched to face model {NAME}" in str(outcome.reason)
+    assert templates_of(workflow, dlib_resnet_model_id().key) == 0
+    with workflow.workspace.session() as session:
+        assert active_model(session).name == NAME
+        assert face_models.gallery_photo_count(session) == 0
 
 
 def test_switching_back_uses_the_target_models_quality_gate_not_the_active_ones(

@@ -16,7 +16,6 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from candor.store.audit_log import checkpoint_notes, entry_bodies
-from candor.store.evaluation import ReportCard
 from candor.store.governance import (
     Approval,
     AuditEntry,
@@ -64,7 +63,6 @@ class ReportRows:
     lead_outcomes: Sequence[Row[int, str]]
     image_sources: dict[int, str]  # gallery image id -> source type
     policy_sources: Sequence[Row[str, str]]  # (sha256, TOML text) of every policy ever added
-    report_card: ReportCard | None  # the newest by date (ties: the later id)
 
 
 def read_report_rows(session: Session) -> ReportRows:
@@ -111,9 +109,6 @@ def read_report_rows(session: Session) -> ReportRows:
             )
         },
         policy_sources=session.execute(select(PolicyRecord.sha256, PolicyRecord.source)).all(),
-        report_card=session.scalar(
-            select(ReportCard).order_by(ReportCard.created_at.desc(), ReportCard.id.desc()).limit(1)
-        ),
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib.resources import files
@@ -35,9 +36,10 @@ from candor.evaluation.calibration import (
     rate_at_score,
     score_at_rate,
 )
-from candor.evaluation.identification import list_people
+from candor.evaluation.identification import half_of, list_people
 from candor.faces import EngineSettings, QualityThresholds, dlib_resnet_model_id
-from candor.index.cohort import COHORT_SIZE
+from candor.faces.recipe import Recipe
+from candor.index.cohort import COHORT_SIZE, score_name
 from candor.store.calibrations import active_calibration_row, add_active_calibration
 from candor.store.face_models import (
     BUILTIN_MODEL_NAME,
@@ -215,18 +217,39 @@ def is_builtin(model_key: str) -> bool:
     return model_key == dlib_resnet_model_id().key
 
 
-def is_calibrated(session: Session, model_key: str) -> bool:
+def is_calibrated(session: Session, model_key: str, recipe: Recipe | None = None) -> bool:
     """True when every threshold of the model has a source: an active cosine 1:N calibration
-    and an active ModelCalibration of this workspace, or, for dlib, the shipped ones.
+    and an active ModelCalibration of this workspace, or, for dlib, the shipped ones; and,
+    for a `recipe` that normalises, the 1:N calibration of its normalised score.
 
     A model that is not calibrated cannot be made active (`reenrol` asks before switching).
     """
+    return calibration_gap(session, model_key, recipe) is None
+
+
+def calibration_gap(session: Session, model_key: str, recipe: Recipe | None = None) -> str | None:
+    """What the model lacks before it can be made active, in words; None when nothing.
+
+    recipe: the workspace's. One that normalises scores searches a gallery of COHORT_SIZE
+    templates or more on the normalised score, which then needs this model's table: without
+    it, every search would be refused once the gallery grows that large.
+    """
     if is_builtin(model_key):
-        return True
-    return (
-        active_calibration_row(session, model_key, "cosine") is not None
-        and active_model_calibration(session, model_key) is not None
-    )
+        return None
+    if (
+        active_calibration_row(session, model_key, "cosine") is None
+        or active_model_calibration(session, model_key) is None
+    ):
+        return "it has no calibration"
+    if recipe is not None and recipe.normalised:
+        score = score_name(recipe.cohort_k)
+        if active_calibration_row(session, model_key, score) is None:
+            return (
+                f"recipe {recipe.name} judges searches of {COHORT_SIZE:,} templates or more "
+                f"on the normalised score ({score}), which has no calibration for it; "
+                f"calibrate on a folder with {COHORT_SIZE:,} people in each half"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -319,11 +342,23 @@ def recalibrate(
     # One bar over the run, in photos: this model's extraction, dlib's (to match the
     # sharpness limit), then the recipe's two halves (about the folder's photos again).
     try:
-        photos = sum(len(listed) for _, listed in list_people(dataset))
+        people = list_people(dataset)
     except ValueError as error:
         raise WorkflowError(str(error)) from None
+    photos = sum(len(listed) for _, listed in people)
+    # The normalised score's cohort is COHORT_SIZE of the other half's gallery (one photo a
+    # person): a folder with fewer people in a half is told so before any photo is read
+    # for it, not after its templates are made with the recipe's views.
+    halves = Counter(half_of(name) for name, _ in people)
+    cohort_short: str | None = None
+    if min(halves["tune"], halves["report"]) < COHORT_SIZE:
+        cohort_short = (
+            f"its cohort needs {COHORT_SIZE:,} people in each half of the folder; "
+            f"{dataset} has {halves['tune']:,} and {halves['report']:,}"
+        )
+    normalising = workflow.recipe.normalised and cohort_short is None
     extractions = photos * (1 if reference is None else 2)
-    bar = extractions + (photos if workflow.recipe.normalised else 0)
+    bar = extractions + (photos if normalising else 0)
 
     def extraction_progress(done: int, total: int) -> None:
         if progress is not None:
@@ -353,6 +388,8 @@ def recalibrate(
     note: str | None = None
     if workflow.recipe.normalised:
         try:
+            if cohort_short is not None:
+                raise ValueError(cohort_short)
             normalised = calibrate_recipe(
                 dataset, workflow.recipe, gated, workers=workers, progress=recipe_progress
             )
@@ -362,7 +399,8 @@ def recalibrate(
                 # dlib has the shipped table to fall back on; another model has none.
                 note += (
                     f"; searches of a gallery of {COHORT_SIZE:,} templates or more with model "
-                    f"{name} need it: calibrate on a folder with that many people in each half"
+                    f"{name} need it, and the model is not made active without it: calibrate "
+                    "on a folder with that many people in each half"
                 )
     if progress is not None:
         progress(bar, bar)

@@ -266,6 +266,12 @@ class Workflow:
         self._settings_pinned = True
 
     @property
+    def follows_active_model(self) -> bool:
+        """Whether this Workflow makes templates with the workspace's active model (False
+        when its settings are pinned: then with whatever model they name)."""
+        return not self._settings_pinned
+
+    @property
     def base_settings(self) -> EngineSettings:
         """The settings around the model (detector, quality gate, recipe's fallback): what
         `candor.workflow.models.model_settings` puts a model's embedder into."""

@@ -38,6 +38,7 @@ from candor.workflow.accounts import Actor
 from candor.workflow.audit_trail import record
 from candor.workflow.context import Workflow
 from candor.workflow.errors import WorkflowError
+from candor.workflow.models import active_model
 from candor.workflow.permissions import require_permission
 
 
@@ -375,6 +376,16 @@ def _enrol_one(
                 keys=workflow.workspace.keys,
             )
             stored.created_at = now
+            if workflow.follows_active_model:
+                # Read after the template's insert, which waits for a model switch in
+                # progress (PostgreSQL's gallery lock; SQLite's write lock): a template of
+                # a model switched away from while this photo was read is not stored.
+                active = active_model(session)
+                if active.model_key != template.model.key:
+                    raise GalleryError(
+                        f"the workspace switched to face model {active.name} while this "
+                        "photo was being enrolled; enrol it again"
+                    )
             image_id, template_id = image.id, stored.id
             # Ids and hashes only: the subject's reference (a booking number) stays out.
             record(

@@ -36,6 +36,7 @@ from candor.faces.onnx_models import (
     inspect_model_file,
     model_version,
 )
+from candor.faces.recipe import Recipe
 from candor.faces.registry import file_sha256
 from candor.store import face_models as registry
 from candor.store.accounts import user_by_id
@@ -67,6 +68,7 @@ __all__ = [
     "check_model_name",
     "confirm_model",
     "is_model_calibrated",
+    "model_calibration_gap",
     "model_record_view",
     "model_settings",
     "model_view",
@@ -508,13 +510,21 @@ def active_model_settings(session: Session, base: EngineSettings) -> tuple[Engin
     return model_settings(session, activation.model_name, base), activation.id
 
 
-def is_model_calibrated(session: Session, model_key: str) -> bool:
+def is_model_calibrated(session: Session, model_key: str, recipe: Recipe | None = None) -> bool:
     """Whether every threshold of the model has a source (`calibration.is_calibrated`:
-    a cosine 1:N calibration and a ModelCalibration stored, or dlib's shipped ones)."""
-    # Imported here: candor.workflow.calibration builds on this module (model_settings).
-    from candor.workflow.calibration import is_calibrated
+    a cosine 1:N calibration and a ModelCalibration stored, or dlib's shipped ones, and the
+    normalised score's calibration for a `recipe` that normalises)."""
+    return model_calibration_gap(session, model_key, recipe) is None
 
-    return is_calibrated(session, model_key)
+
+def model_calibration_gap(
+    session: Session, model_key: str, recipe: Recipe | None = None
+) -> str | None:
+    """What the model lacks before it can be made active (`calibration.calibration_gap`)."""
+    # Imported here: candor.workflow.calibration builds on this module (model_settings).
+    from candor.workflow.calibration import calibration_gap
+
+    return calibration_gap(session, model_key, recipe)
 
 
 def activate_model(
@@ -529,9 +539,10 @@ def activate_model(
     job's, once every gallery template of the model exists). Refuses a model that is not
     confirmed, not calibrated, whose file changed, or that is active already."""
     model_key = require_usable_model(session, name)
-    if not is_model_calibrated(session, model_key):
+    gap = model_calibration_gap(session, model_key, workflow.recipe)
+    if gap is not None:
         raise ModelError(
-            f"model {name!r} has no calibration; record one with `candor calibrate DIR "
+            f"model {name!r} is not calibrated ({gap}); record it with `candor calibrate DIR "
             f"--model {name}` before it can be made active"
         )
     previous = active_model(session)

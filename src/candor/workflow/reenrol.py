@@ -25,7 +25,7 @@ not which faces are held.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from candor.faces import DetectedFace, EngineSettings, FaceEngine
 from candor.faces.recipe import VIEW_SETS, Fallback, Views
 from candor.faces.registry import dlib_resnet_model_id
-from candor.images import ImageError, decode_image
+from candor.images import DecodedImage, ImageError, decode_image
 from candor.store import (
     FaceTemplate,
     GalleryImage,
@@ -43,6 +43,7 @@ from candor.store import (
     add_template,
     face_models,
 )
+from candor.store.audit_log import lock_log_head
 from candor.workflow.accounts import Actor
 from candor.workflow.actions import act
 from candor.workflow.audit_trail import record
@@ -53,6 +54,7 @@ from candor.workflow.models import (
     activate_model,
     active_model,
     is_model_calibrated,
+    model_calibration_gap,
     model_settings,
     require_usable_model,
 )
@@ -374,29 +376,37 @@ def matching_face(faces: Sequence[DetectedFace], stored: Box) -> tuple[int | Non
     return (best_index if best >= MIN_FACE_OVERLAP else None), best
 
 
-def _remake(workflow: Workflow, stale: _Stale) -> _Made | Kept:
-    """The new template of one stale photo, or why there is none (no file names, no refs)."""
-
-    def kept(reason: str) -> Kept:
-        return Kept(stale.image_id, stale.sha256, stale.template_id, reason)
-
+def _enrolled_face(
+    workflow: Workflow, engine: FaceEngine, image_id: int, sha256: str, box: Box
+) -> tuple[DecodedImage, DetectedFace] | str:
+    """The stored photo and, found in it again by `engine`, the face chosen at enrolment
+    (`box`); or why not, in words (no file names, no subject references)."""
     try:
-        data = stored_image(workflow, stale.sha256)
-        image = decode_image(data, name=f"gallery image {stale.image_id}")
+        data = stored_image(workflow, sha256)
+        image = decode_image(data, name=f"gallery image {image_id}")
     except (VaultError, ImageError) as error:
-        return kept(f"the stored photo could not be read: {error}")
-    engine = workflow.engine
+        return f"the stored photo could not be read: {error}"
     faces = engine.detect_faces(image)
     if not faces:
-        return kept("no face was found in the stored photo with this Candor's detector")
-    chosen, overlap = matching_face(faces, stale.box)
+        return "no face was found in the stored photo with this Candor's detector"
+    chosen, overlap = matching_face(faces, box)
     if chosen is None:
-        return kept(
+        return (
             f"none of the {len(faces)} face(s) found overlaps the face chosen at enrolment "
             f"enough (best intersection over union {overlap:.2f}, at least "
             f"{MIN_FACE_OVERLAP:.2f} needed)"
         )
-    template = engine.face_template(image, faces[chosen], workflow.recipe.enrol_views)
+    return image, faces[chosen]
+
+
+def _remake(workflow: Workflow, stale: _Stale) -> _Made | Kept:
+    """The new template of one stale photo, or why there is none (no file names, no refs)."""
+    engine = workflow.engine
+    found = _enrolled_face(workflow, engine, stale.image_id, stale.sha256, stale.box)
+    if isinstance(found, str):
+        return Kept(stale.image_id, stale.sha256, stale.template_id, found)
+    image, face = found
+    template = engine.face_template(image, face, workflow.recipe.enrol_views)
     return _Made(stale, template.vector)
 
 
@@ -577,7 +587,8 @@ def model_census(workflow: Workflow, actor: Actor) -> ModelCensus:
                 model_key=model_key,
                 state=state,
                 active=model_key == active.model_key,
-                calibrated=state != "unregistered" and is_model_calibrated(session, model_key),
+                calibrated=state != "unregistered"
+                and is_model_calibrated(session, model_key, workflow.recipe),
                 templates=counts.get(model_key, 0),
                 missing=photos - counts.get(model_key, 0),
             )
@@ -655,10 +666,11 @@ def _target(workflow: Workflow, name: str) -> _Target:
                 f"model {name}: its file makes templates of {model_key}, but it was added as "
                 f"{record_.model_key}"
             )
-        if not is_model_calibrated(session, model_key):
+        gap = model_calibration_gap(session, model_key, workflow.recipe)
+        if gap is not None:
             raise ModelError(
-                f"model {name} is not calibrated: run `candor calibrate DIR --model {name}` "
-                "first (a model without thresholds cannot be made active)"
+                f"model {name} is not calibrated ({gap}): run `candor calibrate DIR --model "
+                f"{name}` first (a model without thresholds cannot be made active)"
             )
         active = active_model(session).model_key == model_key
         missing = face_models.gallery_photo_count(session) - (
@@ -685,6 +697,8 @@ def reenrol_model(
     progress: Progress | None = None,
     batch_size: int = DEFAULT_BATCH,
     job_id: int | None = None,
+    skip: Collection[int] = frozenset(),
+    on_refused: Callable[[Refused], None] | None = None,
 ) -> ModelReenrolSummary:
     """Make every gallery photo's template with model `name`, then make it the active model.
 
@@ -702,6 +716,9 @@ def reenrol_model(
     actor: a gallery admin (the policy's `gallery.enrol`); activate_model checks its own.
     progress: called with (photos done, photos to do) after each photo.
     job_id: the background job running this, recorded with the activation.
+    skip: gallery image ids refused by an earlier run of the same job (a resumed job does
+        not try them again; the job's report keeps them). on_refused: called with each
+        refusal as it is decided, before its batch commits.
     """
     require_permission(workflow, actor, "gallery.enrol")
     if batch_size < 1:
@@ -733,9 +750,13 @@ def reenrol_model(
             made: list[tuple[face_models.PhotoWithoutTemplate, np.ndarray]] = []
             refused: list[Refused] = []
             for photo in batch:
+                if photo.image_id in skip:
+                    continue
                 outcome = _make_for_model(workflow, target.engine, photo)
                 if isinstance(outcome, Refused):
                     refused.append(outcome)
+                    if on_refused is not None:
+                        on_refused(outcome)
                 else:
                     made.append((photo, outcome))
                 done += 1
@@ -787,28 +808,14 @@ def _make_for_model(
     workflow: Workflow, engine: FaceEngine, photo: face_models.PhotoWithoutTemplate
 ) -> np.ndarray | Refused:
     """The new model's template of one photo's enrolled face, or why there is none."""
-
-    def refused(reason: str) -> Refused:
-        return Refused(photo.image_id, photo.sha256, reason)
-
-    try:
-        data = stored_image(workflow, photo.sha256)
-        image = decode_image(data, name=f"gallery image {photo.image_id}")
-    except (VaultError, ImageError) as error:
-        return refused(f"the stored photo could not be read: {error}")
-    faces = engine.detect_faces(image)
-    if not faces:
-        return refused("no face was found in the stored photo")
-    chosen, overlap = matching_face(faces, photo.box)
-    if chosen is None:
-        return refused(
-            f"none of the {len(faces)} face(s) found overlaps the face chosen at enrolment "
-            f"enough (best intersection over union {overlap:.2f}, at least "
-            f"{MIN_FACE_OVERLAP:.2f} needed)"
-        )
-    face = faces[chosen]
+    found = _enrolled_face(workflow, engine, photo.image_id, photo.sha256, photo.box)
+    if isinstance(found, str):
+        return Refused(photo.image_id, photo.sha256, found)
+    image, face = found
+    # The new model's own quality gate (its sharpness limit is measured on its chips).
     if not face.quality.passed:
-        return refused("the quality gate refused it: " + "; ".join(face.quality.reasons))
+        reason = "the quality gate refused it: " + "; ".join(face.quality.reasons)
+        return Refused(photo.image_id, photo.sha256, reason)
     return engine.face_template(image, face, workflow.recipe.enrol_views).vector
 
 
@@ -888,6 +895,11 @@ def _switched(
     False: another pass makes theirs first). One transaction, with `model.activated`."""
     with act(workflow, actor, "gallery.enrol") as action:
         session = action.session
+        # Held to the commit (PostgreSQL; SQLite's writers hold the file): an enrolment
+        # whose template is written but not committed finishes first, and the check below
+        # sees its photo; one that writes after waits for the switch, then finds its model
+        # no longer active and is refused (`enrolment`), so no photo is left without one.
+        lock_log_head(session)
         if face_models.photos_without_template(session, target.model_key, after=after, limit=1):
             return False
         templates = face_models.template_counts_by_model(session).get(target.model_key, 0)

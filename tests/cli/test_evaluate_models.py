@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 
 from candor.cli.accounts import save_token
 from candor.cli.app import app
+from candor.evaluation import compare as compare_module
+from candor.evaluation import report_card as report_card_module
 from candor.store import AuditEntry, ReportCard
 from candor.workflow.accounts import login
 from candor.workflow.models import add_model, confirm_model
@@ -76,8 +79,23 @@ def test_a_model_file_alone_prints_its_report_card_with_the_headline_figures(
 
 @pytest.mark.faces
 def test_models_side_by_side_store_a_card_each_and_a_paired_comparison(
-    thirty_people: Path, mobilefacenet_onnx: Path, cache: Path, tmp_path: Path
+    thirty_people: Path,
+    mobilefacenet_onnx: Path,
+    cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Each model's searches run once: its report card's serve the comparison too.
+    identifications: list[str] = []
+    for module in (compare_module, report_card_module):
+        run = module.run_identification_protocol
+
+        def counted(*args: Any, _run: Any = run, **kwargs: Any) -> Any:
+            report = _run(*args, **kwargs)
+            identifications.append(report.model)
+            return report
+
+        monkeypatch.setattr(module, "run_identification_protocol", counted)
     agency = make_agency(tmp_path)
     workflow = agency.workflow
     add_model(
@@ -98,6 +116,7 @@ def test_models_side_by_side_store_a_card_each_and_a_paired_comparison(
     )  # fmt: skip
     assert code == 0, err
     document = json.loads(out)
+    assert len(identifications) == 2 and len(set(identifications)) == 2, identifications
     assert document["compared"] == "models" and document["reference"] == "dlib"
     dlib, other = document["models"]
     assert [dlib["name"], other["name"]] == ["dlib", "mobilefacenet"]

@@ -302,10 +302,18 @@ def compare_arms(
     workers: int = 1,
     timing_sample: int = TIMING_SAMPLE,
     progress: CompareProgress | None = None,
+    reports: Sequence[IdentificationReport | None] | None = None,
 ) -> Comparison:
-    """Run each arm on the same people and compare them with the first (module doc)."""
+    """Run each arm on the same people and compare them with the first (module doc).
+
+    reports: per arm, its identification already run with these options (an evaluation's
+    report card of the arm, `Evaluation.identification`), used instead of running it again;
+    None for an arm runs it.
+    """
     if not arms:
         raise ValueError(f"name at least one {axis} to compare")
+    if reports is not None and len(reports) != len(arms):
+        raise ValueError(f"{len(reports)} reports for {len(arms)} arms")
     names = [arm.name for arm in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"a {axis} is named twice: {', '.join(names)}")
@@ -324,7 +332,7 @@ def compare_arms(
 
     results: list[RecipeResult] = []
     reference: dict[str, np.ndarray] | None = None
-    for arm in arms:
+    for number, arm in enumerate(arms):
         recipe = arm.recipe
         engine = replace(arm.settings, fallback=recipe.fallback)
 
@@ -346,20 +354,24 @@ def compare_arms(
                 workers=workers,
                 progress=step("cohort"),
             )
-        report = run_identification_protocol(
-            dataset_dir,
-            engine,
-            cache_dir,
-            people=people,
-            workers=workers,
-            candidate_list_length=candidate_list_length,
-            fpir_targets=COMPARED_FPIRS,
-            progress=step("templates"),
-            recipe=recipe,
-            protocol=protocol,
-            cohort=None if cohort is None else cohort.vectors,
-            cohort_label=None if cohort is None else cohort.label,
-        )
+        earlier = None if reports is None else reports[number]
+        if earlier is not None:
+            report = earlier
+        else:
+            report = run_identification_protocol(
+                dataset_dir,
+                engine,
+                cache_dir,
+                people=people,
+                workers=workers,
+                candidate_list_length=candidate_list_length,
+                fpir_targets=COMPARED_FPIRS,
+                progress=step("templates"),
+                recipe=recipe,
+                protocol=protocol,
+                cohort=None if cohort is None else cohort.vectors,
+                cohort_label=None if cohort is None else cohort.label,
+            )
         searches = SearchTable.from_report(report, names_listed)
         point = identification_figures(searches, ones, COMPARED_FPIRS)
         replicated = identification_figures(searches, weights, COMPARED_FPIRS)

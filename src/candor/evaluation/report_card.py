@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +342,9 @@ class Evaluation:
     limits: str
     result: dict[str, Any]
     face_model: ModelLabel | None = None
+    # The searches behind the card, for a comparison of the same arms to reuse rather than
+    # run again (`compare_arms`' reports); never stored.
+    identification: IdentificationReport | None = field(default=None, repr=False, compare=False)
 
     @property
     def face_model_name(self) -> str:
@@ -588,6 +591,7 @@ def evaluate_folder(
         limits=limits,
         result=result,
         face_model=model,
+        identification=report,
     )
 
 

@@ -443,6 +443,8 @@ def run_model_comparison(
             candidate_list_length=chosen.candidate_list_length,
             workers=workers,
             progress=progress,
+            # Each model's searches as its report card ran them: not run a second time.
+            reports=[evaluation.identification for evaluation in evaluations],
         )
     except ValueError as error:
         raise EvaluationError(str(error)) from error

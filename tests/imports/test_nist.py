@@ -324,3 +324,28 @@ def test_the_mapping_in_the_admin_guide_reads() -> None:
     example = "\n".join(line.strip() for line in lines[start : lines.index("", start)])
     mapping = parse_mapping(example, "docs/admin.md")
     assert mapping == replace(MAPPING, booking_number=FieldRef(2, 900))
+
+
+def test_photos_of_several_people_in_one_transaction_follow_their_idc(tmp_path: Path) -> None:
+    message = nistitl.Message()
+    message[0].TCN = "TCN-2P"
+    for idc, sid in ((1, "SID-A"), (2, "SID-B")):
+        person = nistitl.AsciiRecord(2)
+        person.IDC = idc
+        person += nistitl.Field(2, 15, sid)
+        message += person
+    for idc in (2, 1, 3):
+        record = nistitl.AsciiRecord(10)
+        record.IDC = idc
+        record.IMT = "FACE"
+        record.PHD = "20240105"
+        record.DATA = jpeg(idc)
+        message += record
+    photos, refusals = read(tmp_path, bytes(message.NIST))
+    assert [(p.origin.rsplit(" ", 1)[-1], p.subject_ref) for p in photos] == [
+        ("#1", "SID-B"),
+        ("#2", "SID-A"),
+    ]
+    assert [r.reason for r in refusals] == [
+        "the transaction has 2 Type-2 records and none has this photo's IDC (10.002) 3"
+    ]

@@ -70,11 +70,20 @@ def _round_trip(tmp_path: Path, home: Path, *restore_options: str) -> None:
     key = home / "keys" / "audit-signing.key"
     code, done, err = run(
         "restore", str(tmp_path / "backup"), "--home", str(restored), "--signing-key", str(key),
-        *restore_options,
+        "--no-later-log", *restore_options,
     )  # fmt: skip
     assert code == 0, err
     assert done["checked"] and done["check_ok"] and done["audit_ok"]
-    assert _entries(restored) == entries[: made["log_size"]]
+    # Without a later log: a warning naming the backup's date and the KEK rotation, and
+    # the restore's own entry after the backup's log saying so.
+    made_at = json.loads((tmp_path / "backup" / "manifest.json").read_text())["made_at"]
+    (warning,) = [line for line in err.splitlines() if line.startswith("candor: warning:")]
+    assert made_at in warning and "candor keys rotate --kek" in warning
+    assert done["later_log"] is False and done["made_at"] == made_at
+    *copied, last = _entries(restored)
+    assert copied == entries[: made["log_size"]]
+    assert json.loads(last)["action"] == "workspace.restored"
+    assert json.loads(last)["details"]["later_log"] is False
     _login(restored, "aud", home.parent / "password")
     verified = runner.invoke(app, ["audit", "verify", "--home", str(restored)])
     assert verified.exit_code == 0, verified.output
@@ -107,9 +116,18 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path: Path) -> None:
 
     code, _, err = run("backup", str(tmp_path / "backup"), "--home", str(home))
     assert code == 0, err
+    # Saying nothing of a later audit log is refused: it would bring back, unsaid, anyone
+    # expunged after the backup.
+    code, refused, err = run("restore", str(tmp_path / "backup"), "--home", str(tmp_path / "r"))
+    assert code == 1 and "--expunged-since EXPORT" in refused["error"]
+    assert "--no-later-log" in refused["error"] and "nothing was written" in refused["error"]
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
     marker = tmp_path / "backup" / "candor-workspace.json"
     marker.write_text(marker.read_text().replace("evaluation", "operational"))
-    code, refused, err = run("restore", str(tmp_path / "backup"), "--home", str(tmp_path / "r"))
+    code, refused, err = run(
+        "restore", str(tmp_path / "backup"), "--home", str(tmp_path / "r"), "--no-later-log"
+    )
     assert code == 1 and "candor-workspace.json is" in refused["error"]
     assert not (tmp_path / "r").exists()
 
@@ -123,9 +141,17 @@ def test_a_restore_without_the_keys_says_what_to_put_back(
     assert code == 0, err
     monkeypatch.setenv(KEK_FILE_VARIABLE, str(tmp_path / "not-here.kek"))
     done = runner.invoke(
-        app, ["restore", str(tmp_path / "backup"), "--home", str(tmp_path / "restored")]
+        app,
+        [
+            "restore",
+            str(tmp_path / "backup"),
+            "--home",
+            str(tmp_path / "restored"),
+            "--no-later-log",
+        ],
     )
     assert done.exit_code == 0, done.output
+    assert "not in the restored audit log" in done.stderr
     assert "audit signing key" in done.stdout and "key-encryption key file" in done.stdout
     assert "candor check --fix" in done.stdout
     assert (tmp_path / "restored" / "candor-workspace.json").is_file()

@@ -32,6 +32,7 @@ from candor.workflow.audit_trail import signing_key_path, stored_log
 from candor.workflow.backup import (
     BACKUP_ACTION,
     MANIFEST_NAME,
+    RESTORE_ACTION,
     BackupError,
     BackupInfo,
     RestoreInfo,
@@ -75,9 +76,11 @@ def _candidates(workflow: Workflow, probe: Path) -> list[tuple[str | None, float
 @pytest.fixture
 def restore(request: pytest.FixtureRequest) -> Callable[..., RestoreInfo]:
     """restore_backup, into a new empty database when the backup holds a PostgreSQL dump
-    (CANDOR_TEST_DATABASE=postgres), else as given."""
+    (CANDOR_TEST_DATABASE=postgres), else as given; without a later export it states
+    there is none (no_later_log), which these tests do not care about unless they say."""
 
     def restoring(backup: Path, home: Path, **options: Any) -> RestoreInfo:
+        options.setdefault("no_later_log", "expunged_export" not in options)
         manifest = json.loads((backup / MANIFEST_NAME).read_text())
         if manifest.get("database") == "postgresql":
             cluster = request.getfixturevalue("postgres_cluster")
@@ -130,8 +133,9 @@ def test_a_backup_taken_during_searches_restores_the_same_log_and_results(
     other = photos_of(live.people[2])[1]  # type: ignore[attr-defined]
     with open_workflow(tmp_path / "restored") as copy:
         copy_entries, copy_notes = _log(copy)
-        # The same entries and checkpoints, up to the backup's snapshot.
-        assert copy_entries == entries[: info.log_size]
+        # The same entries and checkpoints, up to the backup's snapshot, then the restore's.
+        assert copy_entries[:-1] == entries[: info.log_size]
+        assert restored.restore_seq == len(copy_entries) == info.log_size + 1
         assert copy_notes == [note for note in notes if note in copy_notes]
         assert copy_notes and copy_notes[-1] == restored_note(notes, info.tree_size)
         assert verify_stored_log(copy).ok
@@ -277,12 +281,21 @@ def test_a_restore_never_brings_an_expunged_subject_back(
         key = signing_key_path(workflow.workspace)
         probe = photos_of(people[1])[1]
 
-        # The test can fail: without the export, the restore holds the victim again.
-        restore(tmp_path / "backup", tmp_path / "plain", signing_key=key)
-        with open_workflow(tmp_path / "plain") as plain:
-            with plain.workspace.session() as session:
+        # Stated with no_later_log, the restore holds the victim again (the test can fail),
+        # warns naming the backup's date and the KEK rotation, and its audit entry says so.
+        plain = restore(tmp_path / "backup", tmp_path / "plain", signing_key=key, no_later_log=True)
+        made_at = json.loads((tmp_path / "backup" / MANIFEST_NAME).read_text())["made_at"]
+        assert plain.later_log is False and plain.made_at == made_at
+        (warning,) = plain.warnings
+        assert made_at in warning and "candor keys rotate --kek" in warning
+        with open_workflow(tmp_path / "plain") as copy:
+            with copy.workspace.session() as session:
                 assert find_subject(session, victim) is not None
-            assert victim in [ref for ref, _ in _candidates(plain, probe)]
+            entry = json.loads(_log(copy)[0][-1])
+            assert (entry["action"], entry["seq"]) == (RESTORE_ACTION, plain.restore_seq)
+            assert entry["details"]["later_log"] is False
+            assert entry["details"]["made_at"] == made_at
+            assert victim in [ref for ref, _ in _candidates(copy, probe)]
 
         with pytest.raises(BackupError, match=r"needs the key-encryption key .* --signing-key"):
             restore(tmp_path / "backup", tmp_path / "refused", expunged_export=tmp_path / "export")
@@ -296,14 +309,35 @@ def test_a_restore_never_brings_an_expunged_subject_back(
         )
         assert len(restored.expunged_again) == 1
         assert restored.check_ok and restored.audit_ok, restored
+        assert restored.later_log and restored.warnings == ()
         with open_workflow(tmp_path / "restored") as copy:
             with copy.workspace.session() as session:
                 assert find_subject(session, victim) is None
+            entry = json.loads(_log(copy)[0][-1])
+            assert entry["action"] == RESTORE_ACTION
+            assert entry["details"]["later_log"] is True
+            assert entry["details"]["expunged_again"] == 1
             outcome = check_workspace(copy, fix=False)
             assert not outcome.needs_attention, outcome.left
             assert victim not in [ref for ref, _ in _candidates(copy, probe)]
     finally:
         agency.workflow.close()
+
+
+def test_a_restore_saying_nothing_of_a_later_log_is_refused_and_writes_nothing(
+    backup: Path, tmp_path: Path
+) -> None:
+    # Neither an export nor --no-later-log: it would bring back, unsaid, anyone expunged
+    # after the backup (the base restored them silently).
+    with pytest.raises(BackupError, match=r"--expunged-since EXPORT .* --no-later-log"):
+        restore_backup(backup, tmp_path / "restored")
+    assert not (tmp_path / "restored").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackupError, match="contradict"):
+        restore_backup(
+            backup, tmp_path / "empty", expunged_export=tmp_path / "export", no_later_log=True
+        )
+    assert list((tmp_path / "empty").iterdir()) == []
 
 
 def test_an_export_of_another_log_is_refused(

@@ -3,6 +3,7 @@ and restore")."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -86,11 +87,20 @@ def restore_command(
             "subject it expunged since is expunged again in the restored workspace.",
         ),
     ] = None,
+    no_later_log: Annotated[
+        bool,
+        typer.Option(
+            "--no-later-log",
+            help="State that you have no audit export of the live workspace made after the "
+            "backup: people expunged since come back, and the restore records and warns of it.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild a workspace from a backup in a new folder: every hash is checked first
     (nothing is written from an altered backup), the index is rebuilt, and you are told
-    what to put back (the key-encryption key, the signing key)."""
+    what to put back (the key-encryption key, the signing key). Give --expunged-since
+    EXPORT or --no-later-log: a restore never brings an expunged person back unsaid."""
     if home is None:
         fail("say where to restore: --home NEW_FOLDER", as_json=as_json)
     with (
@@ -103,8 +113,12 @@ def restore_command(
             database_url=database,
             signing_key=signing_key,
             expunged_export=expunged_since,
+            no_later_log=no_later_log,
             progress=advance,
         )
+    # Plain lines on standard error, never wrapped, in --json mode too.
+    for warning in info.warnings:
+        sys.stderr.write(f"candor: warning: {warning}\n")
     if info.checked and not info.check_ok:
         fail(
             f"restored into {info.home}, but the workspace needs attention: "

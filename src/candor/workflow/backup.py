@@ -20,8 +20,12 @@ Expungement. A backup keeps every subject expunged after it was made. A restore 
 `--expunged-since EXPORT` (a `candor audit export` of the live workspace made after the
 backup) checks that the export is the same log and extends the backup's, then expunges
 again, in the restored workspace and with an audit entry, every subject the live log
-expunged after the backup: nothing of them enters the restored index. Backups made
-before a KEK rotation are shut for good once the old KEK file is destroyed (docs).
+expunged after the backup: nothing of them enters the restored index. A restore without
+that export must say so (`no_later_log`, the CLI's `--no-later-log`: the operator has no
+later log): it goes on, warns, and records `later_log: false` in its `workspace.restored`
+audit entry; given neither, it is refused before anything is written, so nobody expunged
+is ever brought back unsaid. Backups made before a KEK rotation are shut for good once
+the old KEK file is destroyed (docs).
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ from candor.workflow.workspaces import open_workflow
 
 __all__ = [
     "BACKUP_ACTION",
+    "RESTORE_ACTION",
     "BackupError",
     "BackupInfo",
     "RestoreInfo",
@@ -85,6 +90,10 @@ __all__ = [
 ]
 
 BACKUP_ACTION: Final = "workspace.backed_up"
+# Written in the restored workspace (when its KEK and signing key are there): which backup,
+# and whether a later log was given (later_log), so an auditor sees a restore that may
+# have brought back people expunged after the backup.
+RESTORE_ACTION: Final = "workspace.restored"
 # A backup copies every sealed photo and the database: the admin's own permission.
 BACKUP_PERMISSION: Final = ROTATE_PERMISSION
 MANIFEST_NAME: Final = "manifest.json"
@@ -143,6 +152,14 @@ class RestoreInfo:
     audit_ok: bool | None
     problems: tuple[str, ...]
     next_steps: tuple[str, ...] = field(default=())
+    # When the backup was made (its manifest's made_at), whether a later audit log was
+    # given (False: --no-later-log), the seq of the `workspace.restored` entry (None when
+    # the KEK or the signing key was not there to write it), and what the operator must
+    # be warned of.
+    made_at: str | None = None
+    later_log: bool = True
+    restore_seq: int | None = None
+    warnings: tuple[str, ...] = field(default=())
 
 
 # -- backup -------------------------------------------------------------------------------
@@ -611,14 +628,29 @@ def restore_backup(
     database_url: str | None = None,
     signing_key: Path | None = None,
     expunged_export: Path | None = None,
+    no_later_log: bool = False,
     progress: Progress | None = None,
 ) -> RestoreInfo:
     """Rebuild the backup's workspace in `home` (new or empty); see the module docstring.
 
-    Every hash is checked before anything is written. With the KEK on this machine (at
-    $CANDOR_KEK_FILE or the recorded path) the restored workspace is opened, the
-    expungements owed are done again, and `candor check --fix` runs (it rebuilds the
-    index); otherwise the result says what to put back first."""
+    Exactly one of `expunged_export` (a later audit export of the live workspace) and
+    `no_later_log` (the operator has none) must be given. Every hash is checked before
+    anything is written. With the KEK on this machine (at $CANDOR_KEK_FILE or the recorded
+    path) the restored workspace is opened, the expungements owed are done again, the
+    restore is audited (with the signing key), and `candor check --fix` runs (it rebuilds
+    the index); otherwise the result says what to put back first."""
+    if expunged_export is None and not no_later_log:
+        raise BackupError(
+            "say what became of people expunged after the backup: give --expunged-since "
+            "EXPORT (a `candor audit export` of the live workspace made after it: they are "
+            "expunged again), or --no-later-log if you have no such export (they come back "
+            "and the restore records that); nothing was written"
+        )
+    if expunged_export is not None and no_later_log:
+        raise BackupError(
+            "--expunged-since and --no-later-log contradict each other: give one; nothing "
+            "was written"
+        )
     backup = Path(backup).expanduser().absolute()
     manifest = verify_backup(backup, progress)
     target = _check_home(home)
@@ -664,7 +696,51 @@ def restore_backup(
             if made:
                 target.rmdir()
         raise
-    return _after_restore(manifest, target, kek_path, owed, signing_key is not None)
+    return _after_restore(
+        manifest, target, kek_path, owed, signing_key is not None, later_log=not no_later_log
+    )
+
+
+def _unsaid_warnings(made_at: str, recorded: bool) -> list[str]:
+    """What an operator restoring without a later log (--no-later-log) is told."""
+    warnings = [
+        f"restored without a later audit log (--no-later-log): anyone expunged after the "
+        f"backup was made ({made_at}) is back in this workspace and its index; if an audit "
+        "export of the live workspace turns up, restore again with --expunged-since EXPORT. "
+        "So that old backups cannot bring expunged people back, rotate the KEK after "
+        "expunging (`candor keys rotate --kek NEW_FILE`) and destroy the old KEK file once "
+        "the last backup made under it has expired"
+    ]
+    if not recorded:
+        warnings.append(
+            "this restore is not in the restored audit log (that needs the key-encryption "
+            "key on this machine and --signing-key): record yourself that it was made "
+            "without a later log"
+        )
+    return warnings
+
+
+def _record_restore(
+    workflow: Workflow,
+    manifest: dict[str, Any],
+    later_log: bool,
+    again: tuple[int, ...],
+) -> int:
+    with workflow.workspace.session() as session, session.begin():
+        return record(
+            session,
+            workflow,
+            None,
+            RESTORE_ACTION,
+            {},
+            {
+                "manifest_sha256": manifest["manifest_sha256"],
+                "made_at": manifest.get("made_at"),
+                "backup_log_size": manifest["audit"].get("log_size"),
+                "later_log": later_log,
+                "expunged_again": len(again),
+            },
+        )
 
 
 def _after_restore(
@@ -673,9 +749,12 @@ def _after_restore(
     kek_path: Path | None,
     owed: dict[int, int],
     have_signing_key: bool,
+    *,
+    later_log: bool,
 ) -> RestoreInfo:
     record_ = manifest.get("key_encryption_key") or {}
     audit = manifest["audit"]
+    made_at = str(manifest.get("made_at") or "an unrecorded date")
     steps: list[str] = []
     if os.environ.get(KEY_ENV):
         steps.append(
@@ -708,10 +787,19 @@ def _after_restore(
             audit_ok=None,
             problems=(),
             next_steps=tuple(steps),
+            made_at=made_at,
+            later_log=later_log,
+            warnings=() if later_log else tuple(_unsaid_warnings(made_at, recorded=False)),
         )
     try:
         with open_workflow(home) as workflow:
             again = _expunge_again(workflow, owed)
+            # Before the check, so that the check verifies the log with this entry in it.
+            seq = (
+                _record_restore(workflow, manifest, later_log, again) if have_signing_key else None
+            )
+            # The index is built even without a later log: the operator has said so, the
+            # log says so, and a workspace without its index cannot be searched or checked.
             outcome = check_workspace(workflow, fix=True)
     except (WorkflowError, StoreError) as error:
         raise BackupError(
@@ -733,6 +821,10 @@ def _after_restore(
         audit_ok=None if outcome.audit is None else outcome.audit.ok,
         problems=problems,
         next_steps=tuple(steps),
+        made_at=made_at,
+        later_log=later_log,
+        restore_seq=seq,
+        warnings=() if later_log else tuple(_unsaid_warnings(made_at, recorded=seq is not None)),
     )
 
 

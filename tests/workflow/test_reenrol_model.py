@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -26,6 +27,7 @@ from candor.workflow import (
     request_search,
     view_candidates,
 )
+from candor.workflow import reenrol as reenrol_module
 from candor.workflow.audit_ops import verify_log
 from candor.workflow.calibration import is_calibrated
 from candor.workflow.jobs import JobRunner, cancel_job, queue_reenrolment, resume_job
@@ -321,6 +323,46 @@ def test_the_job_is_cancelled_between_batches_resumed_and_switches(
     with agency.workflow.workspace.session() as session:
         [activation] = model_activations(session)
         assert (activation.model_name, activation.job_id) == (NAME, job.id)
+
+
+def test_a_resumed_job_does_not_try_again_the_photos_it_refused_and_still_reports_them(
+    agency: Agency, faces_dir: Path, mobilefacenet_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enrol(agency, people_with_photos(faces_dir, 4))
+    admin = agency["admin1"]
+    key = added(agency, mobilefacenet_onnx)
+    calibrated(agency, key)
+    tried: list[int] = []
+    make = reenrol_module._make_for_model
+
+    def first_refused(
+        workflow: Workflow, engine: Any, photo: Any
+    ) -> np.ndarray | reenrol_module.Refused:
+        tried.append(photo.image_id)
+        if len(tried) == 1:
+            return reenrol_module.Refused(photo.image_id, photo.sha256, "refused for the test")
+        return make(workflow, engine, photo)
+
+    monkeypatch.setattr(reenrol_module, "_make_for_model", first_refused)
+    job = queue_reenrolment(agency.workflow, admin, model=NAME)
+
+    def cancel_after_first(job_id: int, done: int) -> None:
+        if done == 1:
+            cancel_job(agency.workflow, admin, job_id)
+
+    [cancelled] = JobRunner(
+        agency.workflow, batch_size=2, on_item=cancel_after_first
+    ).run_until_empty()
+    assert cancelled.state == "cancelled"
+    refused_image = tried[0]
+    assert templates_of(agency.workflow, key) == 1  # the first batch: one made, one refused
+    resume_job(agency.workflow, admin, job.id)
+    [done] = JobRunner(agency.workflow, batch_size=2).run_until_empty()
+    assert done.state == "done", done.error
+    assert tried.count(refused_image) == 1  # not tried again on resume
+    assert done.result is not None
+    assert (done.result["refused"], done.result["refused_images"]) == (1, [refused_image])
+    assert (done.result["activated"], done.result["templates"]) == (True, 3)
 
 
 def test_an_enrolment_racing_the_switch_stores_no_template_of_the_old_model(

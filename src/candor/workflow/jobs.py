@@ -89,7 +89,7 @@ from candor.workflow.enrolment import (
 from candor.workflow.errors import NotFoundError, WorkflowError
 from candor.workflow.evaluation_ops import require_evaluator, run_evaluation
 from candor.workflow.permissions import PermissionDeniedError, require_permission
-from candor.workflow.reenrol import model_target, recipe_census, reenrol, reenrol_model
+from candor.workflow.reenrol import Refused, model_target, recipe_census, reenrol, reenrol_model
 from candor.workflow.retention import run_retention
 
 log = logging.getLogger(__name__)
@@ -740,6 +740,16 @@ class JobRunner:
 
         model = job.params.get("target_model")
         if model is not None:
+            # Photos refused by an earlier run of this job (ids only): a resumed run does
+            # not try them again, and they stay in its report. Kept in the result as each
+            # is refused, so a cancellation between batches keeps them too.
+            refused_images: list[int] = [int(i) for i in job.result.get("refused_images", [])]
+
+            def refused(item: Refused) -> None:
+                refused_images.append(item.image_id)
+                job.result["refused_images"] = refused_images
+                job.refused = job.result["refused"] = len(refused_images)
+
             switched = reenrol_model(
                 self.workflow,
                 actor,
@@ -747,13 +757,14 @@ class JobRunner:
                 progress=advance,
                 batch_size=self.batch_size,
                 job_id=job.id,
+                skip=frozenset(refused_images),
+                on_refused=refused,
             )
             job.result = {
                 "model": model,
                 "made": job.result.get("made", 0) + len(switched.made),
-                # A resumed run tries every photo still without a template again, those
-                # refused before included: its refusals are the job's.
-                "refused": len(switched.refused),
+                "refused": len(refused_images),
+                "refused_images": refused_images,
                 "batches": job.result.get("batches", 0) + switched.batches,
                 "activated": switched.activated,
                 "templates": switched.templates,

@@ -20,7 +20,13 @@ from sqlalchemy import select
 from candor.cli.render import request_outcome_lines
 from candor.faces import EngineSettings, FaceEngine
 from candor.store import AuditEntry
-from candor.workflow import MultipleFacesError, RequestForm, RequestOutcome, request_search
+from candor.workflow import (
+    MultipleFacesError,
+    RequestForm,
+    RequestOutcome,
+    request_search,
+    request_verify,
+)
 from candor.workflow.probes import read_probe
 from tests.agency import make_agency
 
@@ -85,6 +91,9 @@ def test_the_search_tells_the_analyst_and_audits_the_choice(
     try:
         probe = lfw_photo(faces_dir, "Abdel_Nasser_Assidi", 2)
         outcome = request_search(workflow, agency["ana"], probe, FORM)
+        # A 1:1 comparison takes its photos through the same rule.
+        other = lfw_photo(faces_dir, "Abdel_Nasser_Assidi", 1)
+        verified = request_verify(workflow, agency["ana"], other, probe, FORM)
         with workflow.workspace.session() as session:
             bodies = session.scalars(select(AuditEntry.body).order_by(AuditEntry.seq)).all()
     finally:
@@ -98,6 +107,19 @@ def test_the_search_tells_the_analyst_and_audits_the_choice(
     assert details["face_choice"] == ["index 0 of 2"]
     assert details["face_choice_note"] == [BYSTANDER_NOTE]
     assert b"Abdel_Nasser_Assidi" not in b"\n".join(bodies)
+    # Abdel_Nasser_Assidi_0001 shows two small blurred faces behind him: each is named.
+    first, second = verified.probe_notes
+    assert first.startswith(
+        "Abdel_Nasser_Assidi_0001.jpg: 1 usable face of 3 found; the others fail the gate: "
+        "face 1: eyes 19 px apart, below the minimum of 24 px, too blurred: sharpness "
+    )
+    assert "; face 2: eyes 16 px apart" in first
+    assert second == f"Abdel_Nasser_Assidi_0002.jpg: {BYSTANDER_NOTE}"
+    three = first.removeprefix("Abdel_Nasser_Assidi_0001.jpg: ")
+    details = next(e["details"] for e in requested if e["action"] == "verify.requested")
+    assert details["faces_found"] == [3, 2]
+    assert details["face_choice"] == ["index 0 of 3", "index 0 of 2"]
+    assert details["face_choice_note"] == [three, BYSTANDER_NOTE]
 
 
 def test_the_requester_reads_the_note_first() -> None:

@@ -132,3 +132,25 @@ def test_the_requester_reads_the_note_first() -> None:
     )
     lines = request_outcome_lines(outcome)
     assert lines[1] == "p.jpg: 1 usable face of 2 found; the other fails the gate: \\[x]"
+
+
+def test_a_refused_probe_is_recorded_without_its_file_name(tmp_path: Path) -> None:
+    agency = make_agency(tmp_path)
+    workflow = agency.workflow
+    probe = tmp_path / "Jane_Roe_0001.png"  # a file named after the person, as is common
+    Image.new("RGB", (300, 300), "grey").save(probe)
+    try:
+        outcome = request_search(workflow, agency["ana"], probe, FORM)
+        with workflow.workspace.session() as session:
+            bodies = session.scalars(select(AuditEntry.body).order_by(AuditEntry.seq)).all()
+    finally:
+        workflow.close()
+    assert outcome.status == "denied"
+    details = next(
+        json.loads(body)["details"]
+        for body in bodies
+        if json.loads(body)["action"] == "search.requested"
+    )
+    assert details["probe_refused"] == "the probe: no face found"
+    assert b"Jane_Roe" not in b"\n".join(bodies)
+    assert "Jane_Roe" not in json.dumps(outcome.decision)

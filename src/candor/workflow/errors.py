@@ -24,7 +24,16 @@ class SubjectNotFoundError(NotFoundError):
 
 
 class ProbeRefusedError(WorkflowError):
-    """The probe (or a photo to verify) has no usable face; the message says why."""
+    """The probe (or a photo to verify) has no usable face; the message says why.
+
+    `reason` says it without the file's name, which may be a person's: the request's
+    record and audit entry keep only the reason.
+    """
+
+    def __init__(self, photo: str, reason: str) -> None:
+        self.photo = photo
+        self.reason = reason
+        super().__init__(f"{photo}: {reason}")
 
 
 class MultipleFacesError(WorkflowError):

@@ -313,10 +313,15 @@ def _request(
     workflow.model_in_step()  # probes are made with the model active now (another process)
     probes: list[Probe] = []
     refusal: str | None = None
-    try:
-        probes = [probe_for(workflow, path, face) for path, face in zip(paths, faces, strict=True)]
-    except ProbeRefusedError as error:
-        refusal = str(error)
+    for number, (path, face) in enumerate(zip(paths, faces, strict=True), start=1):
+        try:
+            probes.append(probe_for(workflow, path, face))
+        except ProbeRefusedError as error:
+            # Recorded without the file's name, which may be a person's.
+            photo = "the probe" if len(paths) == 1 else f"photo {number} of {len(paths)}"
+            refusal = f"{photo}: {error.reason}"
+            probes = []
+            break
     original = None if original_probe is None else original_probe.read_bytes()
     workspace = workflow.workspace
     now = workflow.now()

@@ -102,7 +102,7 @@ def _probe_from_image(
 ) -> Probe:
     faces = engine.detect_faces(image)
     if not faces:
-        raise ProbeRefusedError(f"{path.name}: no face found")
+        raise ProbeRefusedError(path.name, "no face found")
     note = None
     if face_index is None:
         face_index, note = _only_usable_face(path, faces)
@@ -114,8 +114,8 @@ def _probe_from_image(
     face = faces[face_index]
     if not face.quality.passed:
         raise ProbeRefusedError(
-            f"{path.name}: the face was refused by the quality gate: "
-            + "; ".join(face.quality.reasons)
+            path.name,
+            "the face was refused by the quality gate: " + "; ".join(face.quality.reasons),
         )
     probe_face = ProbeFace(
         image_sha256=image.sha256,

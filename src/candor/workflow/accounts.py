@@ -535,23 +535,33 @@ def login(
             if PASSWORD_HASHER.check_needs_rehash(user.password_hash):
                 user.password_hash = PASSWORD_HASHER.hash(password)
                 rehashed = {"password_sha256": password_digest(user.password_hash)}
-            token = secrets.token_urlsafe(32)
-            now = workflow.now()
-            row = create_session(
-                session, token_sha256(token), user.id, now + lifetime, created_at=now
-            )
-            record(
-                session,
-                workflow,
-                user.username,
-                "auth.login",
-                {"user": user.id, "session": row.id},
-                {"expires_at": row.expires_at.isoformat(), **rehashed},
-            )
-            return LoginResult(token=token, username=user.username, expires_at=row.expires_at)
+            return open_session(session, workflow, user, lifetime, rehashed)
     if failure == "disabled":
         raise LoginFailedError(f"{username} is disabled; an admin must enable the account")
     raise LoginFailedError("wrong username or password")
+
+
+def open_session(
+    session: Session,
+    workflow: Workflow,
+    user: User,
+    lifetime: timedelta,
+    details: Mapping[str, object],
+) -> LoginResult:
+    """A new session for `user`, its `auth.login` entry (with `details`) in the caller's
+    transaction; the token is returned once and only its sha256 is stored."""
+    token = secrets.token_urlsafe(32)
+    now = workflow.now()
+    row = create_session(session, token_sha256(token), user.id, now + lifetime, created_at=now)
+    record(
+        session,
+        workflow,
+        user.username,
+        "auth.login",
+        {"user": user.id, "session": row.id},
+        {"expires_at": row.expires_at.isoformat(), **details},
+    )
+    return LoginResult(token=token, username=user.username, expires_at=row.expires_at)
 
 
 def session_view(

@@ -49,7 +49,7 @@ from candor.directory.client import DirectoryPerson, authenticate, dn_key, look_
 from candor.directory.errors import DirectoryConfigError, DirectoryRefused, DirectoryUnavailable
 from candor.directory.settings import SETTINGS_NAME, DirectorySettings, load_directory_settings
 from candor.policy import ROLES, role_conflict
-from candor.store import USERNAME_PATTERN, User, create_session, revoke_user_sessions, set_roles
+from candor.store import USERNAME_PATTERN, User, revoke_user_sessions, set_roles
 from candor.store.accounts import create_user, user_by_id, user_by_name
 from candor.store.directory import (
     CONFIRMED_PERSON_ROLES,
@@ -83,7 +83,6 @@ from candor.workflow.accounts import (
     _actor,
     _user_details,
     require_admin,
-    token_sha256,
 )
 from candor.workflow.actions import act
 from candor.workflow.audit_trail import record
@@ -421,20 +420,7 @@ def directory_login(
                     {"user": user.id},
                     {"username": user.username, "conflict": outcome.conflict},
                 )
-            token = secrets.token_urlsafe(32)
-            now = workflow.now()
-            row = create_session(
-                session, token_sha256(token), user.id, now + lifetime, created_at=now
-            )
-            record(
-                session,
-                workflow,
-                user.username,
-                "auth.login",
-                {"user": user.id, "session": row.id},
-                {"expires_at": row.expires_at.isoformat(), "directory": True},
-            )
-            return LoginResult(token=token, username=user.username, expires_at=row.expires_at)
+            return accounts.open_session(session, workflow, user, lifetime, {"directory": True})
     if directory_said_no and failure != "empty_password":
         # Not whether the name exists or is disabled there: the audit entry says which.
         raise LoginFailedError("wrong username or password")
